@@ -1,0 +1,31 @@
+"""rnnode: stacked recurrent neural networks as continuous-time dynamical systems.
+
+Layers are vector fields dh/dt = F(t, h, x) integrated with torchdiffeq; explicit Euler with step 1
+and a held input recovers torch.nn.RNN, GRU and LSTM exactly (``from_torch`` / ``to_torch``).
+"""
+
+from ._bridge import from_torch as from_torch
+from ._bridge import to_torch as to_torch
+from ._fields import CELLS as CELLS
+from ._fields import ElmanField as ElmanField
+from ._fields import GRUField as GRUField
+from ._fields import LinearField as LinearField
+from ._fields import LSTMField as LSTMField
+from ._fields import RelaxationField as RelaxationField
+from ._fields import VectorField as VectorField
+from ._fields import make_field as make_field
+from ._paths import INTERPOLATIONS as INTERPOLATIONS
+from ._paths import CubicPath as CubicPath
+from ._paths import HoldPath as HoldPath
+from ._paths import InputPath as InputPath
+from ._paths import LinearPath as LinearPath
+from ._paths import make_path as make_path
+from ._solve import ADAPTIVE_METHODS as ADAPTIVE_METHODS
+from ._solve import FIXED_METHODS as FIXED_METHODS
+from ._solve import METHODS as METHODS
+from ._solve import DivergenceError as DivergenceError
+from ._stack import COUPLINGS as COUPLINGS
+from ._stack import ODERNN as ODERNN
+from ._stack import Solution as Solution
+
+__version__ = "0.1.0"

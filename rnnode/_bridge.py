@@ -1,0 +1,122 @@
+"""The discretization bridge: torch.nn.RNN / GRU / LSTM <-> ODERNN, weights moved 1:1.
+
+Explicit Euler with step 1 of dh/dt = -h + tanh(W_ih x + b_ih + W_hh h + b_hh), with the input
+held over each sample interval, *is* torch.nn.RNN (and likewise for the GRU and LSTM fields):
+``from_torch`` returns an ODERNN whose call with no solver arguments reproduces the torch module,
+and ``to_torch`` goes back.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._stack import ODERNN
+
+_TORCH_CELLS = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
+_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _suffix(layer: int, direction: int) -> str:
+    return f"_l{layer}" + ("_reverse" if direction else "")
+
+
+def _cell_of(module: nn.Module) -> str:
+    for cls, cell in _TORCH_CELLS.items():
+        if type(module) is cls or isinstance(module, cls):
+            return cell
+    raise ValueError(
+        f"module: expected torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM, got {type(module).__name__}"
+    )
+
+
+def from_torch(module: nn.RNNBase) -> ODERNN:
+    """The ODERNN equivalent to a torch.nn.RNN, GRU or LSTM (same weights, copied).
+
+    The result's defaults are the bridge (Euler, one step per unit sample interval, ``hold``,
+    ``sampled`` coupling, tau = 1), so ``from_torch(m)(x, hx)`` equals ``m(x, hx)`` to rounding;
+    pass solver arguments to ask what the same weights do as a continuous-time system.
+
+    Arguments:
+        module: a torch.nn.RNN (tanh or relu), GRU or LSTM in any configuration: layers,
+            bidirectional, batch_first, bias=False, dropout (applied between layers in training,
+            as torch does).
+
+    Returns:
+        ODERNN on the module's device and dtype, in the module's training mode.
+
+    Raises:
+        NotImplementedError: an LSTM with ``proj_size > 0`` (projected hidden states have no
+            field here yet).
+    """
+    cell = _cell_of(module)
+    if getattr(module, "proj_size", 0):
+        raise NotImplementedError(
+            f"module: LSTM with proj_size={module.proj_size} is not supported (only proj_size=0)"
+        )
+    reference = module.weight_ih_l0
+    model = ODERNN(
+        module.input_size,
+        module.hidden_size,
+        num_layers=module.num_layers,
+        cell=cell,
+        nonlinearity=getattr(module, "nonlinearity", "tanh"),
+        bias=module.bias,
+        batch_first=module.batch_first,
+        bidirectional=module.bidirectional,
+        dropout=module.dropout,
+    ).to(device=reference.device, dtype=reference.dtype)
+    _copy(module, model, to_model=True)
+    return model.train(module.training)
+
+
+def to_torch(model: ODERNN) -> nn.RNNBase:
+    """The torch.nn.RNN, GRU or LSTM equal to ``model`` (weights copied).
+
+    Raises:
+        ValueError: ``model`` has no discrete twin in torch.nn (a linear or other cell, skip
+            connections, or a time constant other than a fixed 1).
+    """
+    if model.cell not in ("rnn", "gru", "lstm"):
+        raise ValueError(
+            f"model: cell={model.cell!r} has no torch.nn equivalent "
+            "(expected 'rnn', 'gru' or 'lstm')"
+        )
+    if model.skips != (1,):
+        raise ValueError(f"model: skips={model.skips} have no torch.nn equivalent (expected (1,))")
+    for i, field in enumerate(model.layers):
+        if field.learn_tau or float(field.tau) != 1.0:
+            raise ValueError(
+                f"model: layers[{i}] has tau={float(field.tau)}"
+                f"{' (learnable)' if field.learn_tau else ''}; torch.nn's cell is "
+                "the Euler step only for a fixed tau = 1"
+            )
+    cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[model.cell]
+    kwargs = {"nonlinearity": model.nonlinearity} if model.cell == "rnn" else {}
+    reference = model.layers[0].weight_ih
+    module = cls(
+        model.input_size,
+        model.hidden_size,
+        num_layers=model.num_layers,
+        bias=model.bias,
+        batch_first=model.batch_first,
+        dropout=model.dropout,
+        bidirectional=model.bidirectional,
+        **kwargs,
+    )
+    module = module.to(device=reference.device, dtype=reference.dtype)
+    _copy(module, model, to_model=False)
+    return module.train(model.training)
+
+
+@torch.no_grad()
+def _copy(module: nn.RNNBase, model: ODERNN, *, to_model: bool) -> None:
+    for layer in range(model.num_layers):
+        for direction in range(model.num_directions):
+            field = model.field(layer, direction)
+            for name in _PARAMETERS:
+                ours = getattr(field, name)
+                if ours is None:
+                    continue
+                theirs = getattr(module, name + _suffix(layer, direction))
+                (ours if to_model else theirs).copy_(theirs if to_model else ours)

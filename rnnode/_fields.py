@@ -1,0 +1,257 @@
+"""Vector fields of single recurrent layers: dh/dt = F(t, h, u).
+
+Every field receives the *projected drive* ``u = W_ih x + b_ih`` (computed once for all sample
+times, since projection commutes with interpolation) and its own state. The classic cells are
+*relaxation fields*: with ``Phi`` the discrete cell's update map,
+
+    dh/dt = (Phi(h, u) - h) / tau,
+
+so one explicit Euler step of size ``tau`` is exactly the discrete cell ``h_k = Phi(h_{k-1}, u_k)``.
+For the GRU this reads ``dh/dt = (1 - z) * (n - h) / tau``; for the LSTM the state is ``(h, c)``
+and ``Phi`` is the LSTM update of both. Parameter names and layouts follow ``torch.nn``
+(``weight_ih``: (G * hidden, input), ``weight_hh``: (G * hidden, hidden), ``bias_ih``, ``bias_hh``,
+gates in torch's order) so that weights move 1:1.
+
+State layout: a layer's state is one tensor of shape ``(..., state_size)`` with
+``state_size = state_parts * hidden_size``; the hidden state ``h`` is always the first part
+(LSTM: ``[h, c]``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VectorField(nn.Module):
+    """Base class: the vector field of one layer, dh/dt = F(t, h, u).
+
+    Arguments:
+        input_size: features of the layer's input x.
+        hidden_size: features of the hidden state h.
+        bias: whether ``bias_ih`` and ``bias_hh`` exist.
+        tau: time constant scaling the field (positive).
+        learn_tau: make ``tau`` a trainable parameter (kept positive as ``exp(log_tau)``).
+
+    Subclasses set ``gates`` (rows of ``weight_ih`` per hidden unit), ``state_parts`` and
+    implement ``forward(t, state, u)``.
+    """
+
+    gates: int = 1
+    state_parts: int = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        tau: float = 1.0,
+        learn_tau: bool = False,
+    ):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        rows = self.gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(rows))
+            self.bias_hh = nn.Parameter(torch.empty(rows))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        if not tau > 0:
+            raise ValueError(f"tau: expected a positive time constant, got {tau!r}")
+        self.learn_tau = learn_tau
+        self._unit_tau = not learn_tau and tau == 1.0  # skip a division on the bridge's path
+        if learn_tau:
+            self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
+        else:
+            # Stored as given, so a fixed tau is exact (tau = 1 divides nothing away).
+            self.register_buffer("fixed_tau", torch.tensor(float(tau)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every weight and bias uniform on (-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            p = getattr(self, name)
+            if p is not None:
+                nn.init.uniform_(p, -bound, bound)
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """The time constant, a 0-d tensor."""
+        return self.log_tau.exp() if self.learn_tau else self.fixed_tau
+
+    @property
+    def state_size(self) -> int:
+        return self.state_parts * self.hidden_size
+
+    def project(self, x: torch.Tensor, columns: slice | None = None, bias: bool = True):
+        """The drive ``W_ih[:, columns] x (+ b_ih)``: (..., len(columns)) -> (..., G * hidden)."""
+        weight = self.weight_ih if columns is None else self.weight_ih[:, columns]
+        return F.linear(x, weight, self.bias_ih if bias else None)
+
+    def output(self, state: torch.Tensor) -> torch.Tensor:
+        """The hidden state h (the first part of the state): (..., state_size) -> (..., hidden)."""
+        return state if self.state_parts == 1 else state[..., : self.hidden_size]
+
+    def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class RelaxationField(VectorField):
+    """dh/dt = (Phi(h, u) - h) / tau, where Phi is a discrete cell's update map."""
+
+    def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """The discrete cell's map Phi(h, u), same shape as ``state``."""
+        raise NotImplementedError
+
+    def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        rate = self.update(state, u) - state
+        return rate if self._unit_tau else rate / self.tau
+
+    def _recurrent(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.weight_hh, self.bias_hh)
+
+
+_NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+}
+
+
+class ElmanField(RelaxationField):
+    """Elman field: dh/dt = (-h + sigma(W_ih x + b_ih + W_hh h + b_hh)) / tau, sigma tanh or relu.
+
+    Euler with step tau is ``torch.nn.RNN``'s cell.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        tau: float = 1.0,
+        learn_tau: bool = False,
+        nonlinearity: str = "tanh",
+    ):
+        if nonlinearity not in _NONLINEARITIES:
+            raise ValueError(
+                f"nonlinearity: expected one of {tuple(_NONLINEARITIES)}, got {nonlinearity!r}"
+            )
+        super().__init__(input_size, hidden_size, bias, tau, learn_tau)
+        self.nonlinearity = nonlinearity
+        self._sigma = _NONLINEARITIES[nonlinearity]
+
+    def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self._sigma(u + self._recurrent(state))
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"
+
+
+class LinearField(RelaxationField):
+    """Linear field: dh/dt = A h + B x + b, with A = (W_hh - I) / tau, B = W_ih / tau and
+    b = (b_ih + b_hh) / tau.
+
+    Euler with step tau = 1 gives the linear recurrence ``h_k = W_hh h_{k-1} + W_ih x_k + b``.
+    """
+
+    def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return u + self._recurrent(state)
+
+    @property
+    def A(self) -> torch.Tensor:
+        """State matrix (hidden, hidden)."""
+        eye = torch.eye(self.hidden_size, dtype=self.weight_hh.dtype, device=self.weight_hh.device)
+        return (self.weight_hh - eye) / self.tau
+
+    @property
+    def B(self) -> torch.Tensor:
+        """Input matrix (hidden, input)."""
+        return self.weight_ih / self.tau
+
+
+class GRUField(RelaxationField):
+    """GRU field: dh/dt = (1 - z) * (n - h) / tau, with torch's gates (r, z, n):
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z = sigmoid(W_iz x + b_iz + W_hz h + b_hz),
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)). Euler with step tau is ``torch.nn.GRU``'s cell.
+    """
+
+    gates = 3
+
+    def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return state + self._increment(state, u)
+
+    def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        # (1 - z) * (n - h) directly, rather than Phi - h, so no cancellation error is added.
+        rate = self._increment(state, u)
+        return rate if self._unit_tau else rate / self.tau
+
+    def _increment(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        ur, uz, un = u.chunk(3, dim=-1)
+        wr, wz, wn = self._recurrent(h).chunk(3, dim=-1)
+        r = torch.sigmoid(ur + wr)
+        z = torch.sigmoid(uz + wz)
+        n = torch.tanh(un + r * wn)
+        return (1 - z) * (n - h)
+
+
+class LSTMField(RelaxationField):
+    """LSTM field on the state (h, c): d(h, c)/dt = ((o * tanh(c+), c+) - (h, c)) / tau with
+    c+ = f * c + i * g and torch's gates (i, f, g, o).
+
+    Euler with step tau is ``torch.nn.LSTM``'s cell. ``gate_values`` returns the gates.
+    """
+
+    gates = 4
+    state_parts = 2
+
+    def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gates i, f, g, o, each (..., hidden), at the given state and drive."""
+        h = state[..., : self.hidden_size]
+        i, f, g, o = (u + self._recurrent(h)).chunk(4, dim=-1)
+        return {
+            "i": torch.sigmoid(i),
+            "f": torch.sigmoid(f),
+            "g": torch.tanh(g),
+            "o": torch.sigmoid(o),
+        }
+
+    def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        gates = self.gate_values(state, u)
+        c = state[..., self.hidden_size :]
+        c_next = gates["f"] * c + gates["i"] * gates["g"]
+        return torch.cat([gates["o"] * torch.tanh(c_next), c_next], dim=-1)
+
+
+CELLS: dict[str, type[VectorField]] = {
+    "rnn": ElmanField,
+    "gru": GRUField,
+    "lstm": LSTMField,
+    "linear": LinearField,
+}
+
+
+def make_field(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    *,
+    nonlinearity: str = "tanh",
+    bias: bool = True,
+    tau: float = 1.0,
+    learn_tau: bool = False,
+) -> VectorField:
+    """Build the vector field of the named cell (one of ``CELLS``)."""
+    if cell not in CELLS:
+        raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {cell!r}")
+    kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+    return CELLS[cell](input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs)

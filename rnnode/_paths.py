@@ -1,0 +1,156 @@
+"""Input paths: samples x_k observed at times t_k turned into a control x(t).
+
+Every path is built from knot times ``times = (t_0, t_1, ..., t_T)`` of shape ``(T + 1,)`` and
+samples of shape ``(T, ..., channels)`` (time first), where sample ``x_k`` is observed at ``t_k``
+for ``k = 1..T`` and ``t_0`` is the time the state starts from. ``evaluate(t)`` returns the control
+at the scalar time ``t`` with shape ``(..., channels)``.
+
+Schemes (all linear in the samples, so an affine map applied to the samples commutes with the
+interpolation; rnnode uses this to project inputs through ``weight_ih`` once for all times):
+
+- ``hold``: ``x(t) = x_k`` on ``[t_{k-1}, t_k)``. This is the exact bridge to the discrete RNN: an
+  explicit Euler step from ``t_{k-1}`` sees exactly the sample ``x_k``. Discontinuous at the knots.
+- ``linear``: piecewise linear through ``(t_k, x_k)``, with ``x(t_0) = x_1`` (the first sample held
+  back to the start time).
+- ``cubic``: natural cubic spline through the same knots as ``linear`` (twice continuously
+  differentiable, the choice for adaptive solvers).
+
+Outside ``[t_0, t_T]`` every path is constant, equal to its value at the nearest end.
+"""
+
+from __future__ import annotations
+
+import torch
+
+INTERPOLATIONS = ("hold", "linear", "cubic")
+
+
+class InputPath:
+    """A control path x(t) built from samples at knot times.
+
+    Subclasses implement ``evaluate``; ``is_continuous`` says whether the path is continuous at the
+    knots (solvers must step exactly onto the knots of a discontinuous path).
+    """
+
+    is_continuous: bool = True
+
+    def __init__(self, times: torch.Tensor, values: torch.Tensor):
+        self.times = times
+        self.values = values
+
+    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reflect(self) -> InputPath:
+        """The time-reversed path s -> x(t_0 + t_T - s) on the same interval.
+
+        For ``hold`` the reversed path holds each sample over the interval in which the reversed
+        direction consumes it (left-closed in reversed time), as a reverse discrete RNN does.
+        """
+        reflected = (self.times[0] + self.times[-1]) - self.times.flip(0)
+        return type(self)(reflected, self.values.flip(0))
+
+    def _interval(self, t: torch.Tensor) -> torch.Tensor:
+        # Index j of the knot interval [t_j, t_{j+1}) holding t, clamped to 0..T-1; kept as a
+        # tensor so evaluation never synchronises with the device.
+        j = torch.searchsorted(self.times, t.reshape(1), right=True) - 1
+        return j.clamp_(0, self.times.shape[0] - 2)
+
+
+class HoldPath(InputPath):
+    """x(t) = x_k on [t_{k-1}, t_k): sample k is held over the interval that ends at t_k.
+
+    ``values`` has shape (T, ..., C): one value per interval.
+    """
+
+    is_continuous = False
+
+    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
+        return self.values.index_select(0, self._interval(t)).squeeze(0)
+
+
+class LinearPath(InputPath):
+    """Piecewise linear interpolation through the knots (t_j, v_j), j = 0..T.
+
+    ``values`` has shape (T + 1, ..., C): one value per knot.
+    """
+
+    def __init__(self, times: torch.Tensor, values: torch.Tensor):
+        super().__init__(times, values)
+        self.knots = values
+        widths = (times[1:] - times[:-1]).reshape(-1, *([1] * (values.dim() - 1)))
+        self.slopes = (values[1:] - values[:-1]) / widths
+
+    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
+        j = self._interval(t)
+        s = (t.clamp(self.times[0], self.times[-1]) - self.times.index_select(0, j)).squeeze(0)
+        return (self.knots.index_select(0, j) + s * self.slopes.index_select(0, j)).squeeze(0)
+
+
+class CubicPath(InputPath):
+    """Natural cubic spline through the knots (t_j, v_j), j = 0..T; ``values`` (T + 1, ..., C).
+
+    The second derivatives ``M`` solve the tridiagonal system
+    ``w_{j-1} M_{j-1} + 2 (w_{j-1} + w_j) M_j + w_j M_{j+1} = 6 (d_j - d_{j-1})`` with
+    ``M_0 = M_T = 0``, where ``w_j`` are the knot spacings and ``d_j`` the divided differences
+    (Thomas algorithm, differentiable in the samples).
+    """
+
+    def __init__(self, times: torch.Tensor, values: torch.Tensor):
+        super().__init__(times, values)
+        knots = values
+        shape = (-1, *([1] * (values.dim() - 1)))
+        widths = (times[1:] - times[:-1]).reshape(shape)
+        slopes = (knots[1:] - knots[:-1]) / widths
+        second = _natural_second_derivatives(widths, slopes)
+        self.knots = knots
+        # On [t_j, t_{j+1}] with s = t - t_j:  x = v_j + b_j s + c_j s^2 + e_j s^3.
+        self.b = slopes - widths * (2 * second[:-1] + second[1:]) / 6
+        self.c = second[:-1] / 2
+        self.e = (second[1:] - second[:-1]) / (6 * widths)
+
+    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
+        j = self._interval(t)
+        s = (t.clamp(self.times[0], self.times[-1]) - self.times.index_select(0, j)).squeeze(0)
+        v, b, c, e = (a.index_select(0, j).squeeze(0) for a in (self.knots, self.b, self.c, self.e))
+        return v + s * (b + s * (c + s * e))
+
+
+def _natural_second_derivatives(widths: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:
+    """Second derivatives at the knots of the natural cubic spline, shape (n + 1, ...)."""
+    n = slopes.shape[0]
+    zero = torch.zeros_like(slopes[:1])
+    if n < 2:
+        return torch.cat([zero, zero], dim=0)
+    # Interior unknowns M_1..M_{n-1}: sub-diagonal w_{j-1}, diagonal 2(w_{j-1}+w_j), super w_j.
+    rhs = 6 * (slopes[1:] - slopes[:-1])
+    diag = 2 * (widths[:-1] + widths[1:])
+    forward = [rhs[0] / diag[0]]
+    factors = [widths[1] / diag[0]] if n > 2 else []
+    for j in range(1, n - 1):
+        denom = diag[j] - widths[j] * factors[j - 1]
+        forward.append((rhs[j] - widths[j] * forward[j - 1]) / denom)
+        if j < n - 2:
+            factors.append(widths[j + 1] / denom)
+    interior = [forward[-1]]
+    for j in range(n - 3, -1, -1):
+        interior.append(forward[j] - factors[j] * interior[-1])
+    interior.reverse()
+    return torch.cat([zero, torch.stack(interior, dim=0), zero], dim=0)
+
+
+_PATHS = {"hold": HoldPath, "linear": LinearPath, "cubic": CubicPath}
+
+
+def make_path(interpolation: str, times: torch.Tensor, samples: torch.Tensor) -> InputPath:
+    """Build the path of the named scheme through ``samples`` (T, ..., C) at ``times`` (T + 1,)."""
+    try:
+        cls = _PATHS[interpolation]
+    except KeyError:
+        raise ValueError(
+            f"interpolation: expected one of {INTERPOLATIONS}, got {interpolation!r}"
+        ) from None
+    if cls is HoldPath:
+        return cls(times, samples)
+    # Knot values: the first sample is held back to the start time t_0.
+    return cls(times, torch.cat([samples[:1], samples], dim=0))

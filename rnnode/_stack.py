@@ -1,0 +1,482 @@
+"""ODERNN: a stack of recurrent layers as continuous-time vector fields, solved by torchdiffeq.
+
+Layer ``l`` (1-based) is a vector field dh_l/dt = F_l(t, h_l, u_l) driven by its *sources*: the
+layers ``l - s`` for every skip offset ``s`` (``skips=(1,)`` is the plain stack), where an offset
+that reaches below layer 1 reads the input x (once, however many offsets reach it). The drive is
+``u_l = W_ih [source_1; source_2; ...] + b_ih`` in the order of increasing offset.
+
+Couplings between layers:
+
+- ``"sampled"``: layers are solved one after another; layer l is driven by the interpolated outputs
+  of its sources *at the sample times* (the discrete stack's structure).
+- ``"continuous"``: all layers form one ODE in which layer l is driven by the states of its sources
+  at every instant (the true continuous-time stack).
+
+Why the defaults are the discrete RNN: with ``method="euler"``, one step per sample interval,
+``interpolation="hold"``, ``coupling="sampled"`` and tau = 1, the step from t_{k-1} to t_k = t_{k-1}
++ 1 is ``h_k = h_{k-1} + 1 * (Phi(h_{k-1}, x_k) - h_{k-1}) = Phi(h_{k-1}, x_k)``: the held input on
+``[t_{k-1}, t_k)`` is exactly x_k and Phi is the cell of torch.nn.RNN/GRU/LSTM, so each layer's
+solution at the sample times is the discrete layer's output sequence, to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._fields import CELLS, VectorField, make_field
+from ._paths import INTERPOLATIONS, InputPath, make_path
+from ._solve import METHODS, integrate
+from ._validate import check_choice, check_positive, check_tensor, check_times
+
+COUPLINGS = ("sampled", "continuous")
+_INPUT = -1  # source index of the external input
+
+
+@dataclass
+class Solution:
+    """Everything one solve of an ODERNN produced.
+
+    Attributes:
+        output: top layer's hidden states at the sample times, torch's layout:
+            (T, batch, D * hidden) or (batch, T, D * hidden) when batch_first.
+        h_n: final hidden states (D * num_layers, batch, hidden); for LSTM ``(h_n, c_n)``.
+        times: (T + 1,) the start time t_0 and the sample times.
+        states: (num_layers, D, T + 1, batch, state_size): every layer's full state at every time
+            in ``times``, in forward time order for both directions (the reverse direction starts
+            at t_T and ends at t_0).
+        nfe: number of vector-field evaluations of the forward solve (all layers, directions).
+        hidden_size: features of h, the first part of each state.
+
+    For unbatched input the batch dimension is absent from all of them.
+    """
+
+    output: torch.Tensor
+    h_n: torch.Tensor | tuple[torch.Tensor, ...]
+    times: torch.Tensor
+    states: torch.Tensor
+    nfe: int
+    hidden_size: int
+
+    @property
+    def hidden(self) -> torch.Tensor:
+        """Hidden states h of every layer, (num_layers, D, T + 1, batch, hidden)."""
+        return self.states[..., : self.hidden_size]
+
+
+class _StackODE(nn.Module):
+    """Joint vector field of consecutive layers of one direction.
+
+    Layer i's drive is its projected external path (input x, or in sampled coupling the sources'
+    sampled outputs) plus ``W_ih[:, cols] h_j`` for every source j that is solved in the same ODE.
+    """
+
+    def __init__(
+        self,
+        fields: Sequence[VectorField],
+        paths: Sequence[InputPath | None],
+        internal: Sequence[Sequence[tuple[int, slice]]],
+    ):
+        super().__init__()
+        self.fields = nn.ModuleList(fields)
+        self.paths = list(paths)
+        self.internal = [list(s) for s in internal]
+        self.sizes = [f.state_size for f in fields]
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if len(self.fields) == 1 and not self.internal[0]:
+            return self.fields[0](t, y, self.paths[0].evaluate(t))
+        states = y.split(self.sizes, dim=-1)
+        rates = []
+        for i, field in enumerate(self.fields):
+            path = self.paths[i]
+            u = path.evaluate(t) if path is not None else field.bias_ih
+            for j, cols in self.internal[i]:
+                drive = F.linear(self.fields[j].output(states[j]), field.weight_ih[:, cols])
+                u = drive if u is None else u + drive
+            rates.append(field(t, states[i], u))
+        return torch.cat(rates, dim=-1)
+
+
+class ODERNN(nn.Module):
+    """A stacked (bidirectional) RNN whose layers are continuous-time vector fields.
+
+    Layer l follows dh_l/dt = F(t, h_l, W_ih x_l + b_ih) for the chosen ``cell`` (see
+    ``rnnode.CELLS``), scaled by ``1 / tau``; calling the model integrates it with a torchdiffeq
+    method from the state ``hx`` at t_0 through the sample times t_1..t_T.
+
+    Arguments:
+        input_size: features of x.
+        hidden_size: features of each layer's hidden state h.
+        num_layers: number of stacked layers.
+        cell: ``"rnn"`` (Elman), ``"gru"``, ``"lstm"`` or ``"linear"``.
+        nonlinearity: ``"tanh"`` or ``"relu"`` (``cell="rnn"`` only).
+        bias: whether the layers have ``bias_ih`` and ``bias_hh``.
+        batch_first: inputs and outputs are (batch, T, features) instead of (T, batch, features).
+        bidirectional: add a reverse direction per layer that integrates the time-reversed input.
+        tau: time constant of every layer, or one per layer.
+
+    Keyword-only arguments:
+        skips: offsets of the layers feeding each layer (``(1,)``: the plain stack; ``(1, 2)``:
+            layers l-1 and l-2).
+        learn_tau: make the time constants trainable.
+        dropout: dropout probability on the outputs of every layer but the last, in training
+            (as torch.nn.RNN; sampled coupling only).
+        method, step_size, rtol, atol, interpolation, coupling: the default solve; every call may
+            override them. The defaults are the exact bridge to torch.nn.RNN: ``"euler"``, one
+            step per sample interval, ``"hold"``, ``"sampled"``.
+
+    Call: ``model(x, hx=None, *, t=None, method=None, step_size=None, rtol=None, atol=None,
+    interpolation=None, coupling=None, adjoint=False)`` returns ``(output, h_n)`` (LSTM:
+    ``(output, (h_n, c_n))``) with torch's shapes; ``model.solve(...)`` takes the same arguments
+    and returns a ``Solution`` with every layer's trajectory and the NFE.
+
+    Notes:
+        Times: ``t`` has shape (T + 1,) = (t_0, t_1, ..., t_T): the state starts from ``hx`` at
+        t_0 and sample x_k is observed at t_k. Default: t_k = k. Times must increase strictly.
+
+        The reverse direction of a bidirectional layer integrates the same field on the reflected
+        path s -> x(t_0 + t_T - s); its output at sample k is its state at t_{k-1} (it has then
+        consumed x_T, ..., x_k, as torch's reverse direction has).
+
+    Warnings:
+        ``coupling="continuous"`` with ``bidirectional=True`` needs ``num_layers=1``: a deeper
+        bidirectional stack coupled at every instant is a boundary-value problem, not an
+        initial-value problem.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell: str = "rnn",
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        tau: float | Sequence[float] = 1.0,
+        *,
+        skips: Sequence[int] = (1,),
+        learn_tau: bool = False,
+        dropout: float = 0.0,
+        method: str = "euler",
+        step_size: float | None = None,
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+        interpolation: str = "hold",
+        coupling: str = "sampled",
+    ):
+        super().__init__()
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        check_choice("cell", cell, tuple(CELLS))
+        skips = tuple(skips)
+        if (
+            not skips
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in skips)
+            or len(set(skips)) != len(skips)
+        ):
+            raise ValueError(f"skips: expected distinct positive integer offsets, got {skips!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        taus = [tau] * num_layers if isinstance(tau, (int, float)) else list(tau)
+        if len(taus) != num_layers:
+            raise ValueError(
+                f"tau: expected one value or {num_layers} (one per layer), got {len(taus)}"
+            )
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.cell = cell
+        self.nonlinearity = nonlinearity
+        self.bias = bias
+        self.batch_first = batch_first
+        self.bidirectional = bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        self.skips = tuple(sorted(skips))
+        self.dropout = float(dropout)
+        self.defaults = dict(
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+        )
+        self._check_solver(**self.defaults)
+        layers = []
+        for layer in range(num_layers):
+            size = sum(self._source_size(j) for j in self.sources(layer))
+            for _ in range(self.num_directions):
+                layers.append(
+                    make_field(
+                        cell,
+                        size,
+                        hidden_size,
+                        nonlinearity=nonlinearity,
+                        bias=bias,
+                        tau=taus[layer],
+                        learn_tau=learn_tau,
+                    )
+                )
+        #: Vector fields, index ``layer * num_directions + direction`` (torch's order of hx).
+        self.layers = nn.ModuleList(layers)
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def sources(self, layer: int) -> list[int]:
+        """0-based indices of the layers feeding ``layer`` (-1: the input), by increasing offset."""
+        found: list[int] = []
+        for s in self.skips:
+            j = max(layer - s, _INPUT)
+            if j not in found:
+                found.append(j)
+        return found
+
+    def _source_size(self, j: int) -> int:
+        return self.input_size if j == _INPUT else self.num_directions * self.hidden_size
+
+    def _columns(self, layer: int) -> dict[int, slice]:
+        cols, start = {}, 0
+        for j in self.sources(layer):
+            cols[j] = slice(start, start + self._source_size(j))
+            start += self._source_size(j)
+        return cols
+
+    def field(self, layer: int, direction: int = 0) -> VectorField:
+        """The vector field of a layer (0-based) and direction (0 forward, 1 reverse)."""
+        return self.layers[layer * self.num_directions + direction]
+
+    @property
+    def state_parts(self) -> int:
+        return self.layers[0].state_parts
+
+    # -- call ---------------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor, hx=None, **kwargs):
+        solution = self.solve(x, hx, **kwargs)
+        return solution.output, solution.h_n
+
+    def solve(
+        self,
+        x: torch.Tensor,
+        hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+        *,
+        t: torch.Tensor | None = None,
+        method: str | None = None,
+        step_size: float | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        interpolation: str | None = None,
+        coupling: str | None = None,
+        adjoint: bool = False,
+        options: dict | None = None,
+    ) -> Solution:
+        """Integrate the stack over the sample times; see the class docstring for arguments.
+
+        ``options`` are passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}``
+        with ``method="scipy_solver"``).
+        """
+        given = dict(
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+        )
+        cfg = {k: self.defaults[k] if v is None else v for k, v in given.items()}
+        self._check_solver(**cfg)
+        if cfg["coupling"] == "continuous" and self.bidirectional and self.num_layers > 1:
+            raise ValueError(
+                "coupling: 'continuous' needs num_layers=1 when bidirectional=True (a deeper "
+                "bidirectional stack coupled at every instant is not an initial-value problem); "
+                f"got num_layers={self.num_layers}"
+            )
+        if cfg["coupling"] == "continuous" and self.dropout and self.training:
+            raise ValueError(
+                f"coupling: 'continuous' has no layer outputs to drop; got dropout={self.dropout} "
+                "in training mode (call .eval() or use coupling='sampled')"
+            )
+        x, h0, unbatched = self._check_inputs(x, hx)
+        times = check_times(
+            "t",
+            torch.arange(x.shape[0] + 1) if t is None else t,
+            num_samples=x.shape[0],
+            dtype=x.dtype,
+        ).to(x.device)
+        solve_kw = dict(
+            method=cfg["method"],
+            step_size=cfg["step_size"],
+            rtol=cfg["rtol"],
+            atol=cfg["atol"],
+            adjoint=adjoint,
+            options=options,
+            discontinuous=cfg["interpolation"] == "hold",
+        )
+        if cfg["coupling"] == "continuous" and self.num_layers > 1:
+            groups = [list(range(self.num_layers))]
+        else:
+            groups = [[layer] for layer in range(self.num_layers)]
+        outputs: dict[int, torch.Tensor] = {_INPUT: x}
+        states: list[torch.Tensor] = []
+        nfe = 0
+        for group in groups:
+            per_direction = []
+            for d in range(self.num_directions):
+                traj, n = self._solve_group(
+                    group, d, outputs, h0, times, cfg["interpolation"], solve_kw
+                )
+                per_direction.append(traj)
+                nfe += n
+            for i, layer in enumerate(group):
+                layer_states = torch.stack([traj[i] for traj in per_direction])  # (D, T+1, B, S)
+                states.append(layer_states)
+                field = self.field(layer)
+                fwd = field.output(layer_states[0, 1:])
+                if self.bidirectional:
+                    # Reverse output k is its state at t_{k-1}, after consuming x_T..x_k.
+                    outputs[layer] = torch.cat([fwd, field.output(layer_states[1, :-1])], -1)
+                else:
+                    outputs[layer] = fwd
+                if self.dropout and self.training and layer < self.num_layers - 1:
+                    outputs[layer] = F.dropout(outputs[layer], self.dropout, training=True)
+        return self._package(
+            outputs[self.num_layers - 1], torch.stack(states), times, nfe, unbatched
+        )
+
+    def _solve_group(self, group, direction, outputs, h0, times, interpolation, solve_kw):
+        """Solve layers ``group`` of one direction as one ODE; returns per-layer trajectories."""
+        fields, paths, internal, extra = [], [], [], []
+        for layer in group:
+            field = self.field(layer, direction)
+            cols = self._columns(layer)
+            inside = [(j, c) for j, c in cols.items() if j in group]
+            outside = [(j, c) for j, c in cols.items() if j not in group]
+            path = None
+            if outside:
+                # Sources solved before this ODE: project their samples once, then interpolate.
+                # Their columns are contiguous: all sources (sampled) or the input (continuous).
+                first = outside[0][1].start
+                last = outside[-1][1].stop
+                samples = torch.cat([outputs[j] for j, _ in outside], dim=-1)
+                u = field.project(samples, slice(first, last))
+                path = make_path(interpolation, times, u)
+                if direction == 1:
+                    path = path.reflect()
+                extra.append(path.values)
+            fields.append(field)
+            paths.append(path)
+            internal.append([(group.index(j), c) for j, c in inside])
+        y0 = torch.cat([h0[layer * self.num_directions + direction] for layer in group], -1)
+        grid = times if direction == 0 else (times[0] + times[-1]) - times.flip(0)
+        ode = _StackODE(fields, paths, internal)
+        traj, nfe = integrate(ode, y0, grid, adjoint_params=tuple(extra), **solve_kw)
+        if direction == 1:
+            traj = traj.flip(0)
+        return traj.split(ode.sizes, dim=-1), nfe
+
+    def to_torch(self) -> nn.RNNBase:
+        """The equivalent torch.nn.RNN, GRU or LSTM (see ``rnnode.to_torch``)."""
+        from ._bridge import to_torch
+
+        return to_torch(self)
+
+    # -- checks and packaging -------------------------------------------------------------------
+
+    def _check_solver(self, method, step_size, rtol, atol, interpolation, coupling) -> None:
+        check_choice("method", method, METHODS)
+        check_positive("step_size", step_size, allow_none=True)
+        check_positive("rtol", rtol)
+        check_positive("atol", atol)
+        check_choice("interpolation", interpolation, INTERPOLATIONS)
+        check_choice("coupling", coupling, COUPLINGS)
+
+    def _check_inputs(self, x, hx):
+        dtype = self.layers[0].weight_ih.dtype
+        if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3):
+            got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                "x: expected a tensor of rank 3, (T, batch, input_size) (or "
+                "(batch, T, input_size) with batch_first), or rank 2, (T, input_size) "
+                f"unbatched; got {got}"
+            )
+        unbatched = x.dim() == 2
+        layout = (
+            "(T, input_size)"
+            if unbatched
+            else ("(batch, T, input_size)" if self.batch_first else "(T, batch, input_size)")
+        )
+        shape = (None,) * (x.dim() - 1) + (self.input_size,)
+        x = check_tensor("x", x, shape=shape, layout=layout, dtype=dtype)
+        if unbatched:
+            x = x.unsqueeze(1)
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        if x.shape[0] < 1:
+            raise ValueError("x: expected at least one time step, got T = 0")
+        batch = x.shape[1]
+        n = self.num_layers * self.num_directions
+        parts = self.state_parts
+        if hx is None:
+            h0 = x.new_zeros(n, batch, parts * self.hidden_size)
+        else:
+            given = (hx,) if parts == 1 else hx
+            names = ("hx",) if parts == 1 else tuple(f"hx[{i}]" for i in range(parts))
+            if parts > 1 and (not isinstance(hx, (tuple, list)) or len(hx) != parts):
+                raise ValueError(
+                    f"hx: expected a tuple of {parts} tensors (h_0, c_0) for "
+                    f"cell={self.cell!r}, got {type(hx).__name__}"
+                )
+            shape = (n, self.hidden_size) if unbatched else (n, batch, self.hidden_size)
+            lay = (
+                "(D * num_layers, hidden_size)"
+                if unbatched
+                else "(D * num_layers, batch, hidden_size)"
+            )
+            checked = [
+                check_tensor(name, h, shape=shape, layout=lay, dtype=dtype)
+                for name, h in zip(names, given, strict=True)
+            ]
+            h0 = torch.cat([h.unsqueeze(1) if unbatched else h for h in checked], dim=-1)
+        return x, h0, unbatched
+
+    def _package(self, top, states, times, nfe, unbatched) -> Solution:
+        H = self.hidden_size
+        final = (
+            torch.stack([states[:, 0, -1], states[:, 1, 0]], dim=1)
+            if self.bidirectional
+            else states[:, :1, -1]
+        )
+        final = final.flatten(0, 1)  # (L * D, B, S), torch's order
+        parts = tuple(final[..., i * H : (i + 1) * H] for i in range(self.state_parts))
+        output = top
+        if unbatched:
+            output = output.squeeze(1)
+            parts = tuple(p.squeeze(1) for p in parts)
+            states = states.squeeze(3)
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        h_n = parts[0] if self.state_parts == 1 else parts
+        return Solution(output, h_n, times, states, nfe, H)
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+            f"cell={self.cell!r}"
+        )
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.skips != (1,):
+            s += f", skips={self.skips}"
+        return s
