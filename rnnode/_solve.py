@@ -71,9 +71,18 @@ def step_grid(times: torch.Tensor, step_size: float | None) -> tuple[torch.Tenso
     return torch.cat([grid, times[-1:]]), counts
 
 
-def _run_fixed(solver: FixedGridODESolver, grid: torch.Tensor, counts: list[int]) -> torch.Tensor:
-    """Step a torchdiffeq fixed-grid solver along ``grid``; keep the state at each interval end."""
-    y = solver.y0
+def _run_fixed(
+    solver: FixedGridODESolver,
+    grid: torch.Tensor,
+    counts: list[int],
+    probes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Step a torchdiffeq fixed-grid solver along ``grid``; keep the state at each interval end.
+
+    ``probes`` (T + 1, *state), zeros that require grad, are added to the state at each sample
+    time, so that the gradient of a loss with respect to ``probes[k]`` is dLoss/dy(t_k).
+    """
+    y = solver.y0 if probes is None else solver.y0 + probes[0]
     states = [y]
     starts, widths = grid[:-1].unbind(0), (grid[1:] - grid[:-1]).unbind(0)
     ends = grid[1:].unbind(0)
@@ -83,6 +92,8 @@ def _run_fixed(solver: FixedGridODESolver, grid: torch.Tensor, counts: list[int]
             dy, _f0 = solver._step_func(solver.func, starts[i], widths[i], ends[i], y)
             y = y + dy
             i += 1
+        if probes is not None:
+            y = y + probes[len(states)]
         states.append(y)
     return torch.stack(states)
 
@@ -107,6 +118,7 @@ def integrate(
     adjoint: bool = False,
     adjoint_params: tuple[torch.Tensor, ...] = (),
     options: dict | None = None,
+    probes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Solve dy/dt = func(t, y), y(times[0]) = y0, returning y at ``times`` and the NFE.
 
@@ -121,6 +133,9 @@ def integrate(
         adjoint: solve the backward pass with ``odeint_adjoint`` (memory flat in T).
         adjoint_params: tensors outside ``func``'s parameters that it depends on.
         options: further torchdiffeq options, passed through.
+        probes: zeros of shape (T + 1, batch, state) requiring grad, added to the state at each
+            output time so that gradients with respect to them are dLoss/dy(t_k) (fixed-step
+            methods without adjoint only).
 
     Returns:
         ``(trajectory, nfe)``: trajectory (T + 1, batch, state), and the number of forward
@@ -145,6 +160,11 @@ def integrate(
             opts.setdefault("max_num_steps", MAX_STEPS)
             if discontinuous and times.shape[0] > 2:
                 opts.setdefault("jump_t", times[1:-1])
+    if probes is not None and (adjoint or method not in FIXED_METHODS):
+        raise ValueError(
+            f"method: state gradients need a fixed-step method without adjoint "
+            f"{FIXED_METHODS}; got method={method!r}, adjoint={adjoint}"
+        )
     counted = _Counted(func)
     kwargs = dict(rtol=rtol, atol=atol, method=method, options=opts)
     try:
@@ -161,7 +181,7 @@ def integrate(
             )
             solver = SOLVERS[method](func=wrapped, y0=y0_, rtol=rtol_, atol=atol_, **opts_)
             if isinstance(solver, FixedGridODESolver):
-                trajectory = _run_fixed(solver, grid, counts)
+                trajectory = _run_fixed(solver, grid, counts, probes)
             elif isinstance(solver, AdaptiveStepsizeODESolver) and method != "scipy_solver":
                 trajectory = _run_adaptive(solver, times_)
             else:

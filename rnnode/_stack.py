@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import torch
 import torch.nn.functional as F
@@ -61,11 +62,44 @@ class Solution:
     states: torch.Tensor
     nfe: int
     hidden_size: int
+    _probes: list[tuple[list[int], int, torch.Tensor, list[int]]] = dataclass_field(
+        default_factory=list, repr=False
+    )
 
     @property
     def hidden(self) -> torch.Tensor:
         """Hidden states h of every layer, (num_layers, D, T + 1, batch, hidden)."""
         return self.states[..., : self.hidden_size]
+
+    def state_gradients(self, loss: torch.Tensor, *, retain_graph: bool = True) -> torch.Tensor:
+        """dLoss/dstate of every layer at every time in ``times``, in one backward pass.
+
+        The total derivative through all later times and layers (the adjoint state at the
+        sample times): for the discrete stack, the error signal that backpropagation through
+        time delivers to h_t^l. Needs ``solve(..., track_state_gradients=True)``.
+
+        Returns:
+            Tensor of ``states``' shape, (num_layers, D, T + 1, batch, state_size).
+        """
+        if not self._probes:
+            raise ValueError(
+                "loss: this solution was not solved with track_state_gradients=True, "
+                "so it has no handle on the state gradients"
+            )
+        grads = torch.autograd.grad(
+            loss, [p for _, _, p, _ in self._probes], retain_graph=retain_graph, allow_unused=True
+        )
+        num_layers = max(max(g) for g, _, _, _ in self._probes) + 1
+        num_dirs = max(d for _, d, _, _ in self._probes) + 1
+        out: list[list[torch.Tensor | None]] = [[None] * num_dirs for _ in range(num_layers)]
+        for (group, direction, probe, sizes), grad in zip(self._probes, grads, strict=True):
+            grad = torch.zeros_like(probe) if grad is None else grad
+            if direction == 1:
+                grad = grad.flip(0)
+            for layer, part in zip(group, grad.split(sizes, dim=-1), strict=True):
+                out[layer][direction] = part
+        result = torch.stack([torch.stack(row) for row in out])
+        return result.squeeze(3) if result.dim() == self.states.dim() + 1 else result
 
 
 class _StackODE(nn.Module):
@@ -281,11 +315,13 @@ class ODERNN(nn.Module):
         coupling: str | None = None,
         adjoint: bool = False,
         options: dict | None = None,
+        track_state_gradients: bool = False,
     ) -> Solution:
         """Integrate the stack over the sample times; see the class docstring for arguments.
 
         ``options`` are passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}``
-        with ``method="scipy_solver"``).
+        with ``method="scipy_solver"``). ``track_state_gradients=True`` (fixed-step methods)
+        lets ``Solution.state_gradients(loss)`` return dLoss/dstate at every sample time.
         """
         given = dict(
             method=method,
@@ -330,12 +366,18 @@ class ODERNN(nn.Module):
             groups = [[layer] for layer in range(self.num_layers)]
         outputs: dict[int, torch.Tensor] = {_INPUT: x}
         states: list[torch.Tensor] = []
+        probes: list = []
         nfe = 0
         for group in groups:
             per_direction = []
             for d in range(self.num_directions):
+                probe = None
+                if track_state_gradients:
+                    sizes = [self.field(layer).state_size for layer in group]
+                    probe = x.new_zeros(x.shape[0] + 1, x.shape[1], sum(sizes), requires_grad=True)
+                    probes.append((group, d, probe, sizes))
                 traj, n = self._solve_group(
-                    group, d, outputs, h0, times, cfg["interpolation"], solve_kw
+                    group, d, outputs, h0, times, cfg["interpolation"], dict(solve_kw, probes=probe)
                 )
                 per_direction.append(traj)
                 nfe += n
@@ -351,9 +393,11 @@ class ODERNN(nn.Module):
                     outputs[layer] = fwd
                 if self.dropout and self.training and layer < self.num_layers - 1:
                     outputs[layer] = F.dropout(outputs[layer], self.dropout, training=True)
-        return self._package(
+        solution = self._package(
             outputs[self.num_layers - 1], torch.stack(states), times, nfe, unbatched
         )
+        solution._probes = probes
+        return solution
 
     def _solve_group(self, group, direction, outputs, h0, times, interpolation, solve_kw):
         """Solve layers ``group`` of one direction as one ODE; returns per-layer trajectories."""
@@ -385,6 +429,42 @@ class ODERNN(nn.Module):
         if direction == 1:
             traj = traj.flip(0)
         return traj.split(ode.sizes, dim=-1), nfe
+
+    def joint_field(self, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None):
+        """The vector field of the continuously coupled stack at a constant input.
+
+        d state_l/dt = F_l(t, state_l, W_ih [sources of l] + b_ih), where the sources are the
+        hidden parts of the states of layers l - s and, for offsets reaching below layer 1, x.
+
+        Arguments:
+            state: (..., num_layers, state_size) the stacked states.
+            x: (..., input_size) the input, broadcast against the leading dimensions of state.
+            t: the time (the classic cells are autonomous; default 0).
+
+        Returns:
+            (..., num_layers, state_size): d state/dt. Forward direction only (a bidirectional
+            stack has no joint initial-value field).
+        """
+        if self.bidirectional:
+            raise ValueError(
+                "model: joint_field is defined for unidirectional stacks; got bidirectional=True"
+            )
+        if state.shape[-2:] != (self.num_layers, self.layers[0].state_size):
+            raise ValueError(
+                f"state: expected shape (..., num_layers, state_size) = "
+                f"(..., {self.num_layers}, {self.layers[0].state_size}), got {tuple(state.shape)}"
+            )
+        t = state.new_zeros(()) if t is None else t
+        rates = []
+        for layer in range(self.num_layers):
+            field = self.field(layer)
+            parts = []
+            for j in self.sources(layer):
+                src = x if j == _INPUT else self.field(j).output(state[..., j, :])
+                parts.append(src.expand(*state.shape[:-2], src.shape[-1]))
+            u = field.project(torch.cat(parts, dim=-1))
+            rates.append(field(t, state[..., layer, :], u))
+        return torch.stack(rates, dim=-2)
 
     def to_torch(self) -> nn.RNNBase:
         """The equivalent torch.nn.RNN, GRU or LSTM (see ``rnnode.to_torch``)."""
