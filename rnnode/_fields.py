@@ -255,3 +255,107 @@ def make_field(
         raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {cell!r}")
     kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
     return CELLS[cell](input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs)
+
+
+class AntisymmetricField(VectorField):
+    """Antisymmetric RNN field (Chang et al. 2019):
+
+        dh/dt = tanh((W - W^T - gamma I) h + V x + b) / tau.
+
+    ``weight_ih`` is V, ``weight_hh`` is W and b = ``bias_ih + bias_hh``. For gamma = 0 the
+    Jacobian diag(tanh') (W - W^T) is similar to an antisymmetric matrix at every state, so its
+    eigenvalues are purely imaginary: the dynamics neither explode nor vanish along any direction
+    to first order. gamma > 0 adds a small diffusion that keeps explicit Euler stable.
+
+    Arguments:
+        input_size, hidden_size, bias, tau, learn_tau: as ``VectorField``.
+        gamma: diffusion (non-negative; Chang et al. use 0.01).
+
+    Notes:
+        Unlike the relaxation cells, Euler with step 1 is not a torch.nn cell; Chang et al.
+        step with a small epsilon (``step_size``) instead.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        tau: float = 1.0,
+        learn_tau: bool = False,
+        gamma: float = 0.01,
+    ):
+        if not gamma >= 0:
+            raise ValueError(f"gamma: expected a non-negative diffusion, got {gamma!r}")
+        super().__init__(input_size, hidden_size, bias, tau, learn_tau)
+        self.gamma = float(gamma)
+
+    @property
+    def recurrent_matrix(self) -> torch.Tensor:
+        """W - W^T - gamma I, (hidden, hidden)."""
+        W = self.weight_hh
+        eye = torch.eye(self.hidden_size, dtype=W.dtype, device=W.device)
+        return W - W.T - self.gamma * eye
+
+    def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        rate = torch.tanh(u + F.linear(state, self.recurrent_matrix, self.bias_hh))
+        return rate if self._unit_tau else rate / self.tau
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma}"
+
+
+class CoupledOscillatorField(VectorField):
+    """Coupled oscillatory RNN (coRNN, Rusch & Mishra 2021) as a first-order field in (y, z = y'):
+
+        dy/dt = z / tau,
+        dz/dt = (tanh(W y + W' z + V x + b) - gamma y - eps z) / tau.
+
+    ``weight_ih`` is V, ``weight_hh`` is W, ``weight_hz`` is W' (hidden, hidden) and
+    b = ``bias_ih + bias_hh``. The state is ``[y, z]`` (``state_parts = 2``); the hidden state
+    (the layer's output) is y. The energy E = (gamma |y|^2 + |z|^2) / 2 obeys
+    dE/dt = (z . tanh(...) - eps |z|^2) / tau <= hidden / (4 eps tau), so states grow at most like
+    sqrt(t) whatever the weights: the bound behind the cell's stable gradients.
+
+    Arguments:
+        input_size, hidden_size, bias, tau, learn_tau: as ``VectorField``.
+        gamma: stiffness of the oscillators (positive).
+        epsilon: damping of the oscillators (positive).
+    """
+
+    state_parts = 2
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        tau: float = 1.0,
+        learn_tau: bool = False,
+        gamma: float = 1.0,
+        epsilon: float = 1.0,
+    ):
+        for name, value in (("gamma", gamma), ("epsilon", epsilon)):
+            if not value > 0:
+                raise ValueError(f"{name}: expected a positive coefficient, got {value!r}")
+        super().__init__(input_size, hidden_size, bias, tau, learn_tau)
+        self.gamma = float(gamma)
+        self.epsilon = float(epsilon)
+        self.weight_hz = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        bound = 1.0 / math.sqrt(hidden_size)
+        nn.init.uniform_(self.weight_hz, -bound, bound)
+
+    def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        y, z = state.split(self.hidden_size, dim=-1)
+        drive = torch.tanh(
+            u + F.linear(y, self.weight_hh, self.bias_hh) + F.linear(z, self.weight_hz)
+        )
+        rate = torch.cat([z, drive - self.gamma * y - self.epsilon * z], dim=-1)
+        return rate if self._unit_tau else rate / self.tau
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma}, epsilon={self.epsilon}"
+
+
+CELLS["antisymmetric"] = AntisymmetricField
+CELLS["cornn"] = CoupledOscillatorField

@@ -52,6 +52,10 @@ class Solution:
             at t_T and ends at t_0).
         nfe: number of vector-field evaluations of the forward solve (all layers, directions).
         hidden_size: features of h, the first part of each state.
+        gates: with ``solve(..., return_gates=True)`` (LSTM), a dict of the gates ``i, f, g, o``,
+            each (num_layers, D, T, batch, hidden): entry k is the gate of the step into sample
+            k + 1, ``gate_values(state at t_k, drive at t_k^+)`` (forward time order for both
+            directions, as ``output``); otherwise None.
 
     For unbatched input the batch dimension is absent from all of them.
     """
@@ -62,6 +66,7 @@ class Solution:
     states: torch.Tensor
     nfe: int
     hidden_size: int
+    gates: dict[str, torch.Tensor] | None = None
     _probes: list[tuple[list[int], int, torch.Tensor, list[int]]] = dataclass_field(
         default_factory=list, repr=False
     )
@@ -125,15 +130,21 @@ class _StackODE(nn.Module):
         if len(self.fields) == 1 and not self.internal[0]:
             return self.fields[0](t, y, self.paths[0].evaluate(t))
         states = y.split(self.sizes, dim=-1)
-        rates = []
+        drives = self.drives(t, states)
+        rates = [f(t, s, u) for f, s, u in zip(self.fields, states, drives, strict=True)]
+        return torch.cat(rates, dim=-1)
+
+    def drives(self, t: torch.Tensor, states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each layer's projected drive u_i at time t (right-continuous at the knots)."""
+        drives = []
         for i, field in enumerate(self.fields):
             path = self.paths[i]
             u = path.evaluate(t) if path is not None else field.bias_ih
             for j, cols in self.internal[i]:
                 drive = F.linear(self.fields[j].output(states[j]), field.weight_ih[:, cols])
                 u = drive if u is None else u + drive
-            rates.append(field(t, states[i], u))
-        return torch.cat(rates, dim=-1)
+            drives.append(u)
+        return drives
 
 
 class ODERNN(nn.Module):
@@ -316,12 +327,17 @@ class ODERNN(nn.Module):
         adjoint: bool = False,
         options: dict | None = None,
         track_state_gradients: bool = False,
+        return_gates: bool = False,
+        detach_layers: bool = False,
     ) -> Solution:
         """Integrate the stack over the sample times; see the class docstring for arguments.
 
         ``options`` are passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}``
         with ``method="scipy_solver"``). ``track_state_gradients=True`` (fixed-step methods)
         lets ``Solution.state_gradients(loss)`` return dLoss/dstate at every sample time.
+        ``return_gates=True`` (cells with ``gate_values``: the LSTM) fills ``Solution.gates``.
+        ``detach_layers=True`` stops gradients where a layer reads other layers (sampled
+        coupling): each layer's parameters then get gradients only from losses on its own states.
         """
         given = dict(
             method=method,
@@ -344,6 +360,16 @@ class ODERNN(nn.Module):
                 f"coupling: 'continuous' has no layer outputs to drop; got dropout={self.dropout} "
                 "in training mode (call .eval() or use coupling='sampled')"
             )
+        if return_gates and not hasattr(self.layers[0], "gate_values"):
+            raise ValueError(
+                "return_gates: expected a gated cell with gate_values (lstm), "
+                f"got cell={self.cell!r}"
+            )
+        if detach_layers and cfg["coupling"] == "continuous" and self.num_layers > 1:
+            raise ValueError(
+                "detach_layers: layers coupled at every instant cannot be cut apart; expected "
+                f"coupling='sampled', got coupling={cfg['coupling']!r}"
+            )
         x, h0, unbatched = self._check_inputs(x, hx)
         times = check_times(
             "t",
@@ -360,12 +386,14 @@ class ODERNN(nn.Module):
             options=options,
             discontinuous=cfg["interpolation"] == "hold",
         )
+        options_of_group = dict(return_gates=return_gates, detach=detach_layers)
         if cfg["coupling"] == "continuous" and self.num_layers > 1:
             groups = [list(range(self.num_layers))]
         else:
             groups = [[layer] for layer in range(self.num_layers)]
         outputs: dict[int, torch.Tensor] = {_INPUT: x}
         states: list[torch.Tensor] = []
+        gates: list[dict[str, torch.Tensor]] = []
         probes: list = []
         nfe = 0
         for group in groups:
@@ -376,14 +404,25 @@ class ODERNN(nn.Module):
                     sizes = [self.field(layer).state_size for layer in group]
                     probe = x.new_zeros(x.shape[0] + 1, x.shape[1], sum(sizes), requires_grad=True)
                     probes.append((group, d, probe, sizes))
-                traj, n = self._solve_group(
-                    group, d, outputs, h0, times, cfg["interpolation"], dict(solve_kw, probes=probe)
+                traj, n, group_gates = self._solve_group(
+                    group,
+                    d,
+                    outputs,
+                    h0,
+                    times,
+                    cfg["interpolation"],
+                    dict(solve_kw, probes=probe),
+                    **options_of_group,
                 )
-                per_direction.append(traj)
+                per_direction.append((traj, group_gates))
                 nfe += n
             for i, layer in enumerate(group):
-                layer_states = torch.stack([traj[i] for traj in per_direction])  # (D, T+1, B, S)
+                layer_states = torch.stack([traj[i] for traj, _ in per_direction])  # (D,T+1,B,S)
                 states.append(layer_states)
+                if return_gates:
+                    gates.append(
+                        {k: torch.stack([g[i][k] for _, g in per_direction]) for k in "ifgo"}
+                    )
                 field = self.field(layer)
                 fwd = field.output(layer_states[0, 1:])
                 if self.bidirectional:
@@ -397,10 +436,28 @@ class ODERNN(nn.Module):
             outputs[self.num_layers - 1], torch.stack(states), times, nfe, unbatched
         )
         solution._probes = probes
+        if return_gates:
+            packed = {k: torch.stack([g[k] for g in gates]) for k in "ifgo"}  # (L, D, T, B, H)
+            solution.gates = {k: v.squeeze(3) for k, v in packed.items()} if unbatched else packed
         return solution
 
-    def _solve_group(self, group, direction, outputs, h0, times, interpolation, solve_kw):
-        """Solve layers ``group`` of one direction as one ODE; returns per-layer trajectories."""
+    def _solve_group(
+        self,
+        group,
+        direction,
+        outputs,
+        h0,
+        times,
+        interpolation,
+        solve_kw,
+        return_gates=False,
+        detach=False,
+    ):
+        """Solve layers ``group`` of one direction as one ODE.
+
+        Returns per-layer trajectories, the NFE and (``return_gates``) per-layer gate dicts of
+        shape (T, B, hidden) in forward time order, else None.
+        """
         fields, paths, internal, extra = [], [], [], []
         for layer in group:
             field = self.field(layer, direction)
@@ -414,6 +471,8 @@ class ODERNN(nn.Module):
                 first = outside[0][1].start
                 last = outside[-1][1].stop
                 samples = torch.cat([outputs[j] for j, _ in outside], dim=-1)
+                if detach:
+                    samples = samples.detach()
                 u = field.project(samples, slice(first, last))
                 path = make_path(interpolation, times, u)
                 if direction == 1:
@@ -426,9 +485,18 @@ class ODERNN(nn.Module):
         grid = times if direction == 0 else (times[0] + times[-1]) - times.flip(0)
         ode = _StackODE(fields, paths, internal)
         traj, nfe = integrate(ode, y0, grid, adjoint_params=tuple(extra), **solve_kw)
+        gates = None
+        if return_gates:
+            # The gates of the step from grid[k]: state at grid[k], drive just after grid[k].
+            before = traj[:-1].split(ode.sizes, dim=-1)
+            steps = [ode.drives(grid[k], [s[k] for s in before]) for k in range(len(grid) - 1)]
+            gates = []
+            for i, field in enumerate(fields):
+                values = field.gate_values(before[i], torch.stack([u[i] for u in steps]))
+                gates.append({k: v.flip(0) if direction == 1 else v for k, v in values.items()})
         if direction == 1:
             traj = traj.flip(0)
-        return traj.split(ode.sizes, dim=-1), nfe
+        return traj.split(ode.sizes, dim=-1), nfe, gates
 
     def joint_field(self, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None):
         """The vector field of the continuously coupled stack at a constant input.
