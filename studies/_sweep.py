@@ -1,0 +1,209 @@
+"""Sweeps: one function over many points, in parallel processes or on a Dask cluster, resumable.
+
+A *point* is a dict of JSON data (``{"depth": 8, "seed": 3}``); its *key* is a hash of its
+canonical JSON, so the same point has the same key in every run, process and machine. The result
+of point p goes to ``<folder>/<key>.json`` as ``{"key", "point", "result"}``, written atomically
+as soon as the point finishes. A rerun reads the points already done and computes only the
+others, so an interrupted or partly failed sweep loses nothing that finished.
+
+Engines: ``workers=1`` runs in this process; otherwise a ``ProcessPoolExecutor`` of spawned
+processes (no fork: torch's thread pools do not survive one), or, when ``scheduler`` names a Dask
+distributed scheduler, the cluster behind it. Results travel back to this process, which writes
+every file: workers need no access to the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ._run import json_bytes, plain, read_json, seeded, write_json
+
+
+class SweepError(RuntimeError):
+    """Some points of a sweep raised; the others' results are saved. ``failed``: (point, error)."""
+
+    def __init__(self, message: str, failed: list[tuple[dict, BaseException]]):
+        super().__init__(message)
+        self.failed = failed
+
+
+def point_key(point: Mapping[str, Any]) -> str:
+    """The stable key of a point: the first 16 hex digits of the SHA-256 of its canonical JSON.
+
+    Canonical JSON sorts keys, so ``{"a": 1, "b": 2}`` and ``{"b": 2, "a": 1}`` share a key;
+    ``1`` and ``1.0`` do not (JSON tells them apart, and so may the point's function).
+    """
+    text = json.dumps(plain(point, "point"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _seed_of(key: str) -> int:
+    return int(key[:8], 16)
+
+
+def _call_point(fn: Callable[[dict], Any], point: dict) -> Any:
+    """Evaluate ``fn(point)`` under seeds derived from the point's key (see ``seeded``).
+
+    The same point then gives the same result in any process, on any worker, in any order.
+    """
+    with seeded(_seed_of(point_key(point))):
+        return fn(point)
+
+
+def _init_process() -> None:
+    # One torch thread per process: N processes x N threads would oversubscribe the cores.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _check_points(points: object) -> list[dict]:
+    if isinstance(points, (str, bytes, Mapping)) or not isinstance(points, Sequence):
+        raise ValueError(f"points: expected a list of dicts, got {type(points).__name__}")
+    checked = []
+    for i, point in enumerate(points):
+        if not isinstance(point, Mapping):
+            raise ValueError(f"points[{i}]: expected a dict, got {type(point).__name__}")
+        # Round trip through JSON: the function sees exactly what a rerun reads from the file.
+        checked.append(json.loads(json_bytes(point, f"points[{i}]")))
+    return checked
+
+
+def _load_done(path: Path, point: dict) -> tuple[bool, Any]:
+    if not path.exists():
+        return False, None
+    stored = read_json(path)
+    if stored.get("point") != point:
+        raise ValueError(
+            f"folder: {path} holds the point {stored.get('point')!r}, expected {point!r} "
+            "(a key collision or a foreign file; remove it)"
+        )
+    return True, stored["result"]
+
+
+def _check_workers(workers: object) -> int:
+    if workers is None:
+        return os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a positive integer or None, got {workers!r}")
+    return workers
+
+
+def sweep(
+    fn: Callable[[dict], Any],
+    points: Sequence[Mapping[str, Any]],
+    folder: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    desc: str = "sweep",
+    progress: bool = True,
+) -> list[Any]:
+    """Evaluate ``fn(point)`` for every point, skipping points whose result is already saved.
+
+    Arguments:
+        fn: a picklable function (defined at module level) of one point returning JSON data
+            (dicts, lists, numbers, str, bool, None, tensors or arrays). It runs under seeds
+            derived from the point's key and float64 (``studies._run.seeded``).
+        points: the points, dicts of JSON data; duplicates are computed once.
+        folder: where each point's ``<key>.json`` lives (created).
+        workers: local processes (None: one per CPU; 1: in this process, no pool). Ignored
+            when ``scheduler`` is given.
+        scheduler: address of a Dask distributed scheduler (``"tcp://host:8786"``); the points
+            run on its workers through ``distributed.Client(scheduler)``.
+        desc: label of the progress bar.
+        progress: draw a tqdm progress bar.
+
+    Returns:
+        The results in the order of ``points``, as read back from JSON (so a fresh result and a
+        saved one are equal).
+
+    Raises:
+        SweepError: some points raised (or returned something that is not JSON data); every
+            other point's result is saved before it is raised, so a rerun computes only those.
+    """
+    points = _check_points(points)
+    nworkers = _check_workers(workers)
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
+        raise ValueError(
+            f"scheduler: expected a Dask scheduler address such as 'tcp://127.0.0.1:8786' "
+            f"or None, got {scheduler!r}"
+        )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = [point_key(p) for p in points]
+    results: dict[str, Any] = {}
+    todo: dict[str, dict] = {}
+    for key, point in zip(keys, points, strict=True):
+        done, result = _load_done(folder / f"{key}.json", point)
+        if done:
+            results[key] = result
+        else:
+            todo[key] = point
+    failed: list[tuple[dict, BaseException]] = []
+    bar = tqdm(total=len(todo), desc=desc, disable=not progress or not todo, leave=False)
+
+    def finish(key: str, outcome: Callable[[], Any]) -> None:
+        try:
+            record = {"key": key, "point": todo[key], "result": outcome()}
+            # Serialise before writing: a result that is not JSON data fails its point only.
+            results[key] = json.loads(json_bytes(record, f"result of point {key}"))["result"]
+            write_json(folder / f"{key}.json", record)
+        except Exception as err:  # noqa: BLE001 - any failure of one point is reported below
+            failed.append((todo[key], err))
+        bar.update()
+
+    try:
+        if todo and scheduler is not None:
+            _run_dask(fn, todo, scheduler, finish)
+        elif todo and (nworkers == 1 or len(todo) == 1):
+            for key, point in todo.items():
+                finish(key, lambda point=point: _call_point(fn, point))
+        elif todo:
+            _run_processes(fn, todo, min(nworkers, len(todo)), finish)
+    finally:
+        bar.close()
+    if failed:
+        lines = "; ".join(f"{p!r}: {type(e).__name__}: {e}" for p, e in failed[:5])
+        raise SweepError(
+            f"{len(failed)} of {len(points)} points failed ({lines}); the other results are "
+            f"saved in {folder}, rerun to compute only the failed points",
+            failed,
+        ) from failed[0][1]
+    return [results[k] for k in keys]
+
+
+def _run_processes(fn, todo: dict[str, dict], nworkers: int, finish) -> None:
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(nworkers, mp_context=context, initializer=_init_process)
+    try:
+        futures = {pool.submit(_call_point, fn, point): key for key, point in todo.items()}
+        for future in as_completed(futures):
+            finish(futures[future], future.result)
+    except BaseException:
+        # Interrupted: drop the queued points; what finished is already on disk.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_dask(fn, todo: dict[str, dict], scheduler: str, finish) -> None:
+    from distributed import Client
+    from distributed import as_completed as dask_completed
+
+    with Client(scheduler, set_as_default=False) as client:
+        # pure=False: a rerun resubmits a point even if the cluster remembers an earlier try.
+        futures = {
+            client.submit(_call_point, fn, point, pure=False): key for key, point in todo.items()
+        }
+        for future in dask_completed(futures):
+            finish(futures[future], future.result)

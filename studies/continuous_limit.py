@@ -1,0 +1,364 @@
+"""Continuous limit: torch.nn RNNs are the step-1 Euler map of an ODE; smaller steps converge to it.
+
+Claim 1 (the bridge). With the input held over each sample interval, one explicit Euler step of
+size 1 of dh/dt = Phi(h, x) - h is h_k = Phi(h_{k-1}, x_k), the discrete cell. So a torch.nn
+module and ``rnnode.from_torch`` of it agree to rounding (float64): the maximum absolute
+difference of outputs and final states is reported and must stay below 1e-12.
+
+Claim 2 (the limit). The same weights define an ODE; as the step h shrinks, the fixed-step
+solution converges to its exact solution at the observed order of the method: error ~ C h^p with
+p = 1 (Euler), 2 (midpoint), 4 (RK4), fitted as the slope of log(error) against log(h). The exact
+solution is an independent one: the cell maps written in numpy and integrated with
+``scipy.integrate.solve_ivp`` (DOP853, rtol = atol = 1e-13) over each sample interval, layer by
+layer (the default sampled coupling with held inputs). The numpy cell maps are checked first: one
+Euler step of size 1 with them must reproduce torch.nn to 1e-12.
+
+Figures: ``convergence`` (error against step, log-log, with reference slopes) and ``trajectory``
+(the discrete RNN's outputs on the continuous-time solution of the same weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+from scipy.integrate import solve_ivp
+from torch import nn
+
+import rnnode
+
+from ._run import Context
+
+#: torch.nn modules of the bridge check: name -> (class, extra arguments).
+MODULES: dict[str, tuple[type[nn.RNNBase], dict[str, str]]] = {
+    "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+    "gru": (nn.GRU, {}),
+    "lstm": (nn.LSTM, {}),
+}
+#: Cells of the convergence check (relu's kink at 0 caps the order of high-order methods).
+SMOOTH = ("rnn_tanh", "gru", "lstm")
+#: Fixed-step methods and their classical orders.
+ORDERS = {"euler": 1, "midpoint": 2, "rk4": 4}
+#: Accepted band around each classical order for the fitted slope (a few steps per fit).
+BANDS = {"euler": 0.1, "midpoint": 0.2, "rk4": 0.4}
+BRIDGE_TOL = 1e-12
+REFERENCE_TOL = 1e-13  # rtol = atol of solve_ivp; errors fitted are kept far above it
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    """Sizes and step lists of the quick and the full setting."""
+    if quick:
+        return {
+            "input_size": 2,
+            "hidden_size": 4,
+            "num_layers": 2,
+            "length": 6,
+            "batch": 2,
+            "steps": {
+                "euler": [2.0**-k for k in range(2, 7)],
+                "midpoint": [2.0**-k for k in range(2, 6)],
+                "rk4": [2.0**-k for k in range(2, 5)],
+            },
+        }
+    return {
+        "input_size": 3,
+        "hidden_size": 16,
+        "num_layers": 3,
+        "length": 30,
+        "batch": 4,
+        "steps": {
+            "euler": [2.0**-k for k in range(2, 10)],
+            "midpoint": [2.0**-k for k in range(2, 8)],
+            "rk4": [2.0**-k for k in range(2, 7)],
+        },
+    }
+
+
+# -- the independent reference: numpy cell maps, scipy integration ----------------------------
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _cell_map(name: str, weights: dict[str, np.ndarray], hidden: int):
+    """Phi(s, x) of torch's cell ``name`` in numpy, s (batch, state) and x (batch, input)."""
+    w_ih, w_hh, b_ih, b_hh = (weights[k] for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def rnn(s, x, sigma):
+        return sigma(x @ w_ih.T + b_ih + s @ w_hh.T + b_hh)
+
+    def gru(s, x):
+        gi, gh = x @ w_ih.T + b_ih, s @ w_hh.T + b_hh
+        r = _sigmoid(gi[:, :hidden] + gh[:, :hidden])
+        z = _sigmoid(gi[:, hidden : 2 * hidden] + gh[:, hidden : 2 * hidden])
+        n = np.tanh(gi[:, 2 * hidden :] + r * gh[:, 2 * hidden :])
+        return (1 - z) * n + z * s
+
+    def lstm(s, x):
+        h, c = s[:, :hidden], s[:, hidden:]
+        g = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+        i, f = _sigmoid(g[:, :hidden]), _sigmoid(g[:, hidden : 2 * hidden])
+        cand, o = np.tanh(g[:, 2 * hidden : 3 * hidden]), _sigmoid(g[:, 3 * hidden :])
+        c_next = f * c + i * cand
+        return np.concatenate([o * np.tanh(c_next), c_next], axis=1)
+
+    return {
+        "rnn_tanh": lambda s, x: rnn(s, x, np.tanh),
+        "rnn_relu": lambda s, x: rnn(s, x, lambda a: np.maximum(a, 0.0)),
+        "gru": gru,
+        "lstm": lstm,
+    }[name]
+
+
+def _layer_weights(module: nn.RNNBase, layer: int) -> dict[str, np.ndarray]:
+    return {
+        k: getattr(module, f"{k}_l{layer}").detach().numpy().copy()
+        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
+
+
+def reference(
+    name: str, module: nn.RNNBase, x: np.ndarray, *, dense: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The exact solution of ``module``'s ODE (held input, sampled coupling, t_k = k), in numpy.
+
+    Layer l solves ds/dt = Phi_l(s, u_k) - s on [k - 1, k] with u_k the sample k of the layer
+    below (x for layer 0), by ``solve_ivp`` (DOP853, rtol = atol = 1e-13), from s = 0.
+
+    Arguments:
+        name: a key of ``MODULES``.
+        module: the torch.nn module (its weights are read, never called).
+        x: (T, batch, input) the samples.
+        dense: points per interval of the dense top-layer curve (0: none).
+
+    Returns:
+        ``(states, euler1, curve)``: states (layers, T + 1, batch, state) at t_0..t_T of the ODE;
+        euler1, the same shape, one Euler step of size 1 per interval with the numpy maps (the
+        discrete RNN, to check the maps against torch); curve (T * dense + 1, batch, state) of
+        the top layer on a uniform grid (None when ``dense`` is 0).
+    """
+    hidden, length, batch = module.hidden_size, x.shape[0], x.shape[1]
+    parts = 2 if name == "lstm" else 1
+    drive = drive_euler = x
+    states, euler1, curve = [], [], None
+    for layer in range(module.num_layers):
+        phi = _cell_map(name, _layer_weights(module, layer), hidden)
+        s = np.zeros((batch, parts * hidden))
+        s_euler = s.copy()
+        traj, traj_euler, pieces = [s], [s_euler], []
+        for k in range(length):
+            u = drive[k]
+
+            def rate(_t, y, u=u, phi=phi):
+                y = y.reshape(batch, -1)
+                return (phi(y, u) - y).ravel()
+
+            sol = solve_ivp(
+                rate,
+                (float(k), float(k + 1)),
+                s.ravel(),
+                method="DOP853",
+                rtol=REFERENCE_TOL,
+                atol=REFERENCE_TOL,
+                dense_output=bool(dense),
+            )
+            if dense and layer == module.num_layers - 1:
+                grid = np.linspace(k, k + 1, dense + 1)[:-1]
+                pieces.append(sol.sol(grid).T.reshape(dense, batch, -1))
+            s = sol.y[:, -1].reshape(batch, -1)
+            s_euler = phi(s_euler, drive_euler[k])
+            traj.append(s)
+            traj_euler.append(s_euler)
+        states.append(np.stack(traj))
+        euler1.append(np.stack(traj_euler))
+        if pieces:
+            curve = np.concatenate(pieces + [s[None]])
+        drive, drive_euler = states[-1][1:, :, :hidden], euler1[-1][1:, :, :hidden]
+    return np.stack(states), np.stack(euler1), curve
+
+
+# -- one cell: bridge, reference check, convergence -------------------------------------------
+
+
+def _module(name: str, cfg: dict[str, Any], seed: int) -> tuple[nn.RNNBase, torch.Tensor]:
+    cls, extra = MODULES[name]
+    torch.manual_seed(seed)
+    module = cls(cfg["input_size"], cfg["hidden_size"], num_layers=cfg["num_layers"], **extra)
+    module = module.double()
+    x = torch.randn(cfg["length"], cfg["batch"], cfg["input_size"], dtype=torch.float64)
+    return module, x
+
+
+def _max_abs(a, b) -> float:
+    if isinstance(a, tuple):
+        return max(_max_abs(p, q) for p, q in zip(a, b, strict=True))
+    return float((a - b).abs().max())
+
+
+def cell_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Every number of one cell: bridge error, reference check and the errors of each method.
+
+    Arguments:
+        point: ``{"cell": a key of MODULES, "quick": bool, "seed": int}``.
+
+    Returns:
+        ``{"bridge_error", "reference_check_error", "errors": {method: [error per step]},
+        "curve": {...}}``; ``errors`` only for the cells in ``SMOOTH``.
+    """
+    name, cfg = point["cell"], settings(point["quick"])
+    module, x = _module(name, cfg, point["seed"])
+    model = rnnode.from_torch(module)
+    with torch.no_grad():
+        bridge = _max_abs(module(x), model(x))
+        smooth = name in SMOOTH
+        exact, euler1, curve = reference(name, module, x.numpy(), dense=16 if smooth else 0)
+        top_discrete = module(x)[0][:, 0, 0].numpy()
+        result: dict[str, Any] = {
+            "bridge_error": bridge,
+            # The numpy maps' Euler step 1 against torch.nn itself: the reference's cells are
+            # torch's cells, so the limit below is the limit of these very RNNs.
+            "reference_check_error": float(
+                np.abs(euler1[-1, 1:, :, : cfg["hidden_size"]] - module(x)[0].numpy()).max()
+            ),
+        }
+        if not smooth:
+            return result
+        errors = {}
+        for method, steps in cfg["steps"].items():
+            errors[method] = [
+                float(
+                    np.abs(
+                        model.solve(x, method=method, step_size=h).states[:, 0].numpy() - exact
+                    ).max()
+                )
+                for h in steps
+            ]
+        result["errors"] = errors
+        result["curve"] = {
+            "t": np.linspace(0, cfg["length"], curve.shape[0]),
+            "continuous": curve[:, 0, 0],
+            "discrete": top_discrete,
+        }
+    return result
+
+
+def fitted_order(steps: list[float], errors: list[float]) -> float:
+    """Slope of the least-squares line through (log h, log error): the observed order."""
+    return float(np.polyfit(np.log(steps), np.log(errors), 1)[0])
+
+
+# -- the study --------------------------------------------------------------------------------
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    cfg = settings(ctx.quick)
+    points = [{"cell": name, "quick": ctx.quick, "seed": ctx.seed} for name in MODULES]
+    results = dict(zip(MODULES, ctx.sweep(cell_point, points, name="cells"), strict=True))
+
+    bridge = {name: r["bridge_error"] for name, r in results.items()}
+    check = {name: r["reference_check_error"] for name, r in results.items()}
+    convergence: dict[str, dict[str, Any]] = {}
+    for name in SMOOTH:
+        convergence[name] = {}
+        for method, steps in cfg["steps"].items():
+            errs = results[name]["errors"][method]
+            convergence[name][method] = {
+                "steps": steps,
+                "errors": errs,
+                "order": fitted_order(steps, errs),
+            }
+    orders = {m: {n: convergence[n][m]["order"] for n in SMOOTH} for m in ORDERS}
+
+    ctx.claim(
+        "bridge_exact",
+        max(bridge.values()) < BRIDGE_TOL,
+        f"torch.nn.RNN (tanh, relu), GRU and LSTM equal the step-1 Euler solution of their ODE: "
+        f"max |difference| < {BRIDGE_TOL:g} in float64",
+    )
+    ctx.claim(
+        "reference_is_the_rnn",
+        max(check.values()) < BRIDGE_TOL,
+        f"the numpy cell maps of the scipy reference, stepped by Euler with step 1, reproduce "
+        f"torch.nn to {BRIDGE_TOL:g}",
+    )
+    for method, p in ORDERS.items():
+        ctx.claim(
+            f"{method}_order",
+            all(abs(o - p) <= BANDS[method] for o in orders[method].values()),
+            f"the fitted order of {method} is {p} +- {BANDS[method]} for every cell",
+        )
+    ctx.claim(
+        "converges",
+        all(
+            np.all(np.diff(c[m]["errors"]) < 0) and c[m]["errors"][-1] > 100 * REFERENCE_TOL
+            for c in convergence.values()
+            for m in ORDERS
+        ),
+        "the error falls at every halving of the step, for every cell and method, and stays "
+        f"far above the reference's tolerance ({100 * REFERENCE_TOL:g})",
+    )
+
+    ctx.figure(
+        "convergence",
+        _convergence_figure(convergence),
+        caption="Maximum absolute error of every layer's state at the sample times against the "
+        "scipy reference, as the step shrinks; dashed: slopes 1, 2 and 4.",
+        numbers={"orders": orders},
+    )
+    ctx.figure(
+        "trajectory",
+        _trajectory_figure({n: results[n]["curve"] for n in SMOOTH}),
+        caption="First unit of the top layer, first sequence: the discrete torch.nn module at the "
+        "sample times (dots, = Euler with step 1) and the continuous-time solution of the same "
+        "weights (line).",
+        numbers={"bridge_max_abs_error": bridge},
+    )
+    return {
+        "settings": cfg,
+        "bridge_max_abs_error": bridge,
+        "reference_check_max_abs_error": check,
+        "convergence": convergence,
+        "orders": orders,
+    }
+
+
+def _convergence_figure(convergence: dict[str, dict[str, Any]]) -> Figure:
+    fig = Figure(figsize=(4 * len(convergence), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(convergence), sharey=True, squeeze=False)[0]
+    for ax, (name, by_method) in zip(axes, convergence.items(), strict=True):
+        all_steps = sorted({h for c in by_method.values() for h in c["steps"]})
+        for method, c in by_method.items():
+            steps, errs = np.array(c["steps"]), np.array(c["errors"])
+            p = ORDERS[method]
+            line = ax.loglog(steps, errs, "o-", label=f"{method}: fit {c['order']:.2f} ({p})")[0]
+            # Reference slope p through the smallest step's error.
+            ref = errs[-1] * (steps / steps[-1]) ** p
+            ax.loglog(steps, ref, "--", color=line.get_color(), alpha=0.5, linewidth=3)
+        # Steps are powers of two: label them so, without a crowd of minor labels.
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(all_steps, labels=[f"1/{round(1 / h)}" for h in all_steps])
+        ax.set_title(name)
+        ax.set_xlabel("step h")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, title="order (dashed: classical)", title_fontsize=7)
+    axes[0].set_ylabel("max |state - reference|")
+    return fig
+
+
+def _trajectory_figure(curves: dict[str, dict[str, Any]]) -> Figure:
+    fig = Figure(figsize=(4 * len(curves), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, (name, c) in zip(axes, curves.items(), strict=True):
+        ax.plot(c["t"], c["continuous"], label="ODE (continuous time)")
+        k = np.arange(1, len(c["discrete"]) + 1)
+        ax.plot(k, c["discrete"], "o", label="torch.nn (Euler, h = 1)")
+        ax.set_title(name)
+        ax.set_xlabel("t")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("h (top layer, unit 0)")
+    return fig
