@@ -1,0 +1,121 @@
+"""The depth trade-off: accuracy that first rises with depth, then decays, and its sweet spot.
+
+A(N) = A_min + (A_max - A_min) (1 - exp(-b N)) m^N: capacity saturates at rate b per layer while
+a per-layer factor m < 1 (trainability, vanishing gradients) erodes it, so accuracy peaks at a
+finite depth N*. ``sweet_spot`` is the root of dA/dN = 0, derived once by sympy.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import sympy as sp
+from scipy.optimize import least_squares
+
+PARAMETERS = ("a_min", "a_max", "b", "m")
+
+
+def accuracy_model(n, a_min, a_max, b, m):
+    """A(N) = a_min + (a_max - a_min) (1 - exp(-b N)) m^N, vectorized (numpy broadcasting).
+
+    Arguments:
+        n: depths N (array-like).
+        a_min: accuracy at depth 0 (chance level).
+        a_max: the accuracy that capacity alone would reach.
+        b: capacity rate per layer (> 0).
+        m: per-layer retention factor (0 < m <= 1).
+
+    Returns:
+        numpy array of the broadcast shape.
+    """
+    n = np.asarray(n, dtype=np.float64)
+    return a_min + (a_max - a_min) * (-np.expm1(-b * n)) * np.power(m, n)
+
+
+@functools.lru_cache(maxsize=1)
+def _sweet_spot_formula():
+    """(expression, numpy function) of the root of dA/dN = 0, derived by sympy."""
+    N = sp.Symbol("N", real=True)
+    b, m = sp.symbols("b m", positive=True)
+    a_min, a_max = sp.symbols("a_min a_max", real=True)
+    A = a_min + (a_max - a_min) * (1 - sp.exp(-b * N)) * m**N
+    roots = sp.solve(sp.Eq(sp.diff(A, N), 0), N)
+    if len(roots) != 1:
+        raise RuntimeError(f"expected one stationary point of A(N), sympy found {roots}")
+    root = sp.simplify(roots[0])
+    return root, sp.lambdify((b, m), root, "numpy")
+
+
+def sweet_spot_expression() -> sp.Expr:
+    """N* as the sympy expression in the positive symbols ``b`` and ``m``: log(1 - b/log m)/b."""
+    return _sweet_spot_formula()[0]
+
+
+def sweet_spot(b, m):
+    """N* = argmax_N A(N), the root of dA/dN = 0: N* = log(1 - b / log(m)) / b.
+
+    dA/dN = (A_max - A_min) m^N (b e^{-bN} + (1 - e^{-bN}) log m) vanishes where
+    e^{-bN} = -log m / (b - log m); sympy derives the root once (``sweet_spot_expression``), and
+    it is evaluated with numpy. It does not depend on A_min < A_max.
+
+    Arguments:
+        b: capacity rate (> 0), array-like.
+        m: retention factor, array-like, in (0, 1]; m = 1 (no decay) gives N* = inf.
+
+    Returns:
+        numpy array of the broadcast shape.
+    """
+    b = np.asarray(b, dtype=np.float64)
+    m = np.asarray(m, dtype=np.float64)
+    if not np.all(np.isfinite(b) & (b > 0)):
+        raise ValueError(f"b: expected positive finite rates, got {b!r}")
+    if not np.all((m > 0) & (m <= 1)):
+        raise ValueError(f"m: expected retention factors in (0, 1], got {m!r}")
+    safe = np.where(m < 1, m, 0.5)  # m = 1 would divide by log(1) = 0; its N* is inf anyway
+    return np.where(m < 1, _sweet_spot_formula()[1](b, safe), np.inf)
+
+
+def fit_accuracy_model(depths, accuracies, *, b_bounds=(1e-3, 20.0), m_bounds=(1e-3, 1.0)) -> dict:
+    """Least-squares fit of A(N) to measured accuracies, with bounds (scipy.optimize).
+
+    ``scipy.optimize.least_squares`` (trust-region reflective) minimises the squared residuals
+    from a small grid of starts in (b, m) and keeps the best. Bounds: b and m as given,
+    a_min and a_max within the data's range widened by its spread on each side (so a_max may
+    exceed every measured accuracy, as it does when m < 1).
+
+    Arguments:
+        depths: (K,) depths N (K >= 4).
+        accuracies: (K,) measured accuracies.
+        b_bounds: (low, high) for b.
+        m_bounds: (low, high) for m.
+
+    Returns:
+        dict with keys ``a_min``, ``a_max``, ``b``, ``m`` (floats).
+    """
+    n = np.asarray(depths, dtype=np.float64)
+    acc = np.asarray(accuracies, dtype=np.float64)
+    if n.ndim != 1 or n.shape != acc.shape or n.size < 4:
+        raise ValueError(
+            f"accuracies: expected a 1-D array as long as depths with at least 4 points, got "
+            f"depths {n.shape} and accuracies {acc.shape}"
+        )
+    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(acc)) and np.all(n >= 0)):
+        raise ValueError("depths: expected finite non-negative depths and finite accuracies")
+    spread = max(float(acc.max() - acc.min()), 1e-12)
+    low = [acc.min() - spread, acc.min() - spread, b_bounds[0], m_bounds[0]]
+    high = [acc.max() + spread, acc.max() + 3 * spread, b_bounds[1], m_bounds[1]]
+
+    def residual(theta):
+        return accuracy_model(n, *theta) - acc
+
+    best = None
+    for b0 in np.geomspace(max(b_bounds[0], 0.05), min(b_bounds[1], 2.0), 4):
+        for m0 in (0.7, 0.9, 0.98):
+            m0 = float(np.clip(m0, m_bounds[0], m_bounds[1]))
+            start = [acc.min(), acc.max(), b0, m0]
+            start = np.clip(start, np.add(low, 1e-9), np.subtract(high, 1e-9))
+            fit = least_squares(residual, start, bounds=(low, high), method="trf", x_scale="jac")
+            if best is None or fit.cost < best.cost:
+                best = fit
+    return dict(zip(PARAMETERS, (float(v) for v in best.x), strict=True))

@@ -1,0 +1,322 @@
+"""Frequency responses of recurrent layers: symbolic gains and sine-probe measurements.
+
+A linear layer h_t = a h_{t-1} + x_t passes a sine x_t = A sin(omega t) with the gain
+
+    g(omega) = 1 / sqrt(1 - 2 a cos(omega) + a^2),
+
+so a layer with ``a`` near 1 resonates with slow signals and one with small ``a`` passes fast ones
+(timescale specialization). ``linear_gain`` and ``transfer_gain`` derive such gains with sympy from
+the recurrence or a state-space model; ``measure_gain`` measures them for any ``ODERNN`` by driving
+it with sines, so that nonlinear stacks can be compared with the linearized theory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import sympy as sp
+import torch
+
+from rnnode import ODERNN
+
+KINDS = ("discrete", "continuous")
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    return kind
+
+
+def _modulus(expr: sp.Expr) -> sp.Expr:
+    """|expr| for an expression whose symbols are all real, as a simplified real expression.
+
+    Numerator and denominator are taken apart so that |p / q|^2 = (p p*) / (q q*) expands into
+    trigonometric polynomials that ``simplify`` can collect.
+    """
+    num, den = sp.fraction(sp.cancel(sp.together(expr)))
+
+    def squared(p: sp.Expr) -> sp.Expr:
+        return sp.simplify(sp.expand_complex(sp.expand(p * sp.conjugate(p))))
+
+    return sp.simplify(sp.sqrt(squared(num)) / sp.sqrt(squared(den)))
+
+
+def linear_gain(kind: str = "discrete") -> sp.Expr:
+    """The gain |H(e^{i omega})| of a scalar linear layer, derived by sympy.
+
+    ``kind="discrete"``: h_t = a h_{t-1} + x_t. The z-transform gives H = a z^{-1} H + X, so
+    H / X = 1 / (1 - a z^{-1}); on the unit circle z = e^{i omega} its modulus simplifies to
+    1 / sqrt(a^2 - 2 a cos(omega) + 1).
+
+    ``kind="continuous"``: dh/dt = -h / tau + x. The Laplace transform gives s H = -H / tau + X,
+    so H / X = 1 / (s + 1 / tau); at s = i omega the modulus is tau / sqrt(tau^2 omega^2 + 1).
+
+    Arguments:
+        kind: ``"discrete"`` or ``"continuous"``.
+
+    Returns:
+        A sympy expression in the real symbols ``a`` and ``omega`` (discrete) or the positive
+        ``tau`` and real ``omega`` (continuous); find them by name in ``expr.free_symbols``.
+    """
+    _check_kind(kind)
+    omega = sp.Symbol("omega", real=True)
+    H, X, z = sp.symbols("H X z")
+    if kind == "discrete":
+        a = sp.Symbol("a", real=True)
+        recurrence = sp.Eq(H, a * H / z + X)  # z-transform of h_t = a h_{t-1} + x_t
+        on_circle = {z: sp.exp(sp.I * omega)}
+    else:
+        tau = sp.Symbol("tau", positive=True)
+        recurrence = sp.Eq(z * H, -H / tau + X)  # Laplace transform of dh/dt = -h/tau + x
+        on_circle = {z: sp.I * omega}
+    transfer = sp.solve(recurrence, H)[0] / X
+    return _modulus(transfer.subs(on_circle))
+
+
+def transfer_gain(A, B, C, kind: str = "discrete") -> sp.Expr:
+    """|C (e^{i omega} I - A)^{-1} B| (discrete) or |C (i omega I - A)^{-1} B| (continuous).
+
+    The gain of the single-input single-output system h_t = A h_{t-1} + B x_t, y_t = C h_t (or
+    dh/dt = A h + B x, y = C h) at frequency omega. A factor e^{i omega} between the conventions
+    h_t = A h_{t-1} + B x_t and h_{t+1} = A h_t + B x_t has modulus 1, so both give this gain.
+
+    Arguments:
+        A: (n, n) state matrix: numbers, a numpy array, a torch tensor or sympy entries.
+        B: (n, 1) or (n,) input vector.
+        C: (1, n) or (n,) output vector.
+        kind: ``"discrete"`` or ``"continuous"``.
+
+    Returns:
+        A sympy expression in the real symbol ``omega`` (and any symbols of the matrices, which
+        are treated as real).
+    """
+    _check_kind(kind)
+    A, B, C = (_as_matrix(name, m) for name, m in (("A", A), ("B", B), ("C", C)))
+    n = A.shape[0]
+    if A.shape != (n, n):
+        raise ValueError(f"A: expected a square (n, n) matrix, got shape {A.shape}")
+    if B.shape == (1, n) and n != 1:
+        B = B.T
+    if C.shape == (n, 1) and n != 1:
+        C = C.T
+    if B.shape != (n, 1):
+        raise ValueError(f"B: expected shape (n, 1) = ({n}, 1) (single input), got {B.shape}")
+    if C.shape != (1, n):
+        raise ValueError(f"C: expected shape (1, n) = (1, {n}) (single output), got {C.shape}")
+    # The modulus needs real symbols; swap in real twins and swap the user's symbols back after.
+    symbols = set().union(A.free_symbols, B.free_symbols, C.free_symbols)
+    real = {s: sp.Symbol(s.name, real=True) for s in symbols if not s.is_real}
+    A, B, C = (m.subs(real) for m in (A, B, C))
+    omega = sp.Symbol("omega", real=True)
+    z = sp.Symbol("z")
+    transfer = (C * (z * sp.eye(n) - A).LUsolve(B))[0, 0]
+    point = sp.exp(sp.I * omega) if kind == "discrete" else sp.I * omega
+    gain = _modulus(transfer.subs(z, point))
+    return gain.subs({v: s for s, v in real.items()})
+
+
+def stack_gain(
+    weight_hh: Sequence,
+    weight_ih: Sequence | None = None,
+    tau: Sequence | None = None,
+    kind: str = "discrete",
+) -> list[sp.Expr]:
+    """Gains of every layer of a stack of scalar linear layers, from ``transfer_gain``.
+
+    Discrete (the sampled stack solved by Euler with step 1, rnnode's default):
+    h^l_t = a_l h^l_{t-1} + w_l h^{l-1}_t with h^0 = x, so layer l sees layer l-1 *at the same
+    step*: h_t = N h_t + D h_{t-1} + b x_t, i.e. A = (I - N)^{-1} D and B = (I - N)^{-1} b.
+
+    Continuous (``cell="linear"``, ``coupling="continuous"``):
+    dh^l/dt = ((a_l - 1) h^l + w_l h^{l-1}) / tau_l.
+
+    For a plain chain the gains multiply: |G_l| = prod_{j <= l} |w_j| g_j(omega).
+
+    Arguments:
+        weight_hh: the recurrent weights a_l, one per layer (numbers or sympy symbols).
+        weight_ih: the feed-forward weights w_l (default all 1).
+        tau: the time constants (continuous only; default all 1).
+        kind: ``"discrete"`` or ``"continuous"``.
+
+    Returns:
+        One sympy expression in ``omega`` per layer, bottom first.
+    """
+    _check_kind(kind)
+    a = [sp.sympify(v) for v in weight_hh]
+    L = len(a)
+    if L < 1:
+        raise ValueError("weight_hh: expected one recurrent weight per layer, got none")
+    w = [sp.Integer(1)] * L if weight_ih is None else [sp.sympify(v) for v in weight_ih]
+    taus = [sp.Integer(1)] * L if tau is None else [sp.sympify(v) for v in tau]
+    for name, values in (("weight_ih", w), ("tau", taus)):
+        if len(values) != L:
+            raise ValueError(f"{name}: expected {L} values (one per layer), got {len(values)}")
+    if kind == "continuous" and tau is not None and any(t.is_positive is False for t in taus):
+        raise ValueError(f"tau: expected positive time constants, got {list(tau)}")
+    below = sp.zeros(L, L)  # w_l on the sub-diagonal: layer l driven by layer l-1
+    for l in range(1, L):
+        below[l, l - 1] = w[l]
+    drive = sp.zeros(L, 1)
+    drive[0] = w[0]
+    if kind == "discrete":
+        lift = (sp.eye(L) - below).inv()  # nilpotent N, so the inverse is I + N + N^2 + ...
+        A = lift * sp.diag(*a)
+        B = lift * drive
+    else:
+        scale = sp.diag(*[1 / t for t in taus])
+        A = scale * (sp.diag(*[v - 1 for v in a]) + below)
+        B = scale * drive
+    return [transfer_gain(A, B, sp.eye(L)[l, :], kind) for l in range(L)]
+
+
+def _as_matrix(name: str, m) -> sp.Matrix:
+    if isinstance(m, torch.Tensor):
+        m = m.detach().cpu().numpy()
+    try:
+        matrix = sp.Matrix(m)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"{name}: expected a matrix of numbers or sympy expressions, got {m!r}"
+        ) from err
+    return matrix
+
+
+def measure_gain(
+    model: ODERNN,
+    omegas,
+    amplitude: float = 1e-3,
+    *,
+    num_steps: int = 400,
+    transient: int | None = None,
+    dt: float = 1.0,
+    direction=None,
+    hx=None,
+    **solve_kwargs,
+) -> np.ndarray:
+    """Steady-state gain of every layer at each driving frequency, measured with sine probes.
+
+    The input is x_k = amplitude * sin(omega * t_k) * e at the sample times t_k = k * dt,
+    k = 1..num_steps, for all ``omegas`` at once (the batch dimension is the frequency). For
+    layer l and unit j, the hidden state at the sample times of the steady-state window is
+    fitted by least squares as c_0 + c_s sin(omega t_k) + c_c cos(omega t_k); the gain is
+    sqrt(sum_j (c_s^2 + c_c^2)) / amplitude, the Euclidean norm of the units' amplitudes per unit
+    input amplitude.
+
+    Notes:
+        Transient: the first ``transient`` samples (default half of ``num_steps``) are discarded,
+        so a mode decaying like a^k must have a^transient far below the wanted accuracy. The
+        reverse direction of a bidirectional layer starts at t_T, so its transient is discarded
+        at the end instead. Amplitude: the constant c_0 absorbs the offset that biases and
+        nonlinearities add; harmonics of a nonlinear response are not fitted and leave a
+        residual, which is why a small ``amplitude`` measures the linearized gain.
+        Frequencies are in radians per unit time; they must lie in (0, pi / dt), below the
+        Nyquist frequency of the sampling.
+
+    Arguments:
+        model: any ``ODERNN``.
+        omegas: (F,) driving frequencies.
+        amplitude: A, the input amplitude (small: the linear regime).
+        num_steps: number of samples T.
+        transient: samples discarded before the fit (default ``num_steps // 2``).
+        dt: sample spacing (``t = (0, dt, ..., num_steps * dt)``).
+        direction: (input_size,) the input direction e (default (1, ..., 1) / sqrt(input_size));
+            normalised to unit length.
+        hx: initial state as for ``model.solve`` (default zeros).
+        **solve_kwargs: passed to ``model.solve`` (``method``, ``step_size``, ``coupling``, ...).
+
+    Returns:
+        (num_layers, F) numpy array of gains.
+    """
+    omega = _check_omegas(omegas, dt)
+    if not (isinstance(amplitude, (int, float)) and 0 < amplitude < float("inf")):
+        raise ValueError(f"amplitude: expected a positive finite number, got {amplitude!r}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 4:
+        raise ValueError(f"num_steps: expected an integer >= 4, got {num_steps!r}")
+    transient = num_steps // 2 if transient is None else transient
+    if isinstance(transient, bool) or not isinstance(transient, int):
+        raise ValueError(f"transient: expected an integer, got {transient!r}")
+    if not 0 <= transient <= num_steps - 3:
+        raise ValueError(
+            f"transient: expected 0 <= transient <= num_steps - 3 = {num_steps - 3} (the fit "
+            f"needs 3 samples), got {transient}"
+        )
+    dtype = model.layers[0].weight_ih.dtype
+    device = model.layers[0].weight_ih.device
+    e = _unit_direction(direction, model.input_size, dtype, device)
+    times = torch.arange(num_steps + 1, dtype=dtype, device=device) * dt
+    w = torch.as_tensor(omega, dtype=dtype, device=device)
+    phase = times[1:, None] * w  # (T, F)
+    x = amplitude * torch.sin(phase)[..., None] * e  # (T, F, input_size)
+    with torch.no_grad():
+        hidden = model.solve(x, hx, t=times, **solve_kwargs).hidden  # (L, D, T+1, F, H)
+    hidden = hidden[:, :, 1:].double()  # the sample times t_1..t_T, where the sines are known
+    keep = num_steps - transient
+    directions = []
+    for d in range(hidden.shape[1]):
+        window = slice(transient, None) if d == 0 else slice(0, keep)
+        directions.append(_fit_amplitude(hidden[:, d, window], phase[window].double()))
+    squares = torch.stack(directions).pow(2).sum(dim=(0, -1))  # over directions and units
+    return (squares.sqrt() / amplitude).cpu().numpy()
+
+
+def _fit_amplitude(h: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """Amplitude at the driving frequency of every (layer, frequency, unit) series.
+
+    h: (L, K, F, H) samples; phase: (K, F) omega * t_k. Least squares on [1, sin, cos] per
+    frequency, one batched solve. Returns (L, F, H).
+    """
+    basis = torch.stack([torch.ones_like(phase), torch.sin(phase), torch.cos(phase)], -1)
+    basis = basis.transpose(0, 1)  # (F, K, 3)
+    target = h.permute(2, 1, 0, 3).flatten(2)  # (F, K, L * H)
+    coef = torch.linalg.lstsq(basis, target).solution  # (F, 3, L * H)
+    amp = coef[:, 1:].pow(2).sum(1).sqrt()  # (F, L * H)
+    return amp.reshape(amp.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1)
+
+
+def _check_omegas(omegas, dt: float) -> np.ndarray:
+    if not (isinstance(dt, (int, float)) and 0 < dt < float("inf")):
+        raise ValueError(f"dt: expected a positive finite sample spacing, got {dt!r}")
+    omega = np.asarray(omegas, dtype=np.float64)
+    nyquist = np.pi / dt
+    if omega.ndim != 1 or omega.size == 0:
+        raise ValueError(f"omegas: expected a 1-D sequence of frequencies, got shape {omega.shape}")
+    if not (np.all(np.isfinite(omega)) and np.all(omega > 0) and np.all(omega < nyquist)):
+        raise ValueError(
+            f"omegas: expected frequencies in (0, pi / dt) = (0, {nyquist:.6g}), got values in "
+            f"[{omega.min():.6g}, {omega.max():.6g}]"
+        )
+    return omega
+
+
+def _unit_direction(direction, size: int, dtype, device) -> torch.Tensor:
+    if direction is None:
+        return torch.full((size,), size**-0.5, dtype=dtype, device=device)
+    e = torch.as_tensor(direction, dtype=dtype, device=device)
+    if e.shape != (size,) or not bool(torch.isfinite(e).all()) or float(e.norm()) == 0:
+        raise ValueError(
+            f"direction: expected a finite nonzero vector of shape (input_size,) = ({size},), "
+            f"got {tuple(e.shape)}"
+        )
+    return e / e.norm()
+
+
+def preferred_frequencies(omegas, gains) -> np.ndarray:
+    """The frequency at which each layer's gain peaks: omegas[argmax_f gains[l, f]].
+
+    Arguments:
+        omegas: (F,) frequencies.
+        gains: (num_layers, F), for example from ``measure_gain``.
+
+    Returns:
+        (num_layers,) numpy array.
+    """
+    omega = np.asarray(omegas, dtype=np.float64)
+    g = np.asarray(gains, dtype=np.float64)
+    if omega.ndim != 1 or g.ndim != 2 or g.shape[1] != omega.shape[0]:
+        raise ValueError(
+            f"gains: expected shape (num_layers, len(omegas)) = (*, {omega.shape[0]}), "
+            f"got {g.shape}"
+        )
+    return omega[np.argmax(g, axis=1)]

@@ -1,0 +1,506 @@
+"""Local stability of a continuously coupled stack: Jacobians, fixed points, maps, Lyapunov.
+
+The stack dh/dt = F(h, x) (``ODERNN.joint_field``, ``coupling="continuous"``) is locally stable at
+a fixed point h* (F(h*, x) = 0) when every eigenvalue of the Jacobian J = dF/dh has a negative
+real part, and unstable when one has a positive real part. A one-step method with step dt maps
+h_{n+1} = Psi(h_n), linearized at h* to the stability polynomial R(dt J) (explicit Euler:
+I + dt J; RK4: I + dt J + (dt J)^2 / 2 + (dt J)^3 / 6 + (dt J)^4 / 24), whose spectral radius
+max |R(dt lambda)| must stay below 1: the discretization adds its own stability region.
+
+Every layer is driven only by layers below it, so J is block lower triangular and its eigenvalues
+are those of the L diagonal blocks dF_l/dh_l; ``eigenvalues`` uses this to solve L small
+eigenproblems instead of one large one. Lyapunov exponents follow the QR method of Benettin et
+al. (1980), Meccanica 15, 9-20.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, vmap
+from torchdiffeq import odeint
+
+from rnnode import ODERNN
+
+#: Coefficients of the stability polynomial R(z) = sum_k c_k z^k of the explicit Runge-Kutta
+#: methods with as many stages as their order (torchdiffeq names): the Taylor polynomial of e^z.
+STEP_POLYNOMIALS: dict[str, tuple[float, ...]] = {
+    name: tuple(1.0 / math.factorial(k) for k in range(order + 1))
+    for name, order in (("euler", 1), ("midpoint", 2), ("heun2", 2), ("heun3", 3), ("rk4", 4))
+}
+
+Parametrize = Callable[
+    [dict[str, torch.Tensor], torch.Tensor, torch.Tensor],
+    tuple[dict[str, torch.Tensor], torch.Tensor],
+]
+
+
+def _check_model(model: ODERNN) -> None:
+    if not isinstance(model, ODERNN):
+        raise ValueError(f"model: expected an rnnode.ODERNN, got {type(model).__name__}")
+    if model.bidirectional:
+        raise ValueError(
+            "model: stability analysis needs the joint field of a unidirectional stack; "
+            "got bidirectional=True"
+        )
+
+
+def _state_shape(model: ODERNN) -> tuple[int, int]:
+    return model.num_layers, model.layers[0].state_size
+
+
+def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor):
+    """Broadcast h (..., L, S) against x (..., input_size), then flatten the leading dimensions."""
+    L, S = _state_shape(model)
+    if not isinstance(h, torch.Tensor) or h.dim() < 2 or tuple(h.shape[-2:]) != (L, S):
+        got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+        raise ValueError(
+            f"h: expected a tensor of shape (..., num_layers, state_size) = (..., {L}, {S}), "
+            f"got {got}"
+        )
+    x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    if x.dim() < 1 or x.shape[-1] != model.input_size:
+        raise ValueError(
+            f"x: expected shape (..., input_size) = (..., {model.input_size}), got {tuple(x.shape)}"
+        )
+    lead = torch.broadcast_shapes(h.shape[:-2], x.shape[:-1])
+    h = h.expand(*lead, L, S).reshape(-1, L, S)
+    x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
+    return h, x, lead
+
+
+def jacobian(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """J = dF/dh of the joint vector field dh/dt = F(h, x) of the continuously coupled stack.
+
+    Row and column index ``layer * state_size + unit``; computed with ``torch.func.jacrev`` on
+    ``model.joint_field`` and vectorized over the leading dimensions with ``vmap``.
+
+    Arguments:
+        model: a unidirectional ``ODERNN``.
+        h: (..., num_layers, state_size) the stacked states (LSTM: state_size = 2 * hidden).
+        x: (..., input_size) the constant input, broadcast against h's leading dimensions.
+
+    Returns:
+        (..., num_layers * state_size, num_layers * state_size).
+    """
+    _check_model(model)
+    flat_h, flat_x, lead = _broadcast(model, h, x)
+    n = flat_h.shape[-2] * flat_h.shape[-1]
+    jac = vmap(jacrev(_flat_field(model)))(flat_h.reshape(-1, n), flat_x)
+    return jac.reshape(*lead, n, n)
+
+
+def eigenvalues(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of the Jacobian J of the joint field at (h, x), from its diagonal blocks.
+
+    J is block lower triangular (layer l depends on layers below it only), so its spectrum is
+    the union of the spectra of the blocks dF_l/dh_l.
+
+    Arguments:
+        model, h, x: as for ``jacobian``.
+
+    Returns:
+        (..., num_layers * state_size) complex, layer by layer (each layer's eigenvalues in
+        ``torch.linalg.eigvals`` order).
+    """
+    return _block_eigenvalues(jacobian(model, h, x), model.num_layers)
+
+
+def _block_eigenvalues(jac: torch.Tensor, num_layers: int) -> torch.Tensor:
+    S = jac.shape[-1] // num_layers
+    blocks = torch.stack(
+        [jac[..., l * S : (l + 1) * S, l * S : (l + 1) * S] for l in range(num_layers)], dim=-3
+    )
+    return torch.linalg.eigvals(blocks).flatten(-2)
+
+
+def spectral_radius(eigvals: torch.Tensor, method: str = "euler", dt: float = 1.0) -> torch.Tensor:
+    """max |R(dt lambda)| over the eigenvalues lambda of J: the step map's spectral radius.
+
+    By the spectral mapping theorem the eigenvalues of R(dt J) are R(dt lambda), so this is the
+    spectral radius of the linearized step map of ``method`` at a fixed point.
+
+    Arguments:
+        eigvals: (..., n) eigenvalues of J (complex).
+        method: a key of ``STEP_POLYNOMIALS`` (``"euler"``, ``"midpoint"``, ``"heun2"``,
+            ``"heun3"``, ``"rk4"``).
+        dt: the step size.
+
+    Returns:
+        (...,) real tensor.
+    """
+    coefficients = _step_polynomial(method)
+    if not (isinstance(dt, (int, float)) and 0 < dt < float("inf")):
+        raise ValueError(f"dt: expected a positive finite step, got {dt!r}")
+    z = dt * eigvals
+    value = torch.zeros_like(z)
+    for c in reversed(coefficients):  # Horner
+        value = value * z + c
+    return value.abs().amax(dim=-1)
+
+
+def _step_polynomial(method: str) -> tuple[float, ...]:
+    if method not in STEP_POLYNOMIALS:
+        raise ValueError(f"method: expected one of {tuple(STEP_POLYNOMIALS)}, got {method!r}")
+    return STEP_POLYNOMIALS[method]
+
+
+class _JointField(nn.Module):
+    """``model.joint_field`` as a module's forward, so that functional_call can swap weights."""
+
+    def __init__(self, model: ODERNN):
+        super().__init__()
+        self.model = model
+
+    def forward(self, state: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.model.joint_field(state, x)
+
+
+def _flat_field(model: ODERNN):
+    """F on one flattened state: (L * S,), (input_size,) -> (L * S,)."""
+    shape = _state_shape(model)
+
+    def field(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return model.joint_field(h.reshape(shape), x).reshape(-1)
+
+    return field
+
+
+def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int):
+    """Batched damped Newton's method for field(h, *args) = 0 from the rows of h (B, n).
+
+    Each step h <- h - alpha J^{-1} F halves alpha (from 1, at most 10 times) until ||F||_2
+    decreases (the Newton direction is a descent direction of ||F||^2), so starts far from a
+    root do not overshoot into another basin or diverge. Rows stop moving once their residual
+    max |F| is below ``tol``, or once no step decreases ||F|| (a minimum of ||F|| that is no
+    root). Returns (h, converged).
+    """
+    h = h.clone()
+    residual = field(h, *args)
+    size = residual.norm(dim=-1)
+    stalled = torch.zeros_like(size, dtype=torch.bool)
+    for _ in range(max_iter):
+        active = (residual.abs().amax(-1) >= tol) & ~stalled
+        if not bool(active.any()):
+            break
+        sub = [a[active] for a in args]
+        rhs = residual[active].unsqueeze(-1)
+        J = jac(h[active], *sub)
+        step = torch.linalg.lstsq(J, rhs).solution.squeeze(-1)
+        alpha = torch.ones(step.shape[0], 1, dtype=h.dtype, device=h.device)
+        old = size[active]
+        for _ in range(10):
+            trial = h[active] - alpha * step
+            trial_residual = field(trial, *sub)
+            trial_size = trial_residual.norm(dim=-1)
+            better = trial_size < old
+            if bool(better.all()):
+                break
+            alpha = torch.where(better[:, None], alpha, alpha / 2)
+        h[active] = trial
+        stalled[active] = ~better
+        residual[active] = trial_residual
+        size[active] = torch.nan_to_num(trial_size, nan=float("inf"))
+    return h, residual.abs().amax(-1) < tol
+
+
+def fixed_points(
+    model: ODERNN,
+    x: torch.Tensor,
+    *,
+    num_starts: int = 64,
+    radius: float = 1.0,
+    tol: float = 1e-10,
+    max_iter: int = 50,
+    dedup_tol: float = 1e-6,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Fixed points h* with F(h*, x) = 0, by Newton's method from many starts, de-duplicated.
+
+    Newton's iteration h <- h - J(h)^{-1} F(h) runs batched from the zero state and
+    ``num_starts - 1`` states uniform in [-radius, radius]^n; starts whose residual max |F| is
+    below ``tol`` within ``max_iter`` steps count, and converged points closer than ``dedup_tol``
+    (max norm) are merged.
+
+    Arguments:
+        model: a unidirectional ``ODERNN``.
+        x: (input_size,) the constant input.
+        num_starts: number of starting states.
+        radius: half-width of the box of random starts.
+        tol: residual tolerance.
+        max_iter: Newton steps per start.
+        dedup_tol: distance below which two fixed points are the same.
+        seed: seed of the random starts (same seed, same points).
+
+    Returns:
+        (K, num_layers, state_size): the distinct fixed points, ordered by their distance from
+        the origin.
+    """
+    _check_model(model)
+    if isinstance(num_starts, bool) or not isinstance(num_starts, int) or num_starts < 1:
+        raise ValueError(f"num_starts: expected a positive integer, got {num_starts!r}")
+    L, S = _state_shape(model)
+    dtype = model.layers[0].weight_ih.dtype
+    x = torch.as_tensor(x, dtype=dtype)
+    if x.shape != (model.input_size,):
+        raise ValueError(
+            f"x: expected shape (input_size,) = ({model.input_size},), got {tuple(x.shape)}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    starts = (2 * torch.rand(num_starts, L * S, generator=generator, dtype=dtype) - 1) * radius
+    starts[0] = 0.0
+    xs = x.expand(num_starts, -1)
+    field = vmap(_flat_field(model))
+    jac = vmap(jacrev(_flat_field(model)))
+    with torch.no_grad():
+        found, ok = _newton(
+            lambda h, x: field(h, x).detach(),
+            lambda h, x: jac(h, x).detach(),
+            starts,
+            xs,
+            tol=tol,
+            max_iter=max_iter,
+        )
+    points = found[ok]
+    points = points[torch.argsort(points.norm(dim=-1), stable=True)]
+    unique: list[torch.Tensor] = []
+    for p in points:
+        if all(float((p - q).abs().max()) >= dedup_tol for q in unique):
+            unique.append(p)
+    if not unique:
+        return points.new_zeros(0, L, S)
+    return torch.stack(unique).reshape(-1, L, S)
+
+
+def scale_recurrent_and_input(
+    params: dict[str, torch.Tensor], p: torch.Tensor, q: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The default map of the stability map's two parameters: every W_hh scaled by p, x = q.
+
+    Arguments:
+        params: the model's parameters by name (``model.named_parameters()``).
+        p: recurrent weight scale (0-d).
+        q: input level (0-d): every input channel equals q.
+
+    Returns:
+        ``(overrides, x)``: parameters to replace and the constant input (input_size,).
+    """
+    overrides = {k: p * v for k, v in params.items() if k.endswith("weight_hh")}
+    size = params["layers.0.weight_ih"].shape[-1]
+    return overrides, q * torch.ones(size, dtype=p.dtype, device=p.device)
+
+
+@dataclass
+class StabilityMap:
+    """Stability of the fixed point over a 2-D parameter grid.
+
+    Attributes:
+        p, q: (P,) and (Q,) the parameter values (rows and columns of the maps).
+        max_real: (P, Q) the largest real part of the eigenvalues of J at the fixed point
+            (negative: locally stable continuous-time stack). NaN where Newton did not converge.
+        spectral_radius: (P, Q) max |R(dt lambda)| of the step map of ``method`` at step ``dt``
+            (below 1: the discretized stack is stable too).
+        fixed_points: (P, Q, num_layers, state_size) the fixed points.
+        converged: (P, Q) whether Newton's method converged.
+        method, dt: the solver whose step map was analysed.
+    """
+
+    p: np.ndarray
+    q: np.ndarray
+    max_real: np.ndarray
+    spectral_radius: np.ndarray
+    fixed_points: np.ndarray
+    converged: np.ndarray
+    method: str
+    dt: float
+
+
+def stability_map(
+    model: ODERNN,
+    p_values,
+    q_values,
+    parametrize: Parametrize | None = None,
+    *,
+    method: str = "euler",
+    dt: float = 1.0,
+    h0: torch.Tensor | None = None,
+    num_starts: int = 8,
+    radius: float = 1.0,
+    tol: float = 1e-10,
+    max_iter: int = 30,
+    seed: int = 0,
+) -> StabilityMap:
+    """Largest real part of the eigenvalues of J at the fixed point over a grid of (p, q).
+
+    For every grid point, ``parametrize(params, p, q)`` gives the parameter overrides and the
+    constant input x; the fixed point is found by Newton's method from ``h0`` (default: the zero
+    state, so the map follows the resting state that the input moves). Where that start stalls
+    in a minimum of ||F|| that is no root, Newton restarts from ``num_starts - 1`` random states
+    in [-radius, radius]^n and keeps the root closest to ``h0``. The eigenvalues of
+    J there give max Re lambda and the step map's spectral radius max |R(dt lambda)|. Everything
+    runs batched over the grid: fields and Jacobians under ``torch.func.vmap`` with
+    ``functional_call``, eigenvalues per diagonal block in one ``torch.linalg.eigvals``.
+
+    Arguments:
+        model: a unidirectional ``ODERNN``.
+        p_values: (P,) values of the first parameter.
+        q_values: (Q,) values of the second parameter.
+        parametrize: ``(params, p, q) -> (overrides, x)``, vmappable (tensor operations only);
+            default ``scale_recurrent_and_input`` (p scales every W_hh, q is the input level).
+        method: solver of the step map (a key of ``STEP_POLYNOMIALS``).
+        dt: its step size.
+        h0: (num_layers, state_size) Newton's starting state (default zeros).
+        num_starts, radius, seed: the restarts where the start from h0 fails (seeded).
+        tol, max_iter: Newton's residual tolerance and step budget.
+
+    Returns:
+        ``StabilityMap``.
+    """
+    _check_model(model)
+    _step_polynomial(method)
+    parametrize = scale_recurrent_and_input if parametrize is None else parametrize
+    dtype = model.layers[0].weight_ih.dtype
+    p = torch.as_tensor(np.asarray(p_values, dtype=np.float64), dtype=dtype)
+    q = torch.as_tensor(np.asarray(q_values, dtype=np.float64), dtype=dtype)
+    for name, v in (("p_values", p), ("q_values", q)):
+        if v.dim() != 1 or v.numel() == 0 or not bool(torch.isfinite(v).all()):
+            raise ValueError(
+                f"{name}: expected a 1-D sequence of finite values, got {tuple(v.shape)}"
+            )
+    L, S = _state_shape(model)
+    if h0 is None:
+        h0 = torch.zeros(L, S, dtype=dtype)
+    elif tuple(h0.shape) != (L, S):
+        raise ValueError(
+            f"h0: expected shape (num_layers, state_size) = ({L}, {S}), got {tuple(h0.shape)}"
+        )
+    pp, qq = (g.reshape(-1) for g in torch.meshgrid(p, q, indexing="ij"))
+    base = {k: v.detach() for k, v in model.named_parameters()}
+    wrapper = _JointField(model)
+
+    def field(h: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        overrides, x = parametrize(base, p, q)
+        named = {f"model.{k}": v for k, v in overrides.items()}
+        return functional_call(wrapper, named, (h.reshape(L, S), x)).reshape(-1)
+
+    batched_field = vmap(field)
+    batched_jac = vmap(jacrev(field))
+    with torch.no_grad():
+        start = h0.detach().reshape(1, -1).expand(pp.shape[0], -1)
+        h, converged = _newton(
+            batched_field, batched_jac, start, pp, qq, tol=tol, max_iter=max_iter
+        )
+        bad = torch.nonzero(~converged).squeeze(-1)
+        if bad.numel() and num_starts > 1:
+            tries = num_starts - 1
+            generator = torch.Generator().manual_seed(seed)
+            starts = 2 * torch.rand(bad.numel() * tries, L * S, generator=generator, dtype=dtype)
+            starts = (starts - 1) * radius
+            again, ok = _newton(
+                batched_field,
+                batched_jac,
+                starts,
+                pp[bad].repeat_interleave(tries),
+                qq[bad].repeat_interleave(tries),
+                tol=tol,
+                max_iter=max_iter,
+            )
+            again, ok = again.reshape(-1, tries, L * S), ok.reshape(-1, tries)
+            distance = (again - start[:1]).norm(dim=-1).masked_fill(~ok, float("inf"))
+            best = distance.argmin(dim=-1)
+            found = ok.any(dim=-1)
+            h[bad[found]] = again[found, best[found]]
+            converged[bad[found]] = True
+        jac = batched_jac(torch.nan_to_num(h), pp, qq)
+        eig = _block_eigenvalues(jac, L)
+        max_real = eig.real.amax(-1)
+        radius = spectral_radius(eig, method, dt)
+    nan = torch.tensor(float("nan"), dtype=dtype)
+    shape = (p.shape[0], q.shape[0])
+    return StabilityMap(
+        p=p.numpy(),
+        q=q.numpy(),
+        max_real=torch.where(converged, max_real, nan).reshape(shape).numpy(),
+        spectral_radius=torch.where(converged, radius, nan).reshape(shape).numpy(),
+        fixed_points=h.reshape(*shape, L, S).numpy(),
+        converged=converged.reshape(shape).numpy(),
+        method=method,
+        dt=float(dt),
+    )
+
+
+def lyapunov_exponents(
+    model: ODERNN,
+    h0: torch.Tensor,
+    x: torch.Tensor,
+    *,
+    duration: float = 100.0,
+    interval: float = 1.0,
+    transient: float = 0.0,
+    num_exponents: int | None = None,
+    method: str = "rk4",
+    step_size: float | None = 0.1,
+) -> torch.Tensor:
+    """Lyapunov exponents of the joint flow dh/dt = F(h, x) by the QR method.
+
+    Along a trajectory, the tangent vectors V (n, k) follow the variational equation
+    dV/dt = J(h) V. Every ``interval`` they are re-orthonormalised, V = Q R, and
+    lambda_i = (1 / duration) sum log |R_ii|. Solved with torchdiffeq's ``method``; for a
+    Runge-Kutta method this is the exact linearization of its step map (the method commutes with
+    linearization), so ``method="euler", step_size=1`` gives the exponents of the discrete RNN.
+
+    Arguments:
+        model: a unidirectional ``ODERNN``.
+        h0: (..., num_layers, state_size) initial states (a batch of trajectories).
+        x: (..., input_size) the constant input, broadcast against h0.
+        duration: time over which the exponents are averaged (after the transient).
+        interval: time between re-orthonormalisations (a multiple of ``step_size``).
+        transient: time integrated first, to reach the attractor, and not averaged.
+        num_exponents: k, the number of leading exponents (default all n = L * state_size).
+        method: a fixed-step torchdiffeq method.
+        step_size: its step (None: one step per interval).
+
+    Returns:
+        (..., k) exponents per unit time, in decreasing order of the QR method.
+    """
+    _check_model(model)
+    flat_h, flat_x, lead = _broadcast(model, h0, x)
+    B = flat_h.shape[0]
+    n = flat_h.shape[1] * flat_h.shape[2]
+    k = n if num_exponents is None else num_exponents
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
+        raise ValueError(f"num_exponents: expected an integer in [1, {n}], got {num_exponents!r}")
+    for name, value in (("duration", duration), ("interval", interval)):
+        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise ValueError(f"{name}: expected a positive finite time, got {value!r}")
+    if not (isinstance(transient, (int, float)) and 0 <= transient < float("inf")):
+        raise ValueError(f"transient: expected a non-negative finite time, got {transient!r}")
+    field = vmap(_flat_field(model))
+    jac = vmap(jacrev(_flat_field(model)))
+    options = {} if step_size is None else {"step_size": step_size}
+
+    def tangent_flow(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h, V = y[:, :n], y[:, n:].reshape(B, n, k)
+        return torch.cat([field(h, flat_x), (jac(h, flat_x) @ V).reshape(B, -1)], dim=-1)
+
+    span = torch.tensor([0.0, float(interval)], dtype=flat_h.dtype)
+    h = flat_h.reshape(B, n)
+    with torch.no_grad():
+        if transient > 0:
+            grid = torch.tensor([0.0, float(transient)], dtype=flat_h.dtype)
+            h = odeint(lambda t, y: field(y, flat_x), h, grid, method=method, options=options)[-1]
+        V = torch.eye(n, k, dtype=flat_h.dtype).expand(B, n, k)
+        total = torch.zeros(B, k, dtype=flat_h.dtype)
+        for _ in range(max(1, round(duration / interval))):
+            y = torch.cat([h, V.reshape(B, -1)], dim=-1)
+            y = odeint(tangent_flow, y, span, method=method, options=options)[-1]
+            h = y[:, :n]
+            V, R = torch.linalg.qr(y[:, n:].reshape(B, n, k))
+            total += R.diagonal(dim1=-2, dim2=-1).abs().log()
+        steps = max(1, round(duration / interval))
+    return (total / (steps * interval)).reshape(*lead, k)
