@@ -313,9 +313,10 @@ class CoupledOscillatorField(VectorField):
 
     ``weight_ih`` is V, ``weight_hh`` is W, ``weight_hz`` is W' (hidden, hidden) and
     b = ``bias_ih + bias_hh``. The state is ``[y, z]`` (``state_parts = 2``); the hidden state
-    (the layer's output) is y. The energy E = (gamma |y|^2 + |z|^2) / 2 obeys
-    dE/dt = (z . tanh(...) - eps |z|^2) / tau <= hidden / (4 eps tau), so states grow at most like
-    sqrt(t) whatever the weights: the bound behind the cell's stable gradients.
+    (the layer's output) is y. tau rescales time, s = t / tau, so z = dy/ds = tau dy/dt.
+    The energy E = (gamma |y|^2 + |z|^2) / 2 obeys dE/dt = (z . tanh(...) - eps |z|^2) / tau
+    <= hidden / (4 eps tau), so states grow at most like sqrt(t) whatever the weights: the bound
+    behind the cell's stable gradients.
 
     Arguments:
         input_size, hidden_size, bias, tau, learn_tau: as ``VectorField``.
