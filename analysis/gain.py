@@ -38,7 +38,9 @@ def _modulus(expr: sp.Expr) -> sp.Expr:
     num, den = sp.fraction(sp.cancel(sp.together(expr)))
 
     def squared(p: sp.Expr) -> sp.Expr:
-        return sp.simplify(sp.expand_complex(sp.expand(p * sp.conjugate(p))))
+        # p p* is real; with float coefficients rounding leaves ~1e-15 i terms, which go.
+        real, _ = sp.expand_complex(sp.expand(p * sp.conjugate(p))).as_real_imag()
+        return sp.simplify(real)
 
     return sp.simplify(sp.sqrt(squared(num)) / sp.sqrt(squared(den)))
 
