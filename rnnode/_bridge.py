@@ -85,9 +85,10 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
     if model.skips != (1,):
         raise ValueError(f"model: skips={model.skips} have no torch.nn equivalent (expected (1,))")
     for i, field in enumerate(model.layers):
-        if field.learn_tau or float(field.tau) != 1.0:
+        tau = float(field.tau.detach())
+        if field.learn_tau or tau != 1.0:
             raise ValueError(
-                f"model: layers[{i}] has tau={float(field.tau)}"
+                f"model: layers[{i}] has tau={tau}"
                 f"{' (learnable)' if field.learn_tau else ''}; torch.nn's cell is "
                 "the Euler step only for a fixed tau = 1"
             )

@@ -119,15 +119,18 @@ class _StackODE(nn.Module):
         fields: Sequence[VectorField],
         paths: Sequence[InputPath | None],
         internal: Sequence[Sequence[tuple[int, slice]]],
+        raw_columns: Sequence[slice | None] | None = None,
     ):
         super().__init__()
         self.fields = nn.ModuleList(fields)
         self.paths = list(paths)
         self.internal = [list(s) for s in internal]
         self.sizes = [f.state_size for f in fields]
+        # Where a path holds raw (unprojected) samples: the weight columns to project them with.
+        self.raw_columns = list(raw_columns) if raw_columns is not None else [None] * len(fields)
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if len(self.fields) == 1 and not self.internal[0]:
+        if len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
             return self.fields[0](t, y, self.paths[0].evaluate(t))
         states = y.split(self.sizes, dim=-1)
         drives = self.drives(t, states)
@@ -138,8 +141,13 @@ class _StackODE(nn.Module):
         """Each layer's projected drive u_i at time t (right-continuous at the knots)."""
         drives = []
         for i, field in enumerate(self.fields):
-            path = self.paths[i]
-            u = path.evaluate(t) if path is not None else field.bias_ih
+            path, raw = self.paths[i], self.raw_columns[i]
+            if path is None:
+                u = field.bias_ih
+            elif raw is None:
+                u = path.evaluate(t)
+            else:
+                u = field.project(path.evaluate(t), raw)
             for j, cols in self.internal[i]:
                 drive = F.linear(self.fields[j].output(states[j]), field.weight_ih[:, cols])
                 u = drive if u is None else u + drive
@@ -458,7 +466,11 @@ class ODERNN(nn.Module):
         Returns per-layer trajectories, the NFE and (``return_gates``) per-layer gate dicts of
         shape (T, B, hidden) in forward time order, else None.
         """
-        fields, paths, internal, extra = [], [], [], []
+        fields, paths, internal, extra, raw_columns = [], [], [], [], []
+        # The adjoint differentiates the field with respect to the path's tensors and to the
+        # weights: a path projected through weight_ih beforehand would count W_ih twice, so under
+        # the adjoint the path holds the raw samples and the field projects them as it goes.
+        project_first = not solve_kw.get("adjoint", False)
         for layer in group:
             field = self.field(layer, direction)
             cols = self._columns(layer)
@@ -473,17 +485,19 @@ class ODERNN(nn.Module):
                 samples = torch.cat([outputs[j] for j, _ in outside], dim=-1)
                 if detach:
                     samples = samples.detach()
-                u = field.project(samples, slice(first, last))
+                columns = slice(first, last)
+                u = field.project(samples, columns) if project_first else samples
                 path = make_path(interpolation, times, u)
                 if direction == 1:
                     path = path.reflect()
                 extra.append(path.values)
+            raw_columns.append(None if project_first or path is None else columns)
             fields.append(field)
             paths.append(path)
             internal.append([(group.index(j), c) for j, c in inside])
         y0 = torch.cat([h0[layer * self.num_directions + direction] for layer in group], -1)
         grid = times if direction == 0 else (times[0] + times[-1]) - times.flip(0)
-        ode = _StackODE(fields, paths, internal)
+        ode = _StackODE(fields, paths, internal, raw_columns)
         traj, nfe = integrate(ode, y0, grid, adjoint_params=tuple(extra), **solve_kw)
         gates = None
         if return_gates:

@@ -1,0 +1,100 @@
+"""Input paths against numpy.interp and scipy's natural cubic spline."""
+
+import numpy as np
+import pytest
+import scipy.interpolate
+import torch
+
+from rnnode import CubicPath, HoldPath, LinearPath, make_path
+
+
+def _data(T=6, batch=2, channels=3, irregular=True):
+    steps = torch.rand(T) + 0.3 if irregular else torch.ones(T)
+    times = torch.cat([torch.zeros(1), steps.cumsum(0)]) - 0.5
+    return times, torch.randn(T, batch, channels)
+
+
+def _query(times, n=57):
+    # Points inside every interval, the knots themselves, and points outside [t_0, t_T].
+    inner = torch.linspace(float(times[0]), float(times[-1]), n)
+    return torch.cat([inner, times, times[:1] - 0.7, times[-1:] + 0.9])
+
+
+def test_hold_takes_the_sample_of_the_interval_that_ends_at_its_time():
+    times, samples = _data()
+    path = make_path("hold", times, samples)
+    assert isinstance(path, HoldPath) and not path.is_continuous
+    for t in _query(times):
+        k = int(np.searchsorted(times.numpy(), float(t), side="right"))  # t in [t_{k-1}, t_k)
+        expected = samples[min(max(k, 1), len(samples)) - 1]
+        assert torch.equal(path.evaluate(t), expected)
+
+
+def test_linear_matches_numpy_interp():
+    times, samples = _data()
+    path = make_path("linear", times, samples)
+    assert isinstance(path, LinearPath) and path.is_continuous
+    knots = torch.cat([samples[:1], samples]).numpy()
+    for t in _query(times):
+        expected = np.apply_along_axis(
+            lambda v, t=float(t): np.interp(t, times.numpy(), v), 0, knots
+        )
+        np.testing.assert_allclose(path.evaluate(t).numpy(), expected, rtol=0, atol=1e-14)
+
+
+def test_cubic_matches_scipy_natural_spline_and_is_constant_outside():
+    times, samples = _data(T=9)
+    path = make_path("cubic", times, samples)
+    assert isinstance(path, CubicPath)
+    knots = torch.cat([samples[:1], samples]).numpy()
+    spline = scipy.interpolate.CubicSpline(times.numpy(), knots, axis=0, bc_type="natural")
+    t_in = torch.linspace(float(times[0]), float(times[-1]), 101)
+    got = torch.stack([path.evaluate(t) for t in t_in]).numpy()
+    np.testing.assert_allclose(got, spline(t_in.numpy()), rtol=0, atol=1e-12)
+    assert torch.equal(path.evaluate(times[0] - 3), path.evaluate(times[0]))
+    assert torch.equal(path.evaluate(times[-1] + 3), path.evaluate(times[-1]))
+
+
+@pytest.mark.parametrize("T", [1, 2, 3])
+def test_cubic_with_few_knots_matches_scipy(T):
+    times, samples = _data(T=T)
+    path = make_path("cubic", times, samples)
+    knots = torch.cat([samples[:1], samples]).numpy()
+    spline = scipy.interpolate.CubicSpline(times.numpy(), knots, axis=0, bc_type="natural")
+    for t in torch.linspace(float(times[0]), float(times[-1]), 13):
+        np.testing.assert_allclose(path.evaluate(t).numpy(), spline(float(t)), atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cubic"])
+def test_reflection_reverses_time(kind):
+    times, samples = _data()
+    path = make_path(kind, times, samples)
+    back = path.reflect()
+    for t in _query(times)[:-2]:
+        s = times[0] + times[-1] - t
+        torch.testing.assert_close(back.evaluate(s), path.evaluate(t), rtol=0, atol=1e-13)
+
+
+def test_hold_reflection_holds_each_sample_over_its_reversed_interval():
+    times, samples = _data()
+    back = make_path("hold", times, samples).reflect()
+    s = back.times
+    for j in range(1, len(s)):
+        # On [s_{j-1}, s_j) the reversed direction consumes sample T - j + 1.
+        mid = (s[j - 1] + s[j]) / 2
+        assert torch.equal(back.evaluate(s[j - 1]), samples[-j])
+        assert torch.equal(back.evaluate(mid), samples[-j])
+
+
+@pytest.mark.parametrize("kind", ["hold", "linear", "cubic"])
+def test_paths_are_differentiable_in_the_samples(kind):
+    times, samples = _data(T=5, batch=1, channels=2)
+    samples.requires_grad_(True)
+    t = torch.tensor(1.234)
+    assert torch.autograd.gradcheck(lambda v: make_path(kind, times, v).evaluate(t), (samples,))
+
+
+def test_unknown_interpolation_names_the_argument():
+    times, samples = _data()
+    with pytest.raises(ValueError, match=r"interpolation: expected one of .*got 'spline'"):
+        make_path("spline", times, samples)
