@@ -3,8 +3,8 @@
 A study is a module ``studies/<name>.py`` (a name without a leading underscore) whose docstring's
 first line says what it produces and which defines ``run(ctx: Context) -> dict``. Discovery is
 automatic: adding the module registers the study. ``run_study`` gives the study a folder
-``OUT/<name>/``, fixed seeds, float64 and deterministic algorithms, calls ``run`` and writes,
-each file atomically (a temporary file in the same folder, then ``os.replace``):
+``OUT/<name>/``, fixed seeds and float64, calls ``run`` and writes, each file atomically (a
+temporary file in the same folder, then ``os.replace``):
 
 - ``config.json``: the arguments, seed, package versions, platform and git commit;
 - ``metrics.json``: what ``run`` returned plus the claims it checked (``ctx.claim``), sorted keys
@@ -130,11 +130,17 @@ def read_json(path: str | os.PathLike) -> Any:
 
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Run a block under fixed seeds, float64 default dtype and deterministic torch algorithms.
+    """Run a block under fixed seeds and float64 default dtype (and deterministic GPU kernels).
 
-    Seeds Python's ``random``, numpy's global generator and torch; the previous states, dtype and
-    determinism flag are restored on exit, so a run leaves no trace in the caller's session.
+    Seeds Python's ``random``, numpy's global generator and torch; the previous states and dtype
+    are restored on exit, so a run leaves no trace in the caller's session.
+
+    Notes:
+        ``torch.use_deterministic_algorithms`` is switched on only when CUDA is available: the
+        CPU kernels rnnode uses are deterministic already, and the switch imports
+        ``torch._inductor`` (about 2 s in every process, sweep workers included).
     """
+    gpu = torch.cuda.is_available()
     saved = (
         random.getstate(),
         np.random.get_state(),
@@ -146,10 +152,11 @@ def seeded(seed: int) -> Iterator[None]:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    # Studies claim exactness in double precision; deterministic kernels make reruns equal
-    # (warn_only: an op without a deterministic kernel warns rather than ending the run).
+    # Studies claim exactness in double precision.
     torch.set_default_dtype(torch.float64)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if gpu:
+        # warn_only: an op without a deterministic kernel warns rather than ending the run.
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
@@ -157,7 +164,8 @@ def seeded(seed: int) -> Iterator[None]:
         np.random.set_state(saved[1])
         torch.random.set_rng_state(saved[2])
         torch.set_default_dtype(saved[3])
-        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
+        if gpu:
+            torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
 
 
 # -- registry ---------------------------------------------------------------------------------

@@ -205,5 +205,6 @@ def _run_dask(fn, todo: dict[str, dict], scheduler: str, finish) -> None:
         futures = {
             client.submit(_call_point, fn, point, pure=False): key for key, point in todo.items()
         }
-        for future in dask_completed(futures):
-            finish(futures[future], future.result)
+        with client.as_current():  # as_completed finds its client as the current one
+            for future in dask_completed(futures):
+                finish(futures[future], future.result)

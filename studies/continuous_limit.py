@@ -328,7 +328,9 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def _convergence_figure(convergence: dict[str, dict[str, Any]]) -> Figure:
-    fig = Figure(figsize=(4 * len(convergence), 3.6), layout="constrained")
+    fig = Figure(figsize=(4 * len(convergence), 3.6))
+    # Fixed margins rather than a layout engine: each engine pass redraws every tick label.
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.14, top=0.91, wspace=0.05)
     axes = fig.subplots(1, len(convergence), sharey=True, squeeze=False)[0]
     for ax, (name, by_method) in zip(axes, convergence.items(), strict=True):
         all_steps = sorted({h for c in by_method.values() for h in c["steps"]})
@@ -351,7 +353,8 @@ def _convergence_figure(convergence: dict[str, dict[str, Any]]) -> Figure:
 
 
 def _trajectory_figure(curves: dict[str, dict[str, Any]]) -> Figure:
-    fig = Figure(figsize=(4 * len(curves), 3.2), layout="constrained")
+    fig = Figure(figsize=(4 * len(curves), 3.2))
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     for ax, (name, c) in zip(axes, curves.items(), strict=True):
         ax.plot(c["t"], c["continuous"], label="ODE (continuous time)")

@@ -1,0 +1,261 @@
+"""studies._run and studies.cli: the registry, a run's files, reproducibility and the command line.
+
+Most checks use a tiny study built here (a module object with ``run``), so they take
+milliseconds; the command line is also run end to end on the real quick continuous-limit study.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+import types
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+import studies
+from studies import cli, run_study
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_run(ctx: studies.Context) -> dict:
+    """A study in miniature: random numbers from every generator, a figure, two claims."""
+    draws = {"torch": torch.randn(3), "numpy": np.random.standard_normal(2), "seed": ctx.seed}
+    fig = Figure(figsize=(2, 2))
+    fig.add_subplot().plot(draws["torch"].numpy())
+    ctx.figure("draws", fig, caption="three draws", numbers={"first_draw": draws["torch"][0]})
+    ctx.claim("positive_norm", float(draws["torch"].norm()) > 0, "the draws are not all zero")
+    ctx.claim("always_false", False, "a claim that fails")
+    return {
+        "draws": draws,
+        "dtype": str(torch.get_default_dtype()),
+        "not_a_number": math.nan,
+        "quick": ctx.quick,
+    }
+
+
+def make_study(name: str = "tiny", run=tiny_run) -> types.ModuleType:
+    module = types.ModuleType(f"studies.{name}", "A tiny study: three draws and a figure.")
+    module.run = run
+    return module
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"])
+
+
+def images_of(report: Path) -> list[str]:
+    parser = _Images()
+    parser.feed(report.read_text())
+    return parser.sources
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+
+def test_discovery_finds_every_study_module_and_nothing_else():
+    registry = studies.discover()
+    assert "continuous_limit" in registry
+    assert "cli" not in registry and not any(n.startswith("_") for n in registry)
+    on_disk = {
+        p.stem
+        for p in (REPO / "studies").glob("*.py")
+        if not p.stem.startswith("_") and p.stem != "cli"
+    }
+    assert set(registry) == {n for n in on_disk if hasattr(registry.get(n), "run")}
+    for name, module in registry.items():
+        assert callable(module.run)
+        line = studies.describe(module)
+        assert line and len(line) <= 100, f"{name}: needs a one-line docstring"
+
+
+# -- one run's files ----------------------------------------------------------------------------
+
+
+def test_a_run_writes_config_metrics_figures_and_report(tmp_path):
+    metrics = run_study(make_study(), out=tmp_path, quick=True, seed=3, show_progress=False)
+    folder = tmp_path / "tiny"
+    assert json.loads((folder / "metrics.json").read_text()) == metrics
+    assert metrics["dtype"] == "torch.float64"
+    assert metrics["not_a_number"] == "nan"  # strict JSON has no NaN
+    assert metrics["claims"]["positive_norm"] == {
+        "holds": True,
+        "statement": "the draws are not all zero",
+    }
+    assert metrics["claims"]["always_false"]["holds"] is False
+    assert studies.claims_hold(metrics) is False
+
+    config = json.loads((folder / "config.json").read_text())
+    assert config["study"] == "tiny" and config["seed"] == 3
+    assert config["arguments"] == {
+        "quick": True,
+        "seed": 3,
+        "workers": None,
+        "scheduler": None,
+        "out": str(tmp_path),
+    }
+    for package in ("torch", "torchdiffeq", "numpy", "scipy", "sympy", "matplotlib", "python"):
+        assert re.match(r"^\d+\.\d+", config["versions"][package]), package
+    assert config["platform"]
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert config["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+
+    assert (folder / "draws.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (folder / "draws.pdf").read_bytes().startswith(b"%PDF")
+    report = folder / "report.html"
+    assert images_of(report) == ["draws.png"]
+    text = report.read_text()
+    assert "draws.pdf" in text and "the draws are not all zero" in text
+    assert f"{metrics['draws']['torch'][0]:.6g}" in text  # the figure's number is shown
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_same_seed_same_metrics_bytes_and_another_seed_other_numbers(tmp_path):
+    def metrics_bytes(out, seed):
+        run_study(make_study(), out=tmp_path / out, seed=seed, show_progress=False)
+        return (tmp_path / out / "tiny" / "metrics.json").read_bytes()
+
+    first = metrics_bytes("a", 7)
+    assert metrics_bytes("b", 7) == first
+    assert metrics_bytes("c", 8) != first
+    assert b"started" not in first  # no timestamps in metrics
+
+
+def test_a_run_restores_the_callers_global_state(tmp_path):
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    run_study(make_study(), out=tmp_path, show_progress=False)
+    assert torch.get_default_dtype() == torch.float32
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.equal(torch.rand(4), expected)
+
+
+@pytest.mark.parametrize(
+    ("study", "kwargs", "message"),
+    [
+        ("no_such_study", {}, r"study: expected one of \(.*'continuous_limit'.*\), got 'no_such"),
+        (42, {}, "study: expected a study name or a module defining run, got 42"),
+        (None, {"seed": -1}, "seed: expected a non-negative integer, got -1"),
+        (None, {"workers": 0}, "workers: expected a positive integer or None, got 0"),
+        (None, {"scheduler": ""}, "scheduler: expected a Dask scheduler address"),
+    ],
+)
+def test_bad_run_arguments_name_themselves(tmp_path, study, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run_study(make_study() if study is None else study, out=tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [
+        (lambda ctx: [1, 2], "tiny.run: expected a dict of metrics, got list"),
+        (lambda ctx: {"claims": 1}, "the key 'claims' is reserved"),
+        (lambda ctx: {"x": object()}, r"metrics\['x'\]: expected JSON data"),
+        (lambda ctx: {1: 2}, "metrics: expected string keys, got 1"),
+        (lambda ctx: ctx.figure("a b", Figure()), "name: expected letters, digits"),
+        (
+            lambda ctx: [ctx.claim("c", True, "s"), ctx.claim("c", True, "s")],
+            "name: claim 'c' was already recorded",
+        ),
+    ],
+)
+def test_bad_study_results_are_refused(tmp_path, run, message):
+    with pytest.raises(ValueError, match=message):
+        run_study(make_study(run=run), out=tmp_path, show_progress=False)
+
+
+# -- command line -------------------------------------------------------------------------------
+
+
+def test_list_prints_each_study_with_its_description(capsys):
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    registry = studies.discover()
+    assert len(lines) == len(registry)
+    for line, (name, module) in zip(lines, registry.items(), strict=True):
+        assert line.split()[0] == name and line.endswith(studies.describe(module))
+
+
+def test_the_module_runs_as_a_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "studies.cli", "list"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "continuous_limit" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "nope"], "NAME: expected 'all' or one of"),
+        (["run", "continuous_limit", "--workers", "0"], "expected a positive integer, got '0'"),
+        (["run", "continuous_limit", "--seed", "x"], "expected a non-negative integer, got 'x'"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_command_lines_exit_with_status_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatch, capsys):
+    def passing(ctx):
+        ctx.claim("fine", True, "holds")
+        return {"value": 1}
+
+    registry = {"tiny": make_study(), "good": make_study("good", passing)}
+    monkeypatch.setattr(cli, "discover", lambda: registry)
+    status = cli.main(["run", "all", "--quick", "--out", str(tmp_path), "--no-progress"])
+    assert status == 1  # tiny's always_false claim fails
+    out = capsys.readouterr().out
+    assert "FAILED always_false" in out
+    for name in registry:
+        assert (tmp_path / name / "metrics.json").exists()
+        assert (tmp_path / name / "report.html").exists()
+    assert cli.main(["run", "good", "--out", str(tmp_path), "--no-progress"]) == 0
+
+
+def test_cli_runs_the_quick_study_end_to_end_reproducibly(tmp_path):
+    argv = ["run", "continuous_limit", "--quick", "--seed", "1", "--workers", "1", "--no-progress"]
+    assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
+    folder = tmp_path / "a" / "continuous_limit"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    assert config["arguments"]["quick"] is True and config["seed"] == 1
+    assert metrics["claims"] and studies.claims_hold(metrics)
+    figures = images_of(folder / "report.html")
+    assert figures == ["convergence.png", "trajectory.png"]
+    for png in figures:
+        assert (folder / png).read_bytes().startswith(PNG_SIGNATURE)
+        assert (folder / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+    # Same seed in a fresh folder (no saved sweep points): the same bytes.
+    run_study(
+        "continuous_limit", out=tmp_path / "b", quick=True, seed=1, workers=1, show_progress=False
+    )
+    again = (tmp_path / "b" / "continuous_limit" / "metrics.json").read_bytes()
+    assert again == (folder / "metrics.json").read_bytes()

@@ -1,0 +1,219 @@
+"""studies._sweep: stable keys, one atomic file per point, resume, and the three engines.
+
+The engines are real: in this process, a pool of spawned processes, and a Dask cluster whose
+scheduler and workers listen on 127.0.0.1 (one cluster for the module). Calls are counted by
+files the point function leaves in a folder, since it may run in another process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from studies import SweepError, atomic_write, point_key, read_json, sweep
+from studies._sweep import _call_point
+
+ENGINES = ("inline", "processes", "dask")
+
+
+# -- point functions: module level, so spawned processes and Dask workers can import them -------
+
+
+def _calls(point: dict) -> Path:
+    return Path(point["calls"])
+
+
+def _record_call(point: dict) -> None:
+    fd, _ = tempfile.mkstemp(dir=_calls(point), prefix=f"call-{point['x']}-")
+    os.close(fd)
+
+
+def square(point: dict) -> dict:
+    """x squared, plus a draw of torch's generator and the dtype the point ran under."""
+    _record_call(point)
+    if (_calls(point) / f"fail-{point['x']}").exists():
+        raise RuntimeError(f"told to fail at x={point['x']}")
+    if (_calls(point) / f"interrupt-{point['x']}").exists():
+        raise KeyboardInterrupt
+    return {
+        "square": point["x"] ** 2,
+        "draw": torch.rand(2).tolist(),
+        "dtype": str(torch.get_default_dtype()),
+    }
+
+
+def not_json(point: dict) -> object:
+    _record_call(point)
+    return object() if point["x"] == 1 else point["x"]
+
+
+def count_calls(folder: Path, x: int) -> int:
+    return len(list(folder.glob(f"call-{x}-*")))
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """Address of a real Dask cluster on loopback: a scheduler and 2 worker processes."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        yield cluster.scheduler_address
+
+
+def engine_kwargs(engine: str, request) -> dict:
+    if engine == "inline":
+        return {"workers": 1}
+    if engine == "processes":
+        return {"workers": 2}
+    return {"scheduler": request.getfixturevalue("scheduler")}
+
+
+def make_points(tmp_path: Path, n: int = 4) -> tuple[list[dict], Path]:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    return [{"x": x, "calls": str(calls)} for x in range(n)], calls
+
+
+# -- keys and files ---------------------------------------------------------------------------
+
+
+def test_point_key_is_the_hash_of_canonical_json():
+    point = {"depth": 8, "seed": 3, "cell": "gru"}
+    expected = hashlib.sha256(b'{"cell":"gru","depth":8,"seed":3}').hexdigest()[:16]
+    assert point_key(point) == expected
+    assert point_key(dict(reversed(list(point.items())))) == expected
+    assert point_key({**point, "seed": 4}) != expected
+
+
+def test_each_point_is_one_file_and_results_keep_the_order(tmp_path):
+    points, calls = make_points(tmp_path)
+    points = points[::-1]
+    results = sweep(square, points, tmp_path / "out", workers=1, progress=False)
+    assert [r["square"] for r in results] == [p["x"] ** 2 for p in points]
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == sorted(f"{point_key(p)}.json" for p in points)
+    for point, result in zip(points, results, strict=True):
+        stored = read_json(tmp_path / "out" / f"{point_key(point)}.json")
+        assert stored == {"key": point_key(point), "point": point, "result": result}
+
+
+def test_a_rerun_computes_nothing_and_returns_the_saved_results(tmp_path):
+    points, calls = make_points(tmp_path)
+    first = sweep(square, points, tmp_path / "out", workers=1, progress=False)
+    again = sweep(square, points, tmp_path / "out", workers=1, progress=False)
+    assert again == first
+    assert [count_calls(calls, p["x"]) for p in points] == [1, 1, 1, 1]
+
+
+def test_duplicate_points_are_computed_once(tmp_path):
+    points, calls = make_points(tmp_path, 2)
+    results = sweep(square, points + points[:1], tmp_path / "out", workers=1, progress=False)
+    assert results[2] == results[0]
+    assert count_calls(calls, 0) == 1
+
+
+# -- engines ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_resume_after_a_failed_point_computes_only_that_point(tmp_path, engine, request):
+    points, calls = make_points(tmp_path)
+    (calls / "fail-2").touch()
+    out = tmp_path / "out"
+    kwargs = engine_kwargs(engine, request)
+    with pytest.raises(SweepError, match="1 of 4 points failed") as info:
+        sweep(square, points, out, progress=False, **kwargs)
+    assert [p["x"] for p, _ in info.value.failed] == [2]
+    assert isinstance(info.value.failed[0][1], RuntimeError)
+    saved = {read_json(f)["point"]["x"] for f in out.glob("*.json")}
+    assert saved == {0, 1, 3}  # every point that finished is on disk
+    (calls / "fail-2").unlink()
+    results = sweep(square, points, out, progress=False, **kwargs)
+    assert [r["square"] for r in results] == [0, 1, 4, 9]
+    assert [count_calls(calls, x) for x in range(4)] == [1, 1, 2, 1]
+    # Every point ran under float64 and seeds from its key, so wherever it ran (and in
+    # whatever order), it gives what a direct call in this process gives.
+    assert {r["dtype"] for r in results} == {"torch.float64"}
+    assert results == [_call_point(square, p) for p in points]
+    assert len({tuple(r["draw"]) for r in results}) == len(points)
+
+
+def test_an_interrupted_sweep_keeps_what_finished(tmp_path):
+    points, calls = make_points(tmp_path)
+    (calls / "interrupt-2").touch()
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        sweep(square, points, out, workers=1, progress=False)
+    assert {read_json(f)["point"]["x"] for f in out.glob("*.json")} == {0, 1}
+    assert not list(out.glob(".*"))  # no temporary file left behind
+    (calls / "interrupt-2").unlink()
+    sweep(square, points, out, workers=1, progress=False)
+    assert [count_calls(calls, x) for x in range(4)] == [1, 1, 2, 1]
+
+
+# -- atomic writes and bad results ------------------------------------------------------------
+
+
+def test_atomic_write_leaves_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
+    target = tmp_path / "result.json"
+    atomic_write(target, b"old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk gone"):
+        atomic_write(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_a_result_that_is_not_json_fails_only_its_point(tmp_path):
+    points, _ = make_points(tmp_path, 3)
+    out = tmp_path / "out"
+    with pytest.raises(SweepError, match="1 of 3 points failed") as info:
+        sweep(not_json, points, out, workers=1, progress=False)
+    assert isinstance(info.value.failed[0][1], ValueError)
+    assert {read_json(f)["point"]["x"] for f in out.glob("*.json")} == {0, 2}
+    assert not list(out.glob(".*"))
+
+
+def test_a_foreign_file_under_a_key_is_refused(tmp_path):
+    points, _ = make_points(tmp_path, 1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"{point_key(points[0])}.json").write_text(json.dumps({"point": {"x": 99}}))
+    with pytest.raises(ValueError, match="folder: .* holds the point"):
+        sweep(square, points, out, workers=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"points": {"x": 1}}, "points: expected a list of dicts, got dict"),
+        ({"points": [1]}, r"points\[0\]: expected a dict, got int"),
+        ({"points": [{"x": {1, 2}}]}, r"points\[0\]\['x'\]: expected JSON data"),
+        ({"workers": 0}, "workers: expected a positive integer or None, got 0"),
+        ({"scheduler": ""}, "scheduler: expected a Dask scheduler address"),
+    ],
+)
+def test_bad_arguments_name_themselves(tmp_path, kwargs, message):
+    args = {"points": [{"x": 1, "calls": str(tmp_path)}], **kwargs}
+    points = args.pop("points")
+    with pytest.raises(ValueError, match=message):
+        sweep(square, points, tmp_path / "out", progress=False, **args)
