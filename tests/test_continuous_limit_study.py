@@ -1,0 +1,122 @@
+"""studies/continuous_limit.py: its reference, its order fit, and the claims of its quick run.
+
+The scipy reference is checked against a closed form: with W_hh = 0 the drive of a layer is
+constant over each sample interval, so ds/dt = a_k - s relaxes exponentially,
+s(k) = a_k + (s(k - 1) - a_k) e^{-1}, and Euler with n steps of 1/n gives
+s(k) = a_k + (s(k - 1) - a_k) (1 - 1/n)^n.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import rnnode
+from studies import continuous_limit as study
+from studies import run_study
+
+
+@pytest.fixture(scope="module")
+def metrics(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return run_study(study, out=out, quick=True, seed=0, workers=1, show_progress=False)
+
+
+def relaxing_rnn(num_layers: int = 2) -> tuple[nn.RNN, torch.Tensor]:
+    torch.manual_seed(5)
+    module = nn.RNN(2, 3, num_layers=num_layers).double()
+    with torch.no_grad():
+        for layer in range(num_layers):
+            getattr(module, f"weight_hh_l{layer}").zero_()
+    return module, torch.randn(5, 2, 2, dtype=torch.float64)
+
+
+def closed_form(module: nn.RNN, x: torch.Tensor, decay: float) -> np.ndarray:
+    """States (layers, T + 1, batch, hidden) of s(k) = a_k + (s(k - 1) - a_k) * decay."""
+    drive, layers = x.numpy(), []
+    for layer in range(module.num_layers):
+        w, b_ih, b_hh = (
+            getattr(module, f"{n}_l{layer}").detach().numpy()
+            for n in ("weight_ih", "bias_ih", "bias_hh")
+        )
+        s = [np.zeros((x.shape[1], module.hidden_size))]
+        for u in drive:
+            a = np.tanh(u @ w.T + b_ih + b_hh)
+            s.append(a + (s[-1] - a) * decay)
+        layers.append(np.stack(s))
+        drive = layers[-1][1:]
+    return np.stack(layers)
+
+
+def test_the_scipy_reference_is_the_exact_relaxation():
+    module, x = relaxing_rnn()
+    exact, euler1, _ = study.reference("rnn_tanh", module, x.numpy())
+    # DOP853 at rtol = atol = 1e-13 over 5 unit intervals, states of size <= 1.
+    np.testing.assert_allclose(exact, closed_form(module, x, math.exp(-1)), rtol=0, atol=1e-12)
+    # Euler with step 1 (decay 0) is s(k) = a_k: the discrete RNN.
+    np.testing.assert_allclose(euler1, closed_form(module, x, 0.0), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("n", [1, 4, 16])
+def test_the_errors_the_study_measures_are_the_closed_form_errors(n):
+    """rnnode's Euler with step 1/n against the scipy reference: the closed-form gap."""
+    module, x = relaxing_rnn()
+    exact, _, _ = study.reference("rnn_tanh", module, x.numpy())
+    with torch.no_grad():
+        states = rnnode.from_torch(module).solve(x, method="euler", step_size=1 / n).states
+    measured = np.abs(states[:, 0].numpy() - exact).max()
+    expected = np.abs(
+        closed_form(module, x, (1 - 1 / n) ** n) - closed_form(module, x, math.exp(-1))
+    ).max()
+    assert measured == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("cell", study.SMOOTH)
+def test_the_reference_agrees_with_rk4_at_a_small_step(cell):
+    """Two independent integrators of the same field (scipy DOP853, torchdiffeq RK4) agree."""
+    cfg = {"input_size": 2, "hidden_size": 3, "num_layers": 2, "length": 3, "batch": 2}
+    module, x = study._module(cell, cfg, seed=1)
+    exact, _, _ = study.reference(cell, module, x.numpy())
+    with torch.no_grad():
+        states = rnnode.from_torch(module).solve(x, method="rk4", step_size=1 / 32).states
+    # RK4's error is C h^4 with C of order 1e-3 here: about 1e-9 at h = 1/32.
+    np.testing.assert_allclose(states[:, 0].numpy(), exact, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 4.0, 2.5])
+def test_fitted_order_recovers_an_exact_power_law(p):
+    steps = [2.0**-k for k in range(2, 7)]
+    errors = [0.3 * h**p for h in steps]
+    assert study.fitted_order(steps, errors) == pytest.approx(p, abs=1e-12)
+
+
+def test_quick_run_bridge_is_exact(metrics):
+    bridge = metrics["bridge_max_abs_error"]
+    assert set(bridge) == set(study.MODULES)
+    assert max(bridge.values()) < study.BRIDGE_TOL
+    assert max(metrics["reference_check_max_abs_error"].values()) < study.BRIDGE_TOL
+    assert metrics["claims"]["bridge_exact"]["holds"]
+    assert metrics["claims"]["reference_is_the_rnn"]["holds"]
+
+
+@pytest.mark.parametrize("method", list(study.ORDERS))
+def test_quick_run_observed_orders_are_the_classical_ones(metrics, method):
+    for cell in study.SMOOTH:
+        c = metrics["convergence"][cell][method]
+        assert c["order"] == pytest.approx(study.ORDERS[method], abs=study.BANDS[method])
+        assert c["order"] == pytest.approx(study.fitted_order(c["steps"], c["errors"]), abs=1e-12)
+        assert np.all(np.diff(c["errors"]) < 0)
+    assert metrics["claims"][f"{method}_order"]["holds"]
+    assert metrics["claims"]["converges"]["holds"]
+
+
+def test_quick_setting_is_smaller_than_the_full_one():
+    quick, full = study.settings(True), study.settings(False)
+    for key in ("hidden_size", "num_layers", "length", "batch"):
+        assert quick[key] <= full[key]
+    for method in study.ORDERS:
+        assert min(quick["steps"][method]) >= min(full["steps"][method])
