@@ -259,3 +259,24 @@ def test_cli_runs_the_quick_study_end_to_end_reproducibly(tmp_path):
     )
     again = (tmp_path / "b" / "continuous_limit" / "metrics.json").read_bytes()
     assert again == (folder / "metrics.json").read_bytes()
+
+
+def cube(point: dict) -> int:
+    return point["x"] ** 3
+
+
+def test_ctx_sweep_keeps_points_in_the_runs_folder_and_resumes(tmp_path):
+    def sweeping(ctx):
+        return {"cubes": ctx.sweep(cube, [{"x": x} for x in range(3)], name="cubes")}
+
+    study = make_study("sweeping", sweeping)
+    metrics = run_study(study, out=tmp_path, workers=1, show_progress=False)
+    assert metrics["cubes"] == [0, 1, 8]
+    saved = sorted((tmp_path / "sweeping" / "cubes").glob("*.json"))
+    assert sorted(p.stem for p in saved) == sorted(studies.point_key({"x": x}) for x in range(3))
+    # A rerun reads the saved points: a result edited on disk comes back unchanged.
+    record = studies.read_json(saved[0])
+    record["result"] = -1
+    studies.write_json(saved[0], record)
+    rerun = run_study(study, out=tmp_path, workers=1, show_progress=False)
+    assert rerun["cubes"] == [-1 if {"x": x} == record["point"] else x**3 for x in range(3)]
