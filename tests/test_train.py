@@ -1,0 +1,166 @@
+"""Training loop: determinism, checkpoints and resume, NaN detection, plain-data metrics.
+
+References: a second identical run, an uninterrupted run, and a hand-written SGD step.
+"""
+
+import json
+
+import pytest
+import torch
+
+import rnnode
+from rnnode import SequenceModel, Trainer
+
+
+def _task():
+    return rnnode.sines_task(16, 8, 6, seed=2)
+
+
+def _model(seed=0, dropout=0.3):
+    torch.manual_seed(seed)
+    rnn = rnnode.ODERNN(1, 4, 2, cell="gru", dropout=dropout)
+    return SequenceModel(rnn, 2, per_step=True, aux_weights={0: 0.5})
+
+
+def _params(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_same_seed_gives_the_same_numbers_twice():
+    runs = []
+    for _ in range(2):
+        model = _model()
+        metrics = rnnode.train(model, _task(), steps=4, batch_size=4, seed=3, progress=False)
+        runs.append((metrics, _params(model)))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    other = rnnode.train(_model(), _task(), steps=4, batch_size=4, seed=4, progress=False)
+    assert other["history"]["loss"] != runs[0][0]["history"]["loss"]
+
+
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
+    task = _task()
+    whole = Trainer(_model(), task, batch_size=4, seed=1, progress=False)
+    expected = whole.fit(6)
+
+    path = tmp_path / "run" / "checkpoint.pt"
+    first = Trainer(_model(), task, batch_size=4, seed=1, checkpoint=path, progress=False)
+    first.fit(3)
+    torch.manual_seed(123)  # the interruption disturbs the global generator
+    # A fresh process: a differently initialised model, restored from the checkpoint.
+    resumed_model = _model(seed=9)
+    got = rnnode.train(
+        resumed_model,
+        task,
+        steps=6,
+        batch_size=4,
+        seed=1,
+        checkpoint=path,
+        resume=True,
+        progress=False,
+    )
+    assert got == expected
+    assert all(
+        torch.equal(a, b) for a, b in zip(_params(whole.model), _params(resumed_model), strict=True)
+    )
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]  # no temporary left
+
+
+def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path):
+    path = tmp_path / "c.pt"
+    trainer = Trainer(
+        _model(), _task(), batch_size=4, checkpoint=path, checkpoint_every=2, progress=False
+    )
+    trainer.fit(2)
+    state = torch.load(path, weights_only=True)
+    assert state["step"] == 2 and state["seed"] == 0 and state["batch_size"] == 4
+    assert set(state) == {"model", "optimizer", "step", "rng", "history", "seed", "batch_size"}
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(state["model"][name], value)
+    assert torch.equal(state["rng"], torch.get_rng_state())
+    assert state["optimizer"]["state"][0]["step"] == 2  # Adam's step count
+
+
+def test_one_sgd_step_is_the_gradient_step():
+    task = _task()
+    model = _model(dropout=0.0)
+    before = _params(model)
+    x, y = next(task.batches(4, seed=0))
+    loss, _ = model.loss(x, y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    Trainer(model, task, lr=0.1, batch_size=4, optimizer="sgd", progress=False).fit(1)
+    for p0, g, p1 in zip(before, grads, _params(model), strict=True):
+        torch.testing.assert_close(p1, p0 - 0.1 * g, rtol=0, atol=1e-15)
+
+
+def test_nan_loss_stops_with_a_clear_error():
+    task = _task()
+    task.y_train[:] = float("nan")
+    model = _model()
+    before = _params(model)
+    with pytest.raises(rnnode.NonFiniteLossError, match=r"loss: became nan at step 1"):
+        rnnode.train(model, task, steps=3, batch_size=4, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_metrics_are_plain_data():
+    metrics = rnnode.train(_model(), _task(), steps=2, batch_size=4, progress=False)
+    assert json.loads(json.dumps(metrics)) == metrics
+    assert set(metrics["history"]) == {"step", "loss", "task", "auxiliary"}
+    assert metrics["history"]["step"] == [1.0, 2.0]
+    assert set(metrics["test"]) == {"loss", "rmse"}
+    history = metrics["history"]
+    for total, task, aux in zip(
+        history["loss"], history["task"], history["auxiliary"], strict=True
+    ):
+        assert abs(total - task - aux) < 1e-12
+
+
+def test_classification_metrics_report_accuracy():
+    task = rnnode.digits_task("rows")
+    task.x_train, task.y_train = task.x_train[:32], task.y_train[:32]
+    task.x_test, task.y_test = task.x_test[:16], task.y_test[:16]
+    model = SequenceModel.for_task(rnnode.ODERNN(8, 4), task)
+    metrics = rnnode.train(model, task, steps=1, batch_size=8, progress=False)
+    prediction = model(task.x_test).argmax(-1)
+    assert metrics["test"]["accuracy"] == (prediction == task.y_test).double().mean().item()
+
+
+def test_progress_bar_is_shown_and_can_be_disabled(capsys):
+    rnnode.train(_model(), _task(), steps=1, batch_size=4, progress=True)
+    assert "train" in capsys.readouterr().err
+    rnnode.train(_model(), _task(), steps=1, batch_size=4, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    path = tmp_path / "c.pt"
+    Trainer(_model(), _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    with pytest.raises(ValueError, match="seed"):
+        rnnode.train(
+            _model(),
+            _task(),
+            steps=2,
+            batch_size=4,
+            seed=5,
+            checkpoint=path,
+            resume=True,
+            progress=False,
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"lr": 0.0}, "lr"),
+        ({"clip_grad": -1.0}, "clip_grad"),
+        ({"checkpoint_every": -1}, "checkpoint_every"),
+        ({"resume": True}, "resume"),
+        ({"steps": -1}, "steps"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, name):
+    kwargs = {"steps": 1, "progress": False, "batch_size": 4, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        rnnode.train(_model(), _task(), **kwargs)
