@@ -1,0 +1,131 @@
+"""Core benchmark: the bridge against torch.nn.RNN, continuous solves, adjoint memory.
+
+Everything is measured side by side in one run and reported as ratios (the machines are shared
+and noisy): timings are medians of interleaved repeats, memory is the peak resident set of a fresh
+process per configuration.
+
+    python benchmarks/bench_core.py            # the issue's sizes: T=256, batch 32, 16 -> 128, 4 layers
+    python benchmarks/bench_core.py --quick    # a small smoke run
+    python benchmarks/bench_core.py --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+import rnnode
+
+
+def _fwd_bwd(model, x, **kwargs) -> tuple[float, int | None]:
+    start = time.perf_counter()
+    if isinstance(model, rnnode.ODERNN):
+        sol = model.solve(x, **kwargs)
+        output, nfe = sol.output, sol.nfe
+    else:
+        output, nfe = model(x)[0], None
+    output.pow(2).mean().backward()
+    return time.perf_counter() - start, nfe
+
+
+def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: int) -> dict:
+    """Seconds per forward + backward of each variant and its ratio to torch.nn.RNN."""
+    torch.manual_seed(0)
+    reference = torch.nn.RNN(inputs, hidden, num_layers=layers)
+    model = rnnode.from_torch(reference)
+    x = torch.randn(T, batch, inputs)
+    variants = {
+        "torch.nn.RNN": (reference, {}),
+        "from_torch default (euler, hold, sampled)": (model, {}),
+        "continuous rk4 step 0.5": (model, {"coupling": "continuous", "method": "rk4",
+                                            "step_size": 0.5}),
+        "continuous dopri5 rtol 1e-5": (model, {"coupling": "continuous", "method": "dopri5",
+                                                "rtol": 1e-5, "atol": 1e-7}),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    nfes: dict[str, int | None] = {}
+    for name, (m, kw) in variants.items():  # warm-up
+        _fwd_bwd(m, x, **kw)
+    for _ in range(repeats):
+        for name, (m, kw) in variants.items():
+            m.zero_grad()
+            seconds, nfes[name] = _fwd_bwd(m, x, **kw)
+            times[name].append(seconds)
+    base = statistics.median(times["torch.nn.RNN"])
+    return {name: {"seconds": statistics.median(ts), "ratio_to_torch": statistics.median(ts) / base,
+                   "nfe": nfes[name]} for name, ts in times.items()}
+
+
+def _peak_child(T: int, batch: int, inputs: int, hidden: int, layers: int, adjoint: bool) -> None:
+    """Run in a fresh process: print the peak RSS growth (MiB) of one forward + backward."""
+    torch.manual_seed(0)
+    model = rnnode.ODERNN(inputs, hidden, num_layers=layers)
+    x = torch.randn(T, batch, inputs)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    output, _ = model(x, adjoint=adjoint)
+    output.pow(2).mean().backward()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_growth_mib": (peak - before) / 1024}))
+
+
+def memory(lengths: list[int], batch: int, inputs: int, hidden: int, layers: int) -> dict:
+    """Peak memory growth of plain backprop and of adjoint=True as T grows."""
+    rows = {}
+    for T in lengths:
+        row = {}
+        for adjoint in (False, True):
+            cmd = [sys.executable, __file__, "--child", str(T), str(batch), str(inputs),
+                   str(hidden), str(layers), str(int(adjoint))]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            row["adjoint" if adjoint else "backprop"] = json.loads(out.splitlines()[-1])[
+                "peak_growth_mib"]
+        row["adjoint_over_backprop"] = row["adjoint"] / max(row["backprop"], 1e-9)
+        rows[T] = row
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument("--child", nargs=6, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        T, batch, inputs, hidden, layers, adjoint = args.child
+        _peak_child(T, batch, inputs, hidden, layers, bool(adjoint))
+        return {}
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.quick:
+        sizes = {"T": 32, "batch": 4, "inputs": 4, "hidden": 16, "layers": 2}
+        repeats, lengths = 3, [64, 256]
+    else:
+        sizes = {"T": 256, "batch": 32, "inputs": 16, "hidden": 128, "layers": 4}
+        repeats, lengths = 7, [256, 1024, 4096]
+    results = {"sizes": sizes, "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "timing": timing(repeats=repeats, **sizes)}
+    print(f"forward + backward, T={sizes['T']}, batch {sizes['batch']}, input {sizes['inputs']}, "
+          f"hidden {sizes['hidden']}, {sizes['layers']} layers (median of {repeats}):")
+    for name, row in results["timing"].items():
+        nfe = "" if row["nfe"] is None else f"  nfe {row['nfe']}"
+        print(f"  {name:45s} {row['seconds'] * 1e3:9.1f} ms  {row['ratio_to_torch']:6.2f}x{nfe}")
+    mem_sizes = {k: v for k, v in sizes.items() if k != "T"}
+    results["memory"] = memory(lengths, **mem_sizes)
+    print("peak memory growth of one forward + backward (MiB), default solve:")
+    for T, row in results["memory"].items():
+        print(f"  T={T:5d}  backprop {row['backprop']:8.1f}  adjoint {row['adjoint']:8.1f}  "
+              f"ratio {row['adjoint_over_backprop']:.3f}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
