@@ -166,7 +166,8 @@ class ODERNN(nn.Module):
         input_size: features of x.
         hidden_size: features of each layer's hidden state h.
         num_layers: number of stacked layers.
-        cell: ``"rnn"`` (Elman), ``"gru"``, ``"lstm"`` or ``"linear"``.
+        cell: ``"rnn"`` (Elman), ``"gru"``, ``"lstm"``, ``"linear"``, ``"antisymmetric"`` or
+            ``"cornn"`` (coupled oscillators; state and ``hx`` ``(y, z)`` like the LSTM's).
         nonlinearity: ``"tanh"`` or ``"relu"`` (``cell="rnn"`` only).
         bias: whether the layers have ``bias_ih`` and ``bias_hh``.
         batch_first: inputs and outputs are (batch, T, features) instead of (T, batch, features).

@@ -175,6 +175,19 @@ def test_stack_gradcheck(cell, coupling):
     assert torch.autograd.gradcheck(lambda x: model(x)[0], (x,))
 
 
+@pytest.mark.parametrize("cell", ["antisymmetric", "cornn"])
+def test_joint_field_is_the_numpy_field_of_the_stack(cell):
+    model = rnnode.ODERNN(2, 3, 2, cell=cell)
+    S = model.field(0).state_size
+    state, x = torch.randn(2, S), torch.randn(2)
+    got = model.joint_field(state, x).detach().numpy()
+    f0, f1 = model.field(0), model.field(1)
+    s = state.numpy()
+    lower = _field_numpy(f0)(s[0], _drive(f0, x.numpy()))
+    upper = _field_numpy(f1)(s[1], _drive(f1, s[0, :3]))
+    np.testing.assert_allclose(got, np.stack([lower, upper]), rtol=0, atol=1e-14)
+
+
 def test_new_cells_are_registered():
     assert rnnode.CELLS["antisymmetric"] is AntisymmetricField
     assert rnnode.CELLS["cornn"] is CoupledOscillatorField
