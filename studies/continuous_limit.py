@@ -59,7 +59,7 @@ def settings(quick: bool) -> dict[str, Any]:
             "length": 6,
             "batch": 2,
             "steps": {
-                "euler": [2.0**-k for k in range(2, 7)],
+                "euler": [2.0**-k for k in range(2, 6)],
                 "midpoint": [2.0**-k for k in range(2, 6)],
                 "rk4": [2.0**-k for k in range(2, 5)],
             },
@@ -73,7 +73,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "steps": {
             "euler": [2.0**-k for k in range(2, 10)],
             "midpoint": [2.0**-k for k in range(2, 8)],
-            "rk4": [2.0**-k for k in range(2, 7)],
+            "rk4": [2.0**-k for k in range(2, 6)],
         },
     }
 

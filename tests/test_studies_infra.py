@@ -195,18 +195,6 @@ def test_list_prints_each_study_with_its_description(capsys):
         assert line.split()[0] == name and line.endswith(studies.describe(module))
 
 
-def test_the_module_runs_as_a_command():
-    done = subprocess.run(
-        [sys.executable, "-m", "studies.cli", "list"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "continuous_limit" in done.stdout
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -240,20 +228,30 @@ def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatc
     assert cli.main(["run", "good", "--out", str(tmp_path), "--no-progress"]) == 0
 
 
-def test_cli_runs_the_quick_study_end_to_end_reproducibly(tmp_path):
-    argv = ["run", "continuous_limit", "--quick", "--seed", "1", "--workers", "1", "--no-progress"]
-    assert cli.main([*argv, "--out", str(tmp_path / "a")]) == 0
+def test_the_command_runs_the_quick_study_end_to_end_reproducibly(tmp_path):
+    """``python -m studies.cli run`` in a fresh process, then the same seed in this one."""
+    argv = ["run", "continuous_limit", "--quick", "--seed", "1", "--workers", "1"]
+    done = subprocess.run(
+        [sys.executable, "-m", "studies.cli", *argv, "--out", str(tmp_path / "a"), "--no-progress"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "continuous_limit: 6/6 claims hold" in done.stdout
     folder = tmp_path / "a" / "continuous_limit"
     metrics = json.loads((folder / "metrics.json").read_text())
     config = json.loads((folder / "config.json").read_text())
     assert config["arguments"]["quick"] is True and config["seed"] == 1
+    assert config["command"][1:] == [*argv, "--out", str(tmp_path / "a"), "--no-progress"]
     assert metrics["claims"] and studies.claims_hold(metrics)
     figures = images_of(folder / "report.html")
     assert figures == ["convergence.png", "trajectory.png"]
     for png in figures:
         assert (folder / png).read_bytes().startswith(PNG_SIGNATURE)
         assert (folder / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
-    # Same seed in a fresh folder (no saved sweep points): the same bytes.
+    # Same seed, another process, a fresh folder (no saved sweep points): the same bytes.
     run_study(
         "continuous_limit", out=tmp_path / "b", quick=True, seed=1, workers=1, show_progress=False
     )
