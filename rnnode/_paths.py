@@ -20,6 +20,8 @@ Outside ``[t_0, t_T]`` every path is constant, equal to its value at the nearest
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 
 INTERPOLATIONS = ("hold", "linear", "cubic")
@@ -37,6 +39,7 @@ class InputPath:
     def __init__(self, times: torch.Tensor, values: torch.Tensor):
         self.times = times
         self.values = values
+        self._knots = times.tolist()
 
     def evaluate(self, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -50,11 +53,17 @@ class InputPath:
         reflected = (self.times[0] + self.times[-1]) - self.times.flip(0)
         return type(self)(reflected, self.values.flip(0))
 
-    def _interval(self, t: torch.Tensor) -> torch.Tensor:
-        # Index j of the knot interval [t_j, t_{j+1}) holding t, clamped to 0..T-1; kept as a
-        # tensor so evaluation never synchronises with the device.
-        j = torch.searchsorted(self.times, t.reshape(1), right=True) - 1
-        return j.clamp_(0, self.times.shape[0] - 2)
+    def _interval(self, t: torch.Tensor) -> int:
+        # Index j of the knot interval [t_j, t_{j+1}) holding t, clamped to 0..T-1. Looked up on
+        # the host and used as a plain index into rows unbound once: indexing a tensor by a
+        # tensor would, in the backward pass, scatter into a zero tensor of the whole path at
+        # every evaluation (quadratic in T).
+        j = bisect.bisect_right(self._knots, float(t)) - 1
+        return min(max(j, 0), len(self._knots) - 2)
+
+
+def _rows(tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tensor.unbind(0)
 
 
 class HoldPath(InputPath):
@@ -65,8 +74,12 @@ class HoldPath(InputPath):
 
     is_continuous = False
 
+    def __init__(self, times: torch.Tensor, values: torch.Tensor):
+        super().__init__(times, values)
+        self._values = _rows(values)
+
     def evaluate(self, t: torch.Tensor) -> torch.Tensor:
-        return self.values.index_select(0, self._interval(t)).squeeze(0)
+        return self._values[self._interval(t)]
 
 
 class LinearPath(InputPath):
@@ -80,11 +93,13 @@ class LinearPath(InputPath):
         self.knots = values
         widths = (times[1:] - times[:-1]).reshape(-1, *([1] * (values.dim() - 1)))
         self.slopes = (values[1:] - values[:-1]) / widths
+        self._rows = (_rows(values), _rows(self.slopes))
 
     def evaluate(self, t: torch.Tensor) -> torch.Tensor:
         j = self._interval(t)
-        s = (t.clamp(self.times[0], self.times[-1]) - self.times.index_select(0, j)).squeeze(0)
-        return (self.knots.index_select(0, j) + s * self.slopes.index_select(0, j)).squeeze(0)
+        s = t.clamp(self._knots[0], self._knots[-1]) - self._knots[j]
+        knots, slopes = self._rows
+        return knots[j] + s * slopes[j]
 
 
 class CubicPath(InputPath):
@@ -108,11 +123,12 @@ class CubicPath(InputPath):
         self.b = slopes - widths * (2 * second[:-1] + second[1:]) / 6
         self.c = second[:-1] / 2
         self.e = (second[1:] - second[:-1]) / (6 * widths)
+        self._rows = tuple(_rows(a) for a in (self.knots, self.b, self.c, self.e))
 
     def evaluate(self, t: torch.Tensor) -> torch.Tensor:
         j = self._interval(t)
-        s = (t.clamp(self.times[0], self.times[-1]) - self.times.index_select(0, j)).squeeze(0)
-        v, b, c, e = (a.index_select(0, j).squeeze(0) for a in (self.knots, self.b, self.c, self.e))
+        s = t.clamp(self._knots[0], self._knots[-1]) - self._knots[j]
+        v, b, c, e = (rows[j] for rows in self._rows)
         return v + s * (b + s * (c + s * e))
 
 
