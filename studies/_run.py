@@ -412,6 +412,9 @@ def run_study(
         "git_commit": _git_commit(),
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    # A run that fails must not leave an earlier run's results beside its new config.
+    for stale in ("metrics.json", "report.html"):
+        (folder / stale).unlink(missing_ok=True)
     write_json(folder / "config.json", config)
     ctx = Context(name, folder, bool(quick), seed, workers, scheduler, show_progress)
     with seeded(seed):

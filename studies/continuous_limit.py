@@ -185,7 +185,9 @@ def reference(
 # -- one cell: bridge, reference check, convergence -------------------------------------------
 
 
-def _module(name: str, cfg: dict[str, Any], seed: int) -> tuple[nn.RNNBase, torch.Tensor]:
+def torch_module(name: str, cfg: dict[str, Any], seed: int) -> tuple[nn.RNNBase, torch.Tensor]:
+    """The float64 torch.nn module ``name`` of ``cfg``'s sizes and an input (T, batch, input),
+    both drawn from torch's generator seeded with ``seed``."""
     cls, extra = MODULES[name]
     torch.manual_seed(seed)
     module = cls(cfg["input_size"], cfg["hidden_size"], num_layers=cfg["num_layers"], **extra)
@@ -211,7 +213,7 @@ def cell_point(point: dict[str, Any]) -> dict[str, Any]:
         "curve": {...}}``; ``errors`` only for the cells in ``SMOOTH``.
     """
     name, cfg = point["cell"], settings(point["quick"])
-    module, x = _module(name, cfg, point["seed"])
+    module, x = torch_module(name, cfg, point["seed"])
     model = rnnode.from_torch(module)
     with torch.no_grad():
         bridge = _max_abs(module(x), model(x))
@@ -256,6 +258,13 @@ def fitted_order(steps: list[float], errors: list[float]) -> float:
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    """The study: one sweep point per torch.nn cell, then the order fits, claims and figures.
+
+    Returns:
+        ``{"settings", "bridge_max_abs_error": {cell: error}, "reference_check_max_abs_error":
+        {cell: error}, "convergence": {cell: {method: {"steps", "errors", "order"}}},
+        "orders": {method: {cell: order}}}``.
+    """
     cfg = settings(ctx.quick)
     points = [{"cell": name, "quick": ctx.quick, "seed": ctx.seed} for name in MODULES]
     results = dict(zip(MODULES, ctx.sweep(cell_point, points, name="cells"), strict=True))

@@ -79,7 +79,7 @@ def test_the_errors_the_study_measures_are_the_closed_form_errors(n):
 def test_the_reference_agrees_with_rk4_at_a_small_step(cell):
     """Two independent integrators of the same field (scipy DOP853, torchdiffeq RK4) agree."""
     cfg = {"input_size": 2, "hidden_size": 3, "num_layers": 2, "length": 3, "batch": 2}
-    module, x = study._module(cell, cfg, seed=1)
+    module, x = study.torch_module(cell, cfg, seed=1)
     exact, _, _ = study.reference(cell, module, x.numpy())
     with torch.no_grad():
         states = rnnode.from_torch(module).solve(x, method="rk4", step_size=1 / 32).states

@@ -278,3 +278,17 @@ def test_ctx_sweep_keeps_points_in_the_runs_folder_and_resumes(tmp_path):
     studies.write_json(saved[0], record)
     rerun = run_study(study, out=tmp_path, workers=1, show_progress=False)
     assert rerun["cubes"] == [-1 if {"x": x} == record["point"] else x**3 for x in range(3)]
+
+
+def test_a_failed_run_leaves_no_earlier_metrics_behind(tmp_path):
+    run_study(make_study(), out=tmp_path, show_progress=False)
+    assert (tmp_path / "tiny" / "metrics.json").exists()
+
+    def broken(ctx):
+        raise RuntimeError("the study broke")
+
+    with pytest.raises(RuntimeError, match="the study broke"):
+        run_study(make_study(run=broken), out=tmp_path, show_progress=False)
+    assert not (tmp_path / "tiny" / "metrics.json").exists()
+    assert not (tmp_path / "tiny" / "report.html").exists()
+    assert (tmp_path / "tiny" / "config.json").exists()
