@@ -66,6 +66,24 @@ def test_returned_gates_are_the_lstm_cells_gates(bidirectional):
         torch.testing.assert_close(sol.gates[name], gates[name], rtol=0, atol=1e-12)
 
 
+def test_continuous_coupling_gates_read_the_states_at_the_step_start():
+    """Gates of the step from t_k: the layer's state at t_k, the held input x_{k+1} and the
+    layer below's hidden state at t_k (the joint ODE's drive just after t_k)."""
+    model = rnnode.ODERNN(2, 3, 2, cell="lstm", coupling="continuous")
+    x = torch.randn(4, 2, 2)
+    sol = model.solve(x, method="rk4", step_size=0.5, return_gates=True)
+    H = 3
+    for layer in range(2):
+        f = model.field(layer)
+        h = sol.states[layer, 0, :-1, :, :H]  # (T, batch, H) at t_0..t_{T-1}
+        s = x if layer == 0 else sol.states[layer - 1, 0, :-1, :, :H]
+        pre = s @ f.weight_ih.T + f.bias_ih + h @ f.weight_hh.T + f.bias_hh
+        i, fg, g, o = pre.chunk(4, dim=-1)
+        expected = {"i": i.sigmoid(), "f": fg.sigmoid(), "g": g.tanh(), "o": o.sigmoid()}
+        for name, value in expected.items():
+            torch.testing.assert_close(sol.gates[name][layer, 0], value, rtol=0, atol=1e-15)
+
+
 def test_gate_coupling_penalty_matches_a_hand_computation():
     model = rnnode.ODERNN(2, 4, 3, cell="lstm")
     for field in model.layers:
