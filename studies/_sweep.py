@@ -116,8 +116,8 @@ def sweep(
             derived from the point's key and float64 (``studies._run.seeded``).
         points: the points, dicts of JSON data; duplicates are computed once.
         folder: where each point's ``<key>.json`` lives (created).
-        workers: local processes (None: one per CPU; 1: in this process, no pool). Ignored
-            when ``scheduler`` is given.
+        workers: local processes (None: one per CPU; 1: in this process, no pool; a single
+            missing point also runs in this process). Ignored when ``scheduler`` is given.
         scheduler: address of a Dask distributed scheduler (``"tcp://host:8786"``); the points
             run on its workers through ``distributed.Client(scheduler)``.
         desc: label of the progress bar.
@@ -158,7 +158,7 @@ def sweep(
             # Serialise before writing: a result that is not JSON data fails its point only.
             results[key] = json.loads(json_bytes(record, f"result of point {key}"))["result"]
             write_json(folder / f"{key}.json", record)
-        except Exception as err:  # noqa: BLE001 - any failure of one point is reported below
+        except Exception as err:  # any failure of one point is reported after the others
             failed.append((todo[key], err))
         bar.update()
 
@@ -175,7 +175,7 @@ def sweep(
     if failed:
         lines = "; ".join(f"{p!r}: {type(e).__name__}: {e}" for p, e in failed[:5])
         raise SweepError(
-            f"{len(failed)} of {len(points)} points failed ({lines}); the other results are "
+            f"{len(failed)} of {len(set(keys))} points failed ({lines}); the other results are "
             f"saved in {folder}, rerun to compute only the failed points",
             failed,
         ) from failed[0][1]
