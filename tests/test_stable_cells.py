@@ -124,8 +124,8 @@ def test_cornn_without_drive_is_the_damped_oscillator():
     for p in field.parameters():
         p.data.zero_()
     y0, z0 = torch.tensor([[1.0, -0.5]]), torch.tensor([[0.3, 2.0]])
-    times = torch.linspace(0.0, 6.0, 7)
-    sol = model.solve(torch.zeros(6, 1), (y0, z0), t=times, method="dopri5", rtol=1e-12, atol=1e-14)
+    times = torch.linspace(0.0, 4.0, 3)
+    sol = model.solve(torch.zeros(2, 1), (y0, z0), t=times, method="dopri5", rtol=1e-12, atol=1e-14)
     s = times[:, None].numpy() / tau  # tau rescales time
     omega = np.sqrt(gamma - eps**2 / 4)
     a, b = y0.numpy(), (z0.numpy() + eps * y0.numpy() / 2) / omega  # z = dy/ds
@@ -170,7 +170,7 @@ def test_field_gradcheck(cls):
 @pytest.mark.parametrize("cell", ["antisymmetric", "cornn"])
 @pytest.mark.parametrize("coupling", ["sampled", "continuous"])
 def test_stack_gradcheck(cell, coupling):
-    model = rnnode.ODERNN(2, 2, 2, cell=cell, coupling=coupling, method="rk4", step_size=0.5)
+    model = rnnode.ODERNN(2, 2, 2, cell=cell, coupling=coupling, method="midpoint")
     x = torch.randn(3, 1, 2, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: model(x)[0], (x,))
 
