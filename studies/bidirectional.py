@@ -1,0 +1,210 @@
+"""Bidirectional against unidirectional stacks on a task whose targets depend on future inputs.
+
+The task (``future_task``): inputs x_1..x_T are independent standard normal numbers and the
+target at every step is the class y_k = 1[x_{k+1} > x_{k-1}], with x_0 = x_{T+1} = 0: is the
+next input larger than the previous one? A causal model (one that has seen x_1..x_k only) knows
+x_{k-1} but not x_{k+1}, so its best guess is y_k = 1[x_{k-1} < 0], right with probability
+P(x_{k+1} > x_{k-1} | x_{k-1}) at best; averaged, E[max(Phi(a), 1 - Phi(a))] = 3/4 for the
+middle steps, 1/2 at k = 1 (x_0 = 0: a coin toss) and 1 at k = T (x_{T+1} = 0 is known). The
+Bayes accuracy of any causal model is therefore ((T - 2) 3/4 + 1/2 + 1) / T = 3/4 exactly, for
+every T. A bidirectional model sees x_{k+1} through its reverse direction and can approach 1.
+
+The same stack (cell, hidden size, layers, ``rnnode.train``, batches) is trained with
+``bidirectional`` False and True for several seeds. The study also scores the causal Bayes rule
+on the test set (the finite-sample value of the 3/4 bound).
+
+Claims (every seed): the unidirectional stack's test accuracy does not exceed the causal bound
+3/4 by more than ``BOUND_SLACK`` (its sampling error on the test set); the bidirectional stack's
+exceeds it by at least ``MARGIN``.
+
+Figure: ``accuracy`` (test accuracy per seed of both, with the causal bound, and the training
+loss curves of the first seed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+import rnnode
+
+from ._run import Context
+
+#: Bayes accuracy of any causal model on ``future_task`` (see the module docstring).
+CAUSAL_BOUND = 0.75
+#: Allowance above the causal bound for a unidirectional model's test accuracy: 4 standard errors
+#: of an accuracy of 3/4 estimated from the quick setting's 128 x 10 test targets,
+#: 4 sqrt(3/16 / 1280) ~ 0.048 (targets of one sequence are not independent; 4, not 2, covers it).
+BOUND_SLACK = 0.05
+#: Required lead of the bidirectional stack's test accuracy over the causal bound.
+MARGIN = 0.1
+
+
+def future_task(
+    num_train: int = 512,
+    num_test: int = 128,
+    length: int = 10,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> rnnode.Task:
+    """Per-step classification y_k = 1[x_{k+1} > x_{k-1}] of standard normal x (x_0 = x_{T+1} = 0).
+
+    Arguments:
+        num_train, num_test: sequences in each split.
+        length: sample times T (>= 2).
+        seed: seed of the inputs.
+        dtype: dtype of x (default: torch's default).
+
+    Returns:
+        A ``"classification"`` ``rnnode.Task`` with ``per_step=True``: x (N, T, 1),
+        y (N, T) int64 in {0, 1}, 2 classes.
+    """
+    for name, value, minimum in (
+        ("num_train", num_train, 1),
+        ("num_test", num_test, 1),
+        ("length", length, 2),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    n = num_train + num_test
+    x = np.random.default_rng(seed).standard_normal((n, length))
+    padded = np.pad(x, ((0, 0), (1, 1)))  # x_0 = x_{T+1} = 0
+    y = torch.as_tensor(padded[:, 2:] > padded[:, :-2], dtype=torch.int64)
+    x = torch.as_tensor(x[..., None], dtype=torch.get_default_dtype() if dtype is None else dtype)
+    return rnnode.Task(
+        "future",
+        "classification",
+        x[:num_train],
+        y[:num_train],
+        x[num_train:],
+        y[num_train:],
+        output_size=2,
+        per_step=True,
+    )
+
+
+def causal_bayes_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Accuracy of the best causal rule on ``future_task`` data: predict 1[x_{k-1} < 0], with
+    x_0 = 0 giving class 1 at k = 1 (a coin toss).
+
+    Arguments:
+        x: (N, T, 1) inputs; y: (N, T) targets.
+    """
+    previous = torch.nn.functional.pad(x[..., 0], (1, 0))[:, :-1]  # x_{k-1}, x_0 = 0
+    guess = (previous <= 0).to(torch.int64)
+    return float((guess == y).double().mean())
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    """Sizes, training length and seeds of the quick and the full setting."""
+    if quick:
+        return {
+            "cell": "gru",
+            "hidden_size": 8,
+            "num_layers": 2,
+            "length": 10,
+            "num_train": 512,
+            "num_test": 128,
+            "steps": 60,
+            "batch_size": 32,
+            "lr": 2e-2,
+            "seeds": 2,
+        }
+    return {
+        "cell": "gru",
+        "hidden_size": 16,
+        "num_layers": 2,
+        "length": 20,
+        "num_train": 2048,
+        "num_test": 512,
+        "steps": 400,
+        "batch_size": 32,
+        "lr": 1e-2,
+        "seeds": 5,
+    }
+
+
+def point(p: dict) -> dict[str, Any]:
+    """One seed: the stack trained unidirectional and bidirectional on the same data."""
+    cfg, seed = p["settings"], p["seed"]
+    task = future_task(cfg["num_train"], cfg["num_test"], cfg["length"], seed=seed)
+    out: dict[str, Any] = {"causal_bayes": causal_bayes_accuracy(task.x_test, task.y_test)}
+    for name, bidirectional in (("unidirectional", False), ("bidirectional", True)):
+        torch.manual_seed(seed)
+        rnn = rnnode.ODERNN(
+            task.input_size,
+            cfg["hidden_size"],
+            cfg["num_layers"],
+            cell=cfg["cell"],
+            bidirectional=bidirectional,
+        )
+        model = rnnode.SequenceModel.for_task(rnn, task)
+        metrics = rnnode.train(
+            model,
+            task,
+            steps=cfg["steps"],
+            lr=cfg["lr"],
+            batch_size=cfg["batch_size"],
+            seed=seed,
+            progress=False,
+        )
+        out[name] = {"accuracy": metrics["test"]["accuracy"], "loss": metrics["history"]["loss"]}
+    return out
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    cfg = settings(ctx.quick)
+    seeds = [ctx.seed + s for s in range(cfg["seeds"])]
+    results = ctx.sweep(point, [{"settings": cfg, "seed": s} for s in seeds], name="seeds")
+    accuracy = {
+        name: [r[name]["accuracy"] for r in results] for name in ("unidirectional", "bidirectional")
+    }
+    accuracy["causal_bayes"] = [r["causal_bayes"] for r in results]
+    summary = {f"mean_accuracy_{k}": float(np.mean(v)) for k, v in accuracy.items()}
+
+    ctx.claim(
+        "unidirectional_is_causal",
+        max(accuracy["unidirectional"]) <= CAUSAL_BOUND + BOUND_SLACK,
+        f"the unidirectional stack's test accuracy stays below the causal Bayes bound "
+        f"{CAUSAL_BOUND} + {BOUND_SLACK} (test sampling error) for every seed",
+    )
+    ctx.claim(
+        "bidirectional_sees_the_future",
+        min(accuracy["bidirectional"]) >= CAUSAL_BOUND + MARGIN,
+        f"the bidirectional stack's test accuracy exceeds the causal Bayes bound {CAUSAL_BOUND} "
+        f"by at least {MARGIN} for every seed",
+    )
+    ctx.figure(
+        "accuracy",
+        _figure(seeds, accuracy, results[0]),
+        caption="Left: test accuracy per seed of the unidirectional and bidirectional stacks on "
+        "y_k = 1[x_{k+1} > x_{k-1}]; dashed: the causal Bayes bound 3/4, crosses: the causal "
+        f"Bayes rule on the test set. Right: training loss, seed {seeds[0]}.",
+        numbers=summary,
+    )
+    return {"settings": cfg, "seeds": seeds, "accuracy": accuracy, **summary}
+
+
+def _figure(seeds: list[int], accuracy: dict, first: dict) -> Figure:
+    fig = Figure(figsize=(8, 3.4))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.3)
+    left, right = fig.subplots(1, 2)
+    for name, marker in (("unidirectional", "o"), ("bidirectional", "s"), ("causal_bayes", "x")):
+        left.plot(seeds, accuracy[name], marker, label=name.replace("_", " "))
+    left.axhline(CAUSAL_BOUND, color="k", linestyle="--", linewidth=1)
+    left.set_ylim(0.4, 1.02)
+    left.set_xticks(seeds)
+    left.set_xlabel("seed")
+    left.set_title("test accuracy")
+    left.legend(fontsize=8)
+    for name in ("unidirectional", "bidirectional"):
+        curve = first[name]["loss"]
+        right.plot(np.arange(1, len(curve) + 1), curve, label=name)
+    right.set_xlabel("step")
+    right.set_title("training loss (cross-entropy)")
+    right.legend(fontsize=8)
+    return fig

@@ -1,0 +1,223 @@
+"""Gate coupling: LSTM stacks trained with and without the gate-coupling penalty; gates, accuracy.
+
+The penalty (``rnnode.gate_coupling_penalty``) is w * mean(relu(1 - o^(l) - i^(l+1))^2) over
+adjacent layers: it asks that a lower layer's output gate and the upper layer's input gate are not
+nearly shut at the same step, so that information and gradient can pass between the layers. The
+study trains the same LSTM stack (identical initial weights, identical batches, ``rnnode.train``)
+on scikit-learn's 8x8 digits read row by row (T = 8, 10 classes), once with gate weight 0 and
+once with gate weight w, for several seeds, and measures on the test images, for every adjacent
+pair of layers:
+
+- the coupling c = o^(l) + i^(l+1) at every step, sequence and unit: its mean and the fraction of
+  violations c < 1 (where the penalty is non-zero);
+- the test accuracy.
+
+Claims, over every seed and every adjacent pair: the penalty lowers the fraction of violations
+and raises the mean coupling; and it costs no accuracy beyond a stated band (the mean test
+accuracy with the penalty is at least that without it minus ``ACCURACY_BAND``). Both networks
+learn the task (test accuracy above ``LEARNED``, chance being 0.1).
+
+Figures: ``coupling_histogram`` (distribution of c on the test set, first seed, both trainings)
+and ``violations_accuracy`` (violation fraction and accuracy per seed, both trainings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+import rnnode
+
+from ._run import Context
+
+#: Accepted loss of mean test accuracy from the penalty (absolute, chance level 0.1).
+ACCURACY_BAND = 0.05
+#: Test accuracy that counts as having learned the digits (chance 0.1).
+LEARNED = 0.3
+#: Bins of the coupling histogram: c = o + i lies in (0, 2).
+BINS = np.linspace(0.0, 2.0, 41)
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    """Sizes, training length and seeds of the quick and the full setting."""
+    if quick:
+        return {
+            "hidden_size": 8,
+            "num_layers": 2,
+            "steps": 40,
+            "batch_size": 32,
+            "lr": 2e-2,
+            "gate_weight": 1.0,
+            "seeds": 2,
+        }
+    return {
+        "hidden_size": 16,
+        "num_layers": 3,
+        "steps": 300,
+        "batch_size": 32,
+        "lr": 1e-2,
+        "gate_weight": 1.0,
+        "seeds": 5,
+    }
+
+
+def coupling_stats(gates: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Mean of c = o^(l) + i^(l+1) and the fraction of c < 1, per adjacent pair of layers.
+
+    Arguments:
+        gates: ``Solution.gates`` of an LSTM stack, ``"i"`` and ``"o"`` of shape
+            (num_layers, D, T, batch, hidden).
+
+    Returns:
+        ``{"mean": [num_layers - 1 floats], "violations": [num_layers - 1 floats],
+        "histogram": [len(BINS) - 1 counts over all pairs]}``.
+    """
+    c = (gates["o"][:-1] + gates["i"][1:]).detach()  # (num_layers - 1, D, T, batch, hidden)
+    pairs = c.reshape(c.shape[0], -1)
+    return {
+        "mean": pairs.mean(dim=1).tolist(),
+        "violations": (pairs < 1).double().mean(dim=1).tolist(),
+        "histogram": np.histogram(pairs.numpy(), bins=BINS)[0].tolist(),
+    }
+
+
+def _trained(task: rnnode.Task, cfg: dict, seed: int, gate_weight: float) -> dict[str, Any]:
+    torch.manual_seed(seed)
+    rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"], cell="lstm")
+    model = rnnode.SequenceModel.for_task(rnn, task, gate_weight=gate_weight)
+    metrics = rnnode.train(
+        model,
+        task,
+        steps=cfg["steps"],
+        lr=cfg["lr"],
+        batch_size=cfg["batch_size"],
+        seed=seed,
+        progress=False,
+    )
+    with torch.no_grad():
+        gates = rnn.solve(task.x_test.transpose(0, 1), return_gates=True).gates
+    return {
+        "accuracy": metrics["test"]["accuracy"],
+        "task_loss": metrics["history"]["task"],
+        **coupling_stats(gates),
+    }
+
+
+def point(p: dict) -> dict[str, Any]:
+    """One seed: the same stack trained without (``"plain"``) and with (``"penalty"``) the
+    penalty, and the coupling of the untrained stack (``"initial"``)."""
+    cfg, seed = p["settings"], p["seed"]
+    task = rnnode.digits_task("rows", seed=seed)
+    torch.manual_seed(seed)
+    rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"], cell="lstm")
+    with torch.no_grad():
+        initial = coupling_stats(rnn.solve(task.x_test.transpose(0, 1), return_gates=True).gates)
+    return {
+        "initial": initial,
+        "plain": _trained(task, cfg, seed, 0.0),
+        "penalty": _trained(task, cfg, seed, cfg["gate_weight"]),
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    cfg = settings(ctx.quick)
+    seeds = [ctx.seed + s for s in range(cfg["seeds"])]
+    results = ctx.sweep(point, [{"settings": cfg, "seed": s} for s in seeds], name="seeds")
+
+    def table(run: str, key: str) -> np.ndarray:
+        return np.array([r[run][key] for r in results])  # (seeds, pairs) or (seeds,)
+
+    violations = {run: table(run, "violations") for run in ("initial", "plain", "penalty")}
+    coupling = {run: table(run, "mean") for run in ("initial", "plain", "penalty")}
+    accuracy = {run: table(run, "accuracy") for run in ("plain", "penalty")}
+    summary = {
+        "mean_violations": {k: float(v.mean()) for k, v in violations.items()},
+        "mean_coupling": {k: float(v.mean()) for k, v in coupling.items()},
+        "mean_accuracy": {k: float(v.mean()) for k, v in accuracy.items()},
+    }
+
+    ctx.claim(
+        "fewer_violations",
+        bool(np.all(violations["penalty"] < violations["plain"])),
+        "with the penalty, the fraction of steps and units where o^(l) + i^(l+1) < 1 on the test "
+        "set is lower than without it, for every seed and every adjacent pair of layers",
+    )
+    ctx.claim(
+        "stronger_coupling",
+        bool(np.all(coupling["penalty"] > coupling["plain"])),
+        "with the penalty, the mean of o^(l) + i^(l+1) on the test set is higher than without "
+        "it, for every seed and every adjacent pair of layers",
+    )
+    ctx.claim(
+        "accuracy_kept",
+        summary["mean_accuracy"]["penalty"] >= summary["mean_accuracy"]["plain"] - ACCURACY_BAND,
+        f"the penalty costs at most {ACCURACY_BAND} of mean test accuracy over the seeds",
+    )
+    ctx.claim(
+        "both_learn",
+        bool(min(accuracy["plain"].min(), accuracy["penalty"].min()) > LEARNED),
+        f"both trainings reach test accuracy above {LEARNED} for every seed (chance: 0.1)",
+    )
+
+    ctx.figure(
+        "coupling_histogram",
+        _histogram_figure(results[0]),
+        caption=f"Distribution of o^(l) + i^(l+1) over test steps, sequences, units and adjacent "
+        f"pairs (seed {seeds[0]}); left of the dashed line the penalty is non-zero.",
+        numbers={
+            "violations_without": results[0]["plain"]["violations"],
+            "violations_with": results[0]["penalty"]["violations"],
+        },
+    )
+    ctx.figure(
+        "violations_accuracy",
+        _seeds_figure(seeds, violations, accuracy),
+        caption="Per seed: fraction of violations o^(l) + i^(l+1) < 1 (mean over pairs) and test "
+        "accuracy, trained without and with the gate-coupling penalty.",
+        numbers=summary,
+    )
+    return {
+        "settings": cfg,
+        "seeds": seeds,
+        "violations": violations,
+        "coupling": coupling,
+        "accuracy": accuracy,
+        **summary,
+    }
+
+
+_LABELS = {"initial": "untrained", "plain": "no penalty", "penalty": "with penalty"}
+
+
+def _histogram_figure(result: dict[str, Any]) -> Figure:
+    fig = Figure(figsize=(5.5, 3.6))
+    fig.subplots_adjust(left=0.13, right=0.98, bottom=0.14, top=0.95)
+    ax = fig.add_subplot()
+    centres = (BINS[:-1] + BINS[1:]) / 2
+    for run in ("initial", "plain", "penalty"):
+        counts = np.asarray(result[run]["histogram"], dtype=np.float64)
+        ax.step(centres, counts / counts.sum(), where="mid", label=_LABELS[run])
+    ax.axvline(1.0, color="k", linestyle="--", linewidth=1)
+    ax.set_xlabel("o^(l) + i^(l+1)")
+    ax.set_ylabel("fraction")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _seeds_figure(seeds: list[int], violations: dict, accuracy: dict) -> Figure:
+    fig = Figure(figsize=(8, 3.4))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.3)
+    left, right = fig.subplots(1, 2)
+    for run, marker in (("plain", "o"), ("penalty", "s")):
+        left.plot(seeds, violations[run].mean(axis=1), marker, label=_LABELS[run])
+        right.plot(seeds, accuracy[run], marker, label=_LABELS[run])
+    left.set_title("violations o + i < 1 (test)")
+    right.set_title("test accuracy")
+    for ax in (left, right):
+        ax.set_xlabel("seed")
+        ax.set_xticks(seeds)
+        ax.legend(fontsize=8)
+    return fig
