@@ -19,6 +19,7 @@ State layout: a layer's state is one tensor of shape ``(..., state_size)`` with
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -249,12 +250,26 @@ def make_field(
     bias: bool = True,
     tau: float = 1.0,
     learn_tau: bool = False,
+    **options: float,
 ) -> VectorField:
-    """Build the vector field of the named cell (one of ``CELLS``)."""
+    """Build the vector field of the named cell (one of ``CELLS``).
+
+    ``options`` are the cell's own coefficients (``gamma`` of ``"antisymmetric"``; ``gamma``
+    and ``epsilon`` of ``"cornn"``).
+    """
     if cell not in CELLS:
         raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {cell!r}")
+    common = {"self", "input_size", "hidden_size", "bias", "tau", "learn_tau", "nonlinearity"}
+    known = set(inspect.signature(CELLS[cell].__init__).parameters) - common
+    if set(options) - known:
+        raise ValueError(
+            f"cell_options: cell={cell!r} takes {sorted(known) or 'no options'}, "
+            f"got {sorted(options)}"
+        )
     kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-    return CELLS[cell](input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs)
+    return CELLS[cell](
+        input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs, **options
+    )
 
 
 class AntisymmetricField(VectorField):

@@ -21,7 +21,7 @@ solution at the sample times is the discrete layer's output sequence, to roundin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
@@ -178,6 +178,8 @@ class ODERNN(nn.Module):
         skips: offsets of the layers feeding each layer (``(1,)``: the plain stack; ``(1, 2)``:
             layers l-1 and l-2).
         learn_tau: make the time constants trainable.
+        cell_options: the cell's own coefficients, for every layer (``{"gamma": ...}`` for
+            ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``).
         dropout: dropout probability on the outputs of every layer but the last, in training
             (as torch.nn.RNN; sampled coupling only).
         method, step_size, rtol, atol, interpolation, coupling: the default solve; every call may
@@ -224,6 +226,7 @@ class ODERNN(nn.Module):
         atol: float = 1e-8,
         interpolation: str = "hold",
         coupling: str = "sampled",
+        cell_options: Mapping[str, float] | None = None,
     ):
         super().__init__()
         for name, value in (
@@ -281,6 +284,7 @@ class ODERNN(nn.Module):
                         bias=bias,
                         tau=taus[layer],
                         learn_tau=learn_tau,
+                        **dict(cell_options or {}),
                     )
                 )
         #: Vector fields, index ``layer * num_directions + direction`` (torch's order of hx).

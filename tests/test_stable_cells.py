@@ -118,9 +118,9 @@ def test_antisymmetric_jacobian_real_parts_obey_the_similarity_bound(gamma):
 def test_cornn_without_drive_is_the_damped_oscillator():
     """W = W' = V = 0, b = 0: y'' = -gamma y - eps y', solved in closed form (underdamped)."""
     gamma, eps, tau = 2.0, 0.5, 1.5
-    model = rnnode.ODERNN(1, 2, 1, cell="cornn", tau=tau)
+    options = {"gamma": gamma, "epsilon": eps}
+    model = rnnode.ODERNN(1, 2, 1, cell="cornn", tau=tau, cell_options=options)
     field = model.field(0)
-    field.gamma, field.epsilon = gamma, eps
     for p in field.parameters():
         p.data.zero_()
     y0, z0 = torch.tensor([[1.0, -0.5]]), torch.tensor([[0.3, 2.0]])
@@ -188,10 +188,13 @@ def test_joint_field_is_the_numpy_field_of_the_stack(cell):
     np.testing.assert_allclose(got, np.stack([lower, upper]), rtol=0, atol=1e-14)
 
 
-def test_new_cells_are_registered():
+def test_new_cells_are_registered_and_take_their_options():
     assert rnnode.CELLS["antisymmetric"] is AntisymmetricField
     assert rnnode.CELLS["cornn"] is CoupledOscillatorField
-    assert rnnode.ODERNN(1, 2, cell="cornn").field(0).state_size == 4
+    model = rnnode.ODERNN(1, 2, 3, cell="cornn", cell_options={"gamma": 2.0, "epsilon": 0.25})
+    assert all((f.gamma, f.epsilon, f.state_size) == (2.0, 0.25, 4) for f in model.layers)
+    model = rnnode.ODERNN(1, 2, 2, cell="antisymmetric", cell_options={"gamma": 0.0})
+    assert all(f.gamma == 0.0 for f in model.layers)
 
 
 @pytest.mark.parametrize(
@@ -200,6 +203,9 @@ def test_new_cells_are_registered():
         (lambda: AntisymmetricField(1, 2, gamma=-0.1), "gamma"),
         (lambda: CoupledOscillatorField(1, 2, gamma=0.0), "gamma"),
         (lambda: CoupledOscillatorField(1, 2, epsilon=-1.0), "epsilon"),
+        (lambda: rnnode.ODERNN(1, 2, cell="cornn", cell_options={"gamma": -1.0}), "gamma"),
+        (lambda: rnnode.ODERNN(1, 2, cell="cornn", cell_options={"delta": 1.0}), "cell_options"),
+        (lambda: rnnode.ODERNN(1, 2, cell="gru", cell_options={"gamma": 1.0}), "cell_options"),
     ],
 )
 def test_bad_coefficients_are_rejected(build, name):
