@@ -8,7 +8,11 @@ s(k) = a_k + (s(k - 1) - a_k) (1 - 1/n)^n.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +20,23 @@ import torch
 from torch import nn
 
 import rnnode
+from studies import claims_hold, run_study
 from studies import continuous_limit as study
-from studies import run_study
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def metrics(tmp_path_factory):
+def run_folder(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
-    return run_study(study, out=out, quick=True, seed=0, workers=1, show_progress=False)
+    run_study(study, out=out, quick=True, seed=0, workers=1, show_progress=False)
+    return out / "continuous_limit"
+
+
+@pytest.fixture(scope="module")
+def metrics(run_folder) -> dict:
+    return json.loads((run_folder / "metrics.json").read_text())
 
 
 def relaxing_rnn(num_layers: int = 2) -> tuple[nn.RNN, torch.Tensor]:
@@ -120,3 +133,29 @@ def test_quick_setting_is_smaller_than_the_full_one():
         assert quick[key] <= full[key]
     for method in study.ORDERS:
         assert min(quick["steps"][method]) >= min(full["steps"][method])
+
+
+def test_the_command_reproduces_the_run_in_a_fresh_process(run_folder, tmp_path):
+    """``python -m studies.cli run continuous_limit --quick``: same seed, same metrics bytes."""
+    argv = ["run", "continuous_limit", "--quick", "--seed", "0", "--workers", "1"]
+    argv += ["--out", str(tmp_path), "--no-progress"]
+    done = subprocess.run(
+        [sys.executable, "-m", "studies.cli", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "continuous_limit: 6/6 claims hold" in done.stdout
+    folder = tmp_path / "continuous_limit"
+    assert (folder / "metrics.json").read_bytes() == (run_folder / "metrics.json").read_bytes()
+    assert claims_hold(json.loads((folder / "metrics.json").read_text()))
+    config = json.loads((folder / "config.json").read_text())
+    assert config["arguments"]["quick"] is True and config["seed"] == 0
+    assert config["command"][1:] == argv
+    report = (folder / "report.html").read_text()
+    for name in ("convergence", "trajectory"):
+        assert f"<img src='{name}.png'" in report
+        assert (folder / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
+        assert (folder / f"{name}.pdf").read_bytes().startswith(b"%PDF")

@@ -1,7 +1,7 @@
 """studies._run and studies.cli: the registry, a run's files, reproducibility and the command line.
 
-Most checks use a tiny study built here (a module object with ``run``), so they take
-milliseconds; the command line is also run end to end on the real quick continuous-limit study.
+The checks use a tiny study built here (a module object with ``run``), so they take
+milliseconds; tests/test_continuous_limit_study.py runs the command end to end on a real study.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import math
 import re
 import subprocess
-import sys
 import types
 from html.parser import HTMLParser
 from pathlib import Path
@@ -226,37 +225,6 @@ def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatc
         assert (tmp_path / name / "metrics.json").exists()
         assert (tmp_path / name / "report.html").exists()
     assert cli.main(["run", "good", "--out", str(tmp_path), "--no-progress"]) == 0
-
-
-def test_the_command_runs_the_quick_study_end_to_end_reproducibly(tmp_path):
-    """``python -m studies.cli run`` in a fresh process, then the same seed in this one."""
-    argv = ["run", "continuous_limit", "--quick", "--seed", "1", "--workers", "1"]
-    done = subprocess.run(
-        [sys.executable, "-m", "studies.cli", *argv, "--out", str(tmp_path / "a"), "--no-progress"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "continuous_limit: 6/6 claims hold" in done.stdout
-    folder = tmp_path / "a" / "continuous_limit"
-    metrics = json.loads((folder / "metrics.json").read_text())
-    config = json.loads((folder / "config.json").read_text())
-    assert config["arguments"]["quick"] is True and config["seed"] == 1
-    assert config["command"][1:] == [*argv, "--out", str(tmp_path / "a"), "--no-progress"]
-    assert metrics["claims"] and studies.claims_hold(metrics)
-    figures = images_of(folder / "report.html")
-    assert figures == ["convergence.png", "trajectory.png"]
-    for png in figures:
-        assert (folder / png).read_bytes().startswith(PNG_SIGNATURE)
-        assert (folder / png).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
-    # Same seed, another process, a fresh folder (no saved sweep points): the same bytes.
-    run_study(
-        "continuous_limit", out=tmp_path / "b", quick=True, seed=1, workers=1, show_progress=False
-    )
-    again = (tmp_path / "b" / "continuous_limit" / "metrics.json").read_bytes()
-    assert again == (folder / "metrics.json").read_bytes()
 
 
 def cube(point: dict) -> int:
