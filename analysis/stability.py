@@ -15,6 +15,7 @@ al. (1980), Meccanica 15, 9-20.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,10 @@ STEP_POLYNOMIALS: dict[str, tuple[float, ...]] = {
     name: tuple(1.0 / math.factorial(k) for k in range(order + 1))
     for name, order in (("euler", 1), ("midpoint", 2), ("heun2", 2), ("heun3", 3), ("rk4", 4))
 }
+
+#: Points per vectorized Jacobian call: (chunk, n, n) intermediates stay in cache-sized memory,
+#: where one call over a whole 64 x 64 grid would be bound by memory traffic.
+_CHUNK = 512
 
 Parametrize = Callable[
     [dict[str, torch.Tensor], torch.Tensor, torch.Tensor],
@@ -91,7 +96,7 @@ def jacobian(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     _check_model(model)
     flat_h, flat_x, lead = _broadcast(model, h, x)
     n = flat_h.shape[-2] * flat_h.shape[-1]
-    jac = vmap(jacrev(_flat_field(model)))(flat_h.reshape(-1, n), flat_x)
+    jac = vmap(jacrev(_flat_field(model)), chunk_size=_CHUNK)(flat_h.reshape(-1, n), flat_x)
     return jac.reshape(*lead, n, n)
 
 
@@ -171,41 +176,43 @@ def _flat_field(model: ODERNN):
     return field
 
 
-def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int):
+def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int, halvings: int = 8):
     """Batched damped Newton's method for field(h, *args) = 0 from the rows of h (B, n).
 
-    Each step h <- h - alpha J^{-1} F halves alpha (from 1, at most 10 times) until ||F||_2
-    decreases (the Newton direction is a descent direction of ||F||^2), so starts far from a
-    root do not overshoot into another basin or diverge. Rows stop moving once their residual
-    max |F| is below ``tol``, or once no step decreases ||F|| (a minimum of ||F|| that is no
-    root). Returns (h, converged).
+    Each step h <- h - alpha J^{-1} F halves alpha (from 1, at most ``halvings`` times) until
+    ||F||_2 decreases (the Newton direction is a descent direction of ||F||^2), so starts far
+    from a root do not overshoot into another basin or diverge. Rows stop moving once their
+    residual max |F| is below ``tol``, or once no step decreases ||F|| (a minimum of ||F|| that
+    is no root). Returns (h, converged).
     """
     h = h.clone()
     residual = field(h, *args)
-    size = residual.norm(dim=-1)
-    stalled = torch.zeros_like(size, dtype=torch.bool)
+    stalled = torch.zeros(h.shape[0], dtype=torch.bool, device=h.device)
     for _ in range(max_iter):
-        active = (residual.abs().amax(-1) >= tol) & ~stalled
-        if not bool(active.any()):
+        active = torch.nonzero((residual.abs().amax(-1) >= tol) & ~stalled).squeeze(-1)
+        if not active.numel():
             break
         sub = [a[active] for a in args]
-        rhs = residual[active].unsqueeze(-1)
-        J = jac(h[active], *sub)
-        step = torch.linalg.lstsq(J, rhs).solution.squeeze(-1)
-        alpha = torch.ones(step.shape[0], 1, dtype=h.dtype, device=h.device)
-        old = size[active]
-        for _ in range(10):
-            trial = h[active] - alpha * step
-            trial_residual = field(trial, *sub)
-            trial_size = trial_residual.norm(dim=-1)
-            better = trial_size < old
-            if bool(better.all()):
+        J, rhs = jac(h[active], *sub), residual[active].unsqueeze(-1)
+        try:
+            step = torch.linalg.solve(J, rhs).squeeze(-1)
+        except torch.linalg.LinAlgError:  # a singular Jacobian somewhere: least squares
+            step = torch.linalg.lstsq(J, rhs).solution.squeeze(-1)
+        old = residual[active].norm(dim=-1)
+        alpha = 1.0
+        pending = torch.arange(active.numel(), device=h.device)
+        for _ in range(halvings + 1):
+            rows = active[pending]
+            trial = h[rows] - alpha * step[pending]
+            trial_residual = field(trial, *[a[pending] for a in sub])
+            better = trial_residual.norm(dim=-1) < old[pending]
+            h[rows[better]] = trial[better]
+            residual[rows[better]] = trial_residual[better]
+            pending = pending[~better]
+            if not pending.numel():
                 break
-            alpha = torch.where(better[:, None], alpha, alpha / 2)
-        h[active] = trial
-        stalled[active] = ~better
-        residual[active] = trial_residual
-        size[active] = torch.nan_to_num(trial_size, nan=float("inf"))
+            alpha /= 2
+        stalled[active[pending]] = True
     return h, residual.abs().amax(-1) < tol
 
 
@@ -256,7 +263,7 @@ def fixed_points(
     starts[0] = 0.0
     xs = x.expand(num_starts, -1)
     field = vmap(_flat_field(model))
-    jac = vmap(jacrev(_flat_field(model)))
+    jac = vmap(jacrev(_flat_field(model)), chunk_size=_CHUNK)
     with torch.no_grad():
         found, ok = _newton(
             lambda h, x: field(h, x).detach(),
@@ -340,10 +347,12 @@ def stability_map(
     For every grid point, ``parametrize(params, p, q)`` gives the parameter overrides and the
     constant input x; the fixed point is found by Newton's method from ``h0`` (default: the zero
     state, so the map follows the resting state that the input moves). Where that start stalls
-    in a minimum of ||F|| that is no root, Newton restarts from ``num_starts - 1`` random states
-    in [-radius, radius]^n and keeps the root closest to ``h0``. The eigenvalues of
-    J there give max Re lambda and the step map's spectral radius max |R(dt lambda)|. Everything
-    runs batched over the grid: fields and Jacobians under ``torch.func.vmap`` with
+    in a minimum of ||F|| that is no root, Newton restarts from the fixed points of converged
+    neighbours on the grid (natural continuation: lower p first, then lower q, higher q,
+    higher p), round after round, and as a last resort from ``num_starts - 1`` random states in
+    [-radius, radius]^n, keeping the root closest to ``h0``. The eigenvalues of J there give
+    max Re lambda and the step map's spectral radius max |R(dt lambda)|. Everything runs
+    batched over the grid: fields and Jacobians under ``torch.func.vmap`` with
     ``functional_call``, eigenvalues per diagonal block in one ``torch.linalg.eigvals``.
 
     Arguments:
@@ -389,26 +398,23 @@ def stability_map(
         return functional_call(wrapper, named, (h.reshape(L, S), x)).reshape(-1)
 
     batched_field = vmap(field)
-    batched_jac = vmap(jacrev(field))
+    batched_jac = vmap(jacrev(field), chunk_size=_CHUNK)
     with torch.no_grad():
         start = h0.detach().reshape(1, -1).expand(pp.shape[0], -1)
         h, converged = _newton(
             batched_field, batched_jac, start, pp, qq, tol=tol, max_iter=max_iter
         )
+        solve = functools.partial(_newton, batched_field, batched_jac, tol=tol, max_iter=max_iter)
+        _continue_from_neighbours(solve, h, converged, pp, qq, (p.shape[0], q.shape[0]))
         bad = torch.nonzero(~converged).squeeze(-1)
         if bad.numel() and num_starts > 1:
             tries = num_starts - 1
             generator = torch.Generator().manual_seed(seed)
             starts = 2 * torch.rand(bad.numel() * tries, L * S, generator=generator, dtype=dtype)
-            starts = (starts - 1) * radius
-            again, ok = _newton(
-                batched_field,
-                batched_jac,
-                starts,
+            again, ok = solve(
+                (starts - 1) * radius,
                 pp[bad].repeat_interleave(tries),
                 qq[bad].repeat_interleave(tries),
-                tol=tol,
-                max_iter=max_iter,
             )
             again, ok = again.reshape(-1, tries, L * S), ok.reshape(-1, tries)
             distance = (again - start[:1]).norm(dim=-1).masked_fill(~ok, float("inf"))
@@ -419,19 +425,56 @@ def stability_map(
         jac = batched_jac(torch.nan_to_num(h), pp, qq)
         eig = _block_eigenvalues(jac, L)
         max_real = eig.real.amax(-1)
-        radius = spectral_radius(eig, method, dt)
+        step_radius = spectral_radius(eig, method, dt)
     nan = torch.tensor(float("nan"), dtype=dtype)
     shape = (p.shape[0], q.shape[0])
     return StabilityMap(
         p=p.numpy(),
         q=q.numpy(),
         max_real=torch.where(converged, max_real, nan).reshape(shape).numpy(),
-        spectral_radius=torch.where(converged, radius, nan).reshape(shape).numpy(),
+        spectral_radius=torch.where(converged, step_radius, nan).reshape(shape).numpy(),
         fixed_points=h.reshape(*shape, L, S).numpy(),
         converged=converged.reshape(shape).numpy(),
         method=method,
         dt=float(dt),
     )
+
+
+def _continue_from_neighbours(solve, h, converged, pp, qq, shape) -> None:
+    """Restart failed grid points from their converged neighbours' fixed points, in place.
+
+    One batched Newton solve per round over every (failed point, converged neighbour) pair; a
+    point takes the first neighbour in the order (p - 1, q - 1, q + 1, p + 1) whose start
+    converged. Rounds repeat while they add points, so the solved region grows into the
+    failed one.
+    """
+    P, Q = shape
+    offsets = ((-1, 0), (0, -1), (0, 1), (1, 0))
+    rows = torch.arange(P).repeat_interleave(Q)
+    cols = torch.arange(Q).repeat(P)
+    for _ in range(P + Q):
+        failed = ~converged
+        if not bool(failed.any()) or not bool(converged.any()):
+            return
+        targets, sources = [], []
+        for di, dj in offsets:
+            i, j = rows + di, cols + dj
+            inside = (i >= 0) & (i < P) & (j >= 0) & (j < Q)
+            neighbour = (i.clamp(0, P - 1) * Q + j.clamp(0, Q - 1)).where(inside, 0)
+            pick = torch.nonzero(failed & inside & converged[neighbour]).squeeze(-1)
+            targets.append(pick)
+            sources.append(neighbour[pick])
+        target, source = torch.cat(targets), torch.cat(sources)
+        found, ok = solve(h[source], pp[target], qq[target])
+        # Per target, the first candidate (in neighbour order) that converged.
+        none = target.numel()
+        key = torch.where(ok, torch.arange(none), none)
+        first = torch.full((P * Q,), none).scatter_reduce(0, target, key, "amin")
+        chosen = first[first < none]
+        if not chosen.numel():
+            return
+        h[target[chosen]] = found[chosen]
+        converged[target[chosen]] = True
 
 
 def lyapunov_exponents(
@@ -481,7 +524,7 @@ def lyapunov_exponents(
     if not (isinstance(transient, (int, float)) and 0 <= transient < float("inf")):
         raise ValueError(f"transient: expected a non-negative finite time, got {transient!r}")
     field = vmap(_flat_field(model))
-    jac = vmap(jacrev(_flat_field(model)))
+    jac = vmap(jacrev(_flat_field(model)), chunk_size=_CHUNK)
     options = {} if step_size is None else {"step_size": step_size}
 
     def tangent_flow(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
