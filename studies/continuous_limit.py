@@ -9,12 +9,15 @@ Claim 2 (the limit). The same weights define an ODE; as the step h shrinks, the 
 solution converges to its exact solution at the observed order of the method: error ~ C h^p with
 p = 1 (Euler), 2 (midpoint), 4 (RK4), fitted as the slope of log(error) against log(h). The exact
 solution is an independent one: the cell maps written in numpy and integrated with
-``scipy.integrate.solve_ivp`` (DOP853, rtol = atol = 1e-13) over each sample interval, layer by
-layer (the default sampled coupling with held inputs). The numpy cell maps are checked first: one
-Euler step of size 1 with them must reproduce torch.nn to 1e-12.
+``scipy.integrate.solve_ivp`` (DOP853, rtol = atol = 1e-13) over each sample interval, for both
+couplings of the layers: ``"sampled"`` (layer l driven by the held samples of layer l - 1; the
+discrete stack's structure) and ``"continuous"`` (one joint ODE, layer l driven by layer l - 1 at
+every instant). The numpy cell maps are checked first: the discrete recurrence with them must
+reproduce torch.nn to 1e-12.
 
-Figures: ``convergence`` (error against step, log-log, with reference slopes) and ``trajectory``
-(the discrete RNN's outputs on the continuous-time solution of the same weights).
+Figures: ``convergence`` (error against step, log-log, with reference slopes, per cell and
+coupling) and ``trajectory`` (the discrete RNN's outputs on the continuous-time solutions of the
+same weights).
 """
 
 from __future__ import annotations
@@ -122,64 +125,97 @@ def _layer_weights(module: nn.RNNBase, layer: int) -> dict[str, np.ndarray]:
     }
 
 
-def reference(
-    name: str, module: nn.RNNBase, x: np.ndarray, *, dense: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """The exact solution of ``module``'s ODE (held input, sampled coupling, t_k = k), in numpy.
+def discrete_map(name: str, module: nn.RNNBase, x: np.ndarray) -> np.ndarray:
+    """The discrete RNN in numpy: s_k = Phi_l(s_{k-1}, u_k) layer by layer, from s_0 = 0.
 
-    Layer l solves ds/dt = Phi_l(s, u_k) - s on [k - 1, k] with u_k the sample k of the layer
-    below (x for layer 0), by ``solve_ivp`` (DOP853, rtol = atol = 1e-13), from s = 0.
+    Returns:
+        (layers, T + 1, batch, state): the states at t_0..t_T (one Euler step of size 1 per
+        interval of the ODE below; compared with torch.nn to check the numpy maps).
+    """
+    hidden, batch = module.hidden_size, x.shape[1]
+    drive, layers = x, []
+    for layer in range(module.num_layers):
+        phi = _cell_map(name, _layer_weights(module, layer), hidden)
+        s = [np.zeros((batch, _parts(name) * hidden))]
+        for u in drive:
+            s.append(phi(s[-1], u))
+        layers.append(np.stack(s))
+        drive = layers[-1][1:, :, :hidden]
+    return np.stack(layers)
+
+
+def _parts(name: str) -> int:
+    return 2 if name == "lstm" else 1
+
+
+def _solve_interval(rate, k: int, y0: np.ndarray, dense: bool):
+    return solve_ivp(
+        rate,
+        (float(k), float(k + 1)),
+        y0.ravel(),
+        method="DOP853",
+        rtol=REFERENCE_TOL,
+        atol=REFERENCE_TOL,
+        dense_output=dense,
+    )
+
+
+def reference(
+    name: str,
+    module: nn.RNNBase,
+    x: np.ndarray,
+    *,
+    coupling: str = "sampled",
+    dense: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The exact solution of ``module``'s ODE (held input, t_k = k, from 0), in numpy and scipy.
+
+    Layer l follows ds_l/dt = Phi_l(s_l, u_l) - s_l with x held at x_k on (k - 1, k] and
+    u_l = x for l = 0; for l > 0, u_l is the hidden part of s_{l-1} at t_k (``"sampled"``: the
+    layer below's sample, held) or at every instant (``"continuous"``: one joint ODE). Each
+    interval is integrated by ``solve_ivp`` (DOP853, rtol = atol = 1e-13).
 
     Arguments:
         name: a key of ``MODULES``.
         module: the torch.nn module (its weights are read, never called).
         x: (T, batch, input) the samples.
+        coupling: ``"sampled"`` or ``"continuous"``, as in ``rnnode.ODERNN``.
         dense: points per interval of the dense top-layer curve (0: none).
 
     Returns:
-        ``(states, euler1, curve)``: states (layers, T + 1, batch, state) at t_0..t_T of the ODE;
-        euler1, the same shape, one Euler step of size 1 per interval with the numpy maps (the
-        discrete RNN, to check the maps against torch); curve (T * dense + 1, batch, state) of
-        the top layer on a uniform grid (None when ``dense`` is 0).
+        ``(states, curve)``: states (layers, T + 1, batch, state) at t_0..t_T; curve
+        (T * dense + 1, batch, state) of the top layer on a uniform grid (None when ``dense``
+        is 0).
     """
-    hidden, length, batch = module.hidden_size, x.shape[0], x.shape[1]
-    parts = 2 if name == "lstm" else 1
-    drive = drive_euler = x
-    states, euler1, curve = [], [], None
-    for layer in range(module.num_layers):
-        phi = _cell_map(name, _layer_weights(module, layer), hidden)
-        s = np.zeros((batch, parts * hidden))
-        s_euler = s.copy()
-        traj, traj_euler, pieces = [s], [s_euler], []
-        for k in range(length):
-            u = drive[k]
+    hidden, batch, num_layers = module.hidden_size, x.shape[1], module.num_layers
+    phis = [_cell_map(name, _layer_weights(module, l), hidden) for l in range(num_layers)]
+    # The layers solved together: all at once (continuous) or one after another (sampled).
+    groups = [phis] if coupling == "continuous" else [[phi] for phi in phis]
+    drive, states, pieces = x, [], []
+    for group in groups:
+        s = np.zeros((len(group), batch, _parts(name) * hidden))
+        traj = [s]
+        for k, u in enumerate(drive):
 
-            def rate(_t, y, u=u, phi=phi):
-                y = y.reshape(batch, -1)
-                return (phi(y, u) - y).ravel()
+            def rate(_t, y, u=u, group=group):
+                y = y.reshape(len(group), batch, -1)
+                out, below = np.empty_like(y), u
+                for i, phi in enumerate(group):
+                    out[i] = phi(y[i], below) - y[i]
+                    below = y[i][:, :hidden]
+                return out.ravel()
 
-            sol = solve_ivp(
-                rate,
-                (float(k), float(k + 1)),
-                s.ravel(),
-                method="DOP853",
-                rtol=REFERENCE_TOL,
-                atol=REFERENCE_TOL,
-                dense_output=bool(dense),
-            )
-            if dense and layer == module.num_layers - 1:
+            sol = _solve_interval(rate, k, s, bool(dense))
+            if dense and group is groups[-1]:
                 grid = np.linspace(k, k + 1, dense + 1)[:-1]
-                pieces.append(sol.sol(grid).T.reshape(dense, batch, -1))
-            s = sol.y[:, -1].reshape(batch, -1)
-            s_euler = phi(s_euler, drive_euler[k])
+                pieces.append(sol.sol(grid).T.reshape(dense, len(group), batch, -1)[:, -1])
+            s = sol.y[:, -1].reshape(len(group), batch, -1)
             traj.append(s)
-            traj_euler.append(s_euler)
-        states.append(np.stack(traj))
-        euler1.append(np.stack(traj_euler))
-        if pieces:
-            curve = np.concatenate(pieces + [s[None]])
-        drive, drive_euler = states[-1][1:, :, :hidden], euler1[-1][1:, :, :hidden]
-    return np.stack(states), np.stack(euler1), curve
+        states.append(np.stack(traj, axis=1))
+        drive = states[-1][-1, 1:, :, :hidden]
+    states = np.concatenate(states)
+    curve = np.concatenate(pieces + [states[-1, -1:]]) if dense else None
+    return states, curve
 
 
 # -- one cell: bridge, reference check, convergence -------------------------------------------
@@ -209,42 +245,49 @@ def cell_point(point: dict[str, Any]) -> dict[str, Any]:
         point: ``{"cell": a key of MODULES, "quick": bool, "seed": int}``.
 
     Returns:
-        ``{"bridge_error", "reference_check_error", "errors": {method: [error per step]},
-        "curve": {...}}``; ``errors`` only for the cells in ``SMOOTH``.
+        ``{"bridge_error", "reference_check_error", "errors": {coupling: {method: [error per
+        step]}}, "curve": {...}}``; ``errors`` and ``curve`` only for the cells in ``SMOOTH``.
     """
     name, cfg = point["cell"], settings(point["quick"])
     module, x = torch_module(name, cfg, point["seed"])
     model = rnnode.from_torch(module)
-    smooth = name in SMOOTH
     with torch.no_grad():
         discrete = module(x)
-        exact, euler1, curve = reference(name, module, x.numpy(), dense=16 if smooth else 0)
+        numpy_rnn = discrete_map(name, module, x.numpy())
         result: dict[str, Any] = {
             "bridge_error": _max_abs(discrete, model(x)),
-            # The numpy maps' Euler step 1 against torch.nn itself: the reference's cells are
-            # torch's cells, so the limit below is the limit of these very RNNs.
+            # The numpy maps against torch.nn itself: the reference's cells are torch's cells,
+            # so the limit below is the limit of these very RNNs.
             "reference_check_error": float(
-                np.abs(euler1[-1, 1:, :, : cfg["hidden_size"]] - discrete[0].numpy()).max()
+                np.abs(numpy_rnn[-1, 1:, :, : cfg["hidden_size"]] - discrete[0].numpy()).max()
             ),
         }
-        if not smooth:
+        if name not in SMOOTH:
             return result
-        result["errors"] = {
-            method: [_state_error(model, x, method, h, exact) for h in steps]
-            for method, steps in cfg["steps"].items()
+        result["errors"] = {}
+        result["curve"] = {
+            "t": np.linspace(0, cfg["length"], cfg["length"] * _DENSE + 1),
+            "discrete": discrete[0][:, 0, 0].numpy(),
         }
-    result["curve"] = {
-        "t": np.linspace(0, cfg["length"], curve.shape[0]),
-        "continuous": curve[:, 0, 0],
-        "discrete": discrete[0][:, 0, 0].numpy(),
-    }
+        for coupling in rnnode.COUPLINGS:
+            exact, curve = reference(name, module, x.numpy(), coupling=coupling, dense=_DENSE)
+            result["errors"][coupling] = {
+                method: [_state_error(model, x, coupling, method, h, exact) for h in steps]
+                for method, steps in cfg["steps"].items()
+            }
+            result["curve"][coupling] = curve[:, 0, 0]
     return result
 
 
-def _state_error(model: rnnode.ODERNN, x: torch.Tensor, method: str, h: float, exact) -> float:
+_DENSE = 16  # points per sample interval of the plotted continuous-time curves
+
+
+def _state_error(
+    model: rnnode.ODERNN, x: torch.Tensor, coupling: str, method: str, h: float, exact
+) -> float:
     """max |state - exact| over layers, sample times, sequences and units, at fixed step h."""
-    states = model.solve(x, method=method, step_size=h).states[:, 0]  # forward direction
-    return float(np.abs(states.numpy() - exact).max())
+    solution = model.solve(x, method=method, step_size=h, coupling=coupling)
+    return float(np.abs(solution.states[:, 0].detach().numpy() - exact).max())  # forward only
 
 
 def fitted_order(steps: list[float], errors: list[float]) -> float:
@@ -269,17 +312,24 @@ def run(ctx: Context) -> dict[str, Any]:
 
     bridge = {name: r["bridge_error"] for name, r in results.items()}
     check = {name: r["reference_check_error"] for name, r in results.items()}
-    convergence: dict[str, dict[str, Any]] = {}
-    for name in SMOOTH:
-        convergence[name] = {}
-        for method, steps in cfg["steps"].items():
-            errs = results[name]["errors"][method]
-            convergence[name][method] = {
-                "steps": steps,
-                "errors": errs,
-                "order": fitted_order(steps, errs),
+    convergence = {
+        coupling: {
+            name: {
+                method: {
+                    "steps": steps,
+                    "errors": results[name]["errors"][coupling][method],
+                    "order": fitted_order(steps, results[name]["errors"][coupling][method]),
+                }
+                for method, steps in cfg["steps"].items()
             }
-    orders = {m: {n: convergence[n][m]["order"] for n in SMOOTH} for m in ORDERS}
+            for name in SMOOTH
+        }
+        for coupling in rnnode.COUPLINGS
+    }
+    orders = {
+        coupling: {m: {n: by_cell[n][m]["order"] for n in SMOOTH} for m in ORDERS}
+        for coupling, by_cell in convergence.items()
+    }
 
     ctx.claim(
         "bridge_exact",
@@ -296,33 +346,39 @@ def run(ctx: Context) -> dict[str, Any]:
     for method, p in ORDERS.items():
         ctx.claim(
             f"{method}_order",
-            all(abs(o - p) <= BANDS[method] for o in orders[method].values()),
-            f"the fitted order of {method} is {p} +- {BANDS[method]} for every cell",
+            all(
+                abs(o - p) <= BANDS[method]
+                for by_method in orders.values()
+                for o in by_method[method].values()
+            ),
+            f"the fitted order of {method} is {p} +- {BANDS[method]} for every cell and coupling",
         )
     ctx.claim(
         "converges",
         all(
             np.all(np.diff(c[m]["errors"]) < 0) and c[m]["errors"][-1] > 100 * REFERENCE_TOL
-            for c in convergence.values()
+            for by_cell in convergence.values()
+            for c in by_cell.values()
             for m in ORDERS
         ),
-        "the error falls at every halving of the step, for every cell and method, and stays "
-        f"far above the reference's tolerance ({100 * REFERENCE_TOL:g})",
+        "the error falls at every halving of the step, for every cell, coupling and method, "
+        f"and stays far above the reference's tolerance ({100 * REFERENCE_TOL:g})",
     )
 
     ctx.figure(
         "convergence",
         _convergence_figure(convergence),
         caption="Maximum absolute error of every layer's state at the sample times against the "
-        "scipy reference, as the step shrinks; dashed: slopes 1, 2 and 4.",
+        "scipy reference, as the step shrinks, for each coupling of the layers; dashed: "
+        "slopes 1, 2 and 4.",
         numbers={"orders": orders},
     )
     ctx.figure(
         "trajectory",
         _trajectory_figure({n: results[n]["curve"] for n in SMOOTH}),
         caption="First unit of the top layer, first sequence: the discrete torch.nn module at the "
-        "sample times (dots, = Euler with step 1) and the continuous-time solution of the same "
-        "weights (line).",
+        "sample times (dots, = Euler with step 1) and the continuous-time solutions of the same "
+        "weights, layers coupled through held samples or at every instant (lines).",
         numbers={"bridge_max_abs_error": bridge},
     )
     return {
@@ -334,39 +390,45 @@ def run(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _convergence_figure(convergence: dict[str, dict[str, Any]]) -> Figure:
-    fig = Figure(figsize=(4 * len(convergence), 3.6))
+def _convergence_figure(convergence: dict[str, dict[str, dict[str, Any]]]) -> Figure:
+    """Rows: couplings; columns: cells; error against step per method, log-log."""
+    rows, cols = len(convergence), len(next(iter(convergence.values())))
+    fig = Figure(figsize=(4 * cols, 3.2 * rows))
     # Fixed margins rather than a layout engine: each engine pass redraws every tick label.
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.14, top=0.91, wspace=0.05)
-    axes = fig.subplots(1, len(convergence), sharey=True, squeeze=False)[0]
-    for ax, (name, by_method) in zip(axes, convergence.items(), strict=True):
-        all_steps = sorted({h for c in by_method.values() for h in c["steps"]})
-        for method, c in by_method.items():
-            steps, errs = np.array(c["steps"]), np.array(c["errors"])
-            p = ORDERS[method]
-            line = ax.loglog(steps, errs, "o-", label=f"{method}: fit {c['order']:.2f} ({p})")[0]
-            # Reference slope p through the smallest step's error.
-            ref = errs[-1] * (steps / steps[-1]) ** p
-            ax.loglog(steps, ref, "--", color=line.get_color(), alpha=0.5, linewidth=3)
-        # Steps are powers of two: label them so, without a crowd of minor labels.
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticks(all_steps, labels=[f"1/{round(1 / h)}" for h in all_steps])
-        ax.set_title(name)
-        ax.set_xlabel("step h")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, title="order (dashed: classical)", title_fontsize=7)
-    axes[0].set_ylabel("max |state - reference|")
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.08, top=0.95, wspace=0.05, hspace=0.35)
+    axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
+    for row, (coupling, by_cell) in zip(axes, convergence.items(), strict=True):
+        for ax, (name, by_method) in zip(row, by_cell.items(), strict=True):
+            all_steps = sorted({h for c in by_method.values() for h in c["steps"]})
+            for method, c in by_method.items():
+                steps, errs = np.array(c["steps"]), np.array(c["errors"])
+                p = ORDERS[method]
+                label = f"{method}: fit {c['order']:.2f} ({p})"
+                line = ax.loglog(steps, errs, "o-", label=label)[0]
+                # Reference slope p through the smallest step's error.
+                ref = errs[-1] * (steps / steps[-1]) ** p
+                ax.loglog(steps, ref, "--", color=line.get_color(), alpha=0.5, linewidth=3)
+            # Steps are powers of two: label them so, without a crowd of minor labels.
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticks(all_steps, labels=[f"1/{round(1 / h)}" for h in all_steps])
+            ax.set_title(f"{name}, {coupling} coupling")
+            ax.set_xlabel("step h")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, title="order (dashed: classical)", title_fontsize=7)
+        row[0].set_ylabel("max |state - reference|")
     return fig
 
 
 def _trajectory_figure(curves: dict[str, dict[str, Any]]) -> Figure:
+    """One panel per cell: the ODE's top layer per coupling, and the discrete RNN's outputs."""
     fig = Figure(figsize=(4 * len(curves), 3.2))
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     for ax, (name, c) in zip(axes, curves.items(), strict=True):
-        ax.plot(c["t"], c["continuous"], label="ODE (continuous time)")
+        for coupling in rnnode.COUPLINGS:
+            ax.plot(c["t"], c[coupling], label=f"ODE, {coupling} coupling")
         k = np.arange(1, len(c["discrete"]) + 1)
-        ax.plot(k, c["discrete"], "o", label="torch.nn (Euler, h = 1)")
+        ax.plot(k, c["discrete"], "o", color="k", label="torch.nn (Euler, h = 1)")
         ax.set_title(name)
         ax.set_xlabel("t")
         ax.legend(fontsize=7)

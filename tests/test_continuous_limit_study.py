@@ -67,37 +67,49 @@ def closed_form(module: nn.RNN, x: torch.Tensor, decay: float) -> np.ndarray:
 
 def test_the_scipy_reference_is_the_exact_relaxation():
     module, x = relaxing_rnn()
-    exact, euler1, _ = study.reference("rnn_tanh", module, x.numpy())
+    exact, _ = study.reference("rnn_tanh", module, x.numpy(), coupling="sampled")
     # DOP853 at rtol = atol = 1e-13 over 5 unit intervals, states of size <= 1.
     np.testing.assert_allclose(exact, closed_form(module, x, math.exp(-1)), rtol=0, atol=1e-12)
-    # Euler with step 1 (decay 0) is s(k) = a_k: the discrete RNN.
-    np.testing.assert_allclose(euler1, closed_form(module, x, 0.0), rtol=0, atol=1e-15)
+    # The discrete recurrence is the relaxation with decay 0: s(k) = a_k.
+    discrete = study.discrete_map("rnn_tanh", module, x.numpy())
+    np.testing.assert_allclose(discrete, closed_form(module, x, 0.0), rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("n", [1, 4, 16])
 def test_the_errors_the_study_measures_are_the_closed_form_errors(n):
     """rnnode's Euler with step 1/n against the scipy reference: the closed-form gap."""
     module, x = relaxing_rnn()
-    exact, _, _ = study.reference("rnn_tanh", module, x.numpy())
-    with torch.no_grad():
-        states = rnnode.from_torch(module).solve(x, method="euler", step_size=1 / n).states
-    measured = np.abs(states[:, 0].numpy() - exact).max()
+    exact, _ = study.reference("rnn_tanh", module, x.numpy(), coupling="sampled")
+    measured = study._state_error(rnnode.from_torch(module), x, "sampled", "euler", 1 / n, exact)
     expected = np.abs(
         closed_form(module, x, (1 - 1 / n) ** n) - closed_form(module, x, math.exp(-1))
     ).max()
     assert measured == pytest.approx(expected, rel=1e-9, abs=1e-12)
 
 
+@pytest.mark.parametrize("coupling", rnnode.COUPLINGS)
 @pytest.mark.parametrize("cell", study.SMOOTH)
-def test_the_reference_agrees_with_rk4_at_a_small_step(cell):
+def test_the_reference_agrees_with_rk4_at_a_small_step(cell, coupling):
     """Two independent integrators of the same field (scipy DOP853, torchdiffeq RK4) agree."""
     cfg = {"input_size": 2, "hidden_size": 3, "num_layers": 2, "length": 3, "batch": 2}
     module, x = study.torch_module(cell, cfg, seed=1)
-    exact, _, _ = study.reference(cell, module, x.numpy())
+    exact, curve = study.reference(cell, module, x.numpy(), coupling=coupling, dense=4)
     with torch.no_grad():
-        states = rnnode.from_torch(module).solve(x, method="rk4", step_size=1 / 32).states
+        model = rnnode.from_torch(module)
+        states = model.solve(x, method="rk4", step_size=1 / 32, coupling=coupling).states
     # RK4's error is C h^4 with C of order 1e-3 here: about 1e-9 at h = 1/32.
     np.testing.assert_allclose(states[:, 0].numpy(), exact, rtol=0, atol=1e-8)
+    # The dense curve passes through the top layer's states at the sample times.
+    np.testing.assert_allclose(curve[::4], exact[-1], rtol=0, atol=1e-12)
+
+
+def test_the_couplings_differ_only_above_the_first_layer():
+    cfg = {"input_size": 2, "hidden_size": 3, "num_layers": 2, "length": 3, "batch": 2}
+    module, x = study.torch_module("gru", cfg, seed=2)
+    sampled, _ = study.reference("gru", module, x.numpy(), coupling="sampled")
+    continuous, _ = study.reference("gru", module, x.numpy(), coupling="continuous")
+    np.testing.assert_allclose(sampled[0], continuous[0], rtol=0, atol=1e-12)
+    assert np.abs(sampled[1] - continuous[1]).max() > 1e-3
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0, 4.0, 2.5])
@@ -116,10 +128,11 @@ def test_quick_run_bridge_is_exact(metrics):
     assert metrics["claims"]["reference_is_the_rnn"]["holds"]
 
 
+@pytest.mark.parametrize("coupling", rnnode.COUPLINGS)
 @pytest.mark.parametrize("method", list(study.ORDERS))
-def test_quick_run_observed_orders_are_the_classical_ones(metrics, method):
+def test_quick_run_observed_orders_are_the_classical_ones(metrics, method, coupling):
     for cell in study.SMOOTH:
-        c = metrics["convergence"][cell][method]
+        c = metrics["convergence"][coupling][cell][method]
         assert c["order"] == pytest.approx(study.ORDERS[method], abs=study.BANDS[method])
         assert c["order"] == pytest.approx(study.fitted_order(c["steps"], c["errors"]), abs=1e-12)
         assert np.all(np.diff(c["errors"]) < 0)
