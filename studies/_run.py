@@ -189,9 +189,9 @@ def discover() -> dict[str, ModuleType]:
 
 
 def describe(module: ModuleType) -> str:
-    """The first line of a study's docstring (what it produces)."""
-    doc = (module.__doc__ or "").strip()
-    return doc.splitlines()[0].strip() if doc else ""
+    """A study's summary: the first paragraph of its docstring, on one line."""
+    summary = (module.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(summary.split())
 
 
 def study_name(module: ModuleType) -> str:
