@@ -44,6 +44,8 @@ class VectorField(nn.Module):
 
     gates: int = 1
     state_parts: int = 1
+    #: Names of the state's parts, hidden part first (LSTM: h, c).
+    part_names: tuple[str, ...] = ("h",)
 
     def __init__(
         self,
@@ -214,6 +216,7 @@ class LSTMField(RelaxationField):
 
     gates = 4
     state_parts = 2
+    part_names = ("h", "c")
 
     def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates i, f, g, o, each (..., hidden), at the given state and drive."""
@@ -340,6 +343,7 @@ class CoupledOscillatorField(VectorField):
     """
 
     state_parts = 2
+    part_names = ("y", "z")
 
     def __init__(
         self,

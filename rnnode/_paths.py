@@ -58,7 +58,7 @@ class InputPath:
         # the host and used as a plain index into rows unbound once: indexing a tensor by a
         # tensor would, in the backward pass, scatter into a zero tensor of the whole path at
         # every evaluation (quadratic in T).
-        j = bisect.bisect_right(self._knots, float(t)) - 1
+        j = bisect.bisect_right(self._knots, float(t.detach())) - 1
         return min(max(j, 0), len(self._knots) - 2)
 
 

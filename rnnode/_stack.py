@@ -601,8 +601,9 @@ class ODERNN(nn.Module):
             given = (hx,) if parts == 1 else hx
             names = ("hx",) if parts == 1 else tuple(f"hx[{i}]" for i in range(parts))
             if parts > 1 and (not isinstance(hx, (tuple, list)) or len(hx) != parts):
+                names_0 = ", ".join(f"{p}_0" for p in self.layers[0].part_names)
                 raise ValueError(
-                    f"hx: expected a tuple of {parts} tensors (h_0, c_0) for "
+                    f"hx: expected a tuple of {parts} tensors ({names_0}) for "
                     f"cell={self.cell!r}, got {type(hx).__name__}"
                 )
             shape = (n, self.hidden_size) if unbatched else (n, batch, self.hidden_size)
