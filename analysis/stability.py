@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 from torchdiffeq import odeint
@@ -82,8 +84,9 @@ def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor):
 def jacobian(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """J = dF/dh of the joint vector field dh/dt = F(h, x) of the continuously coupled stack.
 
-    Row and column index ``layer * state_size + unit``; computed with ``torch.func.jacrev`` on
-    ``model.joint_field`` and vectorized over the leading dimensions with ``vmap``.
+    Row and column index ``layer * state_size + unit``; computed by forward-mode automatic
+    differentiation of ``model.joint_field``, all n columns J e_j in one batched evaluation
+    (the states repeated n times, each carrying one unit tangent).
 
     Arguments:
         model: a unidirectional ``ODERNN``.
@@ -96,8 +99,34 @@ def jacobian(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     _check_model(model)
     flat_h, flat_x, lead = _broadcast(model, h, x)
     n = flat_h.shape[-2] * flat_h.shape[-1]
-    jac = vmap(jacrev(_flat_field(model)), chunk_size=_CHUNK)(flat_h.reshape(-1, n), flat_x)
+    eye = torch.eye(n, dtype=flat_h.dtype, device=flat_h.device)
+    jac = torch.cat(
+        [
+            _tangents(model, flat_h[i : i + _CHUNK], flat_x[i : i + _CHUNK], eye)[1]
+            for i in range(0, flat_h.shape[0], _CHUNK)
+        ]
+    )
     return jac.reshape(*lead, n, n)
+
+
+def _tangents(model: ODERNN, h: torch.Tensor, x: torch.Tensor, V: torch.Tensor):
+    """F(h, x) and the directional derivatives J V, by forward-mode AD in one evaluation.
+
+    h: (B, L, S), x: (B, input_size), V: (B, n, k) or (n, k) tangents. Returns F (B, n) and
+    J V (B, n, k).
+    """
+    B, L, S = h.shape
+    k = V.shape[-1]
+    with warnings.catch_warnings(), fwAD.dual_level():
+        # torch's first forward-AD call loads decompositions written with the deprecated
+        # torch.jit.script; the warning is about torch's internals, not about this call.
+        warnings.filterwarnings("ignore", "`torch.jit.script`", DeprecationWarning)
+        # make_dual needs memory of its own for every element, so no expanded views.
+        tangent = V.expand(B, L * S, k).transpose(1, 2).reshape(B, k, L, S).contiguous()
+        dual = fwAD.make_dual(h.unsqueeze(1).expand(B, k, L, S).contiguous(), tangent)
+        out = fwAD.unpack_dual(model.joint_field(dual, x.unsqueeze(1)))
+    rate = out.primal[:, 0].reshape(B, L * S)
+    return rate, out.tangent.reshape(B, k, L * S).transpose(1, 2)
 
 
 def eigenvalues(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -350,9 +379,9 @@ def stability_map(
     in a minimum of ||F|| that is no root, Newton restarts from the fixed points of converged
     neighbours on the grid (natural continuation: lower p first, then lower q, higher q,
     higher p), round after round, and as a last resort from ``num_starts - 1`` random states in
-    [-radius, radius]^n, keeping the root closest to ``h0``. The eigenvalues of J there give
-    max Re lambda and the step map's spectral radius max |R(dt lambda)|. Everything runs
-    batched over the grid: fields and Jacobians under ``torch.func.vmap`` with
+    [-radius, radius]^n, keeping the root closest to the point's start. The eigenvalues of J
+    there give max Re lambda and the step map's spectral radius max |R(dt lambda)|. Everything
+    runs batched over the grid: fields and Jacobians under ``torch.func.vmap`` with
     ``functional_call``, eigenvalues per diagonal block in one ``torch.linalg.eigvals``.
 
     Arguments:
@@ -363,7 +392,10 @@ def stability_map(
             default ``scale_recurrent_and_input`` (p scales every W_hh, q is the input level).
         method: solver of the step map (a key of ``STEP_POLYNOMIALS``).
         dt: its step size.
-        h0: (num_layers, state_size) Newton's starting state (default zeros).
+        h0: (num_layers, state_size) Newton's starting state (default zeros), or one per grid
+            point, (P, Q, num_layers, state_size): for example a previous map's
+            ``fixed_points``, to redo the spectra for another ``method`` or ``dt`` (Newton then
+            stops at once).
         num_starts, radius, seed: the restarts where the start from h0 fails (seeded).
         tol, max_iter: Newton's residual tolerance and step budget.
 
@@ -382,11 +414,12 @@ def stability_map(
                 f"{name}: expected a 1-D sequence of finite values, got {tuple(v.shape)}"
             )
     L, S = _state_shape(model)
-    if h0 is None:
-        h0 = torch.zeros(L, S, dtype=dtype)
-    elif tuple(h0.shape) != (L, S):
+    P, Q = p.shape[0], q.shape[0]
+    h0 = torch.zeros(L, S, dtype=dtype) if h0 is None else torch.as_tensor(h0, dtype=dtype)
+    if tuple(h0.shape) not in ((L, S), (P, Q, L, S)):
         raise ValueError(
-            f"h0: expected shape (num_layers, state_size) = ({L}, {S}), got {tuple(h0.shape)}"
+            f"h0: expected shape (num_layers, state_size) = ({L}, {S}) or (P, Q, num_layers, "
+            f"state_size) = ({P}, {Q}, {L}, {S}), got {tuple(h0.shape)}"
         )
     pp, qq = (g.reshape(-1) for g in torch.meshgrid(p, q, indexing="ij"))
     base = {k: v.detach() for k, v in model.named_parameters()}
@@ -400,12 +433,12 @@ def stability_map(
     batched_field = vmap(field)
     batched_jac = vmap(jacrev(field), chunk_size=_CHUNK)
     with torch.no_grad():
-        start = h0.detach().reshape(1, -1).expand(pp.shape[0], -1)
+        start = h0.detach().reshape(-1, L * S).expand(pp.shape[0], -1)
         h, converged = _newton(
             batched_field, batched_jac, start, pp, qq, tol=tol, max_iter=max_iter
         )
         solve = functools.partial(_newton, batched_field, batched_jac, tol=tol, max_iter=max_iter)
-        _continue_from_neighbours(solve, h, converged, pp, qq, (p.shape[0], q.shape[0]))
+        _continue_from_neighbours(solve, h, converged, pp, qq, (P, Q))
         bad = torch.nonzero(~converged).squeeze(-1)
         if bad.numel() and num_starts > 1:
             tries = num_starts - 1
@@ -417,7 +450,7 @@ def stability_map(
                 qq[bad].repeat_interleave(tries),
             )
             again, ok = again.reshape(-1, tries, L * S), ok.reshape(-1, tries)
-            distance = (again - start[:1]).norm(dim=-1).masked_fill(~ok, float("inf"))
+            distance = (again - start[bad, None]).norm(dim=-1).masked_fill(~ok, float("inf"))
             best = distance.argmin(dim=-1)
             found = ok.any(dim=-1)
             h[bad[found]] = again[found, best[found]]
@@ -427,7 +460,7 @@ def stability_map(
         max_real = eig.real.amax(-1)
         step_radius = spectral_radius(eig, method, dt)
     nan = torch.tensor(float("nan"), dtype=dtype)
-    shape = (p.shape[0], q.shape[0])
+    shape = (P, Q)
     return StabilityMap(
         p=p.numpy(),
         q=q.numpy(),
@@ -523,20 +556,23 @@ def lyapunov_exponents(
             raise ValueError(f"{name}: expected a positive finite time, got {value!r}")
     if not (isinstance(transient, (int, float)) and 0 <= transient < float("inf")):
         raise ValueError(f"transient: expected a non-negative finite time, got {transient!r}")
-    field = vmap(_flat_field(model))
-    jac = vmap(jacrev(_flat_field(model)), chunk_size=_CHUNK)
+    shape = flat_h.shape
     options = {} if step_size is None else {"step_size": step_size}
 
+    def field(t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return model.joint_field(h.reshape(shape), flat_x).reshape(B, n)
+
     def tangent_flow(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h, V = y[:, :n], y[:, n:].reshape(B, n, k)
-        return torch.cat([field(h, flat_x), (jac(h, flat_x) @ V).reshape(B, -1)], dim=-1)
+        h, V = y[:, :n].reshape(shape), y[:, n:].reshape(B, n, k)
+        rate, JV = _tangents(model, h, flat_x, V)
+        return torch.cat([rate, JV.reshape(B, -1)], dim=-1)
 
     span = torch.tensor([0.0, float(interval)], dtype=flat_h.dtype)
     h = flat_h.reshape(B, n)
     with torch.no_grad():
         if transient > 0:
             grid = torch.tensor([0.0, float(transient)], dtype=flat_h.dtype)
-            h = odeint(lambda t, y: field(y, flat_x), h, grid, method=method, options=options)[-1]
+            h = odeint(field, h, grid, method=method, options=options)[-1]
         V = torch.eye(n, k, dtype=flat_h.dtype).expand(B, n, k)
         total = torch.zeros(B, k, dtype=flat_h.dtype)
         for _ in range(max(1, round(duration / interval))):

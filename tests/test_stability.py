@@ -279,6 +279,30 @@ def test_lyapunov_exponents_sum_to_the_log_volume_growth_of_euler_steps():
     assert torch.all(exps[:-1] >= exps[1:] - 0.2)  # QR order: roughly decreasing
 
 
+def test_limit_cycle_has_no_stable_fixed_point_and_a_zero_top_lyapunov_exponent():
+    # dh/dt = -h + tanh(W h) with W = 2 R(pi / 4): the origin is an unstable focus (Re lambda =
+    # 2 cos(pi / 4) - 1 > 0) and the only fixed point, and tanh bounds the orbit, so it settles
+    # on a limit cycle, whose top Lyapunov exponent is exactly 0 (the phase neither grows nor
+    # shrinks) and whose second one is negative.
+    model = rnnode.ODERNN(1, 2, 1, cell="rnn", bias=False)
+    angle = np.pi / 4
+    rotation = torch.tensor([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    with torch.no_grad():
+        model.field(0).weight_hh.copy_(2 * rotation)
+    x = torch.zeros(1)
+    points = fixed_points(model, x, num_starts=32, radius=2.0)
+    assert points.shape == (1, 1, 2) and float(points.abs().max()) < 1e-12
+    smap = stability_map(model, [1.0], [0.0])
+    np.testing.assert_allclose(smap.max_real[0, 0], 2 * np.cos(angle) - 1, atol=1e-12)
+    exps = lyapunov_exponents(
+        model, torch.full((1, 2), 0.1), x, duration=60, interval=2.0, transient=20, step_size=0.25
+    )
+    # The finite-time estimate of the zero exponent carries an O(1 / duration) bias from the
+    # phase at which the average starts and stops.
+    assert abs(float(exps[0])) < 1e-2
+    assert float(exps[1]) < -0.1
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [

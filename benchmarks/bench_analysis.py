@@ -1,0 +1,174 @@
+"""Benchmark of analysis/: batched sine probes and stability maps against per-point loops.
+
+Both sides of each ratio run in the same process, on the same thread count, on the same inputs,
+and their results are compared, so each ratio is a like-for-like speed-up:
+
+1. ``measure_gain`` of a 4-layer stack at 256 frequencies as one batch, against a loop that
+   measures one frequency per call.
+2. The spectra of a 64 x 64 stability map of a 2-layer tanh stack with hidden size 32
+   (64 x 64 Jacobians at the fixed points): ``stability_map`` (vmapped Jacobians with
+   per-point weights, eigenvalues of the 32 x 32 diagonal blocks in one batched call) against
+   the plain way, a loop of ``torch.autograd.functional.jacobian`` and ``numpy.linalg.eigvals``
+   per point. The fixed points come from one full ``stability_map`` (timed separately, Newton
+   included) and are handed to both sides.
+
+Run: ``python benchmarks/bench_analysis.py`` (about 2-3 minutes on 2 cores), ``--quick`` for a
+tiny run, ``--out results.json`` to also write the numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+import rnnode
+from analysis.gain import measure_gain
+from analysis.stability import STEP_POLYNOMIALS, stability_map
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def bench_gain(num_freqs: int, num_layers: int, hidden: int, num_steps: int) -> dict:
+    """One batched ``measure_gain`` call against one call per frequency."""
+    torch.manual_seed(0)
+    model = rnnode.ODERNN(1, hidden, num_layers, cell="rnn").double()
+    omegas = np.linspace(0.05, 3.0, num_freqs)
+    kwargs = dict(amplitude=1e-3, num_steps=num_steps)
+    batched, t_batch = _timed(lambda: measure_gain(model, omegas, **kwargs))
+    looped, t_loop = _timed(lambda: np.hstack([measure_gain(model, [w], **kwargs) for w in omegas]))
+    return {
+        "frequencies": num_freqs,
+        "layers": num_layers,
+        "hidden": hidden,
+        "steps": num_steps,
+        "batched_s": t_batch,
+        "loop_s": t_loop,
+        "ratio": t_loop / t_batch,
+        "max_abs_difference": float(np.abs(batched - looped).max()),
+    }
+
+
+def _plain_spectra(model, smap, method: str, dt: float):
+    """The plain way: per point, a scaled copy's Jacobian by autograd and numpy's eigenvalues."""
+    coefficients = STEP_POLYNOMIALS[method]
+    P, Q = smap.max_real.shape
+    L, S = model.num_layers, model.layers[0].state_size
+    max_real = np.empty((P, Q))
+    radius = np.empty((P, Q))
+    for i, p in enumerate(smap.p):
+        scaled = rnnode.ODERNN(model.input_size, model.hidden_size, L, cell=model.cell).double()
+        scaled.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            for field in scaled.layers:
+                field.weight_hh.mul_(float(p))
+        for j, q in enumerate(smap.q):
+            x = torch.full((model.input_size,), float(q), dtype=torch.float64)
+            h = torch.as_tensor(smap.fixed_points[i, j]).reshape(-1)
+            J = torch.autograd.functional.jacobian(
+                lambda v, s=scaled, x=x: s.joint_field(v.reshape(L, S), x).reshape(-1), h
+            )
+            eig = np.linalg.eigvals(J.detach().numpy())
+            max_real[i, j] = eig.real.max()
+            radius[i, j] = np.abs(np.polyval(coefficients[::-1], dt * eig)).max()
+    return max_real, radius
+
+
+def bench_stability(grid: int, hidden: int, num_layers: int, method: str, dt: float) -> dict:
+    """Spectra of a grid x grid stability map: batched against a per-point loop."""
+    torch.manual_seed(0)
+    model = rnnode.ODERNN(4, hidden, num_layers, cell="rnn").double()
+    p = np.linspace(0.2, 2.0, grid)
+    q = np.linspace(-1.0, 1.0, grid)
+    full, t_full = _timed(lambda: stability_map(model, p, q, method=method, dt=dt))
+    spectra, t_batch = _timed(
+        lambda: stability_map(model, p, q, method=method, dt=dt, h0=full.fixed_points)
+    )
+    (max_real, radius), t_loop = _timed(lambda: _plain_spectra(model, full, method, dt))
+    return {
+        "grid": grid,
+        "hidden": hidden,
+        "layers": num_layers,
+        "jacobian_size": num_layers * hidden,
+        "method": method,
+        "dt": dt,
+        "converged_fraction": float(full.converged.mean()),
+        "full_map_with_newton_s": t_full,
+        "batched_spectra_s": t_batch,
+        "loop_spectra_s": t_loop,
+        "ratio": t_loop / t_batch,
+        "max_abs_difference_max_real": float(np.nanmax(np.abs(spectra.max_real - max_real))),
+        "max_abs_difference_radius": float(np.nanmax(np.abs(spectra.spectral_radius - radius))),
+        "unstable_fraction": float(np.mean(spectra.max_real > 0)),
+    }
+
+
+def _write_json(path: str, results: dict) -> None:
+    """Write atomically: a temporary file in the same folder, then os.replace."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(results, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run both benchmarks, print the timings and ratios, optionally write them as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    parser.add_argument("--out", help="write the results as JSON to this path")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args(argv)
+    # One thread by default: on a shared machine, OpenMP threads that wait on busy cores
+    # slow small operations by orders of magnitude and would distort both sides.
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        gain = bench_gain(num_freqs=16, num_layers=4, hidden=4, num_steps=60)
+        stab = bench_stability(grid=8, hidden=4, num_layers=2, method="rk4", dt=0.5)
+    else:
+        gain = bench_gain(num_freqs=256, num_layers=4, hidden=16, num_steps=200)
+        stab = bench_stability(grid=64, hidden=32, num_layers=2, method="rk4", dt=0.5)
+    results = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "measure_gain": gain,
+        "stability_map": stab,
+    }
+    print(f"torch {results['torch']}, {results['threads']} thread(s)")
+    print(
+        f"measure_gain, {gain['frequencies']} frequencies x {gain['layers']} layers "
+        f"(hidden {gain['hidden']}, {gain['steps']} steps): batched {gain['batched_s']:.3f} s, "
+        f"loop {gain['loop_s']:.3f} s, ratio {gain['ratio']:.1f}x "
+        f"(max |difference| {gain['max_abs_difference']:.1e})"
+    )
+    print(
+        f"stability map {stab['grid']} x {stab['grid']}, {stab['layers']} layers x hidden "
+        f"{stab['hidden']} ({stab['jacobian_size']} x {stab['jacobian_size']} Jacobians, "
+        f"{stab['method']} dt={stab['dt']}): full map with Newton "
+        f"{stab['full_map_with_newton_s']:.2f} s; spectra batched "
+        f"{stab['batched_spectra_s']:.2f} s, loop {stab['loop_spectra_s']:.2f} s, "
+        f"ratio {stab['ratio']:.1f}x "
+        f"(max |difference| {stab['max_abs_difference_max_real']:.1e} in max Re, "
+        f"{stab['max_abs_difference_radius']:.1e} in radius)"
+    )
+    if args.out:
+        _write_json(args.out, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
