@@ -169,6 +169,29 @@ def test_stability_map_of_linear_stacks_matches_numpy_eigenvalues():
         np.testing.assert_allclose(smap.spectral_radius[i], radius, rtol=1e-12)
 
 
+def test_stability_map_with_a_custom_parametrization():
+    # p scales layer 2's recurrent weights, q layer 1's; linear fields again give numpy's
+    # eigenvalues of (W - I) / tau per layer as the reference.
+    model = rnnode.ODERNN(2, 3, 2, cell="linear")
+
+    def parametrize(params, p, q):
+        overrides = {
+            "layers.0.weight_hh": q * params["layers.0.weight_hh"],
+            "layers.1.weight_hh": p * params["layers.1.weight_hh"],
+        }
+        return overrides, torch.zeros(2, dtype=p.dtype)
+
+    p, q = np.array([0.5, 2.0, 4.0]), np.array([0.1, 3.0])
+    smap = stability_map(model, p, q, parametrize)
+    W0, W1 = (f.weight_hh.detach().numpy() for f in model.layers)
+    for i, j in np.ndindex(3, 2):
+        top = max(
+            np.linalg.eigvals(q[j] * W0 - np.eye(3)).real.max(),
+            np.linalg.eigvals(p[i] * W1 - np.eye(3)).real.max(),
+        )
+        np.testing.assert_allclose(smap.max_real[i, j], top, atol=1e-12)
+
+
 def test_stability_map_fixed_points_are_roots_of_the_scaled_field():
     model = rnnode.ODERNN(2, 3, 2, cell="rnn")
     smap = stability_map(model, [0.5, 1.5, 3.0], [-0.5, 0.5])
