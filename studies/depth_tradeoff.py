@@ -1,0 +1,146 @@
+"""Depth trade-off: test accuracy of tanh stacks of many depths and seeds on sequential digits,
+the fitted accuracy model A(N) and its sweet spot N*.
+
+Every (depth, seed) point trains an ``ODERNN`` (tanh, the discrete RNN: Euler, step 1) with a
+``SequenceModel`` readout on ``digits_task("rows")`` (8 x 8 digits read row by row: T = 8, 10
+classes) for the same number of steps (``rnnode.train``), and scores its test accuracy. The
+points run through ``ctx.sweep``: in parallel processes (or on a Dask cluster with
+``--scheduler``), each result saved as it finishes, so a rerun resumes.
+
+The model A(N) = A_min + (A_max - A_min)(1 - e^{-bN}) m^N (``analysis.depth``: capacity saturating
+at rate b per layer, eroded by a per-layer factor m) is fitted by least squares to every
+(depth, accuracy) pair, and its maximiser N* = log(1 - b / log m) / b is the sweet spot.
+
+Claims: the fit describes the data (root-mean-square residual of the seed means below
+``FIT_RMS``); accuracy first rises and then falls with depth (the best mean accuracy is at
+neither end of the depth range, and the deepest stack is worse than the best by more than the
+seeds' spread there); and the sweet spot lies inside the depth range, within a factor 2 of the
+best measured depth.
+
+Figures: ``depth_curve`` (``analysis.plots.plot_depth_curve``: every seed, the fit and N*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+import rnnode
+from analysis.depth import accuracy_model, fit_accuracy_model, sweet_spot
+from analysis.plots import plot_depth_curve
+
+from ._run import Context
+
+FIT_RMS = 0.05
+
+
+def settings(quick: bool) -> dict[str, Any]:
+    """Depths, seeds and training sizes of the quick and the full setting."""
+    if quick:
+        return {"depths": [1, 2, 4, 8], "seeds": 2, "hidden_size": 8, "steps": 25, "lr": 1e-2}
+    return {
+        "depths": [1, 2, 3, 4, 6, 8, 12, 16],
+        "seeds": 3,
+        "hidden_size": 16,
+        "steps": 150,
+        "lr": 1e-2,
+    }
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread for a block: training these small stacks on several threads spends
+    most of its time synchronising them (several times slower on 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def depth_point(point: dict[str, Any]) -> dict[str, float]:
+    """Train one stack of the given depth and seed; its test accuracy and loss.
+
+    Arguments:
+        point: ``{"depth", "seed", "quick"}``.
+
+    Returns:
+        ``{"accuracy", "loss", "final_train_loss"}``.
+    """
+    cfg = settings(point["quick"])
+    task = rnnode.digits_task("rows", seed=point["seed"])
+    torch.manual_seed(point["seed"])
+    rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], point["depth"], cell="rnn")
+    model = rnnode.SequenceModel.for_task(rnn, task)
+    with _one_thread():
+        result = rnnode.train(
+            model,
+            task,
+            steps=cfg["steps"],
+            lr=cfg["lr"],
+            batch_size=32,
+            seed=point["seed"],
+            progress=False,
+        )
+    return {
+        "accuracy": result["test"]["accuracy"],
+        "loss": result["test"]["loss"],
+        "final_train_loss": result["history"]["loss"][-1],
+    }
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    cfg = settings(ctx.quick)
+    depths, seeds = cfg["depths"], list(range(ctx.seed, ctx.seed + cfg["seeds"]))
+    points = [{"depth": d, "seed": s, "quick": ctx.quick} for d in depths for s in seeds]
+    results = ctx.sweep(depth_point, points, name="depths")
+    accuracy = np.array([r["accuracy"] for r in results]).reshape(len(depths), len(seeds))
+    mean, spread = accuracy.mean(axis=1), accuracy.std(axis=1)
+    n = np.repeat(depths, len(seeds)).astype(float)
+    params = fit_accuracy_model(n, accuracy.ravel())
+    star = float(sweet_spot(params["b"], params["m"]))
+    rms = float(np.sqrt(np.mean((accuracy_model(depths, **params) - mean) ** 2)))
+    best = int(np.argmax(mean))
+
+    ctx.claim(
+        "fit_describes_data",
+        rms < FIT_RMS,
+        f"the fitted A(N) is within a root-mean-square {FIT_RMS} of the seed-mean accuracies",
+    )
+    ctx.claim(
+        "rises_then_falls",
+        0 < best < len(depths) - 1 and mean[best] - mean[-1] > spread[-1],
+        "the best seed-mean accuracy is at neither end of the depth range, and the deepest "
+        "stack's mean is below it by more than its standard deviation over seeds",
+    )
+    ctx.claim(
+        "sweet_spot_inside",
+        depths[0] < star < depths[-1] and 0.5 <= star / depths[best] <= 2.0,
+        "the fitted sweet spot N* lies inside the depth range and within a factor 2 of the "
+        "best measured depth",
+    )
+    ctx.figure(
+        "depth_curve",
+        plot_depth_curve(n, accuracy.ravel(), params),
+        caption=f"Test accuracy on sequential digits against depth ({len(seeds)} seeds, "
+        f"{cfg['steps']} training steps each), the fitted A(N) and its sweet spot N*.",
+        numbers={"params": params, "sweet_spot": star, "rms": rms, "mean_accuracy": mean},
+    )
+    return {
+        "settings": cfg,
+        "depths": depths,
+        "seeds": seeds,
+        "accuracy": accuracy,
+        "mean_accuracy": mean,
+        "std_accuracy": spread,
+        "best_depth": depths[best],
+        "fit": params,
+        "sweet_spot": star,
+        "fit_rms": rms,
+        "test_loss": np.array([r["loss"] for r in results]).reshape(len(depths), len(seeds)),
+    }

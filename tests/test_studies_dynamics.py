@@ -1,0 +1,276 @@
+"""The dynamics studies (timescales, stability_maps, vanishing_gradients, depth_tradeoff,
+skip_paths): their quick runs through the real runner, the claims in their metrics, and their
+helpers against independent references (closed forms, brute-force path enumeration, numpy).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import rnnode
+from analysis.depth import accuracy_model
+from studies import depth_tradeoff, run_study, skip_paths, stability_maps, timescales
+from studies import vanishing_gradients as vanishing
+
+STUDIES = {
+    "timescales": timescales,
+    "stability_maps": stability_maps,
+    "vanishing_gradients": vanishing,
+    "depth_tradeoff": depth_tradeoff,
+    "skip_paths": skip_paths,
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every study's quick run, once, into a temporary folder: {name: (folder, metrics)}."""
+    out = tmp_path_factory.mktemp("runs")
+    done = {}
+    for name, module in STUDIES.items():
+        metrics = run_study(module, out=out, quick=True, seed=0, workers=1, show_progress=False)
+        done[name] = (out / name, metrics)
+    return done
+
+
+def _holds(metrics, name):
+    return metrics["claims"][name]["holds"]
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_quick_run_writes_its_files_and_claims(runs, name):
+    folder, metrics = runs[name]
+    assert json.loads((folder / "metrics.json").read_text()) == metrics
+    assert (folder / "report.html").exists()
+    assert metrics["claims"], "a study must check at least one claim"
+    for claim in metrics["claims"].values():
+        assert isinstance(claim["holds"], bool) and claim["statement"]
+    assert list(folder.glob("*.png")) and list(folder.glob("*.pdf"))
+
+
+# -- skip_paths -------------------------------------------------------------------------------
+
+
+def brute_force_paths(num_layers: int, skips) -> int:
+    """Sequences of offsets from ``skips`` that step from layer L exactly down to layer 1."""
+    total = 0
+    for length in range(num_layers):
+        for steps in itertools.product(skips, repeat=length):
+            total += sum(steps) == num_layers - 1
+    return total
+
+
+@pytest.mark.parametrize("n", range(1, 15))
+def test_binet_is_the_fibonacci_recurrence(n):
+    a, b = 1, 1
+    for _ in range(n - 1):
+        a, b = b, a + b
+    assert skip_paths.binet(n) == a
+
+
+@pytest.mark.parametrize("skips", skip_paths.PATTERNS)
+@pytest.mark.parametrize("num_layers", [1, 2, 5, 7])
+def test_measured_paths_equal_brute_force_enumeration(skips, num_layers):
+    assert skip_paths.measured_paths(num_layers, skips) == brute_force_paths(num_layers, skips)
+
+
+def test_skip_paths_quick_run(runs):
+    _, m = runs["skip_paths"]
+    layers = m["layers"]
+    assert m["fibonacci"] == [brute_force_paths(n, (1, 2)) for n in layers]
+    for key, values in m["measured_paths"].items():
+        skips = tuple(json.loads(key))
+        assert values == [float(brute_force_paths(n, skips)) for n in layers]
+    tanh = m["tanh"]
+    ratio = np.array(tanh["ratio_skip_over_plain"])
+    deep = [i for i, d in enumerate(tanh["depths"]) if d >= 3]
+    assert np.all(ratio[deep] > 1)
+    assert tanh["median_ratio"][-1] > tanh["median_ratio"][deep[0]]
+    assert tanh["plain_log_slope"] < 0
+    for name in ("fibonacci_counts", "measured_equals_count", "plain_vanishes"):
+        assert _holds(m, name)
+    assert _holds(m, "skips_carry_gradient")
+
+
+# -- stability_maps ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [-0.7, -0.05, 0.3])
+def test_growth_rate_recovers_an_exponential(rate):
+    t = np.arange(60)
+    norms = 1e-7 * np.exp(rate * t)
+    assert stability_maps.growth_rate(norms) == pytest.approx(rate, abs=1e-12)
+
+
+def test_perturbation_of_a_linear_stack_is_the_matrix_exponential():
+    """dh/dt = (W - I) h + W_ih x on one layer: delta_t = expm((W - I) t) delta_0 (scipy)."""
+    from scipy.linalg import expm
+
+    model = rnnode.ODERNN(1, 3, 1, cell="linear")
+    field = model.field(0)
+    x = 0.4
+    A = (field.weight_hh - torch.eye(3)).detach().numpy()
+    b = (field.weight_ih[:, 0] * x + field.bias_ih + field.bias_hh).detach().numpy()
+    star = np.linalg.solve(A, -b)[None]  # (layers, state)
+    norms = stability_maps.perturbation(model, 1.0, x, star, 5, method="rk4", step_size=0.01)
+    generator = torch.Generator().manual_seed(1)
+    delta = torch.randn(1, 3, generator=generator, dtype=torch.float64).numpy()[0]
+    delta *= stability_maps.DELTA0 / np.linalg.norm(delta)
+    expected = [np.linalg.norm(expm(A * t) @ delta) for t in range(6)]
+    # RK4 at step 0.01: relative error ~1e-10 on norms of 1e-7; the fixed point is exact here.
+    np.testing.assert_allclose(norms, expected, rtol=1e-8, atol=1e-16)
+
+
+def test_stability_maps_quick_run(runs):
+    _, m = runs["stability_maps"]
+    counts = m["counts"]
+    assert counts["euler_stable_but_ode_unstable"] == 0
+    assert 0 < counts["euler_stable"] <= counts["rk4_stable"]
+    assert m["max_eigenvalue_error"] < stability_maps.EIG_TOL
+    assert m["max_numpy_residual"] < stability_maps.ROOT_TOL
+    max_real = np.array(m["max_real"], dtype=float)
+    radius = np.array(m["euler_spectral_radius"], dtype=float)
+    # Where the RNN's step map contracts, the ODE's eigenvalues have negative real parts.
+    assert np.all(max_real[radius < 1] < 0)
+    trajectories = m["trajectories"]
+    assert {"stable", "unstable"} <= set(trajectories)
+    for t in trajectories.values():
+        assert np.sign(t["ode_rate"]) == np.sign(t["max_real"])
+        assert np.sign(t["rnn_rate"]) == np.sign(t["log_euler_radius"])
+    assert trajectories["stable"]["max_real"] < 0 < trajectories["unstable"]["max_real"]
+    for name in m["claims"]:
+        assert _holds(m, name), name
+
+
+# -- vanishing_gradients ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", vanishing.VARIANTS)
+def test_readout_loss_is_the_sequence_models_loss(variant):
+    torch.manual_seed(3)
+    model = vanishing.build(variant, 3, 4)
+    x, y = torch.randn(5, 2, 1), torch.randn(2, 1)
+    solution = model.rnn.solve(x)
+    ours = vanishing.readout_loss(model, y)(solution.output, solution.h_n)
+    theirs, _ = model.loss(x.transpose(0, 1), y)
+    assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-13)
+
+
+def test_per_layer_factor_recovers_a_geometric_decay():
+    depths = [1, 2, 4, 8, 16]
+    assert vanishing.per_layer_factor(depths, [3 * 0.6**d for d in depths]) == pytest.approx(
+        0.6, rel=1e-12
+    )
+
+
+def test_vanishing_gradients_quick_run(runs):
+    _, m = runs["vanishing_gradients"]
+    layer1 = {k: np.array(v) for k, v in m["layer1_gradient"].items()}
+    factors = m["per_layer_factor"]
+    assert factors["plain"] < vanishing.PLAIN_FACTOR
+    assert factors["plain"] == pytest.approx(
+        vanishing.per_layer_factor(m["depths"], np.median(layer1["plain"], axis=1)), rel=1e-12
+    )
+    assert factors["skips"] > factors["plain"]
+    assert np.all(layer1["skips"][-1] > layer1["plain"][-1])
+    # One layer: the three variants are the same stack and loss.
+    np.testing.assert_allclose(layer1["skips"][0], layer1["plain"][0], rtol=1e-12)
+    np.testing.assert_allclose(layer1["auxiliary"][0], layer1["plain"][0], rtol=1e-12)
+    assert np.all(layer1["auxiliary"] > vanishing.AUX_FLOOR * layer1["auxiliary"][0])
+    assert np.all(np.array(m["time_ratio_plain"]) < 1)
+    for name in m["claims"]:
+        assert _holds(m, name), name
+
+
+# -- depth_tradeoff ---------------------------------------------------------------------------
+
+
+def test_depth_tradeoff_quick_run(runs):
+    _, m = runs["depth_tradeoff"]
+    accuracy = np.array(m["accuracy"])
+    assert accuracy.shape == (len(m["depths"]), len(m["seeds"]))
+    assert np.all((accuracy >= 0) & (accuracy <= 1))
+    np.testing.assert_allclose(m["mean_accuracy"], accuracy.mean(axis=1), rtol=1e-14)
+    fit = m["fit"]
+    # The sweet spot against its closed form, the RMS against the model written out.
+    b, mm = fit["b"], fit["m"]
+    assert m["sweet_spot"] == pytest.approx(math.log(1 - b / math.log(mm)) / b, rel=1e-10)
+    rms = np.sqrt(np.mean((accuracy_model(m["depths"], **fit) - accuracy.mean(axis=1)) ** 2))
+    assert m["fit_rms"] == pytest.approx(rms, rel=1e-12)
+    assert _holds(m, "fit_describes_data") == (m["fit_rms"] < depth_tradeoff.FIT_RMS)
+    best = m["depths"].index(m["best_depth"])
+    assert m["best_depth"] == m["depths"][int(np.argmax(m["mean_accuracy"]))]
+    assert _holds(m, "rises_then_falls") == bool(
+        0 < best < len(m["depths"]) - 1
+        and m["mean_accuracy"][best] - m["mean_accuracy"][-1] > m["std_accuracy"][-1]
+    )
+    assert _holds(m, "sweet_spot_inside") == bool(
+        m["depths"][0] < m["sweet_spot"] < m["depths"][-1]
+        and 0.5 <= m["sweet_spot"] / m["best_depth"] <= 2
+    )
+
+
+# -- timescales -------------------------------------------------------------------------------
+
+
+def test_half_power_of_a_first_order_low_pass():
+    """g = 1 / sqrt(1 + omega^2 tau^2): g(omega) = g(omega_0) / sqrt 2 at
+    omega = sqrt(1 + 2 omega_0^2 tau^2) / tau (closed form)."""
+    omegas = np.geomspace(0.01, 10.0, 4000)
+    taus = np.array([0.5, 2.0])
+    gains = 1 / np.sqrt(1 + (omegas[None] * taus[:, None]) ** 2)
+    expected = np.sqrt(1 + 2 * (omegas[0] * taus) ** 2) / taus
+    # Log-linear interpolation on a grid of ratio 1.0017: relative error ~1e-6.
+    np.testing.assert_allclose(timescales.half_power(omegas, gains), expected, rtol=1e-5)
+
+
+def test_centroid_of_a_single_peak_is_its_frequency():
+    omegas = np.geomspace(0.1, 3.0, 9)
+    gains = np.where(np.arange(9) == 4, 1.0, 0.0)[None]
+    assert timescales.centroid(omegas, gains)[0] == pytest.approx(omegas[4], rel=1e-14)
+
+
+def test_timescales_quick_run_theory(runs):
+    _, m = runs["timescales"]
+    th = m["theory"]
+    assert th["linear_rel_error"] < timescales.LINEAR_TOL
+    assert th["tanh_rel_error"] < timescales.TANH_TOL
+    assert th["continuous_rel_error"] < timescales.CONTINUOUS_TOL
+    # Layer 1 of the continuous stack is a first-order low pass: closed-form half power.
+    w0, tau = th["continuous_omegas"][0], timescales.TAUS[0]
+    assert th["half_power_continuous_theory"][0] == pytest.approx(
+        math.sqrt(1 + 2 * (w0 * tau) ** 2) / tau, rel=1e-9
+    )
+    for key in ("discrete", "continuous"):
+        for source in ("theory", "measured"):
+            assert np.all(np.diff(th[f"half_power_{key}_{source}"]) < 0)
+    for name in (
+        "discrete_gain_formula",
+        "small_amplitude_tanh",
+        "continuous_gain_formula",
+        "bandwidth_falls_with_layer",
+    ):
+        assert _holds(m, name), name
+
+
+@pytest.mark.parametrize("task", timescales.TASKS)
+def test_timescales_quick_run_trained_layers(runs, task):
+    """Every layer's preferred frequency is reported, and the hierarchy claim is the recorded
+    numbers' verdict (the quick run trains too briefly to expect it to hold)."""
+    _, m = runs["timescales"]
+    t = m["trained"][task]
+    omegas = np.array(m["settings"]["trained_omegas"])
+    layers = m["settings"]["num_layers"]
+    gains = np.array(t["gains"])
+    assert gains.shape == (layers, len(omegas))
+    assert t["preferred_frequency"][0] == list(omegas[np.argmax(gains, axis=1)])
+    np.testing.assert_allclose(t["centroid"][0], timescales.centroid(omegas, gains), rtol=1e-12)
+    median = np.median(np.array(t["centroid"]), axis=0)
+    np.testing.assert_allclose(t["median_centroid"], median, rtol=1e-14)
+    assert _holds(m, f"{task}_lower_layers_faster") == bool(np.all(np.diff(median) < 0))
+    assert all(len(tau) == layers and min(tau) > 0 for tau in t["tau"])
