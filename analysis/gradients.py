@@ -48,7 +48,8 @@ def gradient_norms(
     solution = model.solve(x, hx, track_state_gradients=True, **solve_kwargs)
     loss = loss_fn(solution.output, solution.h_n)
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(f"loss_fn: expected a scalar tensor, got {type(loss).__name__}")
+        got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn: expected a scalar tensor (one element), got {got}")
     grads = solution.state_gradients(loss, retain_graph=False).detach()
     if not full_state:
         grads = grads[..., : model.hidden_size]

@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 from torchdiffeq import odeint
 
-from rnnode import ODERNN
+from rnnode import FIXED_METHODS, ODERNN
 
 #: Coefficients of the stability polynomial R(z) = sum_k c_k z^k of the explicit Runge-Kutta
 #: methods with as many stages as their order (torchdiffeq names): the Taylor polynomial of e^z.
@@ -554,6 +554,8 @@ def lyapunov_exponents(
     for name, value in (("duration", duration), ("interval", interval)):
         if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
             raise ValueError(f"{name}: expected a positive finite time, got {value!r}")
+    if method not in FIXED_METHODS:
+        raise ValueError(f"method: expected a fixed-step method {FIXED_METHODS}, got {method!r}")
     if not (isinstance(transient, (int, float)) and 0 <= transient < float("inf")):
         raise ValueError(f"transient: expected a non-negative finite time, got {transient!r}")
     shape = flat_h.shape

@@ -204,7 +204,7 @@ def test_depth_singular_values_of_a_linear_chain_are_those_of_the_weight_product
             lambda: gradient_norms(
                 rnnode.ODERNN(1, 2), torch.randn(3, 1, 1), lambda o, h: o.sum(0)
             ),
-            "loss_fn: expected a scalar",
+            r"loss_fn: expected a scalar tensor \(one element\), got \(1, 2\)",
         ),
     ],
 )

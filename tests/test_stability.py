@@ -342,6 +342,10 @@ def test_limit_cycle_has_no_stable_fixed_point_and_a_zero_top_lyapunov_exponent(
             "num_exponents: expected an integer in",
         ),
         (
+            lambda m: lyapunov_exponents(m, torch.zeros(2, 2), torch.zeros(1), method="dopri5"),
+            "method: expected a fixed-step method",
+        ),
+        (
             lambda m: jacobian(
                 rnnode.ODERNN(1, 2, bidirectional=True), torch.zeros(1, 2), torch.zeros(1)
             ),
