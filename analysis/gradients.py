@@ -68,7 +68,12 @@ def depth_jacobian(
     j < l. N = dt * (strictly lower block part of J), J the joint field's Jacobian, collects these
     one-layer Jacobians; the total derivative sums the products along every path of sources,
     (I - N)^{-1} = I + N + N^2 + ... (N is nilpotent). With ``dt = 1`` and tau = 1 these are the
-    discrete RNN's d h_t^l / d h_t^j, evaluated with every layer's state at ``h``.
+    discrete RNN's d h_t^l / d h_t^j (Euler with step tau is the discrete cell).
+
+    Notes:
+        Every Jacobian is taken with all layers at ``h`` (own state and sources alike). In the
+        discrete stack layer l's own state is the previous step's and its sources the current
+        step's; the two agree at a fixed point, and for linear cells everywhere.
 
     Arguments:
         model: a unidirectional ``ODERNN``.
