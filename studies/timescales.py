@@ -322,16 +322,25 @@ def run(ctx: Context) -> dict[str, Any]:
         )
 
     omegas = np.array(cfg["omegas"])
+    fig = plot_gain(
+        omegas,
+        theory["linear_measured"],
+        theory["discrete_theory"],
+        labels=[f"layer {l + 1} (a={a})" for l, a in enumerate(RECURRENT)],
+    )
+    fig.subplots_adjust(left=0.14, bottom=0.13)  # plot_gain leaves no room for the labels
+    ax = fig.axes[0]
+    for row in theory["tanh_measured"]:
+        ax.plot(omegas, row, "x", color="k", markersize=4)
+    ax.plot([], [], "x", color="k", label=f"tanh stack, A={TANH_AMPLITUDE:g}")
+    ax.set_xscale("log")
+    ax.legend(fontsize="small")
     ctx.figure(
         "theory_discrete",
-        plot_gain(
-            omegas,
-            np.vstack([theory["linear_measured"], theory["tanh_measured"]]),
-            np.vstack([theory["discrete_theory"]] * 2),
-            labels=[f"linear a={a}" for a in RECURRENT] + [f"tanh a={a}" for a in RECURRENT],
-        ),
-        caption="Gain of each layer of a discrete scalar stack (markers: sine probes on the "
-        "linear stack and, at amplitude 1e-5, the tanh stack; dashed: sympy formula).",
+        fig,
+        caption="Gain of each layer of a discrete scalar stack h^l_k = a_l h^l_{k-1} + h^{l-1}_k "
+        "(markers: sine probes on the linear stack; crosses: the tanh stack at amplitude 1e-5; "
+        "dashed: the sympy formula).",
         numbers={
             k: theory[k]
             for k in (
@@ -342,14 +351,17 @@ def run(ctx: Context) -> dict[str, Any]:
             )
         },
     )
+    fig = plot_gain(
+        theory["continuous_omegas"],
+        theory["continuous_measured"],
+        theory["continuous_theory"],
+        labels=[f"layer {l + 1} (tau={t:g})" for l, t in enumerate(TAUS)],
+    )
+    fig.axes[0].set_xscale("log")
+    fig.subplots_adjust(left=0.14, bottom=0.13)
     ctx.figure(
         "theory_continuous",
-        plot_gain(
-            theory["continuous_omegas"],
-            theory["continuous_measured"],
-            theory["continuous_theory"],
-            labels=[f"tau={t:g}" for t in TAUS],
-        ),
+        fig,
         caption="Gain of each layer of the continuously coupled low-pass stack (markers: sine "
         "probes, RK4; dashed: |prod 1/(1 + i omega tau)|).",
         numbers={
@@ -364,7 +376,9 @@ def run(ctx: Context) -> dict[str, Any]:
     t_omegas = np.array(cfg["trained_omegas"])
     for name in TASKS:
         fig = plot_gain(t_omegas, trained[name]["gains"])
+        fig.subplots_adjust(left=0.14, bottom=0.13)
         ax = fig.axes[0]
+        ax.set_xscale("log")
         for l, w in enumerate(trained[name]["centroid"][0]):
             ax.axvline(w, color=f"C{l}", linestyle=":", alpha=0.8)
         ax.set_title(f"{name}: trained stack (seed {seeds[0]}); dotted: centroids", fontsize=9)

@@ -196,13 +196,18 @@ def test_depth_tradeoff_quick_run(runs):
     assert accuracy.shape == (len(m["depths"]), len(m["seeds"]))
     assert np.all((accuracy >= 0) & (accuracy <= 1))
     np.testing.assert_allclose(m["mean_accuracy"], accuracy.mean(axis=1), rtol=1e-14)
+    np.testing.assert_allclose(m["std_accuracy"], accuracy.std(axis=1, ddof=1), rtol=1e-12)
+    # Depth 0 predicts a constant class: about a tenth of the balanced digits.
+    assert all(0.05 < a < 0.15 for a in m["depth0_accuracy"])
     fit = m["fit"]
     # The sweet spot against its closed form, the RMS against the model written out.
     b, mm = fit["b"], fit["m"]
     assert m["sweet_spot"] == pytest.approx(math.log(1 - b / math.log(mm)) / b, rel=1e-10)
     rms = np.sqrt(np.mean((accuracy_model(m["depths"], **fit) - accuracy.mean(axis=1)) ** 2))
     assert m["fit_rms"] == pytest.approx(rms, rel=1e-12)
-    assert _holds(m, "fit_describes_data") == (m["fit_rms"] < depth_tradeoff.FIT_RMS)
+    pooled = math.sqrt(np.mean(np.array(m["std_accuracy"]) ** 2) / len(m["seeds"]))
+    assert m["pooled_se"] == pytest.approx(pooled, rel=1e-12)
+    assert _holds(m, "fit_describes_data") == (m["fit_rms"] <= depth_tradeoff.FIT_SE * pooled)
     best = m["depths"].index(m["best_depth"])
     assert m["best_depth"] == m["depths"][int(np.argmax(m["mean_accuracy"]))]
     assert _holds(m, "rises_then_falls") == bool(
