@@ -6,7 +6,10 @@ to rounding (1e-12); the Euler Liouville identity (sum of exponents = sum of log
 up to accumulated rounding.
 """
 
+import importlib.util
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,6 +327,25 @@ def test_limit_cycle_has_no_stable_fixed_point_and_a_zero_top_lyapunov_exponent(
     # phase at which the average starts and stops.
     assert abs(float(exps[0])) < 1e-2
     assert float(exps[1]) < -0.1
+
+
+def test_benchmark_quick_run_compares_equal_results_and_writes_json(tmp_path):
+    # benchmarks/bench_analysis.py is a script; its quick setting runs here so it cannot rot.
+    spec = importlib.util.spec_from_file_location(
+        "bench_analysis", Path(__file__).parents[1] / "benchmarks" / "bench_analysis.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        printed = bench.main(["--quick", "--out", str(tmp_path / "bench.json")])
+    finally:
+        torch.set_num_threads(threads)
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written == json.loads(json.dumps(printed))
+    assert written["measure_gain"]["max_abs_difference"] < 1e-10
+    assert written["stability_map"]["max_abs_difference_max_real"] < 1e-10
+    assert written["stability_map"]["converged_fraction"] == 1.0
 
 
 @pytest.mark.parametrize(
