@@ -195,16 +195,6 @@ class _JointField(nn.Module):
         return self.model.joint_field(state, x)
 
 
-def _flat_field(model: ODERNN):
-    """F on one flattened state: (L * S,), (input_size,) -> (L * S,)."""
-    shape = _state_shape(model)
-
-    def field(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return model.joint_field(h.reshape(shape), x).reshape(-1)
-
-    return field
-
-
 def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int, halvings: int = 8):
     """Batched damped Newton's method for field(h, *args) = 0 from the rows of h (B, n).
 
@@ -291,12 +281,17 @@ def fixed_points(
     starts = (2 * torch.rand(num_starts, L * S, generator=generator, dtype=dtype) - 1) * radius
     starts[0] = 0.0
     xs = x.expand(num_starts, -1)
-    field = vmap(_flat_field(model))
-    jac = vmap(jacrev(_flat_field(model)), chunk_size=_CHUNK)
+
+    def field(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return model.joint_field(h.reshape(-1, L, S), x).reshape(h.shape)
+
+    def jac(h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return jacobian(model, h.reshape(-1, L, S), x)
+
     with torch.no_grad():
         found, ok = _newton(
-            lambda h, x: field(h, x).detach(),
-            lambda h, x: jac(h, x).detach(),
+            field,
+            jac,
             starts,
             xs,
             tol=tol,
