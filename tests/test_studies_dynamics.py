@@ -192,9 +192,18 @@ def test_vanishing_gradients_quick_run(runs):
 
 
 def test_depth_tradeoff_quick_run(runs):
-    _, m = runs["depth_tradeoff"]
+    folder, m = runs["depth_tradeoff"]
     accuracy = np.array(m["accuracy"])
     assert accuracy.shape == (len(m["depths"]), len(m["seeds"]))
+    # One saved result per (depth, seed) point: a rerun resumes from them.
+    saved = [json.loads(f.read_text()) for f in (folder / "depths").glob("*.json")]
+    assert len(saved) == accuracy.size
+    for record in saved:
+        i, j = (
+            m["depths"].index(record["point"]["depth"]),
+            m["seeds"].index(record["point"]["seed"]),
+        )
+        assert record["result"]["accuracy"] == accuracy[i, j]
     assert np.all((accuracy >= 0) & (accuracy <= 1))
     np.testing.assert_allclose(m["mean_accuracy"], accuracy.mean(axis=1), rtol=1e-14)
     np.testing.assert_allclose(m["std_accuracy"], accuracy.std(axis=1, ddof=1), rtol=1e-12)
