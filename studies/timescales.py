@@ -33,6 +33,7 @@ centroid of every layer for every seed and task).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -81,7 +82,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "continuous_steps": 800,
         "hidden_size": 8,
         "num_layers": 3,
-        "train_steps": 200,
+        "train_steps": 400,
         "seeds": 3,
         "trained_omegas": np.geomspace(0.03, 3.0, 32).tolist(),
         "trained_probe_steps": 256,
@@ -192,9 +193,15 @@ def theory_part(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def centroid(omegas, gains) -> np.ndarray:
-    """Gain-weighted mean frequency per layer: exp(sum g^2 log omega / sum g^2)."""
-    g2 = np.asarray(gains) ** 2
-    return np.exp((g2 * np.log(omegas)).sum(axis=-1) / g2.sum(axis=-1))
+    """Gain-weighted mean frequency per layer: exp(sum g^2 log omega / sum g^2).
+
+    The sums are ``math.fsum`` (correctly rounded): numpy's vectorised sums may round
+    differently with the array's memory alignment, and metrics must be the same bytes in every
+    run.
+    """
+    log_omega = np.log(np.asarray(omegas, dtype=np.float64))
+    g2 = np.atleast_2d(np.asarray(gains, dtype=np.float64)) ** 2
+    return np.array([math.exp(math.fsum(g * log_omega) / math.fsum(g)) for g in g2])
 
 
 def _task(name: str, quick: bool, seed: int) -> rnnode.Task:
