@@ -1,0 +1,249 @@
+"""The training studies (gate_coupling, predictive_coding, bidirectional, sunspots): their helpers
+against independent references (numpy, scipy, statsmodels) and the claims of their quick runs.
+
+Each quick run goes through the real runner (``run_study``) into a temporary folder, once per
+module; the tests then read the numbers that carry each claim from its metrics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+import statsmodels.api as sm
+import torch
+from statsmodels.tsa.ar_model import AutoReg, ar_select_order
+
+import rnnode
+from studies import bidirectional, gate_coupling, predictive_coding, read_json, run_study, sunspots
+
+STUDIES = (gate_coupling, predictive_coding, bidirectional, sunspots)
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """Metrics of every study's quick run, and the folder holding the runs."""
+    out = tmp_path_factory.mktemp("runs")
+    # The quick runs' tensors are tiny: intra-op threads only add synchronisation (on a busy
+    # 2-core machine they multiplied the CPU time of these runs by about 5).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        metrics = {
+            study.__name__.rsplit(".", 1)[-1]: run_study(
+                study, out=out, quick=True, seed=0, workers=1, show_progress=False
+            )
+            for study in STUDIES
+        }
+    finally:
+        torch.set_num_threads(threads)
+    return metrics, out
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
+def test_quick_run_writes_its_files_and_every_claim_holds(quick_runs, study):
+    metrics, out = quick_runs
+    name = study.__name__.rsplit(".", 1)[-1]
+    folder = out / name
+    assert read_json(folder / "metrics.json") == metrics[name]
+    for file in ("config.json", "report.html"):
+        assert (folder / file).is_file()
+    claims = metrics[name]["claims"]
+    assert len(claims) >= 2
+    assert {k: c["holds"] for k, c in claims.items()} == {k: True for k in claims}
+    # One saved point per seed: the sweep ran every seed of the quick setting.
+    assert len(list((folder / "seeds").glob("*.json"))) == study.settings(True)["seeds"]
+    for png in folder.glob("*.png"):
+        assert png.with_suffix(".pdf").is_file()
+    assert len(list(folder.glob("*.png"))) >= 1
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
+def test_quick_setting_is_smaller_than_the_full_one(study):
+    quick, full = study.settings(True), study.settings(False)
+    for key in ("hidden_size", "num_layers", "steps", "seeds"):
+        assert quick[key] <= full[key]
+    assert full["seeds"] >= 5  # the full run's claims rest on several seeds
+
+
+# -- gate coupling ----------------------------------------------------------------------------
+
+
+def test_coupling_stats_against_numpy():
+    rng = np.random.default_rng(3)
+    i, o = (rng.uniform(0, 1, size=(3, 2, 4, 5, 6)) for _ in range(2))
+    stats = gate_coupling.coupling_stats({"i": torch.from_numpy(i), "o": torch.from_numpy(o)})
+    for pair in range(2):
+        c = [o[pair, d, k, b, u] + i[pair + 1, d, k, b, u] for d, k, b, u in np.ndindex(2, 4, 5, 6)]
+        assert stats["mean"][pair] == pytest.approx(np.mean(c), rel=1e-13)
+        assert stats["violations"][pair] == np.mean(np.array(c) < 1)
+    assert sum(stats["histogram"]) == 2 * 2 * 4 * 5 * 6  # every value lies in (0, 2)
+
+
+def test_no_violations_is_a_zero_penalty():
+    """The violations the study counts are exactly where rnnode's penalty is non-zero."""
+    i = torch.tensor([0.2, 0.6, 0.9]).reshape(1, 1, 3, 1, 1)
+    o = torch.tensor([0.5, 0.5, 0.5]).reshape(1, 1, 3, 1, 1)
+    gates = {"i": torch.cat([i, i]), "o": torch.cat([o, o])}
+    assert gate_coupling.coupling_stats(gates)["violations"] == [1 / 3]
+    # Only 1 - 0.5 - 0.2 = 0.3 is positive: penalty mean(0.3^2, 0, 0).
+    assert float(rnnode.gate_coupling_penalty(gates)) == pytest.approx(0.09 / 3, rel=1e-14)
+    gates["i"] = gates["i"] + 0.3
+    assert gate_coupling.coupling_stats(gates)["violations"] == [0.0]
+    assert float(rnnode.gate_coupling_penalty(gates)) == 0.0
+
+
+def test_gate_coupling_quick_numbers(quick_runs):
+    m = quick_runs[0]["gate_coupling"]
+    plain, penalty = np.array(m["violations"]["plain"]), np.array(m["violations"]["penalty"])
+    assert plain.shape == penalty.shape == (2, 1)  # 2 seeds, 1 adjacent pair
+    assert np.all(penalty < plain)
+    assert np.all(np.array(m["coupling"]["penalty"]) > np.array(m["coupling"]["plain"]))
+    accuracy = {k: np.array(v) for k, v in m["accuracy"].items()}
+    assert accuracy["penalty"].mean() >= accuracy["plain"].mean() - gate_coupling.ACCURACY_BAND
+    assert min(accuracy["plain"].min(), accuracy["penalty"].min()) > gate_coupling.LEARNED
+    assert m["mean_violations"]["penalty"] == pytest.approx(penalty.mean(), rel=1e-14)
+
+
+# -- predictive coding ------------------------------------------------------------------------
+
+
+def test_spread_is_the_trace_of_the_covariance_of_the_final_state():
+    rnn = rnnode.ODERNN(3, 4, num_layers=2)
+    x = torch.randn(7, 5, 3)
+    with torch.no_grad():
+        _, h_n = rnn(x.transpose(0, 1))  # (num_layers, batch, hidden), an independent path
+    expected = [np.trace(np.cov(h_n[layer].numpy().T)) for layer in range(2)]
+    np.testing.assert_allclose(predictive_coding.spread(rnn, x), expected, rtol=1e-12)
+
+
+def test_start_and_end_average_the_first_and_last_tenth():
+    assert predictive_coding.start_and_end([float(k) for k in range(20)]) == (0.5, 18.5)
+    assert predictive_coding.start_and_end([4.0, 2.0, 1.0]) == (4.0, 1.0)
+
+
+def test_predictive_coding_quick_numbers(quick_runs):
+    m = quick_runs[0]["predictive_coding"]
+    acc = {k: np.array(v) for k, v in m["accuracy"].items()}
+    assert acc["backprop"].min() > predictive_coding.LEARNED
+    assert np.all(acc["backprop"] > acc["predictive_coding"])
+    assert np.all(acc["predictive_coding"] < acc["reservoir"])
+    assert np.all(np.array(m["local_error_ratio"]) < 1)
+    spread = {k: np.array(v) for k, v in m["top_spread"].items()}
+    assert np.all(spread["predictive_coding"] < spread["initial"])
+    # Local weight 0 leaves the layers as initialised (Adam steps zero gradients by zero).
+    np.testing.assert_allclose(spread["reservoir"], spread["initial"], rtol=1e-12)
+
+
+# -- bidirectional ----------------------------------------------------------------------------
+
+
+def test_future_task_targets_compare_next_and_previous_inputs():
+    task = bidirectional.future_task(5, 3, 6, seed=2)
+    x = torch.cat([task.x_train, task.x_test])[..., 0].numpy()
+    y = torch.cat([task.y_train, task.y_test]).numpy()
+    assert x.shape == y.shape == (8, 6) and task.per_step and task.output_size == 2
+    for n, k in np.ndindex(8, 6):
+        before = x[n, k - 1] if k > 0 else 0.0
+        after = x[n, k + 1] if k < 5 else 0.0
+        assert y[n, k] == int(after > before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [({"length": 1}, "length"), ({"num_train": 0}, "num_train"), ({"num_test": 2.0}, "num_test")],
+)
+def test_future_task_rejects_bad_sizes(kwargs, argument):
+    with pytest.raises(ValueError, match=f"^{argument}: expected an integer"):
+        bidirectional.future_task(**kwargs)
+
+
+def test_the_causal_bound_is_three_quarters():
+    """E[max(Phi(a), 1 - Phi(a))] over a ~ N(0, 1), by quadrature, is the middle steps' bound;
+    with 1/2 at k = 1 and 1 at k = T the average over T steps stays 3/4."""
+    middle, _ = scipy.integrate.quad(
+        lambda a: max(scipy.stats.norm.cdf(a), scipy.stats.norm.sf(a)) * scipy.stats.norm.pdf(a),
+        -np.inf,
+        np.inf,
+        epsabs=1e-13,
+    )
+    assert middle == pytest.approx(0.75, abs=1e-10)
+    for length in (2, 5, 20):
+        assert ((length - 2) * middle + 0.5 + 1.0) / length == pytest.approx(
+            bidirectional.CAUSAL_BOUND, abs=1e-10
+        )
+
+
+def test_the_causal_rule_scores_the_bound_on_a_large_sample():
+    task = bidirectional.future_task(1, 40000, 10, seed=0)
+    accuracy = bidirectional.causal_bayes_accuracy(task.x_test, task.y_test)
+    # Standard error sqrt(3/16 / 400000) ~ 7e-4 (with dependence within a sequence: < 2e-3).
+    assert accuracy == pytest.approx(bidirectional.CAUSAL_BOUND, abs=5e-3)
+
+
+def test_bidirectional_quick_numbers(quick_runs):
+    m = quick_runs[0]["bidirectional"]
+    bound = bidirectional.CAUSAL_BOUND
+    assert max(m["accuracy"]["unidirectional"]) <= bound + bidirectional.BOUND_SLACK
+    assert min(m["accuracy"]["bidirectional"]) >= bound + bidirectional.MARGIN
+    for value in m["accuracy"]["causal_bayes"]:
+        assert value == pytest.approx(bound, abs=bidirectional.BOUND_SLACK)
+
+
+# -- sunspots ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sunspot_data():
+    """The task and the normalised training series z_0..z_{split-1} behind its windows."""
+    task = rnnode.sunspots_task(window=sunspots.WINDOW, dtype=torch.float64)
+    z = np.concatenate([task.x_train[0, :, 0].numpy(), task.y_train[:, 0].numpy()])
+    return task, z
+
+
+@pytest.mark.parametrize("order", [1, 2, 9, 20])
+def test_fit_ar_is_statsmodels_autoreg(sunspot_data, order):
+    task, z = sunspot_data
+    # hold_back = WINDOW: AutoReg fits the same targets z_20..z_{split-1} as the windows.
+    reference = AutoReg(z, lags=order, trend="c", hold_back=sunspots.WINDOW).fit().params
+    coefficients = sunspots.fit_ar(task.x_train, task.y_train, order)
+    np.testing.assert_allclose(coefficients, reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        sunspots.predict_ar(task.x_train, coefficients),
+        AutoReg(z, lags=order, trend="c", hold_back=sunspots.WINDOW).fit().fittedvalues,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_aic_order_is_statsmodels_choice(sunspot_data):
+    task, z = sunspot_data
+    order, criteria = sunspots.aic_order(task.x_train, task.y_train, sunspots.WINDOW)
+    chosen = ar_select_order(z, sunspots.WINDOW, ic="aic", trend="c").ar_lags
+    assert list(chosen) == list(range(1, order + 1))
+    assert len(criteria) == sunspots.WINDOW and criteria[order - 1] == min(criteria)
+
+
+def test_fit_ar_rejects_an_order_beyond_the_window(sunspot_data):
+    task, _ = sunspot_data
+    with pytest.raises(ValueError, match=r"^order: expected 1\.\.20"):
+        sunspots.fit_ar(task.x_train, task.y_train, 21)
+
+
+def test_sunspots_quick_numbers_against_the_raw_series(quick_runs, sunspot_data):
+    m = quick_runs[0]["sunspots"]
+    raw = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+    split = int(round(0.8 * len(raw)))
+    # Persistence in sunspot numbers, straight from statsmodels' series.
+    persistence = math.sqrt(np.mean((raw[split:] - raw[split - 1 : -1]) ** 2))
+    scale = raw[:split].std()
+    assert m["rmse_sunspot_numbers"]["persistence"] == pytest.approx(persistence, rel=1e-12)
+    assert m["rmse_persistence"] == pytest.approx(persistence / scale, rel=1e-12)
+    chosen = ar_select_order(sunspot_data[1], sunspots.WINDOW, ic="aic", trend="c").ar_lags
+    assert m["ar_order"] == len(chosen)
+    assert m["rmse_ar"] < m["rmse_persistence"]
+    assert max(m["rmse_odernn"]) < m["rmse_persistence"]
+    assert np.mean(m["rmse_odernn"]) <= sunspots.AR_BAND * m["rmse_ar"]
