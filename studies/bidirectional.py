@@ -23,6 +23,8 @@ loss curves of the first seed).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -128,8 +130,25 @@ def settings(quick: bool) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread for a block: training these small stacks on several threads spends
+    most of its time synchronising them (several times slower on 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def point(p: dict) -> dict[str, Any]:
     """One seed: the stack trained unidirectional and bidirectional on the same data."""
+    with _one_thread():
+        return _point(p)
+
+
+def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
     task = future_task(cfg["num_train"], cfg["num_test"], cfg["length"], seed=seed)
     out: dict[str, Any] = {"causal_bayes": causal_bayes_accuracy(task.x_test, task.y_test)}

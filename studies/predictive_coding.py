@@ -26,6 +26,8 @@ errors of predictive coding) and ``accuracy`` (test accuracy and top-layer state
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -76,8 +78,25 @@ def start_and_end(curve: list[float]) -> tuple[float, float]:
     return float(np.mean(curve[:n])), float(np.mean(curve[-n:]))
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread for a block: training these small stacks on several threads spends
+    most of its time synchronising them (several times slower on 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def point(p: dict) -> dict[str, Any]:
     """One seed: predictive coding, backprop and the reservoir control from the same weights."""
+    with _one_thread():
+        return _point(p)
+
+
+def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
     task = rnnode.digits_task("rows", seed=seed)
     built: list[rnnode.ODERNN] = []

@@ -25,6 +25,8 @@ Figures: ``forecasts`` (test years: the series and the three forecasts, first se
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -115,8 +117,25 @@ def aic_order(x: torch.Tensor, y: torch.Tensor, max_order: int) -> tuple[int, li
     return int(np.argmin(criteria)) + 1, criteria
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread for a block: training these small stacks on several threads spends
+    most of its time synchronising them (several times slower on 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def point(p: dict) -> dict[str, Any]:
     """One seed: train the ODERNN forecaster; its test RMSE and test forecasts."""
+    with _one_thread():
+        return _point(p)
+
+
+def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
     task = rnnode.sunspots_task(window=WINDOW)
     torch.manual_seed(seed)

@@ -19,6 +19,7 @@ from statsmodels.tsa.ar_model import AutoReg, ar_select_order
 
 import rnnode
 from studies import bidirectional, gate_coupling, predictive_coding, read_json, run_study, sunspots
+from studies._run import json_bytes
 
 STUDIES = (gate_coupling, predictive_coding, bidirectional, sunspots)
 
@@ -27,19 +28,12 @@ STUDIES = (gate_coupling, predictive_coding, bidirectional, sunspots)
 def quick_runs(tmp_path_factory):
     """Metrics of every study's quick run, and the folder holding the runs."""
     out = tmp_path_factory.mktemp("runs")
-    # The quick runs' tensors are tiny: intra-op threads only add synchronisation (on a busy
-    # 2-core machine they multiplied the CPU time of these runs by about 5).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        metrics = {
-            study.__name__.rsplit(".", 1)[-1]: run_study(
-                study, out=out, quick=True, seed=0, workers=1, show_progress=False
-            )
-            for study in STUDIES
-        }
-    finally:
-        torch.set_num_threads(threads)
+    metrics = {
+        study.__name__.rsplit(".", 1)[-1]: run_study(
+            study, out=out, quick=True, seed=0, workers=1, show_progress=False
+        )
+        for study in STUDIES
+    }
     return metrics, out
 
 
@@ -247,3 +241,12 @@ def test_sunspots_quick_numbers_against_the_raw_series(quick_runs, sunspot_data)
     assert m["rmse_ar"] < m["rmse_persistence"]
     assert max(m["rmse_odernn"]) < m["rmse_persistence"]
     assert np.mean(m["rmse_odernn"]) <= sunspots.AR_BAND * m["rmse_ar"]
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
+def test_a_point_is_a_pure_function_of_its_settings_and_seed(study):
+    """Same point, same numbers (on the CPU), bit for bit: seeds are set inside the point."""
+    p = {"settings": {**study.settings(True), "steps": 3}, "seed": 4}
+    first = study.point(p)
+    torch.manual_seed(123)  # the global generator's state must not matter
+    assert json_bytes(study.point(p)) == json_bytes(first)
