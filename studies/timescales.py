@@ -404,17 +404,28 @@ def run(ctx: Context) -> dict[str, Any]:
         "preferred_frequencies",
         _preferred_figure(trained),
         caption="Gain-weighted mean frequency of every layer after training (one line per seed, "
-        "thick: median). The hierarchy claim is that it falls with the layer index.",
+        "thick: median; green bands: the data's frequencies). The hierarchy claim is that it "
+        "falls with the layer index.",
         numbers={f"{n}_median_centroid": trained[n]["median_centroid"] for n in TASKS},
     )
     return {"settings": cfg, "theory": theory, "trained": trained, "seeds": seeds}
 
 
+#: Frequency bands of the data (rad / sample): the sines task's slow and fast periods (32 to 64
+#: and 3 to 6 samples) and CO2's yearly cycle (12 months).
+BANDS = {
+    "sines": ((2 * np.pi / 64, 2 * np.pi / 32), (2 * np.pi / 6, 2 * np.pi / 3)),
+    "co2": ((2 * np.pi / 12.5, 2 * np.pi / 11.5),),
+}
+
+
 def _preferred_figure(trained: dict[str, dict[str, Any]]) -> Figure:
     fig = Figure(figsize=(4 * len(trained), 3.4))
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.9, wspace=0.3)
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.15, top=0.9, wspace=0.3)
     axes = fig.subplots(1, len(trained), squeeze=False)[0]
     for ax, (name, t) in zip(axes, trained.items(), strict=True):
+        for low, high in BANDS.get(name, ()):
+            ax.axhspan(low, high, color="C2", alpha=0.2, linewidth=0)
         layers = np.arange(1, t["centroid"].shape[1] + 1)
         for row in t["centroid"]:
             ax.plot(layers, row, "o-", color="C0", alpha=0.35)
