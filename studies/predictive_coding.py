@@ -222,7 +222,7 @@ def _curves_figure(result: dict[str, Any]) -> Figure:
     left.legend(fontsize=8)
     for layer, curve in enumerate(result["predictive_coding"]["local"]):
         right.semilogy(np.arange(1, len(curve) + 1), curve, label=f"layer {layer + 1}")
-    right.set_title("prediction error per layer (predictive coding)")
+    right.set_title("prediction error per layer")
     right.set_xlabel("step")
     right.legend(fontsize=8)
     return fig
