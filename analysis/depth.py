@@ -11,12 +11,15 @@ import functools
 
 import numpy as np
 import sympy as sp
+from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
 PARAMETERS = ("a_min", "a_max", "b", "m")
 
 
-def accuracy_model(n, a_min, a_max, b, m):
+def accuracy_model(
+    n: ArrayLike, a_min: ArrayLike, a_max: ArrayLike, b: ArrayLike, m: ArrayLike
+) -> np.ndarray:
     """A(N) = a_min + (a_max - a_min) (1 - exp(-b N)) m^N, vectorized (numpy broadcasting).
 
     Arguments:
@@ -52,7 +55,7 @@ def sweet_spot_expression() -> sp.Expr:
     return _sweet_spot_formula()[0]
 
 
-def sweet_spot(b, m):
+def sweet_spot(b: ArrayLike, m: ArrayLike) -> np.ndarray:
     """N* = argmax_N A(N), the root of dA/dN = 0: N* = log(1 - b / log(m)) / b.
 
     dA/dN = (A_max - A_min) m^N (b e^{-bN} + (1 - e^{-bN}) log m) vanishes where
@@ -76,7 +79,13 @@ def sweet_spot(b, m):
     return np.where(m < 1, _sweet_spot_formula()[1](b, safe), np.inf)
 
 
-def fit_accuracy_model(depths, accuracies, *, b_bounds=(1e-3, 20.0), m_bounds=(1e-3, 1.0)) -> dict:
+def fit_accuracy_model(
+    depths: ArrayLike,
+    accuracies: ArrayLike,
+    *,
+    b_bounds: tuple[float, float] = (1e-3, 20.0),
+    m_bounds: tuple[float, float] = (1e-3, 1.0),
+) -> dict[str, float]:
     """Least-squares fit of A(N) to measured accuracies, with bounds (scipy.optimize).
 
     ``scipy.optimize.least_squares`` (trust-region reflective) minimises the squared residuals

@@ -17,8 +17,12 @@ from collections.abc import Sequence
 import numpy as np
 import sympy as sp
 import torch
+from numpy.typing import ArrayLike
 
 from rnnode import ODERNN
+
+#: A matrix given as nested sequences, a numpy array, a torch tensor or a sympy Matrix.
+MatrixLike = Sequence | np.ndarray | torch.Tensor | sp.Matrix
 
 KINDS = ("discrete", "continuous")
 
@@ -77,7 +81,7 @@ def linear_gain(kind: str = "discrete") -> sp.Expr:
     return _modulus(transfer.subs(on_circle))
 
 
-def transfer_gain(A, B, C, kind: str = "discrete") -> sp.Expr:
+def transfer_gain(A: MatrixLike, B: MatrixLike, C: MatrixLike, kind: str = "discrete") -> sp.Expr:
     """|C (e^{i omega} I - A)^{-1} B| (discrete) or |C (i omega I - A)^{-1} B| (continuous).
 
     The gain of the single-input single-output system h_t = A h_{t-1} + B x_t, y_t = C h_t (or
@@ -187,14 +191,14 @@ def _as_matrix(name: str, m) -> sp.Matrix:
 
 def measure_gain(
     model: ODERNN,
-    omegas,
+    omegas: ArrayLike,
     amplitude: float = 1e-3,
     *,
     num_steps: int = 400,
     transient: int | None = None,
     dt: float = 1.0,
-    direction=None,
-    hx=None,
+    direction: ArrayLike | None = None,
+    hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
     **solve_kwargs,
 ) -> np.ndarray:
     """Steady-state gain of every layer at each driving frequency, measured with sine probes.
@@ -304,7 +308,7 @@ def _unit_direction(direction, size: int, dtype, device) -> torch.Tensor:
     return e / e.norm()
 
 
-def preferred_frequencies(omegas, gains) -> np.ndarray:
+def preferred_frequencies(omegas: ArrayLike, gains: ArrayLike) -> np.ndarray:
     """The frequency at which each layer's gain peaks: omegas[argmax_f gains[l, f]].
 
     Arguments:

@@ -21,8 +21,8 @@ from .stability import _check_model, jacobian
 def gradient_norms(
     model: ODERNN,
     x: torch.Tensor,
-    loss_fn: Callable,
-    hx=None,
+    loss_fn: Callable[..., torch.Tensor],
+    hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
     *,
     full_state: bool = False,
     **solve_kwargs,

@@ -11,17 +11,18 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
 
 from .depth import accuracy_model, sweet_spot
 from .stability import StabilityMap
 
 
 def plot_gain(
-    omegas,
-    gains,
-    theory=None,
+    omegas: ArrayLike,
+    gains: ArrayLike,
+    theory: ArrayLike | None = None,
     *,
-    theory_omegas=None,
+    theory_omegas: ArrayLike | None = None,
     labels: Sequence[str] | None = None,
 ) -> Figure:
     """Gain against frequency, one curve per layer, with the theory overlaid (dashed).
@@ -105,7 +106,9 @@ def plot_stability_map(smap: StabilityMap, *, p_label: str = "p", q_label: str =
     return fig
 
 
-def plot_gradient_norms(norms, *, times=None, log: bool = True) -> Figure:
+def plot_gradient_norms(
+    norms: ArrayLike, *, times: ArrayLike | None = None, log: bool = True
+) -> Figure:
     """Heat map of ||dLoss/dh_t^l||: layers on the vertical axis, time on the horizontal.
 
     Arguments:
@@ -139,7 +142,9 @@ def plot_gradient_norms(norms, *, times=None, log: bool = True) -> Figure:
     return fig
 
 
-def plot_depth_curve(depths, accuracies, params: dict, *, num_points: int = 200) -> Figure:
+def plot_depth_curve(
+    depths: ArrayLike, accuracies: ArrayLike, params: dict, *, num_points: int = 200
+) -> Figure:
     """Accuracy against depth: the data, the fitted A(N), and the sweet spot N* (vertical line).
 
     Arguments:

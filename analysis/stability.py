@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.autograd.forward_ad as fwAD
+from numpy.typing import ArrayLike
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 from torchdiffeq import odeint
@@ -353,8 +354,8 @@ class StabilityMap:
 
 def stability_map(
     model: ODERNN,
-    p_values,
-    q_values,
+    p_values: ArrayLike,
+    q_values: ArrayLike,
     parametrize: Parametrize | None = None,
     *,
     method: str = "euler",
