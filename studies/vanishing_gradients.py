@@ -25,6 +25,7 @@ Figures: ``depth`` (layer-1 norm against depth, three variants, every seed) and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,9 @@ def build(variant: str, depth: int, hidden: int) -> rnnode.SequenceModel:
     return rnnode.SequenceModel(rnn, 1, kind="regression", aux_weights=aux)
 
 
-def readout_loss(model: rnnode.SequenceModel, y: torch.Tensor):
+def readout_loss(
+    model: rnnode.SequenceModel, y: torch.Tensor
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``loss_fn(output, h_n)`` for ``gradient_norms``: the model's loss from the solve's outputs.
 
     The top head reads ``output[-1]`` and head l reads ``h_n[l]`` (layer l's state at the last
