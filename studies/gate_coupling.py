@@ -63,6 +63,7 @@ def settings(quick: bool) -> dict[str, Any]:
         "batch_size": 32,
         "lr": 1e-2,
         "gate_weight": 1.0,
+        "accuracy_band": 0.05,
         "seeds": 5,
     }
 

@@ -58,6 +58,7 @@ def test_quick_run_writes_its_files_and_every_claim_holds(quick_runs, study):
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
 def test_quick_setting_is_smaller_than_the_full_one(study):
     quick, full = study.settings(True), study.settings(False)
+    assert set(quick) == set(full)
     for key in ("hidden_size", "num_layers", "steps", "seeds"):
         assert quick[key] <= full[key]
     assert full["seeds"] >= 5  # the full run's claims rest on several seeds
