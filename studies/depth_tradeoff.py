@@ -1,5 +1,6 @@
-"""Depth trade-off: test accuracy of tanh stacks of many depths and seeds on sequential digits,
-the fitted accuracy model A(N) and its sweet spot N*.
+"""Depth trade-off: accuracy over depths and seeds, the fitted A(N) and its sweet spot N*.
+
+Test accuracy of tanh stacks of many depths and seeds on sequential digits.
 
 Every (depth, seed) point trains an ``ODERNN`` (tanh, the discrete RNN: Euler, step 1) with a
 ``SequenceModel`` readout on ``digits_task("rows")`` (8 x 8 digits read row by row: T = 8, 10

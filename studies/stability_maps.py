@@ -1,5 +1,7 @@
-"""Stability maps: eigenvalues of a tanh stack's fixed point over (W_hh scale, input level), with
-Euler and RK4 step regions and simulated trajectories that confirm them.
+"""Stability maps: a tanh stack's fixed-point eigenvalues over two parameters, Euler and RK4.
+
+Maps over (W_hh scale, input level) with the Euler and RK4 step regions, and simulated
+trajectories that confirm them.
 
 The stack dh/dt = F(h, x) (coupling="continuous", tau = 1) at a constant input x = q (1, ..., 1),
 with every W_hh scaled by p, rests at a fixed point h*(p, q). Its Jacobian J is block lower

@@ -1,5 +1,7 @@
-"""Timescales: sine-probe gains of every layer against the gain formula, and the preferred
-frequency of every layer of stacks trained on slow + fast sines and on Mauna Loa CO2.
+"""Timescales: layer gains against the gain formula; trained layers' preferred frequencies.
+
+Sine probes give every layer's gain, compared with the formula; stacks trained on slow + fast
+sines and on Mauna Loa CO2 report the preferred frequency of every layer.
 
 Part 1, theory (``analysis.gain``). Sines x_k = A sin(omega t_k) drive a stack and each layer's
 steady-state amplitude is fitted (``measure_gain``); the gain formula comes from sympy

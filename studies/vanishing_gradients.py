@@ -1,5 +1,7 @@
-"""Vanishing gradients: error-signal norms through depth (1 to 64 layers) and time, for plain
-tanh stacks, stacks with skips (1, 2) and stacks with auxiliary readout losses.
+"""Vanishing gradients: error-signal norms through depth and time; skips and auxiliary losses.
+
+Norms through depth (1 to 64 layers) and time, for plain tanh stacks, stacks with skips (1, 2)
+and stacks with auxiliary readout losses.
 
 Every stack is a tanh ``ODERNN`` at torch's default initialisation (the discrete RNN: Euler,
 step 1), read out by an ``rnnode.SequenceModel`` head at its last sample; the loss is the MSE
