@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -63,13 +64,22 @@ class Solution:
     output: torch.Tensor
     h_n: torch.Tensor | tuple[torch.Tensor, ...]
     times: torch.Tensor
-    states: torch.Tensor
     nfe: int
     hidden_size: int
     gates: dict[str, torch.Tensor] | None = None
+    # Per-layer (D, T + 1, batch, state) trajectories; ``states`` stacks them only when asked,
+    # so a plain forward call copies no trajectory it does not return.
+    _layer_states: list[torch.Tensor] = dataclass_field(default_factory=list, repr=False)
+    _unbatched: bool = dataclass_field(default=False, repr=False)
     _probes: list[tuple[list[int], int, torch.Tensor, list[int]]] = dataclass_field(
         default_factory=list, repr=False
     )
+
+    @cached_property
+    def states(self) -> torch.Tensor:
+        """(num_layers, D, T + 1, batch, state_size): every layer's state at every time."""
+        states = torch.stack(self._layer_states)
+        return states.squeeze(3) if self._unbatched else states
 
     @property
     def hidden(self) -> torch.Tensor:
@@ -430,7 +440,11 @@ class ODERNN(nn.Module):
                 per_direction.append((traj, group_gates))
                 nfe += n
             for i, layer in enumerate(group):
-                layer_states = torch.stack([traj[i] for traj, _ in per_direction])  # (D,T+1,B,S)
+                layer_states = (  # (D, T + 1, B, S)
+                    torch.stack([traj[i] for traj, _ in per_direction])
+                    if self.bidirectional
+                    else per_direction[0][0][i].unsqueeze(0)
+                )
                 states.append(layer_states)
                 if return_gates:
                     gates.append(
@@ -445,9 +459,7 @@ class ODERNN(nn.Module):
                     outputs[layer] = fwd
                 if self.dropout and self.training and layer < self.num_layers - 1:
                     outputs[layer] = F.dropout(outputs[layer], self.dropout, training=True)
-        solution = self._package(
-            outputs[self.num_layers - 1], torch.stack(states), times, nfe, unbatched
-        )
+        solution = self._package(outputs[self.num_layers - 1], states, times, nfe, unbatched)
         solution._probes = probes
         if return_gates:
             packed = {k: torch.stack([g[k] for g in gates]) for k in "ifgo"}  # (L, D, T, B, H)
@@ -619,24 +631,23 @@ class ODERNN(nn.Module):
             h0 = torch.cat([h.unsqueeze(1) if unbatched else h for h in checked], dim=-1)
         return x, h0, unbatched
 
-    def _package(self, top, states, times, nfe, unbatched) -> Solution:
+    def _package(self, top, layer_states, times, nfe, unbatched) -> Solution:
         H = self.hidden_size
-        final = (
-            torch.stack([states[:, 0, -1], states[:, 1, 0]], dim=1)
-            if self.bidirectional
-            else states[:, :1, -1]
+        # Forward directions end at t_T, reverse ones at t_0; (L * D, B, S) in torch's order.
+        final = torch.stack(
+            [s[d, -1 if d == 0 else 0] for s in layer_states for d in range(self.num_directions)]
         )
-        final = final.flatten(0, 1)  # (L * D, B, S), torch's order
         parts = tuple(final[..., i * H : (i + 1) * H] for i in range(self.state_parts))
         output = top
         if unbatched:
             output = output.squeeze(1)
             parts = tuple(p.squeeze(1) for p in parts)
-            states = states.squeeze(3)
         elif self.batch_first:
             output = output.transpose(0, 1)
         h_n = parts[0] if self.state_parts == 1 else parts
-        return Solution(output, h_n, times, states, nfe, H)
+        return Solution(
+            output, h_n, times, nfe, H, _layer_states=layer_states, _unbatched=unbatched
+        )
 
     def extra_repr(self) -> str:
         s = (
