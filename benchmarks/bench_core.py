@@ -4,7 +4,7 @@ Everything is measured side by side in one run and reported as ratios (the machi
 and noisy): timings are medians of interleaved repeats, memory is the peak resident set of a fresh
 process per configuration.
 
-    python benchmarks/bench_core.py            # the issue's sizes: T=256, batch 32, 16 -> 128, 4 layers
+    python benchmarks/bench_core.py            # T=256, batch 32, 16 -> 128, 4 layers
     python benchmarks/bench_core.py --quick    # a small smoke run
     python benchmarks/bench_core.py --out results.json
 """
@@ -44,14 +44,18 @@ def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: i
     variants = {
         "torch.nn.RNN": (reference, {}),
         "from_torch default (euler, hold, sampled)": (model, {}),
-        "continuous rk4 step 0.5": (model, {"coupling": "continuous", "method": "rk4",
-                                            "step_size": 0.5}),
-        "continuous dopri5 rtol 1e-5": (model, {"coupling": "continuous", "method": "dopri5",
-                                                "rtol": 1e-5, "atol": 1e-7}),
+        "continuous rk4 step 0.5": (
+            model,
+            {"coupling": "continuous", "method": "rk4", "step_size": 0.5},
+        ),
+        "continuous dopri5 rtol 1e-5": (
+            model,
+            {"coupling": "continuous", "method": "dopri5", "rtol": 1e-5, "atol": 1e-7},
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     nfes: dict[str, int | None] = {}
-    for name, (m, kw) in variants.items():  # warm-up
+    for m, kw in variants.values():  # warm-up
         _fwd_bwd(m, x, **kw)
     for _ in range(repeats):
         for name, (m, kw) in variants.items():
@@ -59,8 +63,14 @@ def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: i
             seconds, nfes[name] = _fwd_bwd(m, x, **kw)
             times[name].append(seconds)
     base = statistics.median(times["torch.nn.RNN"])
-    return {name: {"seconds": statistics.median(ts), "ratio_to_torch": statistics.median(ts) / base,
-                   "nfe": nfes[name]} for name, ts in times.items()}
+    return {
+        name: {
+            "seconds": statistics.median(ts),
+            "ratio_to_torch": statistics.median(ts) / base,
+            "nfe": nfes[name],
+        }
+        for name, ts in times.items()
+    }
 
 
 def _peak_child(T: int, batch: int, inputs: int, hidden: int, layers: int, adjoint: bool) -> None:
@@ -81,13 +91,28 @@ def memory(lengths: list[int], batch: int, inputs: int, hidden: int, layers: int
     for T in lengths:
         row = {}
         for adjoint in (False, True):
-            cmd = [sys.executable, __file__, "--child", str(T), str(batch), str(inputs),
-                   str(hidden), str(layers), str(int(adjoint))]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                str(T),
+                str(batch),
+                str(inputs),
+                str(hidden),
+                str(layers),
+                str(int(adjoint)),
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row["adjoint" if adjoint else "backprop"] = json.loads(out.splitlines()[-1])[
-                "peak_growth_mib"]
+                "peak_growth_mib"
+            ]
         row["adjoint_over_backprop"] = row["adjoint"] / max(row["backprop"], 1e-9)
         rows[T] = row
+        print(
+            f"  T={T:5d}  backprop {row['backprop']:8.1f}  adjoint {row['adjoint']:8.1f}  "
+            f"ratio {row['adjoint_over_backprop']:.3f}",
+            flush=True,
+        )
     return rows
 
 
@@ -95,6 +120,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument(
+        "--part",
+        choices=("all", "timing", "memory"),
+        default="all",
+        help="run only the timings or only the memory measurements",
+    )
     parser.add_argument("--child", nargs=6, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -108,19 +139,24 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         sizes = {"T": 256, "batch": 32, "inputs": 16, "hidden": 128, "layers": 4}
         repeats, lengths = 7, [256, 1024, 4096]
-    results = {"sizes": sizes, "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "timing": timing(repeats=repeats, **sizes)}
-    print(f"forward + backward, T={sizes['T']}, batch {sizes['batch']}, input {sizes['inputs']}, "
-          f"hidden {sizes['hidden']}, {sizes['layers']} layers (median of {repeats}):")
-    for name, row in results["timing"].items():
-        nfe = "" if row["nfe"] is None else f"  nfe {row['nfe']}"
-        print(f"  {name:45s} {row['seconds'] * 1e3:9.1f} ms  {row['ratio_to_torch']:6.2f}x{nfe}")
-    mem_sizes = {k: v for k, v in sizes.items() if k != "T"}
-    results["memory"] = memory(lengths, **mem_sizes)
-    print("peak memory growth of one forward + backward (MiB), default solve:")
-    for T, row in results["memory"].items():
-        print(f"  T={T:5d}  backprop {row['backprop']:8.1f}  adjoint {row['adjoint']:8.1f}  "
-              f"ratio {row['adjoint_over_backprop']:.3f}")
+    results = {"sizes": sizes, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if args.part in ("all", "timing"):
+        results["timing"] = timing(repeats=repeats, **sizes)
+        print(
+            f"forward + backward, T={sizes['T']}, batch {sizes['batch']}, input "
+            f"{sizes['inputs']}, hidden {sizes['hidden']}, {sizes['layers']} layers "
+            f"(median of {repeats}):"
+        )
+        for name, row in results["timing"].items():
+            nfe = "" if row["nfe"] is None else f"  nfe {row['nfe']}"
+            print(
+                f"  {name:45s} {row['seconds'] * 1e3:9.1f} ms  {row['ratio_to_torch']:6.2f}x{nfe}",
+                flush=True,
+            )
+    if args.part in ("all", "memory"):
+        mem_sizes = {k: v for k, v in sizes.items() if k != "T"}
+        print("peak memory growth of one forward + backward (MiB), default solve:")
+        results["memory"] = memory(lengths, **mem_sizes)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)

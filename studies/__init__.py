@@ -10,6 +10,7 @@ from ._run import atomic_write as atomic_write
 from ._run import claims_hold as claims_hold
 from ._run import describe as describe
 from ._run import discover as discover
+from ._run import one_thread as one_thread
 from ._run import read_json as read_json
 from ._run import run_study as run_study
 from ._run import seeded as seeded

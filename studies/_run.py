@@ -129,6 +129,21 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 @contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread for a block, restoring the previous count after.
+
+    Training the small stacks of the studies on several threads spends most of its time
+    synchronising them (several times slower on 2 cores); sweep points run one per process anyway.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run a block under fixed seeds and float64 default dtype (and deterministic GPU kernels).
 

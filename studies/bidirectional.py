@@ -23,8 +23,6 @@ loss curves of the first seed).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -33,7 +31,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context
+from ._run import Context, one_thread
 
 #: Bayes accuracy of any causal model on ``future_task`` (see the module docstring).
 CAUSAL_BOUND = 0.75
@@ -130,21 +128,9 @@ def settings(quick: bool) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch thread for a block: training these small stacks on several threads spends
-    most of its time synchronising them (several times slower on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def point(p: dict) -> dict[str, Any]:
     """One seed: the stack trained unidirectional and bidirectional on the same data."""
-    with _one_thread():
+    with one_thread():
         return _point(p)
 
 

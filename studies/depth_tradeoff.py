@@ -26,8 +26,6 @@ Figures: ``depth_curve`` (``analysis.plots.plot_depth_curve``: every seed, the f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -37,7 +35,7 @@ import rnnode
 from analysis.depth import accuracy_model, fit_accuracy_model, sweet_spot
 from analysis.plots import plot_depth_curve
 
-from ._run import Context
+from ._run import Context, one_thread
 
 FIT_SE = 2.0  # residual RMS allowed, in pooled standard errors of the seed means
 
@@ -55,18 +53,6 @@ def settings(quick: bool) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch thread for a block: training these small stacks on several threads spends
-    most of its time synchronising them (several times slower on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def depth_point(point: dict[str, Any]) -> dict[str, float]:
     """Train one stack of the given depth and seed; its test accuracy and loss.
 
@@ -81,7 +67,7 @@ def depth_point(point: dict[str, Any]) -> dict[str, float]:
     torch.manual_seed(point["seed"])
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], point["depth"], cell="rnn")
     model = rnnode.SequenceModel.for_task(rnn, task)
-    with _one_thread():
+    with one_thread():
         result = rnnode.train(
             model,
             task,

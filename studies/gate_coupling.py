@@ -25,8 +25,6 @@ and ``violations_accuracy`` (violation fraction and accuracy per seed, both trai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,7 +33,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context
+from ._run import Context, one_thread
 
 #: Test accuracy that counts as having learned the digits (chance 0.1).
 LEARNED = 0.3
@@ -110,22 +108,10 @@ def _trained(task: rnnode.Task, cfg: dict, seed: int, gate_weight: float) -> dic
     }
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch thread for a block: training these small stacks on several threads spends
-    most of its time synchronising them (several times slower on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def point(p: dict) -> dict[str, Any]:
     """One seed: the same stack trained without (``"plain"``) and with (``"penalty"``) the
     penalty, and the coupling of the untrained stack (``"initial"``)."""
-    with _one_thread():
+    with one_thread():
         return _point(p)
 
 

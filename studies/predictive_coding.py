@@ -29,8 +29,6 @@ errors of predictive coding) and ``accuracy`` (test accuracy and top-layer state
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -39,7 +37,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context
+from ._run import Context, one_thread
 
 #: Test accuracy that counts as having learned the digits (chance 0.1).
 LEARNED = 0.5
@@ -90,21 +88,9 @@ def window_means(curve: list[float]) -> tuple[float, float, float]:
     return float(values[:n].mean()), float(values[-n:].mean()), float(windows.min())
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch thread for a block: training these small stacks on several threads spends
-    most of its time synchronising them (several times slower on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def point(p: dict) -> dict[str, Any]:
     """One seed: predictive coding, backprop and the reservoir control from the same weights."""
-    with _one_thread():
+    with one_thread():
         return _point(p)
 
 

@@ -25,8 +25,6 @@ Figures: ``forecasts`` (test years: the series and the three forecasts, first se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,7 +33,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context
+from ._run import Context, one_thread
 
 #: Input window (years) of every forecaster.
 WINDOW = 20
@@ -117,21 +115,9 @@ def aic_order(x: torch.Tensor, y: torch.Tensor, max_order: int) -> tuple[int, li
     return int(np.argmin(criteria)) + 1, criteria
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch thread for a block: training these small stacks on several threads spends
-    most of its time synchronising them (several times slower on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def point(p: dict) -> dict[str, Any]:
     """One seed: train the ODERNN forecaster; its test RMSE and test forecasts."""
-    with _one_thread():
+    with one_thread():
         return _point(p)
 
 

@@ -36,8 +36,6 @@ centroid of every layer for every seed and task).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -50,7 +48,7 @@ import rnnode
 from analysis.gain import measure_gain, preferred_frequencies, stack_gain
 from analysis.plots import plot_gain
 
-from ._run import Context
+from ._run import Context, one_thread
 
 RECURRENT = (0.2, 0.6, 0.9)
 TAUS = (1.0, 3.0, 9.0)
@@ -227,18 +225,6 @@ def _task(name: str, quick: bool, seed: int) -> rnnode.Task:
     return rnnode.co2_task(window=24 if quick else 48)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One torch thread for a block: training these small stacks on several threads spends
-    most of its time synchronising them (several times slower on 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def train_point(point: dict[str, Any]) -> dict[str, Any]:
     """Train one stack on one task and probe every layer with sines.
 
@@ -256,7 +242,7 @@ def train_point(point: dict[str, Any]) -> dict[str, Any]:
     )
     model = rnnode.SequenceModel.for_task(rnn, task)
     omegas = np.array(cfg["trained_omegas"])
-    with _one_thread():
+    with one_thread():
         trained = rnnode.train(
             model,
             task,
