@@ -28,9 +28,11 @@ INTERPOLATIONS = ("hold", "linear", "cubic")
 
 
 class InputPath:
-    """A control path x(t) built from samples at knot times.
+    """A control path x(t) built from samples at knot times: a polynomial on every interval.
 
-    Subclasses implement ``evaluate``; ``is_continuous`` says whether the path is continuous at the
+    On the interval [t_j, t_{j+1}) the path is ``sum_p a_{p,j} (t - t_j)^p``; subclasses compute
+    the coefficients ``a_p`` (each of shape (T, ..., C), one row per interval) and everything else
+    (evaluation, segments) is shared. ``is_continuous`` says whether the path is continuous at the
     knots (solvers must step exactly onto the knots of a discontinuous path).
     """
 
@@ -40,9 +42,34 @@ class InputPath:
         self.times = times
         self.values = values
         self._knots = times.tolist()
+        # Rows unbound once and indexed by a host integer: indexing a tensor by a tensor would,
+        # in the backward pass, scatter into a zero tensor of the whole path at every
+        # evaluation (quadratic in T).
+        self._rows = tuple(a.unbind(0) for a in self.coefficients())
+
+    def coefficients(self) -> tuple[torch.Tensor, ...]:
+        """Polynomial coefficients per interval, lowest power first, each (T, ..., C)."""
+        raise NotImplementedError
 
     def evaluate(self, t: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """x(t), shape (..., C); constant outside [t_0, t_T]."""
+        j = self._interval(t)
+        rows = [r[j] for r in self._rows]
+        if len(rows) == 1:
+            return rows[0]
+        s = t.clamp(self._knots[0], self._knots[-1]) - self._knots[j]
+        value = rows[-1]
+        for row in rows[-2::-1]:  # Horner
+            value = row + s * value
+        return value
+
+    def segment(self, j: int) -> InputPath:
+        """The path on the single interval [t_j, t_{j+1}], closed at both ends.
+
+        Built from the rows of interval j only, so that differentiating it (as the adjoint does
+        at every evaluation) touches one row, not the whole path.
+        """
+        return _Segment(self.times[j : j + 2], tuple(r[j].unsqueeze(0) for r in self._rows))
 
     def reflect(self) -> InputPath:
         """The time-reversed path s -> x(t_0 + t_T - s) on the same interval.
@@ -54,16 +81,21 @@ class InputPath:
         return type(self)(reflected, self.values.flip(0))
 
     def _interval(self, t: torch.Tensor) -> int:
-        # Index j of the knot interval [t_j, t_{j+1}) holding t, clamped to 0..T-1. Looked up on
-        # the host and used as a plain index into rows unbound once: indexing a tensor by a
-        # tensor would, in the backward pass, scatter into a zero tensor of the whole path at
-        # every evaluation (quadratic in T).
+        # Index j of the knot interval [t_j, t_{j+1}) holding t, clamped to 0..T-1, looked up on
+        # the host.
         j = bisect.bisect_right(self._knots, float(t.detach())) - 1
         return min(max(j, 0), len(self._knots) - 2)
 
 
-def _rows(tensor: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    return tensor.unbind(0)
+class _Segment(InputPath):
+    """One interval of a path, given its coefficient rows (each (1, ..., C))."""
+
+    def __init__(self, times: torch.Tensor, coefficients: tuple[torch.Tensor, ...]):
+        self._coefficients = coefficients
+        super().__init__(times, coefficients[0])
+
+    def coefficients(self) -> tuple[torch.Tensor, ...]:
+        return self._coefficients
 
 
 class HoldPath(InputPath):
@@ -74,12 +106,8 @@ class HoldPath(InputPath):
 
     is_continuous = False
 
-    def __init__(self, times: torch.Tensor, values: torch.Tensor):
-        super().__init__(times, values)
-        self._values = _rows(values)
-
-    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
-        return self._values[self._interval(t)]
+    def coefficients(self) -> tuple[torch.Tensor, ...]:
+        return (self.values,)
 
 
 class LinearPath(InputPath):
@@ -88,18 +116,9 @@ class LinearPath(InputPath):
     ``values`` has shape (T + 1, ..., C): one value per knot.
     """
 
-    def __init__(self, times: torch.Tensor, values: torch.Tensor):
-        super().__init__(times, values)
-        self.knots = values
-        widths = (times[1:] - times[:-1]).reshape(-1, *([1] * (values.dim() - 1)))
-        self.slopes = (values[1:] - values[:-1]) / widths
-        self._rows = (_rows(values), _rows(self.slopes))
-
-    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
-        j = self._interval(t)
-        s = t.clamp(self._knots[0], self._knots[-1]) - self._knots[j]
-        knots, slopes = self._rows
-        return knots[j] + s * slopes[j]
+    def coefficients(self) -> tuple[torch.Tensor, ...]:
+        widths = (self.times[1:] - self.times[:-1]).reshape(-1, *([1] * (self.values.dim() - 1)))
+        return (self.values[:-1], (self.values[1:] - self.values[:-1]) / widths)
 
 
 class CubicPath(InputPath):
@@ -111,25 +130,16 @@ class CubicPath(InputPath):
     (Thomas algorithm, differentiable in the samples).
     """
 
-    def __init__(self, times: torch.Tensor, values: torch.Tensor):
-        super().__init__(times, values)
-        knots = values
-        shape = (-1, *([1] * (values.dim() - 1)))
-        widths = (times[1:] - times[:-1]).reshape(shape)
+    def coefficients(self) -> tuple[torch.Tensor, ...]:
+        knots = self.values
+        widths = (self.times[1:] - self.times[:-1]).reshape(-1, *([1] * (knots.dim() - 1)))
         slopes = (knots[1:] - knots[:-1]) / widths
         second = _natural_second_derivatives(widths, slopes)
-        self.knots = knots
         # On [t_j, t_{j+1}] with s = t - t_j:  x = v_j + b_j s + c_j s^2 + e_j s^3.
-        self.b = slopes - widths * (2 * second[:-1] + second[1:]) / 6
-        self.c = second[:-1] / 2
-        self.e = (second[1:] - second[:-1]) / (6 * widths)
-        self._rows = tuple(_rows(a) for a in (self.knots, self.b, self.c, self.e))
-
-    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
-        j = self._interval(t)
-        s = t.clamp(self._knots[0], self._knots[-1]) - self._knots[j]
-        v, b, c, e = (rows[j] for rows in self._rows)
-        return v + s * (b + s * (c + s * e))
+        b = slopes - widths * (2 * second[:-1] + second[1:]) / 6
+        c = second[:-1] / 2
+        e = (second[1:] - second[:-1]) / (6 * widths)
+        return (knots[:-1], b, c, e)
 
 
 def _natural_second_derivatives(widths: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:

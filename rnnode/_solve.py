@@ -129,6 +129,42 @@ def _run_adaptive(solver: AdaptiveStepsizeODESolver, times: torch.Tensor) -> tor
     return torch.stack([solver.y0] + [solver._advance(t) for t in times[1:].unbind(0)])
 
 
+def _adjoint_by_interval(func, y0, times, *, method, step_size, rtol, atol, options):
+    """``odeint_adjoint`` one sample interval at a time, each driven by its own path segment.
+
+    The adjoint differentiates the field with respect to everything it reads at every evaluation;
+    a field that reads the whole input path would carry a gradient the size of the path in the
+    augmented state (memory and time growing with T). Interval by interval, each solve reads only
+    its interval's coefficient rows, so memory stays flat in T: the stored states at the sample
+    times are all that grows.
+    """
+    opts = dict(options or {})
+    if method in FIXED_METHODS:
+        opts["grid_constructor"] = lambda f, y, t: step_grid(t, step_size)[0]
+    elif method != "scipy_solver":
+        opts.setdefault("max_num_steps", MAX_STEPS)
+    states, nfe = [y0], 0
+    for j in range(times.shape[0] - 1):
+        piece = func.segment(j)
+        counted = _Counted(piece, check_finite=method not in FIXED_METHODS)
+        params = tuple(p for p in piece.parameters() if p.requires_grad) + tuple(
+            p for p in piece.path_tensors() if p.requires_grad
+        )
+        y = odeint_adjoint(
+            counted,
+            states[-1],
+            times[j : j + 2],
+            rtol=rtol,
+            atol=atol,
+            method=method,
+            options=opts,
+            adjoint_params=params,
+        )[-1]
+        states.append(y)
+        nfe += counted.nfe
+    return torch.stack(states), nfe
+
+
 def integrate(
     func: nn.Module,
     y0: torch.Tensor,
@@ -206,7 +242,19 @@ def integrate(
     counted = _Counted(func, check_finite=method not in FIXED_METHODS)
     kwargs = dict(rtol=rtol, atol=atol, method=method, options=opts)
     try:
-        if adjoint:
+        if adjoint and hasattr(func, "segment"):
+            trajectory, nfe = _adjoint_by_interval(
+                func,
+                y0,
+                times,
+                method=method,
+                step_size=step_size,
+                rtol=rtol,
+                atol=atol,
+                options=options,
+            )
+            counted.nfe = nfe
+        elif adjoint:
             if method in FIXED_METHODS:
                 # The backward pass asks for the grid of one interval at a time.
                 opts["grid_constructor"] = lambda f, y, t: step_grid(t, step_size)[0]

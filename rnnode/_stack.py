@@ -139,6 +139,15 @@ class _StackODE(nn.Module):
         # Where a path holds raw (unprojected) samples: the weight columns to project them with.
         self.raw_columns = list(raw_columns) if raw_columns is not None else [None] * len(fields)
 
+    def segment(self, j: int) -> _StackODE:
+        """The same stack driven by its paths' interval j only (see ``InputPath.segment``)."""
+        paths = [None if p is None else p.segment(j) for p in self.paths]
+        return _StackODE(self.fields, paths, self.internal, self.raw_columns)
+
+    def path_tensors(self) -> tuple[torch.Tensor, ...]:
+        """The tensors the paths are made of (the adjoint's extra parameters)."""
+        return tuple(c for p in self.paths if p is not None for c in p.coefficients())
+
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
             return self.fields[0](t, y, self.paths[0].evaluate(t))

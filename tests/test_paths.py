@@ -98,3 +98,17 @@ def test_unknown_interpolation_names_the_argument():
     times, samples = _data()
     with pytest.raises(ValueError, match=r"interpolation: expected one of .*got 'spline'"):
         make_path("spline", times, samples)
+
+
+@pytest.mark.parametrize("kind", ["hold", "linear", "cubic"])
+def test_a_segment_is_the_path_on_its_interval(kind):
+    times, samples = _data()
+    path = make_path(kind, times, samples)
+    for j in range(len(times) - 1):
+        piece = path.segment(j)
+        for t in torch.linspace(float(times[j]), float(times[j + 1]), 7)[:-1]:
+            torch.testing.assert_close(piece.evaluate(t), path.evaluate(t), rtol=0, atol=1e-14)
+        # Closed at the right end: the interval's own sample (hold) or the continuous value.
+        end = piece.evaluate(times[j + 1])
+        expected = samples[j] if kind == "hold" else path.evaluate(times[j + 1])
+        torch.testing.assert_close(end, expected, rtol=0, atol=1e-13)
