@@ -135,6 +135,12 @@ class _StackODE(nn.Module):
         self.fields = nn.ModuleList(fields)
         self.paths = list(paths)
         self.internal = [list(s) for s in internal]
+        # The weight columns that read other layers of this ODE, contiguous once per solve: a
+        # column slice of weight_ih made F.linear several times slower at every evaluation.
+        self._internal_weights = [
+            [f.weight_ih[:, cols].contiguous() for _, cols in sources]
+            for f, sources in zip(fields, internal, strict=True)
+        ]
         self.sizes = [f.state_size for f in fields]
         # Where a path holds raw (unprojected) samples: the weight columns to project them with.
         self.raw_columns = list(raw_columns) if raw_columns is not None else [None] * len(fields)
@@ -167,8 +173,8 @@ class _StackODE(nn.Module):
                 u = path.evaluate(t)
             else:
                 u = field.project(path.evaluate(t), raw)
-            for j, cols in self.internal[i]:
-                drive = F.linear(self.fields[j].output(states[j]), field.weight_ih[:, cols])
+            for (j, _), weight in zip(self.internal[i], self._internal_weights[i], strict=True):
+                drive = F.linear(self.fields[j].output(states[j]), weight)
                 u = drive if u is None else u + drive
             drives.append(u)
         return drives
