@@ -176,7 +176,6 @@ def integrate(
     atol: float,
     discontinuous: bool,
     adjoint: bool = False,
-    adjoint_params: tuple[torch.Tensor, ...] = (),
     options: dict | None = None,
     probes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, int]:
@@ -190,8 +189,9 @@ def integrate(
         step_size: largest fixed step (fixed-step methods only; None = one step per interval).
         rtol, atol: tolerances of adaptive methods.
         discontinuous: the vector field jumps at ``times`` (a held input).
-        adjoint: solve the backward pass with ``odeint_adjoint`` (memory flat in T).
-        adjoint_params: tensors outside ``func``'s parameters that it depends on.
+        adjoint: solve the backward pass with ``odeint_adjoint``, one sample interval at a time;
+            ``func`` must then offer ``segment(j)`` (itself on interval j) and ``path_tensors()``
+            (the tensors besides its parameters that it reads).
         options: further torchdiffeq options, passed through.
         probes: zeros of shape (T + 1, batch, state) requiring grad, added to the state at each
             output time so that gradients with respect to them are dLoss/dy(t_k) (fixed-step
@@ -240,10 +240,9 @@ def integrate(
             f"{FIXED_METHODS}; got method={method!r}, adjoint={adjoint}"
         )
     counted = _Counted(func, check_finite=method not in FIXED_METHODS)
-    kwargs = dict(rtol=rtol, atol=atol, method=method, options=opts)
     try:
-        if adjoint and hasattr(func, "segment"):
-            trajectory, nfe = _adjoint_by_interval(
+        if adjoint:
+            trajectory, counted.nfe = _adjoint_by_interval(
                 func,
                 y0,
                 times,
@@ -253,15 +252,6 @@ def integrate(
                 atol=atol,
                 options=options,
             )
-            counted.nfe = nfe
-        elif adjoint:
-            if method in FIXED_METHODS:
-                # The backward pass asks for the grid of one interval at a time.
-                opts["grid_constructor"] = lambda f, y, t: step_grid(t, step_size)[0]
-            params = tuple(p for p in func.parameters() if p.requires_grad) + tuple(
-                p for p in adjoint_params if p.requires_grad
-            )
-            trajectory = odeint_adjoint(counted, y0, times, adjoint_params=params, **kwargs)
         elif method in FIXED_METHODS:
             # torchdiffeq's fixed-grid steps, called directly: no input normalisation is needed
             # for one tensor state on an increasing grid, and the light wrapper below saves the

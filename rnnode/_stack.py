@@ -498,7 +498,7 @@ class ODERNN(nn.Module):
         Returns per-layer trajectories, the NFE and (``return_gates``) per-layer gate dicts of
         shape (T, B, hidden) in forward time order, else None.
         """
-        fields, paths, internal, extra, raw_columns = [], [], [], [], []
+        fields, paths, internal, raw_columns = [], [], [], []
         # The adjoint differentiates the field with respect to the path's tensors and to the
         # weights: a path projected through weight_ih beforehand would count W_ih twice, so under
         # the adjoint the path holds the raw samples and the field projects them as it goes.
@@ -522,7 +522,6 @@ class ODERNN(nn.Module):
                 path = make_path(interpolation, times, u)
                 if direction == 1:
                     path = path.reflect()
-                extra.append(path.values)
             raw_columns.append(None if project_first or path is None else columns)
             fields.append(field)
             paths.append(path)
@@ -530,7 +529,7 @@ class ODERNN(nn.Module):
         y0 = torch.cat([h0[layer * self.num_directions + direction] for layer in group], -1)
         grid = times if direction == 0 else (times[0] + times[-1]) - times.flip(0)
         ode = _StackODE(fields, paths, internal, raw_columns)
-        traj, nfe = integrate(ode, y0, grid, adjoint_params=tuple(extra), **solve_kw)
+        traj, nfe = integrate(ode, y0, grid, **solve_kw)
         gates = None
         if return_gates:
             # The gates of the step from grid[k]: state at grid[k], drive just after grid[k].
