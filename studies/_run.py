@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import rnnode
+
 #: Packages whose versions go into every config.json.
 VERSIONED = ("rnnode", "torch", "torchdiffeq", "numpy", "scipy", "sympy", "matplotlib")
 
@@ -141,6 +143,19 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def train_with(model: torch.nn.Module, task: Any, settings: Mapping[str, Any], seed: int) -> dict:
+    """``rnnode.train`` with a study's ``steps``, ``lr`` and ``batch_size`` settings, no bar."""
+    return rnnode.train(
+        model,
+        task,
+        steps=settings["steps"],
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+        seed=seed,
+        progress=False,
+    )
 
 
 @contextmanager

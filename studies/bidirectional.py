@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context, one_thread
+from ._run import Context, one_thread, train_with
 
 #: Bayes accuracy of any causal model on ``future_task`` (see the module docstring).
 CAUSAL_BOUND = 0.75
@@ -148,15 +148,7 @@ def _point(p: dict) -> dict[str, Any]:
             bidirectional=bidirectional,
         )
         model = rnnode.SequenceModel.for_task(rnn, task)
-        metrics = rnnode.train(
-            model,
-            task,
-            steps=cfg["steps"],
-            lr=cfg["lr"],
-            batch_size=cfg["batch_size"],
-            seed=seed,
-            progress=False,
-        )
+        metrics = train_with(model, task, cfg, seed)
         out[name] = {"accuracy": metrics["test"]["accuracy"], "loss": metrics["history"]["loss"]}
     return out
 

@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context, one_thread
+from ._run import Context, one_thread, train_with
 
 #: Test accuracy that counts as having learned the digits (chance 0.1).
 LEARNED = 0.3
@@ -90,15 +90,7 @@ def _trained(task: rnnode.Task, cfg: dict, seed: int, gate_weight: float) -> dic
     torch.manual_seed(seed)
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"], cell="lstm")
     model = rnnode.SequenceModel.for_task(rnn, task, gate_weight=gate_weight)
-    metrics = rnnode.train(
-        model,
-        task,
-        steps=cfg["steps"],
-        lr=cfg["lr"],
-        batch_size=cfg["batch_size"],
-        seed=seed,
-        progress=False,
-    )
+    metrics = train_with(model, task, cfg, seed)
     with torch.no_grad():
         gates = rnn.solve(task.x_test.transpose(0, 1), return_gates=True).gates
     return {

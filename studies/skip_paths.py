@@ -203,7 +203,7 @@ def run(ctx: Context) -> dict[str, Any]:
         "tanh": {
             "depths": cfg["tanh_depths"],
             "seeds": seeds,
-            "layer1_gradient": {k: v for k, v in grads.items()},
+            "layer1_gradient": dict(grads),
             "ratio_skip_over_plain": ratio,
             "median_ratio": median_ratio,
             "plain_log_slope": plain_slope,

@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context, one_thread
+from ._run import Context, one_thread, train_with
 
 #: Input window (years) of every forecaster.
 WINDOW = 20
@@ -127,15 +127,7 @@ def _point(p: dict) -> dict[str, Any]:
     torch.manual_seed(seed)
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"], cell=cfg["cell"])
     model = rnnode.SequenceModel.for_task(rnn, task)
-    metrics = rnnode.train(
-        model,
-        task,
-        steps=cfg["steps"],
-        lr=cfg["lr"],
-        batch_size=cfg["batch_size"],
-        seed=seed,
-        progress=False,
-    )
+    metrics = train_with(model, task, cfg, seed)
     with torch.no_grad():
         forecast = model(task.x_test)[:, 0].numpy()
     return {
