@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 import rnnode
-from analysis.gain import measure_gain
-from analysis.stability import STEP_POLYNOMIALS, stability_map
+from rnnode.analysis.gain import measure_gain
+from rnnode.analysis.stability import STEP_POLYNOMIALS, stability_map
 
 
 def _timed(fn, repeats: int = 1):

@@ -236,7 +236,7 @@ class LSTMField(RelaxationField):
         return torch.cat([gates["o"] * torch.tanh(c_next), c_next], dim=-1)
 
 
-CELLS: dict[str, type[VectorField]] = {
+_CELL_FIELDS: dict[str, type[VectorField]] = {
     "rnn": ElmanField,
     "gru": GRUField,
     "lstm": LSTMField,
@@ -260,17 +260,17 @@ def make_field(
     ``options`` are the cell's own coefficients (``gamma`` of ``"antisymmetric"``; ``gamma``
     and ``epsilon`` of ``"cornn"``).
     """
-    if cell not in CELLS:
-        raise ValueError(f"cell: expected one of {tuple(CELLS)}, got {cell!r}")
+    if cell not in _CELL_FIELDS:
+        raise ValueError(f"cell: expected one of {CELLS}, got {cell!r}")
     common = {"self", "input_size", "hidden_size", "bias", "tau", "learn_tau", "nonlinearity"}
-    known = set(inspect.signature(CELLS[cell].__init__).parameters) - common
+    known = set(inspect.signature(_CELL_FIELDS[cell].__init__).parameters) - common
     if set(options) - known:
         raise ValueError(
             f"cell_options: cell={cell!r} takes {sorted(known) or 'no options'}, "
             f"got {sorted(options)}"
         )
     kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-    return CELLS[cell](
+    return _CELL_FIELDS[cell](
         input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs, **options
     )
 
@@ -377,5 +377,8 @@ class CoupledOscillatorField(VectorField):
         return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma}, epsilon={self.epsilon}"
 
 
-CELLS["antisymmetric"] = AntisymmetricField
-CELLS["cornn"] = CoupledOscillatorField
+_CELL_FIELDS["antisymmetric"] = AntisymmetricField
+_CELL_FIELDS["cornn"] = CoupledOscillatorField
+
+#: The cell names ``ODERNN`` and ``make_field`` accept.
+CELLS: tuple[str, ...] = tuple(_CELL_FIELDS)

@@ -261,7 +261,7 @@ class ODERNN(nn.Module):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        check_choice("cell", cell, tuple(CELLS))
+        check_choice("cell", cell, CELLS)
         skips = tuple(skips)
         if (
             not skips

@@ -146,8 +146,9 @@ def one_thread() -> Iterator[None]:
 
 
 def train_with(model: torch.nn.Module, task: Any, settings: Mapping[str, Any], seed: int) -> dict:
-    """``rnnode.train`` with a study's ``steps``, ``lr`` and ``batch_size`` settings, no bar."""
-    return rnnode.train(
+    """``rnnode.training.train`` with a study's ``steps``, ``lr`` and ``batch_size`` settings, no
+    bar."""
+    return rnnode.training.train(
         model,
         task,
         steps=settings["steps"],
@@ -326,7 +327,7 @@ class Context:
     def sweep(
         self, fn: Callable[[dict], Any], points: Sequence[Mapping], *, name: str = "sweep"
     ) -> list:
-        """Run ``fn`` over ``points`` with ``studies._sweep.sweep`` on this run's workers or
+        """Run ``fn`` over ``points`` with ``rnnode.studies._sweep.sweep`` on this run's workers or
         scheduler, each point's result kept in ``<folder>/<name>/`` (a rerun skips done points).
         """
         from ._sweep import sweep  # _sweep builds on this module's file helpers

@@ -113,7 +113,7 @@ def sweep(
     Arguments:
         fn: a picklable function (defined at module level) of one point returning JSON data
             (dicts, lists, numbers, str, bool, None, tensors or arrays). It runs under seeds
-            derived from the point's key and float64 (``studies._run.seeded``).
+            derived from the point's key and float64 (``rnnode.studies._run.seeded``).
         points: the points, dicts of JSON data; duplicates are computed once.
         folder: where each point's ``<key>.json`` lives (created).
         workers: local processes (None: one per CPU; 1: in this process, no pool; a single

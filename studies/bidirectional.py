@@ -9,7 +9,7 @@ middle steps, 1/2 at k = 1 (x_0 = 0: a coin toss) and 1 at k = T (x_{T+1} = 0 is
 Bayes accuracy of any causal model is therefore ((T - 2) 3/4 + 1/2 + 1) / T = 3/4 exactly, for
 every T. A bidirectional model sees x_{k+1} through its reverse direction and can approach 1.
 
-The same stack (cell, hidden size, layers, ``rnnode.train``, batches) is trained with
+The same stack (cell, hidden size, layers, ``rnnode.training.train``, batches) is trained with
 ``bidirectional`` False and True for several seeds. The study also scores the causal Bayes rule
 on the test set (the finite-sample value of the 3/4 bound).
 
@@ -50,7 +50,7 @@ def future_task(
     *,
     seed: int = 0,
     dtype: torch.dtype | None = None,
-) -> rnnode.Task:
+) -> rnnode.training.Task:
     """Per-step classification y_k = 1[x_{k+1} > x_{k-1}] of standard normal x (x_0 = x_{T+1} = 0).
 
     Arguments:
@@ -60,7 +60,7 @@ def future_task(
         dtype: dtype of x (default: torch's default).
 
     Returns:
-        A ``"classification"`` ``rnnode.Task`` with ``per_step=True``: x (N, T, 1),
+        A ``"classification"`` ``rnnode.training.Task`` with ``per_step=True``: x (N, T, 1),
         y (N, T) int64 in {0, 1}, 2 classes.
     """
     for name, value, minimum in (
@@ -75,7 +75,7 @@ def future_task(
     padded = np.pad(x, ((0, 0), (1, 1)))  # x_0 = x_{T+1} = 0
     y = torch.as_tensor(padded[:, 2:] > padded[:, :-2], dtype=torch.int64)
     x = torch.as_tensor(x[..., None], dtype=torch.get_default_dtype() if dtype is None else dtype)
-    return rnnode.Task(
+    return rnnode.training.Task(
         "future",
         "classification",
         x[:num_train],
@@ -147,7 +147,7 @@ def _point(p: dict) -> dict[str, Any]:
             cell=cfg["cell"],
             bidirectional=bidirectional,
         )
-        model = rnnode.SequenceModel.for_task(rnn, task)
+        model = rnnode.training.SequenceModel.for_task(rnn, task)
         metrics = train_with(model, task, cfg, seed)
         out[name] = {"accuracy": metrics["test"]["accuracy"], "loss": metrics["history"]["loss"]}
     return out

@@ -6,7 +6,8 @@ Usage::
     rnnode-study run NAME [--quick] [--seed S] [--out DIR] [--workers N] [--scheduler ADDRESS]
     rnnode-study run all --quick
 
-Also ``python -m studies.cli ...``. Exit status: 0 when every run completed (a claim the data do
+Also ``python -m rnnode.studies.cli ...``. Exit status: 0 when every run completed (a claim the
+data do
 not support is a finding, printed and recorded in metrics.json and the report, not a crash); with
 ``--strict``, 1 when some claim does not hold; 2 for bad arguments.
 """

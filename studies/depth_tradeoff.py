@@ -4,11 +4,12 @@ Test accuracy of tanh stacks of many depths and seeds on sequential digits.
 
 Every (depth, seed) point trains an ``ODERNN`` (tanh, the discrete RNN: Euler, step 1) with a
 ``SequenceModel`` readout on ``digits_task("rows")`` (8 x 8 digits read row by row: T = 8, 10
-classes) for the same number of steps (``rnnode.train``), and scores its test accuracy. The
+classes) for the same number of steps (``rnnode.training.train``), and scores its test accuracy. The
 points run through ``ctx.sweep``: in parallel processes (or on a Dask cluster with
 ``--scheduler``), each result saved as it finishes, so a rerun resumes.
 
-The model A(N) = A_min + (A_max - A_min)(1 - e^{-bN}) m^N (``analysis.depth``: capacity saturating
+The model A(N) = A_min + (A_max - A_min)(1 - e^{-bN}) m^N (``rnnode.analysis.depth``: capacity
+saturating
 at rate b per layer, eroded by a per-layer factor m) is fitted by least squares to every
 (depth, accuracy) pair, and its maximiser N* = log(1 - b / log m) / b is the sweet spot. Depth 0
 is measured too: a stack without layers has no state to read, so its best prediction is a
@@ -21,7 +22,7 @@ neither end of the depth range, and the deepest stack is worse than the best by 
 seeds' spread there); and the sweet spot lies inside the depth range, within a factor 2 of the
 best measured depth.
 
-Figures: ``depth_curve`` (``analysis.plots.plot_depth_curve``: every seed, the fit and N*).
+Figures: ``depth_curve`` (``rnnode.analysis.plots.plot_depth_curve``: every seed, the fit and N*).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ import numpy as np
 import torch
 
 import rnnode
-from analysis.depth import accuracy_model, fit_accuracy_model, sweet_spot
-from analysis.plots import plot_depth_curve
+from rnnode.analysis.depth import accuracy_model, fit_accuracy_model, sweet_spot
+from rnnode.analysis.plots import plot_depth_curve
 
 from ._run import Context, one_thread
 
@@ -63,12 +64,12 @@ def depth_point(point: dict[str, Any]) -> dict[str, float]:
         ``{"accuracy", "loss", "final_train_loss"}``.
     """
     cfg = settings(point["quick"])
-    task = rnnode.digits_task("rows", seed=point["seed"])
+    task = rnnode.training.digits_task("rows", seed=point["seed"])
     torch.manual_seed(point["seed"])
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], point["depth"], cell="rnn")
-    model = rnnode.SequenceModel.for_task(rnn, task)
+    model = rnnode.training.SequenceModel.for_task(rnn, task)
     with one_thread():
-        result = rnnode.train(
+        result = rnnode.training.train(
             model,
             task,
             steps=cfg["steps"],
@@ -86,7 +87,7 @@ def depth_point(point: dict[str, Any]) -> dict[str, float]:
 
 def constant_accuracy(seed: int) -> float:
     """Test accuracy of the depth-0 model: always the most frequent training class."""
-    task = rnnode.digits_task("rows", seed=seed)
+    task = rnnode.training.digits_task("rows", seed=seed)
     majority = torch.bincount(task.y_train).argmax()
     return float((task.y_test == majority).double().mean())
 

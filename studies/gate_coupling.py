@@ -1,9 +1,11 @@
 """Gate coupling: LSTM stacks trained with and without the gate-coupling penalty; gates, accuracy.
 
-The penalty (``rnnode.gate_coupling_penalty``) is w * mean(relu(1 - o^(l) - i^(l+1))^2) over
+The penalty (``rnnode.training.gate_coupling_penalty``) is w * mean(relu(1 - o^(l) - i^(l+1))^2)
+over
 adjacent layers: it asks that a lower layer's output gate and the upper layer's input gate are not
 nearly shut at the same step, so that information and gradient can pass between the layers. The
-study trains the same LSTM stack (identical initial weights, identical batches, ``rnnode.train``)
+study trains the same LSTM stack (identical initial weights, identical batches,
+``rnnode.training.train``)
 on scikit-learn's 8x8 digits read row by row (T = 8, 10 classes), once with gate weight 0 and
 once with gate weight w, for several seeds, and measures on the test images, for every adjacent
 pair of layers:
@@ -86,10 +88,12 @@ def coupling_stats(gates: dict[str, torch.Tensor]) -> dict[str, Any]:
     }
 
 
-def _trained(task: rnnode.Task, cfg: dict, seed: int, gate_weight: float) -> dict[str, Any]:
+def _trained(
+    task: rnnode.training.Task, cfg: dict, seed: int, gate_weight: float
+) -> dict[str, Any]:
     torch.manual_seed(seed)
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"], cell="lstm")
-    model = rnnode.SequenceModel.for_task(rnn, task, gate_weight=gate_weight)
+    model = rnnode.training.SequenceModel.for_task(rnn, task, gate_weight=gate_weight)
     metrics = train_with(model, task, cfg, seed)
     with torch.no_grad():
         gates = rnn.solve(task.x_test.transpose(0, 1), return_gates=True).gates
@@ -109,7 +113,7 @@ def point(p: dict) -> dict[str, Any]:
 
 def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
-    task = rnnode.digits_task("rows", seed=seed)
+    task = rnnode.training.digits_task("rows", seed=seed)
     torch.manual_seed(seed)
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"], cell="lstm")
     with torch.no_grad():

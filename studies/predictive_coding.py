@@ -1,12 +1,13 @@
 """Predictive coding against backprop: learning curves, test accuracy, per-layer prediction errors.
 
 The same ODERNN stack (identical initial weights and batches) is trained on scikit-learn's 8x8
-digits read row by row (T = 8, 10 classes) by ``rnnode.compare_with_backprop``:
+digits read row by row (T = 8, 10 classes) by ``compare_with_backprop``:
 
-- predictive coding (``rnnode.PredictiveCoding``): every layer learns only to predict its own
+- predictive coding (``rnnode.training.PredictiveCoding``): every layer learns only to predict its
+own
   next state from its present state and input, e_k^(l) = P_l([h_k^(l); s_k^(l)]) - h_{k+1}^(l);
   no gradient crosses a layer boundary; a linear readout on the top layer learns the task;
-- backprop: end-to-end gradients of the task loss (``rnnode.SequenceModel``).
+- backprop: end-to-end gradients of the task loss (``rnnode.training.SequenceModel``).
 
 A third, control training is the same ``PredictiveCoding`` model with local weight 0: the layers
 stay as initialised (a random reservoir) and only the readout learns. It separates what local
@@ -29,6 +30,7 @@ errors of predictive coding) and ``accuracy`` (test accuracy and top-layer state
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,8 +38,52 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
+from rnnode import ODERNN
+from rnnode.training import PredictiveCoding, SequenceModel, Task, train
 
 from ._run import Context, one_thread
+
+
+def compare_with_backprop(
+    task: Task,
+    make_rnn: Callable[[], ODERNN],
+    *,
+    steps: int,
+    batch_size: int = 32,
+    lr: float = 1e-2,
+    seed: int = 0,
+    local_weight: float = 1.0,
+    progress: bool = False,
+) -> dict[str, dict]:
+    """Train the same network on ``task`` by predictive coding and by backpropagation.
+
+    Both start from identical weights (``make_rnn`` and the readout are built after
+    ``torch.manual_seed(seed)``) and see the same batches.
+
+    Arguments:
+        task: the task.
+        make_rnn: builds the recurrent stack (unidirectional, sampled coupling).
+        steps, batch_size, lr, seed, progress: as ``rnnode.training.train``.
+        local_weight: weight of the layers' prediction losses.
+
+    Returns:
+        ``{"predictive_coding": metrics, "backprop": metrics}``, each ``rnnode.training.train``'s
+        plain
+        metrics (history and test scores).
+    """
+    results = {}
+    for name in ("predictive_coding", "backprop"):
+        torch.manual_seed(seed)
+        rnn = make_rnn()
+        if name == "predictive_coding":
+            model = PredictiveCoding.for_task(rnn, task, local_weight=local_weight)
+        else:
+            model = SequenceModel.for_task(rnn, task)
+        results[name] = train(
+            model, task, steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress
+        )
+    return results
+
 
 #: Test accuracy that counts as having learned the digits (chance 0.1).
 LEARNED = 0.5
@@ -96,7 +142,7 @@ def point(p: dict) -> dict[str, Any]:
 
 def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
-    task = rnnode.digits_task("rows", seed=seed)
+    task = rnnode.training.digits_task("rows", seed=seed)
     built: list[rnnode.ODERNN] = []
 
     def make_rnn() -> rnnode.ODERNN:
@@ -105,12 +151,12 @@ def _point(p: dict) -> dict[str, Any]:
         return built[-1]
 
     train = {k: cfg[k] for k in ("steps", "batch_size", "lr")}
-    compared = rnnode.compare_with_backprop(task, make_rnn, seed=seed, **train)
+    compared = compare_with_backprop(task, make_rnn, seed=seed, **train)
     torch.manual_seed(seed)  # as compare_with_backprop: the same initial weights
     reservoir = make_rnn()
     initial_spread = spread(reservoir, task.x_test)
-    control = rnnode.PredictiveCoding.for_task(reservoir, task, local_weight=0.0)
-    compared["reservoir"] = rnnode.train(control, task, seed=seed, progress=False, **train)
+    control = rnnode.training.PredictiveCoding.for_task(reservoir, task, local_weight=0.0)
+    compared["reservoir"] = rnnode.training.train(control, task, seed=seed, progress=False, **train)
 
     out: dict[str, Any] = {"initial_spread": initial_spread}
     for (name, metrics), rnn in zip(compared.items(), built, strict=True):

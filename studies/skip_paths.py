@@ -3,12 +3,12 @@
 Claim 1 (counting). With skips (1, 2) layer l reads layers l - 1 and l - 2, so an error signal
 from layer L reaches layer 1 along c_L paths, c_1 = c_2 = 1, c_l = c_{l-1} + c_{l-2}: the
 Fibonacci number F_L, whose closed form (Binet) is round(phi^L / sqrt(5)), phi = (1 + sqrt 5) / 2.
-``analysis.gradients.count_gradient_paths`` must give F_L for L = 1..max_layers.
+``rnnode.analysis.gradients.count_gradient_paths`` must give F_L for L = 1..max_layers.
 
 Claim 2 (measured). On a stack of scalar linear layers with every feed-forward weight 1, no
 recurrence (W_hh = 0) and no bias, one Euler step of size 1 gives h^l_k = sum of its sources'
 h_k, so every path has gain 1 and the total derivative d h^L_T / d h^1_T (autograd through the
-solver: ``analysis.gradients.gradient_norms``) is the number of paths. It must equal
+solver: ``rnnode.analysis.gradients.gradient_norms``) is the number of paths. It must equal
 ``count_gradient_paths`` exactly (integers in float64) for skips (1, 2), (1, 3) and (1, 2, 3).
 
 Claim 3 (what it does to gradients). On tanh stacks at torch's default initialisation, the norm
@@ -33,7 +33,7 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
-from analysis.gradients import count_gradient_paths, gradient_norms
+from rnnode.analysis.gradients import count_gradient_paths, gradient_norms
 
 from ._run import Context
 

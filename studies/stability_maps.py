@@ -5,7 +5,7 @@ trajectories that confirm them.
 
 The stack dh/dt = F(h, x) (coupling="continuous", tau = 1) at a constant input x = q (1, ..., 1),
 with every W_hh scaled by p, rests at a fixed point h*(p, q). Its Jacobian J is block lower
-triangular, so the fixed point is stable when max Re lambda(J) < 0 (``analysis.stability``).
+triangular, so the fixed point is stable when max Re lambda(J) < 0 (``rnnode.analysis.stability``).
 A fixed step dt maps a perturbation by R(dt J): explicit Euler (R(z) = 1 + z; with dt = 1 this is
 the discrete tanh RNN) and RK4 (the Taylor polynomial of e^z to degree 4).
 
@@ -22,7 +22,7 @@ fitted as the slope of log |delta_t| while 1e-9 < |delta_t| < 1e-3, has the sign
 predicts: RK4 with step 0.05 (the ODE) against max Re lambda, Euler with step 1 (the RNN) against
 log max |1 + lambda|, at the grid points farthest inside each region.
 
-Figures: ``euler_map`` and ``rk4_map`` (``analysis.plots.plot_stability_map``) and
+Figures: ``euler_map`` and ``rk4_map`` (``rnnode.analysis.plots.plot_stability_map``) and
 ``trajectories`` (log |delta_t| against t with the predicted slopes).
 """
 
@@ -36,8 +36,8 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
-from analysis.plots import plot_stability_map
-from analysis.stability import stability_map
+from rnnode.analysis.plots import plot_stability_map
+from rnnode.analysis.stability import stability_map
 
 from ._run import Context
 

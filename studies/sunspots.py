@@ -1,7 +1,8 @@
 """Sunspots: one-year-ahead forecasts of yearly sunspot numbers, ODERNN against persistence and AR.
 
 Real data: yearly mean sunspot numbers 1700-2008 bundled with statsmodels, through
-``rnnode.sunspots_task`` (windows of ``WINDOW`` years predict the next year; split in time, the
+``rnnode.training.sunspots_task`` (windows of ``WINDOW`` years predict the next year; split in
+time, the
 last 20 % of the years are test targets; normalised with the training part's mean and standard
 deviation). Three forecasters of the same test years:
 
@@ -10,7 +11,7 @@ deviation). Three forecasters of the same test years:
   on the training windows, the order p in 1..WINDOW chosen by Akaike's criterion
   n log(RSS / n) + 2 (p + 1) on the training windows (no test data in the choice);
 - ODERNN: a GRU stack in continuous time with a linear readout of its last state
-  (``rnnode.SequenceModel``), trained by ``rnnode.train`` for several seeds.
+  (``rnnode.training.SequenceModel``), trained by ``rnnode.training.train`` for several seeds.
 
 Test RMSE is reported in normalised units and in sunspot numbers (times the training standard
 deviation).
@@ -123,10 +124,10 @@ def point(p: dict) -> dict[str, Any]:
 
 def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
-    task = rnnode.sunspots_task(window=WINDOW)
+    task = rnnode.training.sunspots_task(window=WINDOW)
     torch.manual_seed(seed)
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"], cell=cfg["cell"])
-    model = rnnode.SequenceModel.for_task(rnn, task)
+    model = rnnode.training.SequenceModel.for_task(rnn, task)
     metrics = train_with(model, task, cfg, seed)
     with torch.no_grad():
         forecast = model(task.x_test)[:, 0].numpy()
@@ -140,7 +141,7 @@ def _point(p: dict) -> dict[str, Any]:
 def run(ctx: Context) -> dict[str, Any]:
     cfg = settings(ctx.quick)
     seeds = [ctx.seed + s for s in range(cfg["seeds"])]
-    task = rnnode.sunspots_task(window=WINDOW)
+    task = rnnode.training.sunspots_task(window=WINDOW)
     target = task.y_test[:, 0].numpy()
     scale = task.normalization[1]
 

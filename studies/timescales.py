@@ -3,7 +3,8 @@
 Sine probes give every layer's gain, compared with the formula; stacks trained on slow + fast
 sines and on Mauna Loa CO2 report the preferred frequency of every layer.
 
-Part 1, theory (``analysis.gain``). Sines x_k = A sin(omega t_k) drive a stack and each layer's
+Part 1, theory (``rnnode.analysis.gain``). Sines x_k = A sin(omega t_k) drive a stack and each
+layer's
 steady-state amplitude is fitted (``measure_gain``); the gain formula comes from sympy
 (``stack_gain``, the z- or Laplace transform of the stack):
 
@@ -18,12 +19,13 @@ steady-state amplitude is fitted (``measure_gain``); the gain formula comes from
 Each layer adds a low-pass stage, so the half-power frequency (where a layer's gain falls to
 1 / sqrt 2 of its low-frequency gain) falls with the layer index, in theory and measured.
 
-Part 2, training (``rnnode.train``). A 3-layer tanh ``ODERNN`` with learnable time constants
+Part 2, training (``rnnode.training.train``). A 3-layer tanh ``ODERNN`` with learnable time
+constants
 (tau = 1 at the start for every layer, so no ordering is put in by hand) is trained with a
 ``SequenceModel`` readout on the top layer on ``sines_task`` (targets: the slow and the fast
 component at every step) and on ``co2_task`` (next month's CO2), several seeds. Sine probes at
 small amplitude (1e-2) then give every layer's gain curve; reported per layer: the preferred
-frequency ``analysis.gain.preferred_frequencies`` (argmax of the gain) and the gain-weighted
+frequency ``rnnode.analysis.gain.preferred_frequencies`` (argmax of the gain) and the gain-weighted
 mean frequency exp(sum_f g^2 log omega / sum_f g^2) (a centroid, less sensitive to a flat
 top). The claim checked is the hierarchy: the median centroid over seeds falls with the layer
 index. It is reported as measured, holds or not.
@@ -45,8 +47,8 @@ from matplotlib.figure import Figure
 from scipy.optimize import brentq
 
 import rnnode
-from analysis.gain import measure_gain, preferred_frequencies, stack_gain
-from analysis.plots import plot_gain
+from rnnode.analysis.gain import measure_gain, preferred_frequencies, stack_gain
+from rnnode.analysis.plots import plot_gain
 
 from ._run import Context, one_thread
 
@@ -217,12 +219,12 @@ def centroid(omegas, gains) -> np.ndarray:
     return np.array([math.exp(math.fsum(g * log_omega) / math.fsum(g)) for g in g2])
 
 
-def _task(name: str, quick: bool, seed: int) -> rnnode.Task:
+def _task(name: str, quick: bool, seed: int) -> rnnode.training.Task:
     if name == "sines":
-        return rnnode.sines_task(
+        return rnnode.training.sines_task(
             num_train=64 if quick else 128, num_test=32, length=32 if quick else 64, seed=seed
         )
-    return rnnode.co2_task(window=24 if quick else 48)
+    return rnnode.training.co2_task(window=24 if quick else 48)
 
 
 def train_point(point: dict[str, Any]) -> dict[str, Any]:
@@ -240,10 +242,10 @@ def train_point(point: dict[str, Any]) -> dict[str, Any]:
     rnn = rnnode.ODERNN(
         task.input_size, cfg["hidden_size"], cfg["num_layers"], cell="rnn", learn_tau=True
     )
-    model = rnnode.SequenceModel.for_task(rnn, task)
+    model = rnnode.training.SequenceModel.for_task(rnn, task)
     omegas = np.array(cfg["trained_omegas"])
     with one_thread():
-        trained = rnnode.train(
+        trained = rnnode.training.train(
             model,
             task,
             steps=cfg["train_steps"],

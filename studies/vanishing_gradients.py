@@ -4,11 +4,13 @@ Norms through depth (1 to 64 layers) and time, for plain tanh stacks, stacks wit
 and stacks with auxiliary readout losses.
 
 Every stack is a tanh ``ODERNN`` at torch's default initialisation (the discrete RNN: Euler,
-step 1), read out by an ``rnnode.SequenceModel`` head at its last sample; the loss is the MSE
-(``rnnode.task_loss``) against fixed random targets. The auxiliary variant adds a readout head
+step 1), read out by an ``rnnode.training.SequenceModel`` head at its last sample; the loss is the
+MSE
+(``rnnode.training.task_loss``) against fixed random targets. The auxiliary variant adds a readout
+head
 on every lower layer with weight ``AUX_WEIGHT`` (``SequenceModel(aux_weights=...)``), so each
 layer gets an error signal that does not cross the layers above it. The norms
-||dLoss/dh_t^l|| come from ``analysis.gradients.gradient_norms`` (one backward pass).
+||dLoss/dh_t^l|| come from ``rnnode.analysis.gradients.gradient_norms`` (one backward pass).
 
 Claim 1 (depth). In the plain stack the norm that reaches layer 1 at the last sample shrinks by
 a roughly constant factor per layer: the fitted per-layer factor exp(slope of log median norm
@@ -22,7 +24,7 @@ Claim 4 (time). Through time the signal also fades: in every plain stack the top
 t_0 is below its norm at the last sample.
 
 Figures: ``depth`` (layer-1 norm against depth, three variants, every seed) and ``heatmaps``
-(``analysis.plots.plot_gradient_norms`` of the deepest stack of each variant, first seed).
+(``rnnode.analysis.plots.plot_gradient_norms`` of the deepest stack of each variant, first seed).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
-from analysis.gradients import gradient_norms
-from analysis.plots import plot_gradient_norms
+from rnnode.analysis.gradients import gradient_norms
+from rnnode.analysis.plots import plot_gradient_norms
 
 from ._run import Context
 
@@ -59,15 +61,15 @@ def settings(quick: bool) -> dict[str, Any]:
     }
 
 
-def build(variant: str, depth: int, hidden: int) -> rnnode.SequenceModel:
+def build(variant: str, depth: int, hidden: int) -> rnnode.training.SequenceModel:
     """The variant's model: a tanh stack with a last-sample readout (and auxiliary heads)."""
     rnn = rnnode.ODERNN(1, hidden, depth, cell="rnn", skips=(1, 2) if variant == "skips" else (1,))
     aux = {layer: AUX_WEIGHT for layer in range(depth - 1)} if variant == "auxiliary" else None
-    return rnnode.SequenceModel(rnn, 1, kind="regression", aux_weights=aux)
+    return rnnode.training.SequenceModel(rnn, 1, kind="regression", aux_weights=aux)
 
 
 def readout_loss(
-    model: rnnode.SequenceModel, y: torch.Tensor
+    model: rnnode.training.SequenceModel, y: torch.Tensor
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``loss_fn(output, h_n)`` for ``gradient_norms``: the model's loss from the solve's outputs.
 
@@ -76,10 +78,10 @@ def readout_loss(
     """
 
     def loss_fn(output: torch.Tensor, h_n: torch.Tensor) -> torch.Tensor:
-        total = rnnode.task_loss(model.head(output[-1]), y, model.kind)
+        total = rnnode.training.task_loss(model.head(output[-1]), y, model.kind)
         for layer, weight in model.aux_weights.items():
             head = model.aux_heads[str(layer)]
-            total = total + weight * rnnode.task_loss(head(h_n[layer]), y, model.kind)
+            total = total + weight * rnnode.training.task_loss(head(h_n[layer]), y, model.kind)
         return total
 
     return loss_fn

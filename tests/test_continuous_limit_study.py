@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 import rnnode
-from studies import claims_hold, run_study
-from studies import continuous_limit as study
+from rnnode.studies import claims_hold, run_study
+from rnnode.studies import continuous_limit as study
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
@@ -149,11 +149,12 @@ def test_quick_setting_is_smaller_than_the_full_one():
 
 
 def test_the_command_reproduces_the_run_in_a_fresh_process(run_folder, tmp_path):
-    """``python -m studies.cli run continuous_limit --quick``: same seed, same metrics bytes."""
+    """``python -m rnnode.studies.cli run continuous_limit --quick``: same seed, same metrics
+    bytes."""
     argv = ["run", "continuous_limit", "--quick", "--seed", "0", "--workers", "1"]
     argv += ["--out", str(tmp_path), "--no-progress"]
     done = subprocess.run(
-        [sys.executable, "-m", "studies.cli", *argv],
+        [sys.executable, "-m", "rnnode.studies.cli", *argv],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -8,7 +8,12 @@ import pytest
 import scipy.optimize
 import sympy as sp
 
-from analysis.depth import accuracy_model, fit_accuracy_model, sweet_spot, sweet_spot_expression
+from rnnode.analysis.depth import (
+    accuracy_model,
+    fit_accuracy_model,
+    sweet_spot,
+    sweet_spot_expression,
+)
 
 TRUE = dict(a_min=0.1, a_max=0.95, b=0.35, m=0.94)
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import rnnode
-from rnnode import make_field
+from rnnode._fields import make_field
 
 TORCH_CELLS = {
     "rnn": lambda: nn.RNNCell(3, 4),

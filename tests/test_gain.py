@@ -14,7 +14,7 @@ import sympy as sp
 import torch
 
 import rnnode
-from analysis.gain import (
+from rnnode.analysis.gain import (
     linear_gain,
     measure_gain,
     preferred_frequencies,

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 import rnnode
-from analysis.gradients import (
+from rnnode.analysis.gradients import (
     count_gradient_paths,
     depth_jacobian,
     depth_singular_values,
     gradient_norms,
 )
-from analysis.stability import fixed_points
+from rnnode.analysis.stability import fixed_points
 
 CELLS = {"rnn": torch.nn.RNNCell, "gru": torch.nn.GRUCell, "lstm": torch.nn.LSTMCell}
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rnnode
-from rnnode import SequenceModel, gate_coupling_penalty
+from rnnode.training import SequenceModel, gate_coupling_penalty
 
 
 def _lstm_reference(model, x):
@@ -168,20 +168,24 @@ def test_task_losses_match_numpy():
     s = scores.numpy()
     log_softmax = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
     expected = -log_softmax[np.arange(6), labels.numpy()].mean()
-    assert abs(float(rnnode.task_loss(scores, labels, "classification")) - expected) < 1e-14
-    metrics = rnnode.task_metrics(scores, labels, "classification")
+    assert (
+        abs(float(rnnode.training.task_loss(scores, labels, "classification")) - expected) < 1e-14
+    )
+    metrics = rnnode.training.task_metrics(scores, labels, "classification")
     assert metrics["accuracy"] == np.mean(s.argmax(axis=1) == labels.numpy())
     a, b = torch.randn(3, 2), torch.randn(3, 2)
     mse = np.mean((a.numpy() - b.numpy()) ** 2)
-    assert abs(float(rnnode.task_loss(a, b, "forecast")) - mse) < 1e-15
-    assert rnnode.task_metrics(a, b, "regression")["rmse"] == pytest.approx(np.sqrt(mse), abs=1e-15)
+    assert abs(float(rnnode.training.task_loss(a, b, "forecast")) - mse) < 1e-15
+    assert rnnode.training.task_metrics(a, b, "regression")["rmse"] == pytest.approx(
+        np.sqrt(mse), abs=1e-15
+    )
 
 
 def test_layer_features_of_the_top_layer_are_the_output():
     model = rnnode.ODERNN(2, 3, 2, bidirectional=True)
     x = torch.randn(4, 2, 2)
     sol = model.solve(x)
-    assert torch.equal(rnnode.layer_features(sol, 1), sol.output)
+    assert torch.equal(rnnode.training.layer_features(sol, 1), sol.output)
 
 
 def _lstm(num_layers):
@@ -203,7 +207,10 @@ def _lstm_gates():
         (lambda: SequenceModel(rnnode.ODERNN(1, 2), 1)(torch.zeros(2, 1)), "x"),
         (lambda: rnnode.ODERNN(1, 2).solve(torch.zeros(2, 1), return_gates=True), "return_gates"),
         (lambda: gate_coupling_penalty(_lstm_gates()), "gates"),
-        (lambda: rnnode.task_loss(torch.zeros(2, 1), torch.zeros(2), "regression"), "target"),
+        (
+            lambda: rnnode.training.task_loss(torch.zeros(2, 1), torch.zeros(2), "regression"),
+            "target",
+        ),
     ],
 )
 def test_bad_arguments_are_named(build, name):

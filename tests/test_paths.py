@@ -5,7 +5,8 @@ import pytest
 import scipy.interpolate
 import torch
 
-from rnnode import CubicPath, HoldPath, LinearPath, make_path
+from rnnode import CubicPath, HoldPath, LinearPath
+from rnnode._paths import make_path
 
 
 def _data(T=6, batch=2, channels=3, irregular=True):

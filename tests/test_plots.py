@@ -6,9 +6,14 @@ from matplotlib.collections import LineCollection
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
-from analysis.depth import accuracy_model, sweet_spot
-from analysis.plots import plot_depth_curve, plot_gain, plot_gradient_norms, plot_stability_map
-from analysis.stability import StabilityMap
+from rnnode.analysis.depth import accuracy_model, sweet_spot
+from rnnode.analysis.plots import (
+    plot_depth_curve,
+    plot_gain,
+    plot_gradient_norms,
+    plot_stability_map,
+)
+from rnnode.analysis.stability import StabilityMap
 
 
 def test_gain_figure_has_one_measured_and_one_theory_line_per_layer():

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import rnnode
-from rnnode import PredictiveCoding, SequenceModel
+from rnnode.studies.predictive_coding import compare_with_backprop
+from rnnode.training import PredictiveCoding, SequenceModel
 
 
 def _model(skips=(1,), cell="rnn"):
@@ -44,7 +45,7 @@ def test_one_layers_loss_leaves_every_other_layer_untouched(skips, layer):
 def test_the_readout_learns_alone_from_the_task_loss():
     model = _model()
     x, y = torch.randn(4, 6, 2), torch.randn(4, 2)
-    rnnode.task_loss(model(x), y, "regression").backward()
+    rnnode.training.task_loss(model(x), y, "regression").backward()
     assert _is_zero(_grads(model.rnn)) and _is_zero(_grads(model.predictors))
     assert not _is_zero(_grads(model.head))
 
@@ -98,14 +99,14 @@ def test_loss_sums_local_and_readout_losses():
 
 
 def test_compare_with_backprop_starts_both_from_the_same_network():
-    task = rnnode.sines_task(16, 8, 6, seed=1)
+    task = rnnode.training.sines_task(16, 8, 6, seed=1)
 
     def make_rnn():
         return rnnode.ODERNN(1, 4, 2)
 
-    untrained = rnnode.compare_with_backprop(task, make_rnn, steps=0, batch_size=8)
+    untrained = compare_with_backprop(task, make_rnn, steps=0, batch_size=8)
     assert untrained["predictive_coding"]["test"] == untrained["backprop"]["test"]
-    trained = rnnode.compare_with_backprop(task, make_rnn, steps=3, batch_size=8)
+    trained = compare_with_backprop(task, make_rnn, steps=3, batch_size=8)
     pc, bp = trained["predictive_coding"], trained["backprop"]
     assert set(pc["history"]) == {"step", "loss", "task", "local_0", "local_1"}
     assert len(pc["history"]["loss"]) == len(bp["history"]["loss"]) == 3

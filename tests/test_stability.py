@@ -17,7 +17,7 @@ import scipy.optimize
 import torch
 
 import rnnode
-from analysis.stability import (
+from rnnode.analysis.stability import (
     STEP_POLYNOMIALS,
     eigenvalues,
     fixed_points,

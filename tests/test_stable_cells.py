@@ -189,8 +189,9 @@ def test_joint_field_is_the_numpy_field_of_the_stack(cell):
 
 
 def test_new_cells_are_registered_and_take_their_options():
-    assert rnnode.CELLS["antisymmetric"] is AntisymmetricField
-    assert rnnode.CELLS["cornn"] is CoupledOscillatorField
+    assert {"antisymmetric", "cornn"} <= set(rnnode.CELLS)
+    assert isinstance(rnnode.ODERNN(1, 2, cell="antisymmetric").field(0), AntisymmetricField)
+    assert isinstance(rnnode.ODERNN(1, 2, cell="cornn").field(0), CoupledOscillatorField)
     model = rnnode.ODERNN(1, 2, 3, cell="cornn", cell_options={"gamma": 2.0, "epsilon": 0.25})
     assert all((f.gamma, f.epsilon, f.state_size) == (2.0, 0.25, 4) for f in model.layers)
     model = rnnode.ODERNN(1, 2, 2, cell="antisymmetric", cell_options={"gamma": 0.0})

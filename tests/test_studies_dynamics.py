@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import rnnode
-from analysis.depth import accuracy_model
-from studies import depth_tradeoff, run_study, skip_paths, stability_maps, timescales
-from studies import vanishing_gradients as vanishing
+from rnnode.analysis.depth import accuracy_model
+from rnnode.studies import depth_tradeoff, run_study, skip_paths, stability_maps, timescales
+from rnnode.studies import vanishing_gradients as vanishing
 
 STUDIES = {
     "timescales": timescales,

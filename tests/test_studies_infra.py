@@ -20,8 +20,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-import studies
-from studies import cli, run_study
+import rnnode.studies as studies
+from rnnode.studies import cli, run_study
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]

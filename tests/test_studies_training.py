@@ -18,8 +18,15 @@ import torch
 from statsmodels.tsa.ar_model import AutoReg, ar_select_order
 
 import rnnode
-from studies import bidirectional, gate_coupling, predictive_coding, read_json, run_study, sunspots
-from studies._run import json_bytes
+from rnnode.studies import (
+    bidirectional,
+    gate_coupling,
+    predictive_coding,
+    read_json,
+    run_study,
+    sunspots,
+)
+from rnnode.studies._run import json_bytes
 
 STUDIES = (gate_coupling, predictive_coding, bidirectional, sunspots)
 
@@ -85,10 +92,10 @@ def test_no_violations_is_a_zero_penalty():
     gates = {"i": torch.cat([i, i]), "o": torch.cat([o, o])}
     assert gate_coupling.coupling_stats(gates)["violations"] == [1 / 3]
     # Only 1 - 0.5 - 0.2 = 0.3 is positive: penalty mean(0.3^2, 0, 0).
-    assert float(rnnode.gate_coupling_penalty(gates)) == pytest.approx(0.09 / 3, rel=1e-14)
+    assert float(rnnode.training.gate_coupling_penalty(gates)) == pytest.approx(0.09 / 3, rel=1e-14)
     gates["i"] = gates["i"] + 0.3
     assert gate_coupling.coupling_stats(gates)["violations"] == [0.0]
-    assert float(rnnode.gate_coupling_penalty(gates)) == 0.0
+    assert float(rnnode.training.gate_coupling_penalty(gates)) == 0.0
 
 
 def test_gate_coupling_quick_numbers(quick_runs):
@@ -198,7 +205,7 @@ def test_bidirectional_quick_numbers(quick_runs):
 @pytest.fixture(scope="module")
 def sunspot_data():
     """The task and the normalised training series z_0..z_{split-1} behind its windows."""
-    task = rnnode.sunspots_task(window=sunspots.WINDOW, dtype=torch.float64)
+    task = rnnode.training.sunspots_task(window=sunspots.WINDOW, dtype=torch.float64)
     z = np.concatenate([task.x_train[0, :, 0].numpy(), task.y_train[:, 0].numpy()])
     return task, z
 

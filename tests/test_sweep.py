@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from studies import SweepError, atomic_write, point_key, read_json, sweep
-from studies._sweep import _call_point
+from rnnode.studies import SweepError, atomic_write, point_key, read_json, sweep
+from rnnode.studies._sweep import _call_point
 
 ENGINES = ("inline", "processes", "dask")
 

@@ -16,7 +16,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import rnnode
-from rnnode._tasks import co2_series, sunspots_series
+from rnnode.training._tasks import co2_series, sunspots_series
 
 
 def _csv(module, name):
@@ -25,7 +25,7 @@ def _csv(module, name):
 
 
 def test_sines_targets_are_the_slow_and_fast_sinusoids_of_the_input():
-    task = rnnode.sines_task(12, 4, 40, seed=3)
+    task = rnnode.training.sines_task(12, 4, 40, seed=3)
     for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
         torch.testing.assert_close(x[..., 0], y.sum(-1), rtol=0, atol=1e-15)
         # A sampled sinusoid obeys s_{k+1} + s_{k-1} = 2 cos(2 pi / P) s_k: recover P.
@@ -40,7 +40,7 @@ def test_sines_targets_are_the_slow_and_fast_sinusoids_of_the_input():
 
 
 def test_adding_targets_sum_the_two_marked_values():
-    task = rnnode.adding_task(20, 10, 12, seed=2)
+    task = rnnode.training.adding_task(20, 10, 12, seed=2)
     for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
         values, marks = x[..., 0].numpy(), x[..., 1].numpy()
         assert ((values >= 0) & (values < 1)).all()
@@ -51,7 +51,7 @@ def test_adding_targets_sum_the_two_marked_values():
 
 @pytest.mark.parametrize("mode", ["rows", "pixels"])
 def test_digits_are_the_bundled_images_split_and_normalised(mode):
-    task = rnnode.digits_task(mode, test_fraction=0.25, seed=1)
+    task = rnnode.training.digits_task(mode, test_fraction=0.25, seed=1)
     offset, scale = task.normalization
     images = load_digits().images
     train = task.x_train.reshape(-1, 8, 8).numpy() * scale + offset
@@ -73,7 +73,7 @@ def test_digits_are_the_bundled_images_split_and_normalised(mode):
 
 
 def test_pixels_are_the_rows_read_in_order():
-    rows, pixels = rnnode.digits_task("rows"), rnnode.digits_task("pixels")
+    rows, pixels = rnnode.training.digits_task("rows"), rnnode.training.digits_task("pixels")
     torch.testing.assert_close(pixels.x_train.reshape(-1, 8, 8), rows.x_train, rtol=0, atol=0)
     assert torch.equal(pixels.y_test, rows.y_test)
 
@@ -100,7 +100,8 @@ def test_sunspots_series_is_the_csv():
 
 
 @pytest.mark.parametrize(
-    ("make", "series"), [(rnnode.co2_task, co2_series), (rnnode.sunspots_task, sunspots_series)]
+    ("make", "series"),
+    [(rnnode.training.co2_task, co2_series), (rnnode.training.sunspots_task, sunspots_series)],
 )
 def test_forecast_windows_are_consecutive_values_of_the_series(make, series):
     window, horizon = 10, 3
@@ -125,15 +126,15 @@ def test_forecast_training_part_never_sees_the_test_values():
     raw = np.sin(np.arange(100.0) / 3) + np.arange(100.0) / 50
     changed = raw.copy()
     changed[80:] = 1e3  # the test part
-    a = rnnode.forecast_task("s", raw, window=6, horizon=2, test_fraction=0.2)
-    b = rnnode.forecast_task("s", changed, window=6, horizon=2, test_fraction=0.2)
+    a = rnnode.training.forecast_task("s", raw, window=6, horizon=2, test_fraction=0.2)
+    b = rnnode.training.forecast_task("s", changed, window=6, horizon=2, test_fraction=0.2)
     assert a.normalization == b.normalization
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
     assert not torch.equal(a.y_test, b.y_test)
 
 
 def test_batches_visit_every_example_once_per_epoch_and_resume_exactly():
-    task = rnnode.adding_task(12, 4, 5)
+    task = rnnode.training.adding_task(12, 4, 5)
     stream = list(itertools.islice(task.batches(4, seed=7), 9))  # three epochs of three
     for epoch in range(3):
         seen = torch.cat([x for x, _ in stream[3 * epoch : 3 * epoch + 3]])
@@ -149,15 +150,18 @@ def test_batches_visit_every_example_once_per_epoch_and_resume_exactly():
 
 
 def test_same_seed_same_task():
-    a, b = rnnode.sines_task(8, 4, 10, seed=5), rnnode.sines_task(8, 4, 10, seed=5)
+    a, b = (
+        rnnode.training.sines_task(8, 4, 10, seed=5),
+        rnnode.training.sines_task(8, 4, 10, seed=5),
+    )
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
-    assert not torch.equal(a.x_train, rnnode.sines_task(8, 4, 10, seed=6).x_train)
+    assert not torch.equal(a.x_train, rnnode.training.sines_task(8, 4, 10, seed=6).x_train)
 
 
-@pytest.mark.parametrize("name", list(rnnode.TASKS))
+@pytest.mark.parametrize("name", list(rnnode.training.TASK_NAMES))
 def test_every_task_has_consistent_shapes(name):
-    task = rnnode.make_task(name)
-    assert task.name == name and task.kind in rnnode.TASK_KINDS
+    task = rnnode.training.make_task(name)
+    assert task.name == name and task.kind in rnnode.training.TASK_KINDS
     assert task.x_train.dim() == task.x_test.dim() == 3
     assert task.x_train.shape[1:] == task.x_test.shape[1:] == (task.length, task.input_size)
     if task.kind == "classification":
@@ -172,15 +176,18 @@ def test_every_task_has_consistent_shapes(name):
 @pytest.mark.parametrize(
     ("build", "name"),
     [
-        (lambda: rnnode.make_task("mnist"), "name"),
-        (lambda: rnnode.digits_task("columns"), "mode"),
-        (lambda: rnnode.digits_task(test_fraction=1.5), "test_fraction"),
-        (lambda: rnnode.adding_task(length=1), "length"),
-        (lambda: rnnode.sines_task(slow_period=(5.0, 2.0)), "slow_period"),
-        (lambda: rnnode.forecast_task("s", np.array([1.0, np.nan, 2.0]), window=1), "series"),
-        (lambda: rnnode.forecast_task("s", np.arange(10.0), window=9), "window"),
-        (lambda: next(rnnode.adding_task(4, 2, 3).batches(5, seed=0)), "batch_size"),
-        (lambda: next(rnnode.adding_task(4, 2, 3).batches(2, seed=0, start=-1)), "start"),
+        (lambda: rnnode.training.make_task("mnist"), "name"),
+        (lambda: rnnode.training.digits_task("columns"), "mode"),
+        (lambda: rnnode.training.digits_task(test_fraction=1.5), "test_fraction"),
+        (lambda: rnnode.training.adding_task(length=1), "length"),
+        (lambda: rnnode.training.sines_task(slow_period=(5.0, 2.0)), "slow_period"),
+        (
+            lambda: rnnode.training.forecast_task("s", np.array([1.0, np.nan, 2.0]), window=1),
+            "series",
+        ),
+        (lambda: rnnode.training.forecast_task("s", np.arange(10.0), window=9), "window"),
+        (lambda: next(rnnode.training.adding_task(4, 2, 3).batches(5, seed=0)), "batch_size"),
+        (lambda: next(rnnode.training.adding_task(4, 2, 3).batches(2, seed=0, start=-1)), "start"),
     ],
 )
 def test_bad_arguments_are_named(build, name):

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import rnnode
-from rnnode import SequenceModel, Trainer
+from rnnode.training import SequenceModel, Trainer
 
 
 def _task():
-    return rnnode.sines_task(16, 8, 6, seed=2)
+    return rnnode.training.sines_task(16, 8, 6, seed=2)
 
 
 def _model(seed=0, dropout=0.3):
@@ -30,11 +30,13 @@ def test_same_seed_gives_the_same_numbers_twice():
     runs = []
     for _ in range(2):
         model = _model()
-        metrics = rnnode.train(model, _task(), steps=4, batch_size=4, seed=3, progress=False)
+        metrics = rnnode.training.train(
+            model, _task(), steps=4, batch_size=4, seed=3, progress=False
+        )
         runs.append((metrics, _params(model)))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
-    other = rnnode.train(_model(), _task(), steps=4, batch_size=4, seed=4, progress=False)
+    other = rnnode.training.train(_model(), _task(), steps=4, batch_size=4, seed=4, progress=False)
     assert other["history"]["loss"] != runs[0][0]["history"]["loss"]
 
 
@@ -49,7 +51,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
     torch.manual_seed(123)  # the interruption disturbs the global generator
     # A fresh process: a differently initialised model, restored from the checkpoint.
     resumed_model = _model(seed=9)
-    got = rnnode.train(
+    got = rnnode.training.train(
         resumed_model,
         task,
         steps=6,
@@ -98,13 +100,13 @@ def test_nan_loss_stops_with_a_clear_error():
     task.y_train[:] = float("nan")
     model = _model()
     before = _params(model)
-    with pytest.raises(rnnode.NonFiniteLossError, match=r"loss: became nan at step 1"):
-        rnnode.train(model, task, steps=3, batch_size=4, progress=False)
+    with pytest.raises(rnnode.training.NonFiniteLossError, match=r"loss: became nan at step 1"):
+        rnnode.training.train(model, task, steps=3, batch_size=4, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
 
 
 def test_metrics_are_plain_data():
-    metrics = rnnode.train(_model(), _task(), steps=2, batch_size=4, progress=False)
+    metrics = rnnode.training.train(_model(), _task(), steps=2, batch_size=4, progress=False)
     assert json.loads(json.dumps(metrics)) == metrics
     assert set(metrics["history"]) == {"step", "loss", "task", "auxiliary"}
     assert metrics["history"]["step"] == [1.0, 2.0]
@@ -117,19 +119,19 @@ def test_metrics_are_plain_data():
 
 
 def test_classification_metrics_report_accuracy():
-    task = rnnode.digits_task("rows")
+    task = rnnode.training.digits_task("rows")
     task.x_train, task.y_train = task.x_train[:32], task.y_train[:32]
     task.x_test, task.y_test = task.x_test[:16], task.y_test[:16]
     model = SequenceModel.for_task(rnnode.ODERNN(8, 4), task)
-    metrics = rnnode.train(model, task, steps=1, batch_size=8, progress=False)
+    metrics = rnnode.training.train(model, task, steps=1, batch_size=8, progress=False)
     prediction = model(task.x_test).argmax(-1)
     assert metrics["test"]["accuracy"] == (prediction == task.y_test).double().mean().item()
 
 
 def test_progress_bar_is_shown_and_can_be_disabled(capsys):
-    rnnode.train(_model(), _task(), steps=1, batch_size=4, progress=True)
+    rnnode.training.train(_model(), _task(), steps=1, batch_size=4, progress=True)
     assert "train" in capsys.readouterr().err
-    rnnode.train(_model(), _task(), steps=1, batch_size=4, progress=False)
+    rnnode.training.train(_model(), _task(), steps=1, batch_size=4, progress=False)
     assert capsys.readouterr().err == ""
 
 
@@ -137,7 +139,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     path = tmp_path / "c.pt"
     Trainer(_model(), _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
     with pytest.raises(ValueError, match="seed"):
-        rnnode.train(
+        rnnode.training.train(
             _model(),
             _task(),
             steps=2,
@@ -163,4 +165,4 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_bad_arguments_are_named(kwargs, name):
     kwargs = {"steps": 1, "progress": False, "batch_size": 4, **kwargs}
     with pytest.raises(ValueError, match=name):
-        rnnode.train(_model(), _task(), **kwargs)
+        rnnode.training.train(_model(), _task(), **kwargs)

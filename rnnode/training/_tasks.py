@@ -25,11 +25,23 @@ time (training windows first), so no test value leaks into training. Nothing is 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+
+def _optional(module: str, package: str):
+    """Import a data set's package, which comes with ``rnnode[studies]``, or say how to get it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"this task's data ship with {package}: pip install 'rnnode[studies]'"
+        ) from error
+
 
 TASK_KINDS = ("regression", "classification", "forecast")
 
@@ -39,7 +51,7 @@ class Task:
     """A supervised sequence task with a fixed train/test split.
 
     Attributes:
-        name: the task's name (a key of ``TASKS``).
+        name: the task's name (one of ``TASK_NAMES``).
         kind: ``"regression"``, ``"classification"`` or ``"forecast"``.
         x_train, x_test: inputs (N, T, input_size), batch first.
         y_train, y_test: targets; see the module docstring for shapes per kind.
@@ -226,7 +238,7 @@ def digits_task(
     Returns:
         A ``"classification"`` task: x (N, 8, 8) or (N, 64, 1), y (N,) int64 labels.
     """
-    from sklearn.datasets import load_digits
+    load_digits = _optional("sklearn.datasets", "scikit-learn").load_digits
 
     if mode not in ("rows", "pixels"):
         raise ValueError(f"mode: expected one of ('rows', 'pixels'), got {mode!r}")
@@ -324,7 +336,7 @@ def forecast_task(
 def co2_series() -> np.ndarray:
     """Monthly mean Mauna Loa CO2 (ppm), March 1958 to December 2001, from statsmodels' weekly
     record; months without any measurement take the previous month's value."""
-    import statsmodels.api as sm
+    sm = _optional("statsmodels.api", "statsmodels")
 
     weekly = sm.datasets.co2.load_pandas().data["co2"]
     return weekly.resample("MS").mean().ffill().to_numpy()
@@ -332,7 +344,7 @@ def co2_series() -> np.ndarray:
 
 def sunspots_series() -> np.ndarray:
     """Yearly mean sunspot numbers, 1700 to 2008, bundled with statsmodels."""
-    import statsmodels.api as sm
+    sm = _optional("statsmodels.api", "statsmodels")
 
     return sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
 
@@ -363,7 +375,7 @@ def sunspots_task(
     )
 
 
-TASKS: dict[str, Callable[..., Task]] = {
+_TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "sines": sines_task,
     "adding": adding_task,
     "digits_rows": lambda **kw: digits_task("rows", **kw),
@@ -373,8 +385,12 @@ TASKS: dict[str, Callable[..., Task]] = {
 }
 
 
+#: The names ``make_task`` accepts.
+TASK_NAMES: tuple[str, ...] = tuple(_TASK_BUILDERS)
+
+
 def make_task(name: str, **kwargs) -> Task:
-    """Build the named task (a key of ``TASKS``) with its keyword arguments."""
-    if name not in TASKS:
-        raise ValueError(f"name: expected one of {tuple(TASKS)}, got {name!r}")
-    return TASKS[name](**kwargs)
+    """Build the named task (one of ``TASK_NAMES``) with its keyword arguments."""
+    if name not in _TASK_BUILDERS:
+        raise ValueError(f"name: expected one of {TASK_NAMES}, got {name!r}")
+    return _TASK_BUILDERS[name](**kwargs)

@@ -10,20 +10,19 @@ against, as in predictive coding; only the prediction side is trained). The stac
 ``detach_layers=True`` and s^(l) is detached, so no gradient crosses a layer boundary: L_l trains
 layer l's field and P_l only. A linear readout on the (detached) top layer learns the task. The
 total loss sum_l w L_l + L_task is therefore the sum of independent local problems, one
-optimiser step serving them all. ``compare_with_backprop`` trains this and the same network with
-end-to-end backpropagation on one task.
+optimiser step serving them all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._losses import SequenceModel, layer_features, task_loss
-from ._stack import _INPUT, ODERNN, Solution
+from .._stack import _INPUT, ODERNN, Solution
+from ._losses import layer_features, task_loss
 from ._tasks import TASK_KINDS, Task
 
 
@@ -143,45 +142,3 @@ class PredictiveCoding(nn.Module):
         parts = {"task": float(readout.detach())}
         parts.update({f"local_{layer}": float(value.detach()) for layer, value in enumerate(local)})
         return total, parts
-
-
-def compare_with_backprop(
-    task: Task,
-    make_rnn: Callable[[], ODERNN],
-    *,
-    steps: int,
-    batch_size: int = 32,
-    lr: float = 1e-2,
-    seed: int = 0,
-    local_weight: float = 1.0,
-    progress: bool = False,
-) -> dict[str, dict]:
-    """Train the same network on ``task`` by predictive coding and by backpropagation.
-
-    Both start from identical weights (``make_rnn`` and the readout are built after
-    ``torch.manual_seed(seed)``) and see the same batches.
-
-    Arguments:
-        task: the task.
-        make_rnn: builds the recurrent stack (unidirectional, sampled coupling).
-        steps, batch_size, lr, seed, progress: as ``rnnode.train``.
-        local_weight: weight of the layers' prediction losses.
-
-    Returns:
-        ``{"predictive_coding": metrics, "backprop": metrics}``, each ``rnnode.train``'s plain
-        metrics (history and test scores).
-    """
-    from ._train import train
-
-    results = {}
-    for name in ("predictive_coding", "backprop"):
-        torch.manual_seed(seed)
-        rnn = make_rnn()
-        if name == "predictive_coding":
-            model = PredictiveCoding.for_task(rnn, task, local_weight=local_weight)
-        else:
-            model = SequenceModel.for_task(rnn, task)
-        results[name] = train(
-            model, task, steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress=progress
-        )
-    return results

@@ -18,10 +18,39 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ._losses import task_metrics
 from ._tasks import Task
+
+
+def _progress_bar(show: bool, total: int, initial: int):
+    """A tqdm bar when ``show`` (tqdm comes with ``rnnode[studies]``), else a silent stand-in."""
+    if show:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "progress: the progress bar needs tqdm (pip install 'rnnode[studies]')"
+            ) from error
+        return tqdm(total=total, initial=initial, desc="train")
+    return _NoBar()
+
+
+class _NoBar:
+    """The part of tqdm's interface the trainer uses, doing nothing."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+    def set_postfix(self, **kwargs: object) -> None:
+        return None
+
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -105,9 +134,7 @@ class Trainer:
             torch.manual_seed(self.seed)
         batches = self.task.batches(self.batch_size, self.seed, start=self.step)
         self.model.train()
-        with tqdm(
-            total=steps, initial=min(self.step, steps), disable=not self.progress, desc="train"
-        ) as bar:
+        with _progress_bar(self.progress, total=steps, initial=min(self.step, steps)) as bar:
             while self.step < steps:
                 x, y = next(batches)
                 loss, parts = self.model.loss(x, y)

@@ -1,0 +1,92 @@
+"""The installed package: one name, a small top level, moved names that still import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+import rnnode
+
+
+def test_script_in_a_folder_with_its_own_analysis_and_studies_uses_rnnodes(tmp_path: Path):
+    # A research project's own analysis.py and studies/ beside the script must not shadow
+    # rnnode's namespaces, and rnnode's studies must still find rnnode's analysis.
+    (tmp_path / "analysis.py").write_text("MARK = 'user analysis'\n")
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "__init__.py").write_text("MARK = 'user studies'\n")
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import analysis, studies
+            import rnnode.analysis, rnnode.studies
+            from rnnode.studies import timescales
+            print(analysis.MARK, "|", studies.MARK)
+            gain = timescales.measure_gain.__module__
+            print(rnnode.analysis.__name__, rnnode.studies.__name__, gain)
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.strip().splitlines()
+    assert first == "user analysis | user studies"
+    assert second == "rnnode.analysis rnnode.studies rnnode.analysis.gain"
+
+
+def test_nothing_but_rnnode_is_installed_at_the_top_level():
+    from importlib import metadata
+
+    top = metadata.distribution("rnnode").read_text("top_level.txt")
+    if top is not None:  # an editable install may not write it; the finder's map is checked below
+        assert top.split() == ["rnnode"]
+    import importlib.util
+
+    for name in ("analysis", "studies"):
+        spec = importlib.util.find_spec(name)
+        assert spec is None or "site-packages" not in str(spec.origin)
+
+
+def test_top_level_is_one_screen_of_core_names():
+    names = [n for n in dir(rnnode) if not n.startswith("_")]
+    assert len(names) <= 30
+    assert {"ODERNN", "Solution", "from_torch", "to_torch", "DivergenceError"} <= set(names)
+    for moved in ("Trainer", "SequenceModel", "make_task", "TASKS", "compare_with_backprop"):
+        assert moved not in names
+    for choice in ("CELLS", "METHODS", "INTERPOLATIONS", "COUPLINGS"):
+        assert isinstance(getattr(rnnode, choice), tuple)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("Trainer", "rnnode.training.Trainer"),
+        ("SequenceModel", "rnnode.training.SequenceModel"),
+        ("train", "rnnode.training.train"),
+        ("make_task", "rnnode.training.make_task"),
+        ("compare_with_backprop", "rnnode.studies.predictive_coding.compare_with_backprop"),
+    ],
+)
+def test_moved_names_still_import_with_a_deprecation_warning(old: str, new: str):
+    import importlib
+
+    module, _, attribute = new.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
+        value = getattr(rnnode, old)
+    assert value is getattr(importlib.import_module(module), attribute)
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+            rnnode.nonsense  # noqa: B018
