@@ -27,9 +27,8 @@ import random
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -42,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 import rnnode
+from rnnode._io import atomic_write
 
 #: Packages whose versions go into every config.json.
 VERSIONED = ("rnnode", "torch", "torchdiffeq", "numpy", "scipy", "sympy", "matplotlib")
@@ -51,30 +51,6 @@ _NOT_STUDIES = ("cli",)  # modules of the package that are not studies
 
 
 # -- files ------------------------------------------------------------------------------------
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
-
-    The bytes go to a temporary file in the same folder (same file system), are flushed to disk,
-    and the temporary file is renamed over ``path`` with ``os.replace`` (atomic on POSIX and
-    Windows). On any error the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a group
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def plain(value: Any, where: str = "value") -> Any:

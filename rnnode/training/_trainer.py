@@ -11,14 +11,15 @@ exactly as the uninterrupted run.
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .._io import atomic_write
 from ._losses import task_metrics
 from ._tasks import Task
 
@@ -207,16 +208,9 @@ class Trainer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``state_dict()`` to ``path`` atomically (a temporary file, then a rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(self.state_dict(), handle)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        atomic_write(path, buffer.getvalue())  # flushed to disk before the rename
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore a checkpoint written by ``save`` (``torch.load(..., weights_only=True)``)."""
