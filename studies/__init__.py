@@ -5,6 +5,7 @@ into its own folder with config, metrics, figures and an HTML report, and ``swee
 independent points over processes or a Dask cluster, resumably.
 """
 
+from ._claims import format_claim as format_claim
 from ._run import Context as Context
 from ._run import atomic_write as atomic_write
 from ._run import claims_hold as claims_hold
@@ -15,6 +16,9 @@ from ._run import read_json as read_json
 from ._run import run_study as run_study
 from ._run import seeded as seeded
 from ._run import write_json as write_json
+from ._stats import bootstrap_interval as bootstrap_interval
+from ._stats import sign_test as sign_test
+from ._stats import spearman as spearman
 from ._sweep import SweepError as SweepError
 from ._sweep import point_key as point_key
 from ._sweep import sweep as sweep

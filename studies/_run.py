@@ -43,6 +43,8 @@ from tqdm.auto import tqdm
 import rnnode
 from rnnode._io import atomic_write
 
+from ._claims import finding_record, format_claim, verification_record
+
 #: Packages whose versions go into every config.json.
 VERSIONED = ("rnnode", "torch", "torchdiffeq", "numpy", "scipy", "sympy", "matplotlib")
 
@@ -184,12 +186,12 @@ def discover() -> dict[str, ModuleType]:
     Returns:
         ``{name: module}`` sorted by name, the name being the module's.
     """
-    package = importlib.import_module("studies")
+    package = importlib.import_module(__package__)  # rnnode.studies, whatever the cwd holds
     found = {}
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith("_") or info.name in _NOT_STUDIES:
             continue
-        module = importlib.import_module(f"studies.{info.name}")
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
         if callable(getattr(module, "run", None)):
             found[info.name] = module
     return dict(sorted(found.items()))
@@ -274,21 +276,81 @@ class Context:
         self.figures.append(_Figure(name, caption, plain(dict(numbers or {}), "numbers")))
         return self.folder / f"{name}.png"
 
-    def claim(self, name: str, holds: bool, statement: str) -> bool:
-        """Record a claim the study checked: ``metrics["claims"][name] = {holds, statement}``.
+    def _record(self, name: str, record: dict[str, Any]) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"name: expected letters, digits, '_' or '-', got {name!r}")
+        if name in self.claims:
+            raise ValueError(f"name: claim {name!r} was already recorded in this run")
+        self.claims[name] = record
+
+    def verify(
+        self,
+        name: str,
+        holds: bool,
+        statement: str,
+        *,
+        value: float | None = None,
+        bound: float | None = None,
+    ) -> bool:
+        """Record a *verification*: a computation matched its reference (a formula, a theorem).
+
+        Labelled as a verification in the report and never summarised as a finding; the same
+        check belongs in ``tests/``. Returns ``holds`` as a bool.
+        """
+        self._record(name, verification_record(statement, holds, value=value, bound=bound))
+        return bool(holds)
+
+    def finding(
+        self,
+        name: str,
+        statement: str,
+        *,
+        value: float,
+        comparison: str,
+        bound: float,
+        interval: Sequence[float],
+        control: float | None,
+        control_label: str,
+        seeds: int,
+        test: str = "bootstrap over seeds",
+        p_value: float | None = None,
+    ) -> str:
+        """Record a *finding*, a pre-registered comparison with its evidence; return its verdict.
 
         Arguments:
             name: short identifier, unique within the run.
-            holds: whether the numbers support the claim.
-            statement: the claim in words, with its threshold (for the report).
+            statement: the claim in words.
+            value: the measured statistic (for example the mean over seeds).
+            comparison, bound: the rule, fixed before the data: ``value <comparison> bound``
+                with ``comparison`` one of ``">", ">=", "<", "<="``.
+            interval: the value's 95% interval (``rnnode.studies.bootstrap_interval`` or an
+                exact test's).
+            control, control_label: the control's value and what it is (untrained network,
+                shuffled layers, baseline, theory).
+            seeds: the number of seeds behind the value.
+            test, p_value: the test behind the interval, and its p-value where it has one.
 
         Returns:
-            ``holds`` as a bool.
+            ``"supported"``, ``"not supported"`` or ``"inconclusive"`` (see ``_claims``).
         """
-        if name in self.claims:
-            raise ValueError(f"name: claim {name!r} was already recorded in this run")
-        self.claims[name] = {"holds": bool(holds), "statement": statement}
-        return bool(holds)
+        record = finding_record(
+            statement,
+            value=value,
+            comparison=comparison,
+            bound=bound,
+            interval=interval,
+            control=control,
+            control_label=control_label,
+            seeds=seeds,
+            test=test,
+            p_value=p_value,
+        )
+        self._record(name, record)
+        return record["verdict"]
+
+    def claim(self, name: str, holds: bool, statement: str) -> bool:
+        """Record a check without evidence (older studies): reported as a verification."""
+        return self.verify(name, holds, statement)
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
         """``iterable`` with a tqdm progress bar (on stderr) labelled ``study: desc``."""
@@ -481,12 +543,17 @@ def _report(config: Mapping, metrics: Mapping, figures: Sequence[_Figure]) -> st
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}</title>"
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>{name}</h1><p>{html.escape(config['description'])}</p>",
-        "<h2>Claims</h2><table><tr><th>claim</th><th>statement</th><th>holds</th></tr>",
+        "<h2>Claims</h2><table><tr><th>claim</th><th>kind</th><th>statement</th>"
+        "<th>evidence</th><th>verdict</th></tr>",
     ]
     for key, c in sorted(metrics["claims"].items()):
-        mark = "<span class='ok'>yes</span>" if c["holds"] else "<span class='no'>NO</span>"
+        ok = c["holds"]
+        label = c.get("verdict", "holds" if ok else "FAILS")
+        mark = f"<span class='{'ok' if ok else 'no'}'>{html.escape(label)}</span>"
+        evidence = format_claim(key, c).split(": ", 1)[-1].rsplit(" -> ", 1)[0]
         parts.append(
-            f"<tr><td>{html.escape(key)}</td><td>{html.escape(c['statement'])}</td>"
+            f"<tr><td>{html.escape(key)}</td><td>{html.escape(c.get('kind', 'verification'))}"
+            f"</td><td>{html.escape(c['statement'])}</td><td>{html.escape(evidence)}</td>"
             f"<td>{mark}</td></tr>"
         )
     parts.append("</table><h2>Figures</h2>")

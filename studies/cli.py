@@ -18,6 +18,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._claims import VERDICTS, format_claim
 from ._run import claims_hold, describe, discover, run_study
 
 
@@ -96,11 +97,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             scheduler=args.scheduler,
             show_progress=not args.no_progress,
         )
-        held = sum(c["holds"] for c in metrics["claims"].values())
-        print(f"{name}: {held}/{len(metrics['claims'])} claims hold -> {args.out}/{name}/")
-        for key, claim in sorted(metrics["claims"].items()):
-            if not claim["holds"]:
-                print(f"  NOT SUPPORTED {key}: {claim['statement']}")
+        claims = metrics["claims"]
+        checks = [c for c in claims.values() if c.get("kind", "verification") == "verification"]
+        findings = [c for c in claims.values() if c.get("kind") == "finding"]
+        counts = {v: sum(c["verdict"] == v for c in findings) for v in VERDICTS}
+        print(
+            f"{name}: verifications {sum(c['holds'] for c in checks)}/{len(checks)} hold; "
+            f"findings {counts['supported']} supported, {counts['not supported']} not "
+            f"supported, {counts['inconclusive']} inconclusive -> {args.out}/{name}/"
+        )
+        for key, claim in sorted(claims.items()):
+            print(f"  {format_claim(key, claim)}")
         if not claims_hold(metrics):
             failed.append(name)
     return 1 if failed and args.strict else 0

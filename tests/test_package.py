@@ -26,7 +26,8 @@ def test_script_in_a_folder_with_its_own_analysis_and_studies_uses_rnnodes(tmp_p
             """
             import analysis, studies
             import rnnode.analysis, rnnode.studies
-            from rnnode.studies import timescales
+            from rnnode.studies import discover, timescales
+            assert "timescales" in discover() and "MARK" not in discover()
             print(analysis.MARK, "|", studies.MARK)
             gain = timescales.measure_gain.__module__
             print(rnnode.analysis.__name__, rnnode.studies.__name__, gain)

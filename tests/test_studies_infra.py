@@ -76,7 +76,7 @@ def test_discovery_finds_every_study_module_and_nothing_else():
     for path in (REPO / "studies").glob("*.py"):
         if path.stem.startswith("_") or path.stem == "cli":
             continue
-        if callable(getattr(importlib.import_module(f"studies.{path.stem}"), "run", None)):
+        if callable(getattr(importlib.import_module(f"rnnode.studies.{path.stem}"), "run", None)):
             expected.add(path.stem)
     assert set(registry) == expected
     for name, module in registry.items():
@@ -99,8 +99,11 @@ def test_a_run_writes_config_metrics_figures_and_report(tmp_path):
     assert metrics["dtype"] == "torch.float64"
     assert metrics["not_a_number"] == "nan"  # strict JSON has no NaN
     assert metrics["claims"]["positive_norm"] == {
+        "kind": "verification",
         "holds": True,
         "statement": "the draws are not all zero",
+        "value": None,
+        "bound": None,
     }
     assert metrics["claims"]["always_false"]["holds"] is False
     assert studies.claims_hold(metrics) is False
@@ -225,10 +228,10 @@ def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatc
     monkeypatch.setattr(cli, "discover", lambda: registry)
     argv = ["run", "all", "--quick", "--out", str(tmp_path), "--no-progress"]
     assert cli.main(argv) == 0  # every run completed; the failed claim is a printed finding
-    assert "NOT SUPPORTED always_false" in capsys.readouterr().out
+    assert "verification always_false -> FAILS" in capsys.readouterr().out
     assert cli.main([*argv, "--strict"]) == 1  # tiny's always_false claim fails
     out = capsys.readouterr().out
-    assert "NOT SUPPORTED always_false" in out
+    assert "verification always_false -> FAILS" in out
     for name in registry:
         assert (tmp_path / name / "metrics.json").exists()
         assert (tmp_path / name / "report.html").exists()
