@@ -41,11 +41,13 @@ class InputPath:
     def __init__(self, times: torch.Tensor, values: torch.Tensor):
         self.times = times
         self.values = values
-        self._knots = times.tolist()
+        self._knots = times.tolist()  # host copy, for finding the interval only
         # Rows unbound once and indexed by a host integer: indexing a tensor by a tensor would,
         # in the backward pass, scatter into a zero tensor of the whole path at every
-        # evaluation (quadratic in T).
+        # evaluation (quadratic in T). The knot times likewise: the offset t - t_j is computed
+        # against them as tensors, so that gradients reach the times (dL/dt).
         self._rows = tuple(a.unbind(0) for a in self.coefficients())
+        self._time_rows = times.unbind(0)
 
     def coefficients(self) -> tuple[torch.Tensor, ...]:
         """Polynomial coefficients per interval, lowest power first, each (T, ..., C)."""
@@ -57,11 +59,16 @@ class InputPath:
         rows = [r[j] for r in self._rows]
         if len(rows) == 1:
             return rows[0]
-        s = t.clamp(self._knots[0], self._knots[-1]) - self._knots[j]
+        knots = self._time_rows
+        s = torch.minimum(torch.maximum(t, knots[0]), knots[-1]) - knots[j]
         value = rows[-1]
         for row in rows[-2::-1]:  # Horner
             value = row + s * value
         return value
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Every tensor ``evaluate`` reads: the coefficients, then the knot times."""
+        return (*self.coefficients(), self.times)
 
     def segment(self, j: int) -> InputPath:
         """The path on the single interval [t_j, t_{j+1}], closed at both ends.
