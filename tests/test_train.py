@@ -316,3 +316,31 @@ def test_wrong_types_are_type_errors_naming_the_argument(kwargs, name):
     kwargs = {"steps": 1, "progress": False, "batch_size": 4, **kwargs}
     with pytest.raises(TypeError, match=f"^{name}: expected"):
         rnnode.training.train(_model(), _task(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "error"),
+    [
+        (lambda rnn: SequenceModel(rnn, "2"), "output_size", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, kind=3), "kind", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, kind="ranking"), "kind", ValueError),
+        (lambda rnn: SequenceModel(rnn, 2, per_step=1), "per_step", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, aux_weights={"0": 1.0}), "aux_weights", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, aux_weights={0: "1"}), r"aux_weights\[0\]", TypeError),
+        (lambda rnn: SequenceModel(torch.nn.GRU(1, 4), 2), "rnn", TypeError),
+        (
+            lambda rnn: rnnode.training.PredictiveCoding(rnn, 2, local_weight="1"),
+            "local_weight",
+            TypeError,
+        ),
+        (lambda rnn: rnnode.training.PredictiveCoding(rnn, 0), "output_size", ValueError),
+        (
+            lambda rnn: rnnode.training.task_loss(torch.zeros(2), torch.zeros(2), 1),
+            "kind",
+            TypeError,
+        ),
+    ],
+)
+def test_training_arguments_name_themselves(build, name, error):
+    with pytest.raises(error, match=f"^{name}: expected"):
+        build(rnnode.ODERNN(1, 4, 2, cell="gru"))

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .._stack import Solution
+from .._validate import check_choice
 from ._tasks import TASK_KINDS
 
 __all__ = ["gate_coupling_penalty", "layer_features", "task_loss", "task_metrics"]
@@ -24,8 +25,7 @@ def task_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str) -> torc
     Returns:
         A 0-d tensor, the mean over all entries.
     """
-    if kind not in TASK_KINDS:
-        raise ValueError(f"kind: expected one of {TASK_KINDS}, got {kind!r}")
+    check_choice("kind", kind, TASK_KINDS)
     if kind == "classification":
         return F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
     if prediction.shape != target.shape:

@@ -23,6 +23,7 @@ from torch import nn
 
 from .._settings import NOT_GIVEN
 from .._stack import ODERNN, Solution
+from .._validate import check_bool, check_choice, check_int, check_nonnegative
 from ._losses import layer_features, task_loss
 from ._tasks import TASK_KINDS, Task
 
@@ -58,8 +59,11 @@ class PredictiveCoding(nn.Module):
         solve_options: Mapping[str, object] | None = None,
     ):
         super().__init__()
-        if kind not in TASK_KINDS:
-            raise ValueError(f"kind: expected one of {TASK_KINDS}, got {kind!r}")
+        if not isinstance(rnn, ODERNN):
+            raise TypeError(f"rnn: expected an rnnode.ODERNN, got {type(rnn).__name__}")
+        check_int("output_size", output_size, minimum=1)
+        check_choice("kind", kind, TASK_KINDS)
+        check_bool("per_step", per_step)
         if rnn.bidirectional:
             raise ValueError(
                 "rnn: predictive coding predicts forward in time; expected a unidirectional "
@@ -73,8 +77,7 @@ class PredictiveCoding(nn.Module):
                 "rnn: layer-local learning needs layers that can be cut apart; expected "
                 f"coupling='sampled', got {coupling!r}"
             )
-        if not local_weight >= 0:
-            raise ValueError(f"local_weight: expected a non-negative weight, got {local_weight!r}")
+        local_weight = check_nonnegative("local_weight", local_weight)
         self.rnn = rnn
         self.kind = kind
         self.per_step = per_step
