@@ -344,3 +344,15 @@ def test_wrong_types_are_type_errors_naming_the_argument(kwargs, name):
 def test_training_arguments_name_themselves(build, name, error):
     with pytest.raises(error, match=f"^{name}: expected"):
         build(rnnode.ODERNN(1, 4, 2, cell="gru"))
+
+
+def test_resume_restores_the_time_constants_the_solve_uses(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    saved = SequenceModel(rnnode.ODERNN(1, 4, cell="gru", tau=3.0), 2, per_step=True)
+    Trainer(saved, _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    resumed = SequenceModel(rnnode.ODERNN(1, 4, cell="gru"), 2, per_step=True)  # tau = 1
+    Trainer(resumed, _task(), batch_size=4, progress=False).load(path)
+    x = _task().x_test
+    with torch.no_grad():
+        torch.testing.assert_close(resumed(x), saved(x), rtol=0, atol=0)
