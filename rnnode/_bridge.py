@@ -13,6 +13,8 @@ from torch import nn
 
 from ._stack import ODERNN
 
+__all__ = ["from_torch", "to_torch"]
+
 _TORCH_CELLS = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
 _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 

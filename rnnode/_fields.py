@@ -29,6 +29,19 @@ from torch import nn
 
 from ._validate import check_bool, check_choice, check_int, check_nonnegative, check_positive
 
+__all__ = [
+    "CELLS",
+    "AntisymmetricField",
+    "CoupledOscillatorField",
+    "ElmanField",
+    "GRUField",
+    "LSTMField",
+    "LinearField",
+    "RelaxationField",
+    "VectorField",
+    "make_field",
+]
+
 
 class VectorField(nn.Module):
     """Base class: the vector field of one layer, dh/dt = F(t, h, u).

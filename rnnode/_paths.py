@@ -24,6 +24,10 @@ import bisect
 
 import torch
 
+from ._validate import check_choice
+
+__all__ = ["INTERPOLATIONS", "CubicPath", "HoldPath", "InputPath", "LinearPath"]
+
 INTERPOLATIONS = ("hold", "linear", "cubic")
 
 
@@ -177,12 +181,7 @@ _PATHS = {"hold": HoldPath, "linear": LinearPath, "cubic": CubicPath}
 
 def make_path(interpolation: str, times: torch.Tensor, samples: torch.Tensor) -> InputPath:
     """Build the path of the named scheme through ``samples`` (T, ..., C) at ``times`` (T + 1,)."""
-    try:
-        cls = _PATHS[interpolation]
-    except KeyError:
-        raise ValueError(
-            f"interpolation: expected one of {INTERPOLATIONS}, got {interpolation!r}"
-        ) from None
+    cls = _PATHS[check_choice("interpolation", interpolation, INTERPOLATIONS)]
     if cls is HoldPath:
         return cls(times, samples)
     # Knot values: the first sample is held back to the start time t_0.

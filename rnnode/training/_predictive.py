@@ -24,6 +24,8 @@ from torch import nn
 from .._settings import NOT_GIVEN
 from .._stack import ODERNN, Solution
 from .._validate import check_bool, check_choice, check_int, check_nonnegative
+
+__all__ = ["PredictiveCoding"]
 from ._losses import layer_features, task_loss
 from ._tasks import TASK_KINDS, Task
 

@@ -34,6 +34,21 @@ import torch
 
 from .._validate import check_choice, check_int, check_real
 
+__all__ = [
+    "TASK_KINDS",
+    "TASK_NAMES",
+    "Task",
+    "adding_task",
+    "co2_series",
+    "co2_task",
+    "digits_task",
+    "forecast_task",
+    "make_task",
+    "sines_task",
+    "sunspots_series",
+    "sunspots_task",
+]
+
 
 def _optional(module: str, package: str):
     """Import a data set's package, which comes with ``rnnode[studies]``, or say how to get it."""
