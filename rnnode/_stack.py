@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._fields import CELLS, VectorField, make_field
-from ._paths import InputPath, make_path
+from ._paths import HoldPath, InputPath, LinearPath, causal_samples, clock_path, make_path
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solve import integrate
 from ._topology import INPUT, Topology, check_layer
@@ -69,7 +69,8 @@ class Solution:
         output: top layer's hidden states at the sample times, torch's layout:
             (T, batch, D * hidden) or (batch, T, D * hidden) when batch_first.
         h_n: final hidden states (D * num_layers, batch, hidden); for LSTM ``(h_n, c_n)``.
-        times: (T + 1,) the start time t_0 and the sample times.
+        times: (T + 1,) the start time t_0 and the sample times; with per-sequence times
+            (T + 1, batch), or (batch, T + 1) when batch_first.
         states: (num_layers, D, T + 1, batch, state_size): every layer's full state at every time
             in ``times``, in forward time order for both directions (the reverse direction starts
             at t_T and ends at t_0).
@@ -172,6 +173,9 @@ class _StackODE(nn.Module):
             index in ``fields``; columns: the columns of W_ih reading it).
         raw_columns: where a path holds raw (unprojected) samples, the columns projecting them.
         internal_weights: the contiguous column blocks of ``internal`` (made here when None).
+        speed, clock: with per-sample times, the ODE is solved in a shared clock s: ``speed``
+            holds dt_b/ds (B, 1) on every interval and ``clock`` t_b(s) (B, 1); the rate is
+            dy/ds = F(t_b(s), y, u(s)) dt_b/ds. None: s is t.
     """
 
     def __init__(
@@ -181,8 +185,12 @@ class _StackODE(nn.Module):
         internal: Sequence[Sequence[tuple[int, slice]]],
         raw_columns: Sequence[slice | None] | None = None,
         internal_weights: Sequence[Sequence[torch.Tensor]] | None = None,
+        speed: InputPath | None = None,
+        clock: InputPath | None = None,
     ):
         super().__init__()
+        self.speed = speed
+        self.clock = clock
         self.fields = nn.ModuleList(fields)
         self.paths = list(paths)
         self.internal = [list(s) for s in internal]
@@ -201,25 +209,36 @@ class _StackODE(nn.Module):
     def segment(self, j: int) -> _StackODE:
         """The same stack driven by its paths' interval j only (see ``InputPath.segment``)."""
         paths = [None if p is None else p.segment(j) for p in self.paths]
+        speed, clock = (None if p is None else p.segment(j) for p in (self.speed, self.clock))
         return _StackODE(
-            self.fields, paths, self.internal, self.raw_columns, self._internal_weights
+            self.fields,
+            paths,
+            self.internal,
+            self.raw_columns,
+            self._internal_weights,
+            speed,
+            clock,
         )
 
     def path_tensors(self) -> tuple[torch.Tensor, ...]:
         """The tensors the paths read, coefficients and knot times (the adjoint's extra
         parameters; the solver keeps those that require grad)."""
-        return tuple(c for p in self.paths if p is not None for c in p.tensors())
+        paths = [*self.paths, self.speed, self.clock]
+        return tuple(c for p in paths if p is not None for c in p.tensors())
 
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        t = s if self.clock is None else self.clock.evaluate(s)
         if len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
-            return self.fields[0](t, y, self.paths[0].evaluate(t))
-        states = y.split(self.sizes, dim=-1)
-        drives = self.drives(t, states)
-        rates = [f(t, s, u) for f, s, u in zip(self.fields, states, drives, strict=True)]
-        return torch.cat(rates, dim=-1)
+            rate = self.fields[0](t, y, self.paths[0].evaluate(s))
+        else:
+            states = y.split(self.sizes, dim=-1)
+            drives = self.drives(s, states)
+            rates = [f(t, h, u) for f, h, u in zip(self.fields, states, drives, strict=True)]
+            rate = torch.cat(rates, dim=-1)
+        return rate if self.speed is None else rate * self.speed.evaluate(s)
 
     def drives(self, t: torch.Tensor, states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Each layer's projected drive u_i at time t (right-continuous at the knots)."""
+        """Each layer's projected drive u_i at (clock) time t (right-continuous at the knots)."""
         drives = []
         for i, field in enumerate(self.fields):
             path, raw = self.paths[i], self.raw_columns[i]
@@ -234,6 +253,37 @@ class _StackODE(nn.Module):
                 u = drive if u is None else u + drive
             drives.append(u)
         return drives
+
+
+def _reflect(times: torch.Tensor) -> torch.Tensor:
+    """Reflected times t_0 + t_T - t, in increasing order (per sequence for (T + 1, B))."""
+    return (times[0] + times[-1]) - times.flip(0)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The times of one solve, time first: shared (T + 1,), or per sequence (T + 1, B).
+
+    Per-sequence times are solved in a shared clock s whose integer knots 0..T map to each
+    sequence's own times (``knots``: the solver's grid; ``widths``: dt_b/ds on each interval).
+    """
+
+    times: torch.Tensor
+
+    @property
+    def per_sample(self) -> bool:
+        return self.times.dim() == 2
+
+    @property
+    def knots(self) -> torch.Tensor:
+        if not self.per_sample:
+            return self.times
+        T1 = self.times.shape[0]
+        return torch.arange(T1, dtype=self.times.dtype, device=self.times.device)
+
+    @property
+    def widths(self) -> torch.Tensor:
+        return self.times[1:] - self.times[:-1]
 
 
 @dataclass
@@ -263,6 +313,17 @@ class ODERNN(nn.Module):
     Notes:
         Times: ``t`` has shape (T + 1,) = (t_0, t_1, ..., t_T): the state starts from ``hx`` at
         t_0 and sample x_k is observed at t_k. Default: t_k = k. Times must increase strictly.
+        Each sequence may have its own times: ``t`` of shape (T + 1, batch), or (batch, T + 1)
+        with ``batch_first``. They are solved in one batched solve in a shared clock s in
+        [0, T] whose integer knots map to each sequence's times, dh/ds = F(t_b(s), h,
+        x_b(t_b(s))) dt_b/ds with t_b piecewise linear, so every sequence's sample times are grid
+        points and every solver (and the adjoint) applies unchanged. A fixed-step method then
+        takes, on every interval, the step count of the batch's widest interval there.
+
+        Interpolations (``rnnode.INTERPOLATIONS``): ``"hold"`` (x_k on [t_{k-1}, t_k): the bridge
+        to torch), ``"linear"``, ``"cubic"``, and ``"causal"`` (x_k on [t_k, t_{k+1}), 0 before
+        t_1: the last observation carried forward, for data observed at irregular times; with
+        sampled coupling every layer reads its sources causally, a sample's delay per layer).
 
         The reverse direction of a bidirectional layer integrates the same field on the reflected
         path s -> x(t_0 + t_T - s); its output at sample k is its state at t_{k-1} (it has then
@@ -431,7 +492,7 @@ class ODERNN(nn.Module):
                 batch); for the LSTM and coRNN a pair ``(h_0, c_0)`` / ``(y_0, z_0)``. Zeros
                 when None.
             **solve_options: any keyword of ``solve``: ``t`` (the (T + 1,) times, default
-                0, 1, ..., T), ``method``, ``step_size``, ``rtol``, ``atol``,
+                0, 1, ..., T, or per sequence), ``method``, ``step_size``, ``rtol``, ``atol``,
                 ``interpolation``, ``coupling`` (each overrides the model's default on its
                 own), ``adjoint``, ``options``.
 
@@ -465,8 +526,9 @@ class ODERNN(nn.Module):
 
         Arguments:
             x, hx: as ``forward``.
-            t: (T + 1,) strictly increasing times t_0..t_T (default 0, 1, ..., T); cast to the
-                model's dtype before they are checked.
+            t: (T + 1,) strictly increasing times t_0..t_T (default 0, 1, ..., T), or each
+                sequence's own, (T + 1, batch) or (batch, T + 1) with ``batch_first`` (see the
+                class notes); cast to the model's dtype before they are checked.
             method, step_size, rtol, atol, interpolation, coupling: override the model's
                 default solve (``self.defaults``) one by one; a keyword not given keeps the
                 default. ``step_size=None`` asks for one step per sample interval; switching to
@@ -500,20 +562,29 @@ class ODERNN(nn.Module):
             check_bool(name, flag)
         self._check_call(settings, return_gates=return_gates, detach_layers=detach_layers)
         x, h0, unbatched = self._check_inputs(x, hx)
-        times = check_times(
-            "t",
-            torch.arange(x.shape[0] + 1) if t is None else t,
-            num_samples=x.shape[0],
-            dtype=x.dtype,
-        ).to(x.device)
+        grid = _Grid(
+            check_times(
+                "t",
+                torch.arange(x.shape[0] + 1) if t is None else t,
+                num_samples=x.shape[0],
+                dtype=x.dtype,
+                batch=None if unbatched else x.shape[1],
+                batch_first=self.batch_first,
+            ).to(x.device)
+        )
+        step_size = settings.step_size
+        if grid.per_sample and step_size is not None:
+            # Every interval takes the step count of the batch's widest: no step exceeds it.
+            step_size = step_size / float(grid.widths.detach().max())
         solve_kw = dict(
             method=settings.method,
-            step_size=settings.step_size,
+            step_size=step_size,
             rtol=settings.rtol,
             atol=settings.atol,
             adjoint=adjoint,
             options=options,
-            discontinuous=settings.interpolation == "hold",
+            # With per-sample times dt_b/ds jumps at the knots, whatever the interpolation.
+            discontinuous=settings.interpolation in ("hold", "causal") or grid.per_sample,
         )
         # Plan: the ODEs to solve, in an order in which every source is solved before its reader.
         outputs: dict[int, torch.Tensor] = {INPUT: x}
@@ -536,7 +607,7 @@ class ODERNN(nn.Module):
                     direction,
                     outputs,
                     h0,
-                    times,
+                    grid,
                     settings.interpolation,
                     dict(solve_kw, probes=None if probe is None else probe.tensor),
                     return_gates=return_gates,
@@ -559,6 +630,9 @@ class ODERNN(nn.Module):
             if unbatched:
                 packed_gates = {k: v.squeeze(3) for k, v in packed_gates.items()}
         output, h_n = self._package(outputs[self.num_layers - 1], layer_states, unbatched)
+        times = grid.times
+        if grid.per_sample and self.batch_first:
+            times = times.transpose(0, 1)
         return Solution(
             output,
             h_n,
@@ -578,7 +652,7 @@ class ODERNN(nn.Module):
         direction: int,
         outputs: Mapping[int, torch.Tensor],
         h0: torch.Tensor,
-        times: torch.Tensor,
+        grid: _Grid,
         interpolation: str,
         solve_kw: dict,
         return_gates: bool = False,
@@ -604,23 +678,35 @@ class ODERNN(nn.Module):
                 samples = torch.cat([outputs[j] for j, _ in outside], dim=-1)
                 if detach:
                     samples = samples.detach()
+                if interpolation == "causal":  # shift the raw samples, then project (0 -> b_ih)
+                    samples = causal_samples(samples)
                 u = field.project(samples, columns) if project_first else samples
-                path = make_path(interpolation, times, u)
-                if direction == 1:
-                    path = path.reflect()
+                kind = "hold" if interpolation == "causal" else interpolation
+                if grid.per_sample:
+                    path = clock_path(kind, grid.widths, u, reverse=direction == 1)
+                else:
+                    path = make_path(kind, grid.times, u)
+                    if direction == 1:
+                        path = path.reflect()
             raw_columns.append(None if project_first else columns)
             fields.append(field)
             paths.append(path)
             internal.append([(group.index(j), c) for j, c in inside])
         y0 = torch.cat([h0[layer * self.num_directions + direction] for layer in group], -1)
-        grid = times if direction == 0 else (times[0] + times[-1]) - times.flip(0)
-        ode = _StackODE(fields, paths, internal, raw_columns)
-        traj, nfe = integrate(ode, y0, grid, **solve_kw)
+        knots = grid.knots if direction == 0 else _reflect(grid.knots)
+        speed = clock = None
+        if grid.per_sample:
+            widths = grid.widths.flip(0) if direction == 1 else grid.widths
+            speed = HoldPath(knots, widths.unsqueeze(-1))  # dt_b/ds on every interval
+            own = grid.times if direction == 0 else _reflect(grid.times)
+            clock = LinearPath(knots, own.unsqueeze(-1))  # t_b(s)
+        ode = _StackODE(fields, paths, internal, raw_columns, speed=speed, clock=clock)
+        traj, nfe = integrate(ode, y0, knots, **solve_kw)
         gates = None
         if return_gates:
-            # The gates of the step from grid[k]: state at grid[k], drive just after grid[k].
+            # The gates of the step from knot k: state at knot k, drive just after it.
             before = traj[:-1].split(ode.sizes, dim=-1)
-            steps = [ode.drives(grid[k], [s[k] for s in before]) for k in range(len(grid) - 1)]
+            steps = [ode.drives(knots[k], [s[k] for s in before]) for k in range(len(knots) - 1)]
             gates = []
             for i, field in enumerate(fields):
                 values = field.gate_values(before[i], torch.stack([u[i] for u in steps]))

@@ -171,20 +171,44 @@ def check_finite(name: str, value: torch.Tensor) -> None:
         raise ValueError(f"{name}: expected finite values, got {bad} NaN or inf entries")
 
 
-def check_times(name: str, t: object, *, num_samples: int, dtype: torch.dtype) -> torch.Tensor:
-    """Knot times (t_0, ..., t_T): 1-D, length T + 1, finite and strictly increasing.
+def check_times(
+    name: str,
+    t: object,
+    *,
+    num_samples: int,
+    dtype: torch.dtype,
+    batch: int | None = None,
+    batch_first: bool = False,
+) -> torch.Tensor:
+    """Knot times (t_0, ..., t_T): length T + 1, finite and strictly increasing.
 
+    Shared times are (T + 1,). With ``batch`` given, per-sequence times are accepted too:
+    (T + 1, batch), or (batch, T + 1) with ``batch_first``, each sequence strictly increasing.
     The times are cast to ``dtype`` (the model's) *before* they are checked, so that times that
     differ only below that precision are refused rather than collapsed into equal times.
 
     Returns:
-        ``t`` as a tensor of ``dtype`` (differentiable where ``t`` was).
+        ``t`` as a tensor of ``dtype``, time first: (T + 1,) or (T + 1, batch) (differentiable
+        where ``t`` was).
     """
     if not isinstance(t, torch.Tensor):
         t = torch.as_tensor(t, dtype=dtype)
-    if t.dim() != 1 or t.shape[0] != num_samples + 1:
+    T1 = num_samples + 1
+    if batch is not None and t.dim() == 2:
+        layout, want = (
+            ("(batch, T + 1)", (batch, T1)) if batch_first else ("(T + 1, batch)", (T1, batch))
+        )
+        if tuple(t.shape) != want:
+            raise ValueError(
+                f"{name}: expected shape {layout} = {want} for per-sequence times, "
+                f"got {tuple(t.shape)}"
+            )
+        if batch_first:
+            t = t.transpose(0, 1)
+    elif t.dim() != 1 or t.shape[0] != T1:
+        per_sequence = " (or per-sequence times, batch first as x)" if batch is not None else ""
         raise ValueError(
-            f"{name}: expected shape (T + 1,) = ({num_samples + 1},) holding the start time t_0 "
+            f"{name}: expected shape (T + 1,) = ({T1},){per_sequence} holding the start time t_0 "
             f"and the {num_samples} sample times, got {tuple(t.shape)}"
         )
     original = t.dtype
@@ -192,10 +216,13 @@ def check_times(name: str, t: object, *, num_samples: int, dtype: torch.dtype) -
     check_finite(name, t)
     steps = t[1:] - t[:-1]
     if not bool((steps > 0).all()):
-        k = int(torch.nonzero(steps <= 0)[0])
+        bad = torch.nonzero(steps <= 0)[0].tolist()
+        k, where = bad[0], "" if t.dim() == 1 else f" in sequence {bad[1]}"
+        at = (k,) if t.dim() == 1 else (k, bad[1])
+        later, earlier = float(t[(k + 1, *at[1:])]), float(t[at])
         cast = f" (after the cast from {original} to {dtype})" if original != dtype else ""
         raise ValueError(
             f"{name}: expected strictly increasing times{cast}, got t[{k + 1}] = "
-            f"{float(t[k + 1])} <= t[{k}] = {float(t[k])}"
+            f"{later} <= t[{k}] = {earlier}{where}"
         )
     return t
