@@ -287,11 +287,29 @@ class _Grid:
 
 
 @dataclass
+class _Plan:
+    """How one call is solved: checked settings, inputs (time first), times, solver keywords and
+    flags; ``outputs`` and ``probes`` fill up as the groups are solved."""
+
+    settings: SolveSettings
+    x: torch.Tensor  # (T, B, input_size)
+    h0: torch.Tensor  # (D * num_layers, B, state_size)
+    unbatched: bool
+    grid: _Grid
+    solve_kw: dict
+    track_state_gradients: bool = False
+    return_gates: bool = False
+    detach_layers: bool = False
+    outputs: dict[int, torch.Tensor] = dataclass_field(default_factory=dict)
+    probes: list[_Probe] = dataclass_field(default_factory=list)
+
+
+@dataclass
 class _Solved:
     """One ODE of the stack solved: its layers' trajectories (forward time order), its NFE and
     (``return_gates``) its layers' gate dicts."""
 
-    states: tuple[torch.Tensor, ...]  # per layer (T + 1, batch, state)
+    states: tuple[torch.Tensor, ...]  # per layer (T + 1, B, S); for the stack (D, T + 1, B, S)
     nfe: int
     gates: list[dict[str, torch.Tensor]] | None
 
@@ -545,22 +563,34 @@ class ODERNN(nn.Module):
         Returns:
             A ``Solution``.
         """
-        settings = self.defaults.override(
-            method=method,
-            step_size=step_size,
-            rtol=rtol,
-            atol=atol,
-            interpolation=interpolation,
-            coupling=coupling,
+        plan = self._plan(
+            x,
+            hx,
+            t,
+            dict(
+                method=method,
+                step_size=step_size,
+                rtol=rtol,
+                atol=atol,
+                interpolation=interpolation,
+                coupling=coupling,
+            ),
+            adjoint=adjoint,
+            options=options,
+            track_state_gradients=track_state_gradients,
+            return_gates=return_gates,
+            detach_layers=detach_layers,
         )
-        for name, flag in (
-            ("adjoint", adjoint),
-            ("track_state_gradients", track_state_gradients),
-            ("return_gates", return_gates),
-            ("detach_layers", detach_layers),
-        ):
+        return self._package(plan, self._solve_groups(plan))
+
+    def _plan(self, x, hx, t, given, *, adjoint, options, **flags) -> _Plan:
+        """Check everything and decide how to solve: settings, inputs, times, solver keywords."""
+        settings = self.defaults.override(**given)
+        for name, flag in (("adjoint", adjoint), *flags.items()):
             check_bool(name, flag)
-        self._check_call(settings, return_gates=return_gates, detach_layers=detach_layers)
+        self._check_call(
+            settings, return_gates=flags["return_gates"], detach_layers=flags["detach_layers"]
+        )
         x, h0, unbatched = self._check_inputs(x, hx)
         grid = _Grid(
             check_times(
@@ -586,65 +616,52 @@ class ODERNN(nn.Module):
             # With per-sample times dt_b/ds jumps at the knots, whatever the interpolation.
             discontinuous=settings.interpolation in ("hold", "causal") or grid.per_sample,
         )
-        # Plan: the ODEs to solve, in an order in which every source is solved before its reader.
-        outputs: dict[int, torch.Tensor] = {INPUT: x}
+        return _Plan(settings, x, h0, unbatched, grid, solve_kw, **flags)
+
+    def _solve_groups(self, plan: _Plan) -> _Solved:
+        """Solve every group of layers, both directions, each from the outputs of those before.
+
+        Returns the stack's results as one ``_Solved``: per-layer (D, T + 1, B, S) states, the
+        total NFE and per-layer (D, T, B, H) gate dicts; ``plan.outputs`` holds every layer's
+        output (after dropout) and ``plan.probes`` the state-gradient probes.
+        """
+        x = plan.x
+        outputs = plan.outputs
+        outputs[INPUT] = x
         layer_states: list[torch.Tensor] = [x] * self.num_layers
         gates: list[dict[str, torch.Tensor]] = [{}] * self.num_layers
-        probes: list[_Probe] = []
         nfe = 0
-        for group in self.topology.groups(settings.coupling):
-            # Solve each group, both directions, from the outputs of the groups before it.
+        for group in self.topology.groups(plan.settings.coupling):
             solved = []
             for direction in range(self.num_directions):
                 probe = None
-                if track_state_gradients:
+                if plan.track_state_gradients:
                     sizes = tuple(self.field(layer).state_size for layer in group)
                     zeros = x.new_zeros(x.shape[0] + 1, x.shape[1], sum(sizes), requires_grad=True)
                     probe = _Probe(tuple(group), direction, zeros, sizes)
-                    probes.append(probe)
+                    plan.probes.append(probe)
                 result = self._solve_group(
                     group,
                     direction,
                     outputs,
-                    h0,
-                    grid,
-                    settings.interpolation,
-                    dict(solve_kw, probes=None if probe is None else probe.tensor),
-                    return_gates=return_gates,
-                    detach=detach_layers,
+                    plan.h0,
+                    plan.grid,
+                    plan.settings.interpolation,
+                    dict(plan.solve_kw, probes=None if probe is None else probe.tensor),
+                    return_gates=plan.return_gates,
+                    detach=plan.detach_layers,
                 )
                 solved.append(result)
                 nfe += result.nfe
             for i, layer in enumerate(group):
                 layer_states[layer] = torch.stack([r.states[i] for r in solved])  # (D, T+1, B, S)
-                if return_gates:
+                if plan.return_gates:
                     gates[layer] = {k: torch.stack([r.gates[i][k] for r in solved]) for k in "ifgo"}
                 hidden = self.field(layer).output(layer_states[layer])
                 outputs[layer] = self.topology.layer_output(hidden)
                 if self.dropout and self.training and layer < self.num_layers - 1:
                     outputs[layer] = F.dropout(outputs[layer], self.dropout, training=True)
-        # Package.
-        packed_gates = None
-        if return_gates:
-            packed_gates = {k: torch.stack([g[k] for g in gates]) for k in "ifgo"}  # (L,D,T,B,H)
-            if unbatched:
-                packed_gates = {k: v.squeeze(3) for k, v in packed_gates.items()}
-        output, h_n = self._package(outputs[self.num_layers - 1], layer_states, unbatched)
-        times = grid.times
-        if grid.per_sample and self.batch_first:
-            times = times.transpose(0, 1)
-        return Solution(
-            output,
-            h_n,
-            times,
-            nfe,
-            self.hidden_size,
-            gates=packed_gates,
-            _layer_states=tuple(layer_states),
-            _unbatched=unbatched,
-            _probes=tuple(probes),
-            _topology=self.topology,
-        )
+        return _Solved(tuple(layer_states), nfe, gates if plan.return_gates else None)
 
     def _solve_group(
         self,
@@ -833,21 +850,40 @@ class ODERNN(nn.Module):
             h0 = torch.cat([h.unsqueeze(1) if unbatched else h for h in checked], dim=-1)
         return x, h0, unbatched
 
-    def _package(self, top, layer_states, unbatched):
-        """The torch-layout ``(output, h_n)`` from the top output and every layer's states."""
-        H = self.hidden_size
+    def _package(self, plan: _Plan, solved: _Solved) -> Solution:
+        """The ``Solution``, in torch's layouts, from the stack's results."""
+        H, unbatched = self.hidden_size, plan.unbatched
         # Forward directions end at t_T, reverse ones at t_0; (L * D, B, S) in torch's order.
         final = torch.stack(
-            [s[d, -1 if d == 0 else 0] for s in layer_states for d in range(self.num_directions)]
+            [s[d, -1 if d == 0 else 0] for s in solved.states for d in range(self.num_directions)]
         )
         parts = tuple(final[..., i * H : (i + 1) * H] for i in range(self.state_parts))
-        output = top
+        output = plan.outputs[self.num_layers - 1]
         if unbatched:
             output = output.squeeze(1)
             parts = tuple(p.squeeze(1) for p in parts)
         elif self.batch_first:
             output = output.transpose(0, 1)
-        return output, parts[0] if self.state_parts == 1 else parts
+        gates = None
+        if solved.gates is not None:
+            gates = {k: torch.stack([g[k] for g in solved.gates]) for k in "ifgo"}  # (L,D,T,B,H)
+            if unbatched:
+                gates = {k: v.squeeze(3) for k, v in gates.items()}
+        times = plan.grid.times
+        if plan.grid.per_sample and self.batch_first:
+            times = times.transpose(0, 1)
+        return Solution(
+            output,
+            parts[0] if self.state_parts == 1 else parts,
+            times,
+            solved.nfe,
+            H,
+            gates=gates,
+            _layer_states=solved.states,
+            _unbatched=unbatched,
+            _probes=tuple(plan.probes),
+            _topology=self.topology,
+        )
 
     def extra_repr(self) -> str:
         s = (
