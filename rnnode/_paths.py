@@ -77,7 +77,7 @@ class InputPath:
         if len(rows) == 1:
             return rows[0]
         knots = self._time_rows
-        s = torch.minimum(torch.maximum(t, knots[0]), knots[-1]) - knots[j]
+        s = t.clamp(knots[0], knots[-1]) - knots[j]
         value = rows[-1]
         for row in rows[-2::-1]:  # Horner
             value = row + s * value

@@ -53,7 +53,7 @@ def test_a_batched_solve_is_each_sequence_solved_alone(interpolation, structure,
 
 @pytest.mark.parametrize("interpolation", ["hold", "cubic"])
 def test_adaptive_batched_solve_is_each_sequence_alone_within_the_tolerance(interpolation):
-    model = rnnode.ODERNN(2, 3, num_layers=2, cell="gru")
+    model = rnnode.ODERNN(2, 3, cell="gru")
     x, t = torch.randn(T, B, 2), _times()
     kw = {"method": "dopri5", "rtol": 1e-10, "atol": 1e-12, "interpolation": interpolation}
     together = model(x, t=t, **kw)[0]
