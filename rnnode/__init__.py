@@ -33,11 +33,12 @@ from ._paths import CubicPath as CubicPath
 from ._paths import HoldPath as HoldPath
 from ._paths import InputPath as InputPath
 from ._paths import LinearPath as LinearPath
+from ._settings import COUPLINGS as COUPLINGS
+from ._settings import SolveSettings as SolveSettings
 from ._solve import ADAPTIVE_METHODS as ADAPTIVE_METHODS
 from ._solve import FIXED_METHODS as FIXED_METHODS
 from ._solve import METHODS as METHODS
 from ._solve import DivergenceError as DivergenceError
-from ._stack import COUPLINGS as COUPLINGS
 from ._stack import ODERNN as ODERNN
 from ._stack import Solution as Solution
 
@@ -64,6 +65,7 @@ __all__ = [
     "ODERNN",
     "RelaxationField",
     "Solution",
+    "SolveSettings",
     "VectorField",
     "from_torch",
     "to_torch",

@@ -13,6 +13,8 @@ from torch import nn
 
 from ._stack import ODERNN
 
+__all__ = ["from_torch", "to_torch"]
+
 _TORCH_CELLS = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
 _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -60,7 +62,7 @@ def from_torch(module: nn.RNNBase) -> ODERNN:
         module.hidden_size,
         num_layers=module.num_layers,
         cell=cell,
-        nonlinearity=getattr(module, "nonlinearity", "tanh"),
+        nonlinearity=module.nonlinearity if cell == "rnn" else None,
         bias=module.bias,
         batch_first=module.batch_first,
         bidirectional=module.bidirectional,
@@ -73,9 +75,17 @@ def from_torch(module: nn.RNNBase) -> ODERNN:
 def to_torch(model: ODERNN) -> nn.RNNBase:
     """The torch.nn.RNN, GRU or LSTM equal to ``model`` (weights copied).
 
+    The torch module computes the discrete map only, so the model's *default solve* must be
+    that map: ``method="euler"``, one step per sample interval (``step_size=None``),
+    ``interpolation="hold"``, ``coupling="sampled"`` (any coupling for one layer) and a fixed
+    tau = 1 in every layer. A model whose default is another solve (say dopri5 with a cubic
+    input) computes something else than any torch module, and is refused rather than converted
+    to a module that disagrees with it.
+
     Raises:
         ValueError: ``model`` has no discrete twin in torch.nn (a linear or other cell, skip
-            connections, or a time constant other than a fixed 1).
+            connections, a time constant other than a fixed 1, or a default solve other than
+            the discrete one); the message names the setting that differs.
     """
     if model.cell not in ("rnn", "gru", "lstm"):
         raise ValueError(
@@ -92,6 +102,12 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
                 f"{' (learnable)' if field.learn_tau else ''}; torch.nn's cell is "
                 "the Euler step only for a fixed tau = 1"
             )
+    for name, value in _discrete_solve_mismatches(model):
+        raise ValueError(
+            f"model: its default solve has {name}={value!r}, but torch.nn's module is the "
+            f"discrete map only (method='euler', step_size=None, interpolation='hold', "
+            f"coupling='sampled'); set {name} back, or convert a model built with the defaults"
+        )
     cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[model.cell]
     kwargs = {"nonlinearity": model.nonlinearity} if model.cell == "rnn" else {}
     reference = model.layers[0].weight_ih
@@ -110,6 +126,15 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
     return module.train(model.training)
 
 
+def _discrete_solve_mismatches(model: ODERNN) -> list[tuple[str, object]]:
+    """The settings of ``model``'s default solve that differ from the discrete map's."""
+    discrete = {"method": "euler", "step_size": None, "interpolation": "hold"}
+    if model.num_layers > 1:  # one layer solves alike in both couplings
+        discrete["coupling"] = "sampled"
+    defaults = model.defaults
+    return [(k, getattr(defaults, k)) for k, v in discrete.items() if getattr(defaults, k) != v]
+
+
 @torch.no_grad()
 def _copy(module: nn.RNNBase, model: ODERNN, *, to_model: bool) -> None:
     for layer in range(model.num_layers):
@@ -120,4 +145,7 @@ def _copy(module: nn.RNNBase, model: ODERNN, *, to_model: bool) -> None:
                 if ours is None:
                     continue
                 theirs = getattr(module, name + _suffix(layer, direction))
-                (ours if to_model else theirs).copy_(theirs if to_model else ours)
+                source, target = (theirs, ours) if to_model else (ours, theirs)
+                target.copy_(source)
+                # A frozen weight stays frozen on the other side.
+                target.requires_grad_(source.requires_grad)

@@ -27,6 +27,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._validate import check_bool, check_choice, check_int, check_nonnegative, check_positive
+
+__all__ = [
+    "CELLS",
+    "AntisymmetricField",
+    "CoupledOscillatorField",
+    "ElmanField",
+    "GRUField",
+    "LSTMField",
+    "LinearField",
+    "RelaxationField",
+    "VectorField",
+    "make_field",
+]
+
 
 class VectorField(nn.Module):
     """Base class: the vector field of one layer, dh/dt = F(t, h, u).
@@ -56,8 +71,10 @@ class VectorField(nn.Module):
         learn_tau: bool = False,
     ):
         super().__init__()
-        self.input_size = input_size
-        self.hidden_size = hidden_size
+        self.input_size = check_int("input_size", input_size, minimum=1)
+        self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        tau = check_positive("tau", tau)
+        learn_tau = check_bool("learn_tau", learn_tau)
         rows = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
         self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
@@ -67,10 +84,7 @@ class VectorField(nn.Module):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
-        if not tau > 0:
-            raise ValueError(f"tau: expected a positive time constant, got {tau!r}")
         self.learn_tau = learn_tau
-        self._unit_tau = not learn_tau and tau == 1.0  # skip a division on the bridge's path
         if learn_tau:
             self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
         else:
@@ -85,6 +99,28 @@ class VectorField(nn.Module):
             p = getattr(self, name)
             if p is not None:
                 nn.init.uniform_(p, -bound, bound)
+
+    @property
+    def _unit_tau(self) -> bool:
+        """Whether tau is a fixed 1, so that the field may skip the division (exact either way).
+
+        Read from the ``fixed_tau`` buffer as it is now, not as it was at construction: loading
+        a state dict, ``copy_`` or ``.to()`` change the buffer, and the answer follows. The float
+        is read from the buffer only when the buffer changed (its identity or version counter),
+        so the hot path costs no device synchronisation.
+        """
+        if self.learn_tau:
+            return False
+        buffer = self.fixed_tau
+        try:
+            version = buffer._version
+        except RuntimeError:  # an inference-mode tensor has no version counter: read it
+            return float(buffer) == 1.0
+        seen = self.__dict__.get("_unit_tau_seen")
+        if seen is None or seen[0] is not buffer or seen[1] != version:
+            seen = (buffer, version, float(buffer) == 1.0)
+            self.__dict__["_unit_tau_seen"] = seen
+        return seen[2]
 
     @property
     def tau(self) -> torch.Tensor:
@@ -144,10 +180,7 @@ class ElmanField(RelaxationField):
         learn_tau: bool = False,
         nonlinearity: str = "tanh",
     ):
-        if nonlinearity not in _NONLINEARITIES:
-            raise ValueError(
-                f"nonlinearity: expected one of {tuple(_NONLINEARITIES)}, got {nonlinearity!r}"
-            )
+        check_choice("nonlinearity", nonlinearity, tuple(_NONLINEARITIES))
         super().__init__(input_size, hidden_size, bias, tau, learn_tau)
         self.nonlinearity = nonlinearity
         self._sigma = _NONLINEARITIES[nonlinearity]
@@ -249,7 +282,7 @@ def make_field(
     input_size: int,
     hidden_size: int,
     *,
-    nonlinearity: str = "tanh",
+    nonlinearity: str | None = None,
     bias: bool = True,
     tau: float = 1.0,
     learn_tau: bool = False,
@@ -257,11 +290,20 @@ def make_field(
 ) -> VectorField:
     """Build the vector field of the named cell (one of ``CELLS``).
 
+    ``nonlinearity`` (``"tanh"``, the default, or ``"relu"``) belongs to ``cell="rnn"`` only;
     ``options`` are the cell's own coefficients (``gamma`` of ``"antisymmetric"``; ``gamma``
     and ``epsilon`` of ``"cornn"``).
+
+    Raises:
+        ValueError: an unknown cell, a ``nonlinearity`` given for another cell than ``"rnn"``,
+            or options the cell does not take.
     """
-    if cell not in _CELL_FIELDS:
-        raise ValueError(f"cell: expected one of {CELLS}, got {cell!r}")
+    check_choice("cell", cell, CELLS)
+    if cell != "rnn" and nonlinearity is not None:
+        raise ValueError(
+            f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} with "
+            f"cell={cell!r} (whose nonlinearities are fixed)"
+        )
     common = {"self", "input_size", "hidden_size", "bias", "tau", "learn_tau", "nonlinearity"}
     known = set(inspect.signature(_CELL_FIELDS[cell].__init__).parameters) - common
     if set(options) - known:
@@ -269,7 +311,7 @@ def make_field(
             f"cell_options: cell={cell!r} takes {sorted(known) or 'no options'}, "
             f"got {sorted(options)}"
         )
-    kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+    kwargs = {"nonlinearity": nonlinearity or "tanh"} if cell == "rnn" else {}
     return _CELL_FIELDS[cell](
         input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs, **options
     )
@@ -303,10 +345,9 @@ class AntisymmetricField(VectorField):
         learn_tau: bool = False,
         gamma: float = 0.01,
     ):
-        if not gamma >= 0:
-            raise ValueError(f"gamma: expected a non-negative diffusion, got {gamma!r}")
+        gamma = check_nonnegative("gamma", gamma)
         super().__init__(input_size, hidden_size, bias, tau, learn_tau)
-        self.gamma = float(gamma)
+        self.gamma = gamma
 
     @property
     def recurrent_matrix(self) -> torch.Tensor:
@@ -355,14 +396,22 @@ class CoupledOscillatorField(VectorField):
         gamma: float = 1.0,
         epsilon: float = 1.0,
     ):
-        for name, value in (("gamma", gamma), ("epsilon", epsilon)):
-            if not value > 0:
-                raise ValueError(f"{name}: expected a positive coefficient, got {value!r}")
+        gamma = check_positive("gamma", gamma)
+        epsilon = check_positive("epsilon", epsilon)
         super().__init__(input_size, hidden_size, bias, tau, learn_tau)
-        self.gamma = float(gamma)
-        self.epsilon = float(epsilon)
+        self.gamma = gamma
+        self.epsilon = epsilon
         self.weight_hz = nn.Parameter(torch.empty(hidden_size, hidden_size))
-        bound = 1.0 / math.sqrt(hidden_size)
+        self._reset_weight_hz()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation of every weight and bias, ``weight_hz`` included."""
+        super().reset_parameters()
+        if "weight_hz" in self._parameters:  # absent while the base constructor runs
+            self._reset_weight_hz()
+
+    def _reset_weight_hz(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
         nn.init.uniform_(self.weight_hz, -bound, bound)
 
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,11 @@ interpolation; rnnode uses this to project inputs through ``weight_ih`` once for
   back to the start time).
 - ``cubic``: natural cubic spline through the same knots as ``linear`` (twice continuously
   differentiable, the choice for adaptive solvers).
+- ``causal``: ``x(t) = x_k`` on ``[t_k, t_{k+1})`` and 0 on ``[t_0, t_1)``: the last observation
+  carried forward, so no sample acts before it was observed (for data observed at irregular
+  times). Built as a held path of the shifted samples ``(0, x_1, ..., x_{T-1})`` (``x_T`` acts
+  after t_T only). Since the shift comes before any projection, a model projects the shifted
+  samples: the drive before the first observation is the bias ``b_ih``.
 
 Outside ``[t_0, t_T]`` every path is constant, equal to its value at the nearest end.
 """
@@ -24,7 +29,19 @@ import bisect
 
 import torch
 
-INTERPOLATIONS = ("hold", "linear", "cubic")
+from ._validate import check_choice
+
+__all__ = [
+    "INTERPOLATIONS",
+    "CubicPath",
+    "HoldPath",
+    "InputPath",
+    "LinearPath",
+    "clock_path",
+    "make_path",
+]
+
+INTERPOLATIONS = ("hold", "linear", "cubic", "causal")
 
 
 class InputPath:
@@ -41,11 +58,13 @@ class InputPath:
     def __init__(self, times: torch.Tensor, values: torch.Tensor):
         self.times = times
         self.values = values
-        self._knots = times.tolist()
+        self._knots = times.tolist()  # host copy, for finding the interval only
         # Rows unbound once and indexed by a host integer: indexing a tensor by a tensor would,
         # in the backward pass, scatter into a zero tensor of the whole path at every
-        # evaluation (quadratic in T).
+        # evaluation (quadratic in T). The knot times likewise: the offset t - t_j is computed
+        # against them as tensors, so that gradients reach the times (dL/dt).
         self._rows = tuple(a.unbind(0) for a in self.coefficients())
+        self._time_rows = times.unbind(0)
 
     def coefficients(self) -> tuple[torch.Tensor, ...]:
         """Polynomial coefficients per interval, lowest power first, each (T, ..., C)."""
@@ -57,11 +76,16 @@ class InputPath:
         rows = [r[j] for r in self._rows]
         if len(rows) == 1:
             return rows[0]
-        s = t.clamp(self._knots[0], self._knots[-1]) - self._knots[j]
+        knots = self._time_rows
+        s = t.clamp(knots[0], knots[-1]) - knots[j]
         value = rows[-1]
         for row in rows[-2::-1]:  # Horner
             value = row + s * value
         return value
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Every tensor ``evaluate`` reads: the coefficients, then the knot times."""
+        return (*self.coefficients(), self.times)
 
     def segment(self, j: int) -> InputPath:
         """The path on the single interval [t_j, t_{j+1}], closed at both ends.
@@ -133,6 +157,14 @@ class CubicPath(InputPath):
     def coefficients(self) -> tuple[torch.Tensor, ...]:
         knots = self.values
         widths = (self.times[1:] - self.times[:-1]).reshape(-1, *([1] * (knots.dim() - 1)))
+        return self.spline_coefficients(widths, knots)
+
+    @staticmethod
+    def spline_coefficients(
+        widths: torch.Tensor, knots: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(v_j, b_j, c_j, e_j) of the natural spline through ``knots`` (T + 1, ..., C) with
+        knot spacings ``widths`` (T, ...) broadcasting against them."""
         slopes = (knots[1:] - knots[:-1]) / widths
         second = _natural_second_derivatives(widths, slopes)
         # On [t_j, t_{j+1}] with s = t - t_j:  x = v_j + b_j s + c_j s^2 + e_j s^3.
@@ -165,17 +197,61 @@ def _natural_second_derivatives(widths: torch.Tensor, slopes: torch.Tensor) -> t
     return torch.cat([zero, torch.stack(interior, dim=0), zero], dim=0)
 
 
+def clock_path(
+    interpolation: str, widths: torch.Tensor, samples: torch.Tensor, *, reverse: bool = False
+) -> InputPath:
+    """The path of samples observed at each sequence's own times, on a shared clock s.
+
+    Sequence b is observed at t_{b,0} < ... < t_{b,T}; the clock s in [0, T] maps its integer
+    knots to them, t_b(s) = t_{b,j} + (s - j) w_{b,j} on [j, j + 1] with w_{b,j} = t_{b,j+1} -
+    t_{b,j}. The returned path is x_b(t_b(s)): a held or linear path is the same path on the
+    integer knots; a cubic spline (natural, in t, per sequence) has the coefficients
+    a_{p,j,b} w_{b,j}^p in powers of (s - j).
+
+    Arguments:
+        interpolation: one of ``INTERPOLATIONS``.
+        widths: (T, B) the intervals w_{b,j} of every sequence (time first).
+        samples: (T, B, C) the samples x_1..x_T (time first).
+        reverse: the path of the time-reversed sequences (the reverse direction of a
+            bidirectional layer), on the reversed clock.
+
+    Returns:
+        A path on the knots s = 0, 1, ..., T whose ``evaluate(s)`` is (B, C).
+    """
+    check_choice("interpolation", interpolation, INTERPOLATIONS)
+    if interpolation == "causal":
+        samples, interpolation = causal_samples(samples), "hold"
+    T = samples.shape[0]
+    knots = torch.arange(T + 1, dtype=samples.dtype, device=samples.device)
+    if reverse:
+        widths = widths.flip(0)
+    if interpolation == "hold":
+        return HoldPath(knots, samples.flip(0) if reverse else samples)
+    values = torch.cat([samples[:1], samples], dim=0)  # the first sample held back to t_0
+    if reverse:
+        values = values.flip(0)
+    if interpolation == "linear":
+        return LinearPath(knots, values)
+    w = widths.unsqueeze(-1)  # (T, B, 1)
+    coefficients = CubicPath.spline_coefficients(w, values)
+    scaled = tuple(a * w**p if p else a for p, a in enumerate(coefficients))
+    return _Segment(knots, scaled)
+
+
 _PATHS = {"hold": HoldPath, "linear": LinearPath, "cubic": CubicPath}
+
+
+def causal_samples(samples: torch.Tensor) -> torch.Tensor:
+    """(0, x_1, ..., x_{T-1}): the value held on each interval by the ``causal`` scheme."""
+    return torch.cat([torch.zeros_like(samples[:1]), samples[:-1]], dim=0)
 
 
 def make_path(interpolation: str, times: torch.Tensor, samples: torch.Tensor) -> InputPath:
     """Build the path of the named scheme through ``samples`` (T, ..., C) at ``times`` (T + 1,)."""
-    try:
-        cls = _PATHS[interpolation]
-    except KeyError:
-        raise ValueError(
-            f"interpolation: expected one of {INTERPOLATIONS}, got {interpolation!r}"
-        ) from None
+    check_choice("interpolation", interpolation, INTERPOLATIONS)
+    if interpolation == "causal":
+        return HoldPath(times, causal_samples(samples))
+    cls = _PATHS[interpolation]
     if cls is HoldPath:
         return cls(times, samples)
     # Knot values: the first sample is held back to the start time t_0.

@@ -3,7 +3,8 @@
 Layer ``l`` (1-based) is a vector field dh_l/dt = F_l(t, h_l, u_l) driven by its *sources*: the
 layers ``l - s`` for every skip offset ``s`` (``skips=(1,)`` is the plain stack), where an offset
 that reaches below layer 1 reads the input x (once, however many offsets reach it). The drive is
-``u_l = W_ih [source_1; source_2; ...] + b_ih`` in the order of increasing offset.
+``u_l = W_ih [source_1; source_2; ...] + b_ih`` in the order of increasing offset (the wiring is
+``rnnode._topology.Topology``).
 
 Couplings between layers:
 
@@ -21,7 +22,8 @@ solution at the sample times is the discrete layer's output sequence, to roundin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import cached_property
@@ -31,12 +33,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._fields import CELLS, VectorField, make_field
-from ._paths import INTERPOLATIONS, InputPath, make_path
-from ._solve import METHODS, integrate
-from ._validate import check_choice, check_positive, check_tensor, check_times
+from ._paths import HoldPath, InputPath, LinearPath, causal_samples, clock_path, make_path
+from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
+from ._solve import integrate
+from ._topology import INPUT, Topology, check_layer
+from ._validate import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive,
+    check_probability,
+    check_tensor,
+    check_times,
+)
 
-COUPLINGS = ("sampled", "continuous")
-_INPUT = -1  # source index of the external input
+__all__ = ["COUPLINGS", "ODERNN", "Solution"]
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """Zeros added to the states of ``layers`` (one direction) at every sample time, so that the
+    gradient of a loss with respect to ``tensor`` is dLoss/dstate there."""
+
+    layers: tuple[int, ...]
+    direction: int
+    tensor: torch.Tensor  # (T + 1, batch, sum(sizes)), in the direction's own time order
+    sizes: tuple[int, ...]
 
 
 @dataclass
@@ -47,18 +69,23 @@ class Solution:
         output: top layer's hidden states at the sample times, torch's layout:
             (T, batch, D * hidden) or (batch, T, D * hidden) when batch_first.
         h_n: final hidden states (D * num_layers, batch, hidden); for LSTM ``(h_n, c_n)``.
-        times: (T + 1,) the start time t_0 and the sample times.
+        times: (T + 1,) the start time t_0 and the sample times; with per-sequence times
+            (T + 1, batch), or (batch, T + 1) when batch_first.
         states: (num_layers, D, T + 1, batch, state_size): every layer's full state at every time
             in ``times``, in forward time order for both directions (the reverse direction starts
             at t_T and ends at t_0).
-        nfe: number of vector-field evaluations of the forward solve (all layers, directions).
+        nfe: number of joint vector-field evaluations of the forward solve, summed over the
+            solved ODEs (one per layer and direction with sampled coupling, one per direction
+            with continuous coupling).
         hidden_size: features of h, the first part of each state.
         gates: with ``solve(..., return_gates=True)`` (LSTM), a dict of the gates ``i, f, g, o``,
             each (num_layers, D, T, batch, hidden): entry k is the gate of the step into sample
             k + 1, ``gate_values(state at t_k, drive at t_k^+)`` (forward time order for both
             directions, as ``output``); otherwise None.
 
-    For unbatched input the batch dimension is absent from all of them.
+    For unbatched input the batch dimension is absent from all of them. ``layer_output(l)`` is
+    layer l's output in the layout of ``output`` (time first); ``state_gradients(loss)`` the
+    adjoint state at the sample times.
     """
 
     output: torch.Tensor
@@ -69,11 +96,10 @@ class Solution:
     gates: dict[str, torch.Tensor] | None = None
     # Per-layer (D, T + 1, batch, state) trajectories; ``states`` stacks them only when asked,
     # so a plain forward call copies no trajectory it does not return.
-    _layer_states: list[torch.Tensor] = dataclass_field(default_factory=list, repr=False)
+    _layer_states: tuple[torch.Tensor, ...] = dataclass_field(default=(), repr=False)
     _unbatched: bool = dataclass_field(default=False, repr=False)
-    _probes: list[tuple[list[int], int, torch.Tensor, list[int]]] = dataclass_field(
-        default_factory=list, repr=False
-    )
+    _probes: tuple[_Probe, ...] = dataclass_field(default=(), repr=False)
+    _topology: Topology | None = dataclass_field(default=None, repr=False)
 
     @cached_property
     def states(self) -> torch.Tensor:
@@ -85,6 +111,23 @@ class Solution:
     def hidden(self) -> torch.Tensor:
         """Hidden states h of every layer, (num_layers, D, T + 1, batch, hidden)."""
         return self.states[..., : self.hidden_size]
+
+    def layer_output(self, layer: int) -> torch.Tensor:
+        """Layer ``layer``'s output at the sample times t_1..t_T, time first.
+
+        Forward direction h(t_k); the reverse direction's output at sample k is its state at
+        t_{k-1} (after consuming x_T..x_k), as in ``ODERNN``'s output (before dropout).
+
+        Returns:
+            (T, batch, D * hidden) (unbatched: (T, D * hidden)); for the top layer, ``output``
+            in time-first layout.
+        """
+        if self._topology is None:
+            raise ValueError("layer: this solution carries no topology to read layers from")
+        layer = check_layer("layer", layer, len(self._layer_states))
+        hidden = self._layer_states[layer][..., : self.hidden_size]
+        out = self._topology.layer_output(hidden)
+        return out.squeeze(1) if self._unbatched else out
 
     def state_gradients(self, loss: torch.Tensor, *, retain_graph: bool = True) -> torch.Tensor:
         """dLoss/dstate of every layer at every time in ``times``, in one backward pass.
@@ -102,19 +145,19 @@ class Solution:
                 "so it has no handle on the state gradients"
             )
         grads = torch.autograd.grad(
-            loss, [p for _, _, p, _ in self._probes], retain_graph=retain_graph, allow_unused=True
+            loss, [p.tensor for p in self._probes], retain_graph=retain_graph, allow_unused=True
         )
-        num_layers = max(max(g) for g, _, _, _ in self._probes) + 1
-        num_dirs = max(d for _, d, _, _ in self._probes) + 1
+        num_layers = len(self._layer_states)
+        num_dirs = max(p.direction for p in self._probes) + 1
         out: list[list[torch.Tensor | None]] = [[None] * num_dirs for _ in range(num_layers)]
-        for (group, direction, probe, sizes), grad in zip(self._probes, grads, strict=True):
-            grad = torch.zeros_like(probe) if grad is None else grad
-            if direction == 1:
+        for probe, grad in zip(self._probes, grads, strict=True):
+            grad = torch.zeros_like(probe.tensor) if grad is None else grad
+            if probe.direction == 1:
                 grad = grad.flip(0)
-            for layer, part in zip(group, grad.split(sizes, dim=-1), strict=True):
-                out[layer][direction] = part
+            for layer, part in zip(probe.layers, grad.split(probe.sizes, dim=-1), strict=True):
+                out[layer][probe.direction] = part
         result = torch.stack([torch.stack(row) for row in out])
-        return result.squeeze(3) if result.dim() == self.states.dim() + 1 else result
+        return result.squeeze(3) if self._unbatched else result
 
 
 class _StackODE(nn.Module):
@@ -122,6 +165,17 @@ class _StackODE(nn.Module):
 
     Layer i's drive is its projected external path (input x, or in sampled coupling the sources'
     sampled outputs) plus ``W_ih[:, cols] h_j`` for every source j that is solved in the same ODE.
+
+    Arguments:
+        fields: the layers' fields, in group order.
+        paths: each layer's external path (None: no source outside this ODE).
+        internal: for each layer, ``(i, columns)`` of every source solved in this ODE (i: its
+            index in ``fields``; columns: the columns of W_ih reading it).
+        raw_columns: where a path holds raw (unprojected) samples, the columns projecting them.
+        internal_weights: the contiguous column blocks of ``internal`` (made here when None).
+        speed, clock: with per-sample times, the ODE is solved in a shared clock s: ``speed``
+            holds dt_b/ds (B, 1) on every interval and ``clock`` t_b(s) (B, 1); the rate is
+            dy/ds = F(t_b(s), y, u(s)) dt_b/ds. None: s is t.
     """
 
     def __init__(
@@ -130,40 +184,61 @@ class _StackODE(nn.Module):
         paths: Sequence[InputPath | None],
         internal: Sequence[Sequence[tuple[int, slice]]],
         raw_columns: Sequence[slice | None] | None = None,
+        internal_weights: Sequence[Sequence[torch.Tensor]] | None = None,
+        speed: InputPath | None = None,
+        clock: InputPath | None = None,
     ):
         super().__init__()
+        self.speed = speed
+        self.clock = clock
         self.fields = nn.ModuleList(fields)
         self.paths = list(paths)
         self.internal = [list(s) for s in internal]
-        # The weight columns that read other layers of this ODE, contiguous once per solve: a
-        # column slice of weight_ih made F.linear several times slower at every evaluation.
-        self._internal_weights = [
-            [f.weight_ih[:, cols].contiguous() for _, cols in sources]
-            for f, sources in zip(fields, internal, strict=True)
-        ]
+        # The weight columns that read other layers of this ODE, made contiguous once per solve
+        # (a column slice of weight_ih made F.linear several times slower at every evaluation);
+        # the adjoint's per-interval segments share them rather than copying them again.
+        if internal_weights is None:
+            internal_weights = [
+                [f.weight_ih[:, cols].contiguous() for _, cols in sources]
+                for f, sources in zip(fields, internal, strict=True)
+            ]
+        self._internal_weights = [list(w) for w in internal_weights]
         self.sizes = [f.state_size for f in fields]
-        # Where a path holds raw (unprojected) samples: the weight columns to project them with.
         self.raw_columns = list(raw_columns) if raw_columns is not None else [None] * len(fields)
 
     def segment(self, j: int) -> _StackODE:
         """The same stack driven by its paths' interval j only (see ``InputPath.segment``)."""
         paths = [None if p is None else p.segment(j) for p in self.paths]
-        return _StackODE(self.fields, paths, self.internal, self.raw_columns)
+        speed, clock = (None if p is None else p.segment(j) for p in (self.speed, self.clock))
+        return _StackODE(
+            self.fields,
+            paths,
+            self.internal,
+            self.raw_columns,
+            self._internal_weights,
+            speed,
+            clock,
+        )
 
     def path_tensors(self) -> tuple[torch.Tensor, ...]:
-        """The tensors the paths are made of (the adjoint's extra parameters)."""
-        return tuple(c for p in self.paths if p is not None for c in p.coefficients())
+        """The tensors the paths read, coefficients and knot times (the adjoint's extra
+        parameters; the solver keeps those that require grad)."""
+        paths = [*self.paths, self.speed, self.clock]
+        return tuple(c for p in paths if p is not None for c in p.tensors())
 
-    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        t = s if self.clock is None else self.clock.evaluate(s)
         if len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
-            return self.fields[0](t, y, self.paths[0].evaluate(t))
-        states = y.split(self.sizes, dim=-1)
-        drives = self.drives(t, states)
-        rates = [f(t, s, u) for f, s, u in zip(self.fields, states, drives, strict=True)]
-        return torch.cat(rates, dim=-1)
+            rate = self.fields[0](t, y, self.paths[0].evaluate(s))
+        else:
+            states = y.split(self.sizes, dim=-1)
+            drives = self.drives(s, states)
+            rates = [f(t, h, u) for f, h, u in zip(self.fields, states, drives, strict=True)]
+            rate = torch.cat(rates, dim=-1)
+        return rate if self.speed is None else rate * self.speed.evaluate(s)
 
     def drives(self, t: torch.Tensor, states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """Each layer's projected drive u_i at time t (right-continuous at the knots)."""
+        """Each layer's projected drive u_i at (clock) time t (right-continuous at the knots)."""
         drives = []
         for i, field in enumerate(self.fields):
             path, raw = self.paths[i], self.raw_columns[i]
@@ -180,45 +255,93 @@ class _StackODE(nn.Module):
         return drives
 
 
+def _reflect(times: torch.Tensor) -> torch.Tensor:
+    """Reflected times t_0 + t_T - t, in increasing order (per sequence for (T + 1, B))."""
+    return (times[0] + times[-1]) - times.flip(0)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The times of one solve, time first: shared (T + 1,), or per sequence (T + 1, B).
+
+    Per-sequence times are solved in a shared clock s whose integer knots 0..T map to each
+    sequence's own times (``knots``: the solver's grid; ``widths``: dt_b/ds on each interval).
+    """
+
+    times: torch.Tensor
+
+    @property
+    def per_sample(self) -> bool:
+        return self.times.dim() == 2
+
+    @property
+    def knots(self) -> torch.Tensor:
+        if not self.per_sample:
+            return self.times
+        T1 = self.times.shape[0]
+        return torch.arange(T1, dtype=self.times.dtype, device=self.times.device)
+
+    @property
+    def widths(self) -> torch.Tensor:
+        return self.times[1:] - self.times[:-1]
+
+
+@dataclass
+class _Plan:
+    """How one call is solved: checked settings, inputs (time first), times, solver keywords and
+    flags; ``outputs`` and ``probes`` fill up as the groups are solved."""
+
+    settings: SolveSettings
+    x: torch.Tensor  # (T, B, input_size)
+    h0: torch.Tensor  # (D * num_layers, B, state_size)
+    unbatched: bool
+    grid: _Grid
+    solve_kw: dict
+    track_state_gradients: bool = False
+    return_gates: bool = False
+    detach_layers: bool = False
+    outputs: dict[int, torch.Tensor] = dataclass_field(default_factory=dict)
+    probes: list[_Probe] = dataclass_field(default_factory=list)
+
+
+@dataclass
+class _Solved:
+    """One ODE of the stack solved: its layers' trajectories (forward time order), its NFE and
+    (``return_gates``) its layers' gate dicts."""
+
+    states: tuple[torch.Tensor, ...]  # per layer (T + 1, B, S); for the stack (D, T + 1, B, S)
+    nfe: int
+    gates: list[dict[str, torch.Tensor]] | None
+
+
 class ODERNN(nn.Module):
     """A stacked (bidirectional) RNN whose layers are continuous-time vector fields.
 
-    Layer l follows dh_l/dt = F(t, h_l, W_ih x_l + b_ih) for the chosen ``cell`` (see
-    ``rnnode.CELLS``), scaled by ``1 / tau``; calling the model integrates it with a torchdiffeq
-    method from the state ``hx`` at t_0 through the sample times t_1..t_T.
+    Layer l follows dh_l/dt = F(t, h_l, W_ih x_l + b_ih) / tau_l for the chosen ``cell`` (see
+    ``rnnode.CELLS``); calling the model integrates the stack with a torchdiffeq method from the
+    state ``hx`` at t_0 through the sample times t_1..t_T and returns torch's ``(output, h_n)``.
+    With the default solve (explicit Euler, one step per unit sample interval, the input held
+    over each interval, layers coupled at the sample times, tau = 1) the model *is*
+    torch.nn.RNN / GRU / LSTM with the same weights (``rnnode.from_torch`` / ``to_torch``);
+    every other solve asks what the same weights do as a continuous-time system.
 
-    Arguments:
-        input_size: features of x.
-        hidden_size: features of each layer's hidden state h.
-        num_layers: number of stacked layers.
-        cell: ``"rnn"`` (Elman), ``"gru"``, ``"lstm"``, ``"linear"``, ``"antisymmetric"`` or
-            ``"cornn"`` (coupled oscillators; state and ``hx`` ``(y, z)`` like the LSTM's).
-        nonlinearity: ``"tanh"`` or ``"relu"`` (``cell="rnn"`` only).
-        bias: whether the layers have ``bias_ih`` and ``bias_hh``.
-        batch_first: inputs and outputs are (batch, T, features) instead of (T, batch, features).
-        bidirectional: add a reverse direction per layer that integrates the time-reversed input.
-        tau: time constant of every layer, or one per layer.
-
-    Keyword-only arguments:
-        skips: offsets of the layers feeding each layer (``(1,)``: the plain stack; ``(1, 2)``:
-            layers l-1 and l-2).
-        learn_tau: make the time constants trainable.
-        cell_options: the cell's own coefficients, for every layer (``{"gamma": ...}`` for
-            ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``).
-        dropout: dropout probability on the outputs of every layer but the last, in training
-            (as torch.nn.RNN; sampled coupling only).
-        method, step_size, rtol, atol, interpolation, coupling: the default solve; every call may
-            override them. The defaults are the exact bridge to torch.nn.RNN: ``"euler"``, one
-            step per sample interval, ``"hold"``, ``"sampled"``.
-
-    Call: ``model(x, hx=None, *, t=None, method=None, step_size=None, rtol=None, atol=None,
-    interpolation=None, coupling=None, adjoint=False)`` returns ``(output, h_n)`` (LSTM:
-    ``(output, (h_n, c_n))``) with torch's shapes; ``model.solve(...)`` takes the same arguments
-    and returns a ``Solution`` with every layer's trajectory and the NFE.
+    See ``ODERNN.__init__`` for the arguments, ``ODERNN.forward`` for the call and
+    ``ODERNN.solve`` for the full ``Solution``.
 
     Notes:
         Times: ``t`` has shape (T + 1,) = (t_0, t_1, ..., t_T): the state starts from ``hx`` at
         t_0 and sample x_k is observed at t_k. Default: t_k = k. Times must increase strictly.
+        Each sequence may have its own times: ``t`` of shape (T + 1, batch), or (batch, T + 1)
+        with ``batch_first``. They are solved in one batched solve in a shared clock s in
+        [0, T] whose integer knots map to each sequence's times, dh/ds = F(t_b(s), h,
+        x_b(t_b(s))) dt_b/ds with t_b piecewise linear, so every sequence's sample times are grid
+        points and every solver (and the adjoint) applies unchanged. A fixed-step method then
+        takes, on every interval, the step count of the batch's widest interval there.
+
+        Interpolations (``rnnode.INTERPOLATIONS``): ``"hold"`` (x_k on [t_{k-1}, t_k): the bridge
+        to torch), ``"linear"``, ``"cubic"``, and ``"causal"`` (x_k on [t_k, t_{k+1}), 0 before
+        t_1: the last observation carried forward, for data observed at irregular times; with
+        sampled coupling every layer reads its sources causally, a sample's delay per layer).
 
         The reverse direction of a bidirectional layer integrates the same field on the reflected
         path s -> x(t_0 + t_T - s); its output at sample k is its state at t_{k-1} (it has then
@@ -228,6 +351,11 @@ class ODERNN(nn.Module):
         ``coupling="continuous"`` with ``bidirectional=True`` needs ``num_layers=1``: a deeper
         bidirectional stack coupled at every instant is a boundary-value problem, not an
         initial-value problem.
+
+    Example:
+        >>> model = ODERNN(3, 8, num_layers=2, cell="gru")
+        >>> out, h_n = model(torch.randn(20, 4, 3))                 # torch.nn.GRU's numbers
+        >>> out, h_n = model(torch.randn(20, 4, 3), method="dopri5")  # the continuous system
     """
 
     def __init__(
@@ -236,7 +364,7 @@ class ODERNN(nn.Module):
         hidden_size: int,
         num_layers: int = 1,
         cell: str = "rnn",
-        nonlinearity: str = "tanh",
+        nonlinearity: str | None = None,
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
@@ -252,42 +380,77 @@ class ODERNN(nn.Module):
         interpolation: str = "hold",
         coupling: str = "sampled",
         cell_options: Mapping[str, float] | None = None,
-    ):
+    ) -> None:
+        """Build the stack; the weights are initialised as torch.nn's.
+
+        Arguments:
+            input_size: features of x.
+            hidden_size: features of each layer's hidden state h.
+            num_layers: number of stacked layers.
+            cell: ``"rnn"`` (Elman), ``"gru"``, ``"lstm"``, ``"linear"``, ``"antisymmetric"`` or
+                ``"cornn"`` (coupled oscillators; state and ``hx`` ``(y, z)`` like the LSTM's).
+            nonlinearity: ``"tanh"`` (default) or ``"relu"``; ``cell="rnn"`` only (given with
+                another cell, it is refused).
+            bias: whether the layers have ``bias_ih`` and ``bias_hh``.
+            batch_first: inputs and outputs are (batch, T, features) instead of
+                (T, batch, features).
+            bidirectional: add a reverse direction per layer that integrates the time-reversed
+                input.
+            tau: time constant of every layer (a positive finite number), or a list of one per
+                layer.
+            skips: offsets of the layers feeding each layer (``(1,)``: the plain stack;
+                ``(1, 2)``: layers l-1 and l-2).
+            learn_tau: make the time constants trainable (kept positive as ``exp(log_tau)``).
+            dropout: dropout probability in [0, 1) on the outputs of every layer but the last,
+                in training (as torch.nn.RNN; sampled coupling only).
+            method, step_size, rtol, atol, interpolation, coupling: the default solve, held as
+                ``self.defaults`` (a frozen ``rnnode.SolveSettings``); every call may override
+                each of them. The defaults are the exact bridge to torch.nn.RNN: ``"euler"``,
+                one step per sample interval (``step_size=None``), ``"hold"``, ``"sampled"``.
+            cell_options: the cell's own coefficients, for every layer (``{"gamma": ...}`` for
+                ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``).
+
+        Raises:
+            TypeError: an argument of the wrong type (the message names it).
+            ValueError: an argument of the right type but an invalid value.
+        """
         super().__init__()
-        for name, value in (
-            ("input_size", input_size),
-            ("hidden_size", hidden_size),
-            ("num_layers", num_layers),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        check_int("input_size", input_size, minimum=1)
+        check_int("hidden_size", hidden_size, minimum=1)
+        check_int("num_layers", num_layers, minimum=1)
         check_choice("cell", cell, CELLS)
-        skips = tuple(skips)
-        if (
-            not skips
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in skips)
-            or len(set(skips)) != len(skips)
-        ):
-            raise ValueError(f"skips: expected distinct positive integer offsets, got {skips!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        taus = [tau] * num_layers if isinstance(tau, (int, float)) else list(tau)
-        if len(taus) != num_layers:
+        if cell == "rnn":
+            nonlinearity = "tanh" if nonlinearity is None else nonlinearity
+            check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        elif nonlinearity is not None:
             raise ValueError(
-                f"tau: expected one value or {num_layers} (one per layer), got {len(taus)}"
+                f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} "
+                f"with cell={cell!r} (whose nonlinearities are fixed)"
             )
+        for name, flag in (
+            ("bias", bias),
+            ("batch_first", batch_first),
+            ("bidirectional", bidirectional),
+            ("learn_tau", learn_tau),
+        ):
+            check_bool(name, flag)
+        skips = _check_skips(skips)
+        dropout = check_probability("dropout", dropout)
+        taus = _check_taus(tau, num_layers)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.cell = cell
+        #: ``"tanh"`` or ``"relu"`` for ``cell="rnn"``; None for the other cells.
         self.nonlinearity = nonlinearity
-        self.bias = bias
-        self.batch_first = batch_first
-        self.bidirectional = bidirectional
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if bidirectional else 1
-        self.skips = tuple(sorted(skips))
-        self.dropout = float(dropout)
-        self.defaults = dict(
+        self.skips = skips
+        self.dropout = dropout
+        #: The default solve; each keyword of a call overrides one of its settings.
+        self.defaults = SolveSettings(
             method=method,
             step_size=step_size,
             rtol=rtol,
@@ -295,15 +458,15 @@ class ODERNN(nn.Module):
             interpolation=interpolation,
             coupling=coupling,
         )
-        self._check_solver(**self.defaults)
+        #: The stack's wiring: sources, weight columns, groups and output layout.
+        self.topology = Topology(input_size, hidden_size, num_layers, self.num_directions, skips)
         layers = []
         for layer in range(num_layers):
-            size = sum(self._source_size(j) for j in self.sources(layer))
             for _ in range(self.num_directions):
                 layers.append(
                     make_field(
                         cell,
-                        size,
+                        self.topology.drive_size(layer),
                         hidden_size,
                         nonlinearity=nonlinearity,
                         bias=bias,
@@ -319,22 +482,7 @@ class ODERNN(nn.Module):
 
     def sources(self, layer: int) -> list[int]:
         """0-based indices of the layers feeding ``layer`` (-1: the input), by increasing offset."""
-        found: list[int] = []
-        for s in self.skips:
-            j = max(layer - s, _INPUT)
-            if j not in found:
-                found.append(j)
-        return found
-
-    def _source_size(self, j: int) -> int:
-        return self.input_size if j == _INPUT else self.num_directions * self.hidden_size
-
-    def _columns(self, layer: int) -> dict[int, slice]:
-        cols, start = {}, 0
-        for j in self.sources(layer):
-            cols[j] = slice(start, start + self._source_size(j))
-            start += self._source_size(j)
-        return cols
+        return list(self.topology.sources(layer))
 
     def field(self, layer: int, direction: int = 0) -> VectorField:
         """The vector field of a layer (0-based) and direction (0 forward, 1 reverse)."""
@@ -342,12 +490,36 @@ class ODERNN(nn.Module):
 
     @property
     def state_parts(self) -> int:
+        """Parts of a layer's state (2 for the LSTM's (h, c) and coRNN's (y, z), else 1)."""
         return self.layers[0].state_parts
 
     # -- call ---------------------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, hx=None, **kwargs):
-        solution = self.solve(x, hx, **kwargs)
+    def forward(
+        self,
+        x: torch.Tensor,
+        hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+        **solve_options: object,
+    ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, ...]]:
+        """Integrate the stack over the sample times: torch.nn.RNN's call.
+
+        Arguments:
+            x: (T, batch, input_size), or (batch, T, input_size) with ``batch_first``, or
+                (T, input_size) unbatched; the model's dtype.
+            hx: initial states at t_0, (D * num_layers, batch, hidden) (unbatched: without
+                batch); for the LSTM and coRNN a pair ``(h_0, c_0)`` / ``(y_0, z_0)``. Zeros
+                when None.
+            **solve_options: any keyword of ``solve``: ``t`` (the (T + 1,) times, default
+                0, 1, ..., T, or per sequence), ``method``, ``step_size``, ``rtol``, ``atol``,
+                ``interpolation``, ``coupling`` (each overrides the model's default on its
+                own), ``adjoint``, ``options``.
+
+        Returns:
+            ``(output, h_n)``: output (T, batch, D * hidden) (batch first with
+            ``batch_first``), the top layer's hidden state at t_1..t_T; h_n
+            (D * num_layers, batch, hidden), the final states (LSTM: ``(h_n, c_n)``).
+        """
+        solution = self.solve(x, hx, **solve_options)
         return solution.output, solution.h_n
 
     def solve(
@@ -356,148 +528,155 @@ class ODERNN(nn.Module):
         hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
         *,
         t: torch.Tensor | None = None,
-        method: str | None = None,
-        step_size: float | None = None,
-        rtol: float | None = None,
-        atol: float | None = None,
-        interpolation: str | None = None,
-        coupling: str | None = None,
+        method: str = NOT_GIVEN,  # type: ignore[assignment]
+        step_size: float | None = NOT_GIVEN,  # type: ignore[assignment]
+        rtol: float = NOT_GIVEN,  # type: ignore[assignment]
+        atol: float = NOT_GIVEN,  # type: ignore[assignment]
+        interpolation: str = NOT_GIVEN,  # type: ignore[assignment]
+        coupling: str = NOT_GIVEN,  # type: ignore[assignment]
         adjoint: bool = False,
         options: dict | None = None,
         track_state_gradients: bool = False,
         return_gates: bool = False,
         detach_layers: bool = False,
     ) -> Solution:
-        """Integrate the stack over the sample times; see the class docstring for arguments.
+        """Integrate the stack over the sample times and return everything it produced.
 
-        ``options`` are passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}``
-        with ``method="scipy_solver"``). ``track_state_gradients=True`` (fixed-step methods)
-        lets ``Solution.state_gradients(loss)`` return dLoss/dstate at every sample time.
-        ``return_gates=True`` (cells with ``gate_values``: the LSTM) fills ``Solution.gates``.
-        ``detach_layers=True`` stops gradients where a layer reads other layers (sampled
-        coupling): each layer's parameters then get gradients only from losses on its own states.
+        Arguments:
+            x, hx: as ``forward``.
+            t: (T + 1,) strictly increasing times t_0..t_T (default 0, 1, ..., T), or each
+                sequence's own, (T + 1, batch) or (batch, T + 1) with ``batch_first`` (see the
+                class notes); cast to the model's dtype before they are checked.
+            method, step_size, rtol, atol, interpolation, coupling: override the model's
+                default solve (``self.defaults``) one by one; a keyword not given keeps the
+                default. ``step_size=None`` asks for one step per sample interval; switching to
+                an adaptive method drops the default step size (see ``rnnode.SolveSettings``).
+            adjoint: backpropagate with torchdiffeq's adjoint, one sample interval at a time.
+            options: passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}`` with
+                ``method="scipy_solver"``).
+            track_state_gradients: (fixed-step methods) let ``Solution.state_gradients(loss)``
+                return dLoss/dstate at every sample time.
+            return_gates: (cells with ``gate_values``: the LSTM) fill ``Solution.gates``.
+            detach_layers: stop gradients where a layer reads other layers (sampled coupling):
+                each layer's parameters then get gradients only from losses on its own states.
+
+        Returns:
+            A ``Solution``.
         """
-        given = dict(
-            method=method,
-            step_size=step_size,
-            rtol=rtol,
-            atol=atol,
-            interpolation=interpolation,
-            coupling=coupling,
-        )
-        cfg = {k: self.defaults[k] if v is None else v for k, v in given.items()}
-        self._check_solver(**cfg)
-        if cfg["coupling"] == "continuous" and self.bidirectional and self.num_layers > 1:
-            raise ValueError(
-                "coupling: 'continuous' needs num_layers=1 when bidirectional=True (a deeper "
-                "bidirectional stack coupled at every instant is not an initial-value problem); "
-                f"got num_layers={self.num_layers}"
-            )
-        if cfg["coupling"] == "continuous" and self.dropout and self.training:
-            raise ValueError(
-                f"coupling: 'continuous' has no layer outputs to drop; got dropout={self.dropout} "
-                "in training mode (call .eval() or use coupling='sampled')"
-            )
-        if return_gates and not hasattr(self.layers[0], "gate_values"):
-            raise ValueError(
-                "return_gates: expected a gated cell with gate_values (lstm), "
-                f"got cell={self.cell!r}"
-            )
-        if detach_layers and cfg["coupling"] == "continuous" and self.num_layers > 1:
-            raise ValueError(
-                "detach_layers: layers coupled at every instant cannot be cut apart; expected "
-                f"coupling='sampled', got coupling={cfg['coupling']!r}"
-            )
-        x, h0, unbatched = self._check_inputs(x, hx)
-        times = check_times(
-            "t",
-            torch.arange(x.shape[0] + 1) if t is None else t,
-            num_samples=x.shape[0],
-            dtype=x.dtype,
-        ).to(x.device)
-        solve_kw = dict(
-            method=cfg["method"],
-            step_size=cfg["step_size"],
-            rtol=cfg["rtol"],
-            atol=cfg["atol"],
+        plan = self._plan(
+            x,
+            hx,
+            t,
+            dict(
+                method=method,
+                step_size=step_size,
+                rtol=rtol,
+                atol=atol,
+                interpolation=interpolation,
+                coupling=coupling,
+            ),
             adjoint=adjoint,
             options=options,
-            discontinuous=cfg["interpolation"] == "hold",
+            track_state_gradients=track_state_gradients,
+            return_gates=return_gates,
+            detach_layers=detach_layers,
         )
-        options_of_group = dict(return_gates=return_gates, detach=detach_layers)
-        if cfg["coupling"] == "continuous" and self.num_layers > 1:
-            groups = [list(range(self.num_layers))]
-        else:
-            groups = [[layer] for layer in range(self.num_layers)]
-        outputs: dict[int, torch.Tensor] = {_INPUT: x}
-        states: list[torch.Tensor] = []
-        gates: list[dict[str, torch.Tensor]] = []
-        probes: list = []
+        return self._package(plan, self._solve_groups(plan))
+
+    def _plan(self, x, hx, t, given, *, adjoint, options, **flags) -> _Plan:
+        """Check everything and decide how to solve: settings, inputs, times, solver keywords."""
+        settings = self.defaults.override(**given)
+        for name, flag in (("adjoint", adjoint), *flags.items()):
+            check_bool(name, flag)
+        self._check_call(
+            settings, return_gates=flags["return_gates"], detach_layers=flags["detach_layers"]
+        )
+        x, h0, unbatched = self._check_inputs(x, hx)
+        grid = _Grid(
+            check_times(
+                "t",
+                torch.arange(x.shape[0] + 1) if t is None else t,
+                num_samples=x.shape[0],
+                dtype=x.dtype,
+                batch=None if unbatched else x.shape[1],
+                batch_first=self.batch_first,
+            ).to(x.device)
+        )
+        step_size = settings.step_size
+        if grid.per_sample and step_size is not None:
+            # Every interval takes the step count of the batch's widest: no step exceeds it.
+            step_size = step_size / float(grid.widths.detach().max())
+        solve_kw = dict(
+            method=settings.method,
+            step_size=step_size,
+            rtol=settings.rtol,
+            atol=settings.atol,
+            adjoint=adjoint,
+            options=options,
+            # With per-sample times dt_b/ds jumps at the knots, whatever the interpolation.
+            discontinuous=settings.interpolation in ("hold", "causal") or grid.per_sample,
+        )
+        return _Plan(settings, x, h0, unbatched, grid, solve_kw, **flags)
+
+    def _solve_groups(self, plan: _Plan) -> _Solved:
+        """Solve every group of layers, both directions, each from the outputs of those before.
+
+        Returns the stack's results as one ``_Solved``: per-layer (D, T + 1, B, S) states, the
+        total NFE and per-layer (D, T, B, H) gate dicts; ``plan.outputs`` holds every layer's
+        output (after dropout) and ``plan.probes`` the state-gradient probes.
+        """
+        x = plan.x
+        outputs = plan.outputs
+        outputs[INPUT] = x
+        layer_states: list[torch.Tensor] = [x] * self.num_layers
+        gates: list[dict[str, torch.Tensor]] = [{}] * self.num_layers
         nfe = 0
-        for group in groups:
-            per_direction = []
-            for d in range(self.num_directions):
+        for group in self.topology.groups(plan.settings.coupling):
+            solved = []
+            for direction in range(self.num_directions):
                 probe = None
-                if track_state_gradients:
-                    sizes = [self.field(layer).state_size for layer in group]
-                    probe = x.new_zeros(x.shape[0] + 1, x.shape[1], sum(sizes), requires_grad=True)
-                    probes.append((group, d, probe, sizes))
-                traj, n, group_gates = self._solve_group(
+                if plan.track_state_gradients:
+                    sizes = tuple(self.field(layer).state_size for layer in group)
+                    zeros = x.new_zeros(x.shape[0] + 1, x.shape[1], sum(sizes), requires_grad=True)
+                    probe = _Probe(tuple(group), direction, zeros, sizes)
+                    plan.probes.append(probe)
+                result = self._solve_group(
                     group,
-                    d,
+                    direction,
                     outputs,
-                    h0,
-                    times,
-                    cfg["interpolation"],
-                    dict(solve_kw, probes=probe),
-                    **options_of_group,
+                    plan.h0,
+                    plan.grid,
+                    plan.settings.interpolation,
+                    dict(plan.solve_kw, probes=None if probe is None else probe.tensor),
+                    return_gates=plan.return_gates,
+                    detach=plan.detach_layers,
                 )
-                per_direction.append((traj, group_gates))
-                nfe += n
+                solved.append(result)
+                nfe += result.nfe
             for i, layer in enumerate(group):
-                layer_states = (  # (D, T + 1, B, S)
-                    torch.stack([traj[i] for traj, _ in per_direction])
-                    if self.bidirectional
-                    else per_direction[0][0][i].unsqueeze(0)
-                )
-                states.append(layer_states)
-                if return_gates:
-                    gates.append(
-                        {k: torch.stack([g[i][k] for _, g in per_direction]) for k in "ifgo"}
-                    )
-                field = self.field(layer)
-                fwd = field.output(layer_states[0, 1:])
-                if self.bidirectional:
-                    # Reverse output k is its state at t_{k-1}, after consuming x_T..x_k.
-                    outputs[layer] = torch.cat([fwd, field.output(layer_states[1, :-1])], -1)
-                else:
-                    outputs[layer] = fwd
+                layer_states[layer] = torch.stack([r.states[i] for r in solved])  # (D, T+1, B, S)
+                if plan.return_gates:
+                    gates[layer] = {k: torch.stack([r.gates[i][k] for r in solved]) for k in "ifgo"}
+                hidden = self.field(layer).output(layer_states[layer])
+                outputs[layer] = self.topology.layer_output(hidden)
                 if self.dropout and self.training and layer < self.num_layers - 1:
                     outputs[layer] = F.dropout(outputs[layer], self.dropout, training=True)
-        solution = self._package(outputs[self.num_layers - 1], states, times, nfe, unbatched)
-        solution._probes = probes
-        if return_gates:
-            packed = {k: torch.stack([g[k] for g in gates]) for k in "ifgo"}  # (L, D, T, B, H)
-            solution.gates = {k: v.squeeze(3) for k, v in packed.items()} if unbatched else packed
-        return solution
+        return _Solved(tuple(layer_states), nfe, gates if plan.return_gates else None)
 
     def _solve_group(
         self,
-        group,
-        direction,
-        outputs,
-        h0,
-        times,
-        interpolation,
-        solve_kw,
-        return_gates=False,
-        detach=False,
-    ):
-        """Solve layers ``group`` of one direction as one ODE.
-
-        Returns per-layer trajectories, the NFE and (``return_gates``) per-layer gate dicts of
-        shape (T, B, hidden) in forward time order, else None.
-        """
+        group: list[int],
+        direction: int,
+        outputs: Mapping[int, torch.Tensor],
+        h0: torch.Tensor,
+        grid: _Grid,
+        interpolation: str,
+        solve_kw: dict,
+        return_gates: bool = False,
+        detach: bool = False,
+    ) -> _Solved:
+        """Solve layers ``group`` of one direction as one ODE, driven by ``outputs`` (the input
+        and the outputs of the layers solved before)."""
         fields, paths, internal, raw_columns = [], [], [], []
         # The adjoint differentiates the field with respect to the path's tensors and to the
         # weights: a path projected through weight_ih beforehand would count W_ih twice, so under
@@ -505,45 +684,57 @@ class ODERNN(nn.Module):
         project_first = not solve_kw.get("adjoint", False)
         for layer in group:
             field = self.field(layer, direction)
-            cols = self._columns(layer)
+            cols = self.topology.columns(layer)
             inside = [(j, c) for j, c in cols.items() if j in group]
             outside = [(j, c) for j, c in cols.items() if j not in group]
-            path = None
+            path, columns = None, None
             if outside:
                 # Sources solved before this ODE: project their samples once, then interpolate.
                 # Their columns are contiguous: all sources (sampled) or the input (continuous).
-                first = outside[0][1].start
-                last = outside[-1][1].stop
+                columns = slice(outside[0][1].start, outside[-1][1].stop)
                 samples = torch.cat([outputs[j] for j, _ in outside], dim=-1)
                 if detach:
                     samples = samples.detach()
-                columns = slice(first, last)
+                if interpolation == "causal":  # shift the raw samples, then project (0 -> b_ih)
+                    samples = causal_samples(samples)
                 u = field.project(samples, columns) if project_first else samples
-                path = make_path(interpolation, times, u)
-                if direction == 1:
-                    path = path.reflect()
-            raw_columns.append(None if project_first or path is None else columns)
+                kind = "hold" if interpolation == "causal" else interpolation
+                if grid.per_sample:
+                    path = clock_path(kind, grid.widths, u, reverse=direction == 1)
+                else:
+                    path = make_path(kind, grid.times, u)
+                    if direction == 1:
+                        path = path.reflect()
+            raw_columns.append(None if project_first else columns)
             fields.append(field)
             paths.append(path)
             internal.append([(group.index(j), c) for j, c in inside])
         y0 = torch.cat([h0[layer * self.num_directions + direction] for layer in group], -1)
-        grid = times if direction == 0 else (times[0] + times[-1]) - times.flip(0)
-        ode = _StackODE(fields, paths, internal, raw_columns)
-        traj, nfe = integrate(ode, y0, grid, **solve_kw)
+        knots = grid.knots if direction == 0 else _reflect(grid.knots)
+        speed = clock = None
+        if grid.per_sample:
+            widths = grid.widths.flip(0) if direction == 1 else grid.widths
+            speed = HoldPath(knots, widths.unsqueeze(-1))  # dt_b/ds on every interval
+            own = grid.times if direction == 0 else _reflect(grid.times)
+            clock = LinearPath(knots, own.unsqueeze(-1))  # t_b(s)
+        ode = _StackODE(fields, paths, internal, raw_columns, speed=speed, clock=clock)
+        traj, nfe = integrate(ode, y0, knots, **solve_kw)
         gates = None
         if return_gates:
-            # The gates of the step from grid[k]: state at grid[k], drive just after grid[k].
+            # The gates of the step from knot k: state at knot k, drive just after it.
             before = traj[:-1].split(ode.sizes, dim=-1)
-            steps = [ode.drives(grid[k], [s[k] for s in before]) for k in range(len(grid) - 1)]
+            steps = [ode.drives(knots[k], [s[k] for s in before]) for k in range(len(knots) - 1)]
             gates = []
             for i, field in enumerate(fields):
                 values = field.gate_values(before[i], torch.stack([u[i] for u in steps]))
                 gates.append({k: v.flip(0) if direction == 1 else v for k, v in values.items()})
         if direction == 1:
             traj = traj.flip(0)
-        return traj.split(ode.sizes, dim=-1), nfe, gates
+        return _Solved(traj.split(ode.sizes, dim=-1), nfe, gates)
 
-    def joint_field(self, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None):
+    def joint_field(
+        self, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The vector field of the continuously coupled stack at a constant input.
 
         d state_l/dt = F_l(t, state_l, W_ih [sources of l] + b_ih), where the sources are the
@@ -568,15 +759,14 @@ class ODERNN(nn.Module):
                 f"(..., {self.num_layers}, {self.layers[0].state_size}), got {tuple(state.shape)}"
             )
         t = state.new_zeros(()) if t is None else t
+        batch_shape = state.shape[:-2]
         rates = []
         for layer in range(self.num_layers):
             field = self.field(layer)
-            parts = []
-            for j in self.sources(layer):
-                src = x if j == _INPUT else self.field(j).output(state[..., j, :])
-                parts.append(src.expand(*state.shape[:-2], src.shape[-1]))
-            u = field.project(torch.cat(parts, dim=-1))
-            rates.append(field(t, state[..., layer, :], u))
+            sources = self.topology.drive_inputs(
+                layer, x, lambda j: self.field(j).output(state[..., j, :]), batch_shape
+            )
+            rates.append(field(t, state[..., layer, :], field.project(sources)))
         return torch.stack(rates, dim=-2)
 
     def to_torch(self) -> nn.RNNBase:
@@ -587,13 +777,28 @@ class ODERNN(nn.Module):
 
     # -- checks and packaging -------------------------------------------------------------------
 
-    def _check_solver(self, method, step_size, rtol, atol, interpolation, coupling) -> None:
-        check_choice("method", method, METHODS)
-        check_positive("step_size", step_size, allow_none=True)
-        check_positive("rtol", rtol)
-        check_positive("atol", atol)
-        check_choice("interpolation", interpolation, INTERPOLATIONS)
-        check_choice("coupling", coupling, COUPLINGS)
+    def _check_call(self, settings: SolveSettings, *, return_gates: bool, detach_layers: bool):
+        if settings.coupling == "continuous" and self.bidirectional and self.num_layers > 1:
+            raise ValueError(
+                "coupling: 'continuous' needs num_layers=1 when bidirectional=True (a deeper "
+                "bidirectional stack coupled at every instant is not an initial-value problem); "
+                f"got num_layers={self.num_layers}"
+            )
+        if settings.coupling == "continuous" and self.dropout and self.training:
+            raise ValueError(
+                f"coupling: 'continuous' has no layer outputs to drop; got dropout={self.dropout} "
+                "in training mode (call .eval() or use coupling='sampled')"
+            )
+        if return_gates and not hasattr(self.layers[0], "gate_values"):
+            raise ValueError(
+                "return_gates: expected a gated cell with gate_values (lstm), "
+                f"got cell={self.cell!r}"
+            )
+        if detach_layers and settings.coupling == "continuous" and self.num_layers > 1:
+            raise ValueError(
+                "detach_layers: layers coupled at every instant cannot be cut apart; expected "
+                f"coupling='sampled', got coupling={settings.coupling!r}"
+            )
 
     def _check_inputs(self, x, hx):
         dtype = self.layers[0].weight_ih.dtype
@@ -645,22 +850,39 @@ class ODERNN(nn.Module):
             h0 = torch.cat([h.unsqueeze(1) if unbatched else h for h in checked], dim=-1)
         return x, h0, unbatched
 
-    def _package(self, top, layer_states, times, nfe, unbatched) -> Solution:
-        H = self.hidden_size
+    def _package(self, plan: _Plan, solved: _Solved) -> Solution:
+        """The ``Solution``, in torch's layouts, from the stack's results."""
+        H, unbatched = self.hidden_size, plan.unbatched
         # Forward directions end at t_T, reverse ones at t_0; (L * D, B, S) in torch's order.
         final = torch.stack(
-            [s[d, -1 if d == 0 else 0] for s in layer_states for d in range(self.num_directions)]
+            [s[d, -1 if d == 0 else 0] for s in solved.states for d in range(self.num_directions)]
         )
         parts = tuple(final[..., i * H : (i + 1) * H] for i in range(self.state_parts))
-        output = top
+        output = plan.outputs[self.num_layers - 1]
         if unbatched:
             output = output.squeeze(1)
             parts = tuple(p.squeeze(1) for p in parts)
         elif self.batch_first:
             output = output.transpose(0, 1)
-        h_n = parts[0] if self.state_parts == 1 else parts
+        gates = None
+        if solved.gates is not None:
+            gates = {k: torch.stack([g[k] for g in solved.gates]) for k in "ifgo"}  # (L,D,T,B,H)
+            if unbatched:
+                gates = {k: v.squeeze(3) for k, v in gates.items()}
+        times = plan.grid.times
+        if plan.grid.per_sample and self.batch_first:
+            times = times.transpose(0, 1)
         return Solution(
-            output, h_n, times, nfe, H, _layer_states=layer_states, _unbatched=unbatched
+            output,
+            parts[0] if self.state_parts == 1 else parts,
+            times,
+            solved.nfe,
+            H,
+            gates=gates,
+            _layer_states=solved.states,
+            _unbatched=unbatched,
+            _probes=tuple(plan.probes),
+            _topology=self.topology,
         )
 
     def extra_repr(self) -> str:
@@ -673,3 +895,34 @@ class ODERNN(nn.Module):
         if self.skips != (1,):
             s += f", skips={self.skips}"
         return s
+
+
+def _check_skips(skips: object) -> tuple[int, ...]:
+    """Distinct positive integer offsets, sorted."""
+    what = "distinct positive integer offsets (a tuple such as (1,) or (1, 2))"
+    if isinstance(skips, (str, bytes)) or not isinstance(skips, Iterable):
+        raise TypeError(f"skips: expected {what}, got {skips!r}")
+    offsets = tuple(skips)
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in offsets):
+        raise TypeError(f"skips: expected {what}, got {offsets!r}")
+    if not offsets or any(s < 1 for s in offsets) or len(set(offsets)) != len(offsets):
+        raise ValueError(f"skips: expected {what}, got {offsets!r}")
+    return tuple(sorted(int(s) for s in offsets))
+
+
+def _check_taus(tau: object, num_layers: int) -> list[float]:
+    """One positive finite time constant per layer, from one number or a list of them."""
+    if isinstance(tau, numbers.Real) and not isinstance(tau, bool):
+        return [check_positive("tau", tau)] * num_layers
+    if isinstance(tau, (list, tuple)):
+        if len(tau) != num_layers:
+            raise ValueError(
+                f"tau: expected one value or {num_layers} (one per layer), got {len(tau)}"
+            )
+        return [check_positive(f"tau[{i}]", value) for i, value in enumerate(tau)]
+    hint = " (pass float(tau) for a 0-d tensor)" if isinstance(tau, torch.Tensor) else ""
+    got = f"a tensor of shape {tuple(tau.shape)}" if isinstance(tau, torch.Tensor) else repr(tau)
+    raise TypeError(
+        f"tau: expected a positive finite number or a list of {num_layers} (one per layer), "
+        f"got {got}{hint}"
+    )

@@ -1,5 +1,6 @@
 """The discretization bridge: from_torch(m)(x, hx) equals m(x, hx); to_torch goes back exactly."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -170,7 +171,7 @@ def test_to_torch_refuses_models_without_a_torch_twin(kwargs, message):
 
 def test_bridge_defaults_are_euler_hold_sampled():
     model = rnnode.from_torch(nn.GRU(2, 3))
-    assert model.defaults == {
+    assert dataclasses.asdict(model.defaults) == {
         "method": "euler",
         "step_size": None,
         "rtol": 1e-6,
@@ -178,6 +179,7 @@ def test_bridge_defaults_are_euler_hold_sampled():
         "interpolation": "hold",
         "coupling": "sampled",
     }
+    assert model.defaults == rnnode.SolveSettings()
 
 
 def test_explicit_step_one_on_unit_times_is_still_the_bridge():

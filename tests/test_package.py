@@ -91,3 +91,47 @@ def test_unknown_attribute_is_an_attribute_error():
         warnings.simplefilter("error")
         with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
             rnnode.nonsense  # noqa: B018
+
+
+def _help_text(obj) -> str:
+    import pydoc
+
+    return pydoc.render_doc(obj, renderer=pydoc.plaintext)
+
+
+@pytest.mark.parametrize("module_name", ["rnnode", "rnnode.training"])
+def test_help_lists_the_public_classes_and_functions(module_name: str):
+    import importlib
+
+    module = importlib.import_module(module_name)
+    text = _help_text(module)
+    assert "CLASSES" in text and "FUNCTIONS" in text
+    for name in module.__all__:
+        assert hasattr(module, name), name
+        obj = getattr(module, name)
+        if isinstance(obj, type) or callable(obj):
+            assert f" {name}" in text, name
+
+
+def test_every_core_module_declares_all():
+    import importlib
+
+    for name in ("_bridge", "_fields", "_io", "_paths", "_settings", "_stack", "_topology"):
+        module = importlib.import_module(f"rnnode.{name}")
+        assert module.__all__, name
+        assert all(hasattr(module, n) for n in module.__all__), name
+    for name in ("_losses", "_model", "_predictive", "_tasks", "_trainer"):
+        module = importlib.import_module(f"rnnode.training.{name}")
+        assert all(hasattr(module, n) for n in module.__all__), name
+
+
+def test_odernn_constructor_and_call_carry_the_docstrings_help_shows():
+    init_doc = rnnode.ODERNN.__init__.__doc__
+    assert init_doc is not None
+    for argument in ("input_size", "hidden_size", "cell", "nonlinearity", "tau", "skips"):
+        assert f"{argument}:" in init_doc, argument
+    forward_text = _help_text(rnnode.ODERNN.forward)
+    assert "Define the computation performed at every call" not in forward_text  # torch's text
+    assert "Returns:" in forward_text and "(output, h_n)" in forward_text
+    assert "Raises:" in init_doc
+    assert "Returns:" in rnnode.ODERNN.solve.__doc__

@@ -146,7 +146,19 @@ def test_input_is_read_once_when_several_offsets_reach_below():
     assert model.field(2).input_size == 4 + 4 + 3
 
 
-@pytest.mark.parametrize("skips", [(), (0,), (1, 1), (-1,), (1.5,)])
-def test_bad_skips_are_rejected(skips):
-    with pytest.raises(ValueError, match="skips"):
+@pytest.mark.parametrize(
+    ("skips", "error"),
+    [
+        ((), ValueError),
+        ((0,), ValueError),
+        ((1, 1), ValueError),
+        ((-1,), ValueError),
+        ((1.5,), TypeError),
+        (2, TypeError),
+        ("12", TypeError),
+        ((True,), TypeError),
+    ],
+)
+def test_bad_skips_are_rejected(skips, error):
+    with pytest.raises(error, match="skips: expected distinct positive integer offsets"):
         rnnode.ODERNN(1, 2, 3, skips=skips)

@@ -76,7 +76,18 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path):
     trainer.fit(2)
     state = torch.load(path, weights_only=True)
     assert state["step"] == 2 and state["seed"] == 0 and state["batch_size"] == 4
-    assert set(state) == {"model", "optimizer", "step", "rng", "history", "seed", "batch_size"}
+    assert set(state) == {
+        "model",
+        "optimizer",
+        "step",
+        "rng",
+        "history",
+        "seed",
+        "batch_size",
+        "settings",
+    }
+    assert state["settings"] == trainer.settings()
+    assert state["settings"]["lr"] == 1e-2 and state["settings"]["optimizer"] == "adam"
     for name, value in trainer.model.state_dict().items():
         assert torch.equal(state["model"][name], value)
     assert torch.equal(state["rng"], torch.get_rng_state())
@@ -166,3 +177,182 @@ def test_bad_arguments_are_named(kwargs, name):
     kwargs = {"steps": 1, "progress": False, "batch_size": 4, **kwargs}
     with pytest.raises(ValueError, match=name):
         rnnode.training.train(_model(), _task(), **kwargs)
+
+
+# -- resume never changes a setting silently; bad checkpoints are found early and named ----------
+
+
+def _checkpointed(path, **kwargs):
+    kwargs = {"batch_size": 4, "progress": False, **kwargs}
+    Trainer(_model(), _task(), checkpoint=path, **kwargs).fit(1)
+
+
+@pytest.mark.parametrize(
+    ("changed", "name"),
+    [
+        ({"lr": 1e-4}, "lr"),
+        ({"optimizer": "sgd"}, "optimizer"),
+        ({"clip_grad": 1.0}, "clip_grad"),
+        ({"batch_size": 2}, "batch_size"),
+        ({"task": rnnode.training.sines_task(16, 8, 6, seed=3)}, "task"),
+    ],
+)
+def test_resume_with_a_changed_setting_names_it(tmp_path, changed, name):
+    path = tmp_path / "c.pt"
+    _checkpointed(path, lr=1e-2)
+    kwargs = {"steps": 2, "batch_size": 4, "lr": 1e-2, "progress": False, **changed}
+    task = kwargs.pop("task", _task())
+    model = _model()
+    before = _params(model)
+    with pytest.raises(ValueError, match=f"^{name}: the checkpoint .* was trained with {name}="):
+        rnnode.training.train(model, task, checkpoint=path, resume=True, **kwargs)
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_resume_with_the_same_settings_keeps_the_requested_learning_rate(tmp_path):
+    path = tmp_path / "c.pt"
+    _checkpointed(path, lr=1e-3)
+    trainer = Trainer(_model(), _task(), lr=1e-3, batch_size=4, checkpoint=path, progress=False)
+    trainer.load(path)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-3]
+
+
+def test_old_checkpoints_without_settings_are_checked_from_their_optimizer(tmp_path):
+    path = tmp_path / "old.pt"
+    _checkpointed(path, lr=1e-2)
+    state = torch.load(path, weights_only=True)
+    del state["settings"]
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="^lr: the checkpoint"):
+        Trainer(_model(), _task(), lr=1e-4, batch_size=4, progress=False).load(path)
+    with pytest.raises(ValueError, match="^optimizer: the checkpoint"):
+        Trainer(_model(), _task(), optimizer="sgd", batch_size=4, progress=False).load(path)
+
+
+@pytest.mark.parametrize("where", ["parent_is_a_file", "is_a_folder"])
+def test_an_invalid_checkpoint_path_is_found_before_training(tmp_path, where):
+    (tmp_path / "file").write_text("x")
+    path = tmp_path / "file" / "c.pt" if where == "parent_is_a_file" else tmp_path
+    model = _model()
+    before = _params(model)
+    with pytest.raises(ValueError, match="^checkpoint: expected a"):
+        rnnode.training.train(
+            model, _task(), steps=2, batch_size=4, checkpoint=path, progress=False
+        )
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "not_a_checkpoint"])
+def test_a_corrupt_checkpoint_gives_one_clear_error_naming_the_file(tmp_path, damage):
+    path = tmp_path / "c.pt"
+    _checkpointed(path)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbage":
+        path.write_bytes(b"this is not a checkpoint\n" * 50)
+    else:
+        torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a readable Trainer checkpoint") as caught:
+        rnnode.training.train(
+            _model(), _task(), steps=2, batch_size=4, checkpoint=path, resume=True, progress=False
+        )
+    assert str(path) in str(caught.value)
+    text = "".join(map(str, (caught.value, caught.value.__cause__, caught.value.__context__)))
+    assert "weights_only=False" not in text and "weights_only" not in str(caught.value)
+
+
+class _Diverging(torch.nn.Module):
+    """A model whose forward (or backward) solve diverges."""
+
+    def __init__(self, backward: bool):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+        self.backward_fails = backward
+
+    def loss(self, x, y):
+        if not self.backward_fails:
+            raise rnnode.DivergenceError("the state became non-finite: the dynamics diverge")
+
+        class Fail(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, w):
+                return w * 1.0
+
+            @staticmethod
+            def backward(ctx, grad):
+                raise rnnode.DivergenceError("adjoint diverged")
+
+        return Fail.apply(self.w), {}
+
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 2)
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_diverging_solve_is_the_documented_non_finite_loss_error(backward):
+    with pytest.raises(rnnode.training.NonFiniteLossError, match="diverged at step 1") as caught:
+        Trainer(_Diverging(backward), _task(), batch_size=4, progress=False).fit(2)
+    assert isinstance(caught.value.__cause__, rnnode.DivergenceError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"clip_grad": "1"}, "clip_grad"),
+        ({"lr": "0.1"}, "lr"),
+        ({"batch_size": "4"}, "batch_size"),
+        ({"seed": 1.5}, "seed"),
+        ({"optimizer": None}, "optimizer"),
+        ({"checkpoint_every": 1.0}, "checkpoint_every"),
+        ({"checkpoint": 3}, "checkpoint"),
+        ({"steps": "2"}, "steps"),
+        ({"resume": "yes"}, "resume"),
+    ],
+)
+def test_wrong_types_are_type_errors_naming_the_argument(kwargs, name):
+    kwargs = {"steps": 1, "progress": False, "batch_size": 4, **kwargs}
+    with pytest.raises(TypeError, match=f"^{name}: expected"):
+        rnnode.training.train(_model(), _task(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "error"),
+    [
+        (lambda rnn: SequenceModel(rnn, "2"), "output_size", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, kind=3), "kind", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, kind="ranking"), "kind", ValueError),
+        (lambda rnn: SequenceModel(rnn, 2, per_step=1), "per_step", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, aux_weights={"0": 1.0}), "aux_weights", TypeError),
+        (lambda rnn: SequenceModel(rnn, 2, aux_weights={0: "1"}), r"aux_weights\[0\]", TypeError),
+        (lambda rnn: SequenceModel(torch.nn.GRU(1, 4), 2), "rnn", TypeError),
+        (
+            lambda rnn: rnnode.training.PredictiveCoding(rnn, 2, local_weight="1"),
+            "local_weight",
+            TypeError,
+        ),
+        (lambda rnn: rnnode.training.PredictiveCoding(rnn, 0), "output_size", ValueError),
+        (
+            lambda rnn: rnnode.training.task_loss(torch.zeros(2), torch.zeros(2), 1),
+            "kind",
+            TypeError,
+        ),
+    ],
+)
+def test_training_arguments_name_themselves(build, name, error):
+    with pytest.raises(error, match=f"^{name}: expected"):
+        build(rnnode.ODERNN(1, 4, 2, cell="gru"))
+
+
+def test_resume_restores_the_time_constants_the_solve_uses(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    saved = SequenceModel(rnnode.ODERNN(1, 4, cell="gru", tau=3.0), 2, per_step=True)
+    Trainer(saved, _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    resumed = SequenceModel(rnnode.ODERNN(1, 4, cell="gru"), 2, per_step=True)  # tau = 1
+    Trainer(resumed, _task(), batch_size=4, progress=False).load(path)
+    x = _task().x_test
+    with torch.no_grad():
+        torch.testing.assert_close(resumed(x), saved(x), rtol=0, atol=0)

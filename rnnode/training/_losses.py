@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .._stack import Solution
+from .._validate import check_choice
 from ._tasks import TASK_KINDS
 
 __all__ = ["gate_coupling_penalty", "layer_features", "task_loss", "task_metrics"]
@@ -24,8 +25,7 @@ def task_loss(prediction: torch.Tensor, target: torch.Tensor, kind: str) -> torc
     Returns:
         A 0-d tensor, the mean over all entries.
     """
-    if kind not in TASK_KINDS:
-        raise ValueError(f"kind: expected one of {TASK_KINDS}, got {kind!r}")
+    check_choice("kind", kind, TASK_KINDS)
     if kind == "classification":
         return F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
     if prediction.shape != target.shape:
@@ -51,15 +51,12 @@ def layer_features(solution: Solution, layer: int) -> torch.Tensor:
     """Hidden state of ``layer`` at the sample times t_1..t_T, in ODERNN's output layout.
 
     Forward direction h(t_k); the reverse direction's output at sample k is its state at t_{k-1}
-    (after consuming x_T..x_k), as in ``ODERNN``'s output.
+    (after consuming x_T..x_k), as in ``ODERNN``'s output: ``solution.layer_output(layer)``.
 
     Returns:
         (T, batch, D * hidden), time first (unbatched: (T, D * hidden)).
     """
-    h = solution.hidden[layer]  # (D, T + 1, [batch,] hidden)
-    if h.shape[0] == 1:
-        return h[0, 1:]
-    return torch.cat([h[0, 1:], h[1, :-1]], dim=-1)
+    return solution.layer_output(layer)
 
 
 def gate_coupling_penalty(gates: Mapping[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .._stack import ODERNN, Solution
+from .._validate import check_bool, check_choice, check_int, check_nonnegative
 from ._losses import gate_coupling_penalty, layer_features, task_loss
 from ._tasks import TASK_KINDS, Task
 
@@ -61,17 +62,21 @@ class SequenceModel(nn.Module):
         solve_options: Mapping[str, object] | None = None,
     ):
         super().__init__()
-        if kind not in TASK_KINDS:
-            raise ValueError(f"kind: expected one of {TASK_KINDS}, got {kind!r}")
+        if not isinstance(rnn, ODERNN):
+            raise TypeError(f"rnn: expected an rnnode.ODERNN, got {type(rnn).__name__}")
+        check_int("output_size", output_size, minimum=1)
+        check_choice("kind", kind, TASK_KINDS)
+        check_bool("per_step", per_step)
+        gate_weight = check_nonnegative("gate_weight", gate_weight)
         aux_weights = dict(aux_weights or {})
         for layer, weight in aux_weights.items():
-            if not isinstance(layer, int) or not 0 <= layer < rnn.num_layers - 1:
+            check_int("aux_weights", layer)
+            if not 0 <= layer < rnn.num_layers - 1:
                 raise ValueError(
                     f"aux_weights: expected layers 0..{rnn.num_layers - 2} below the top, "
                     f"got layer {layer!r}"
                 )
-            if not weight >= 0:
-                raise ValueError(f"aux_weights: expected non-negative weights, got {weight!r}")
+            check_nonnegative(f"aux_weights[{layer}]", weight)
         if gate_weight and (rnn.cell != "lstm" or rnn.num_layers < 2):
             raise ValueError(
                 "gate_weight: the gate-coupling penalty needs an LSTM stack of >= 2 layers, got "

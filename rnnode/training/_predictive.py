@@ -21,7 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._stack import _INPUT, ODERNN, Solution
+from .._settings import NOT_GIVEN
+from .._stack import ODERNN, Solution
+from .._validate import check_bool, check_choice, check_int, check_nonnegative
+
+__all__ = ["PredictiveCoding"]
 from ._losses import layer_features, task_loss
 from ._tasks import TASK_KINDS, Task
 
@@ -57,21 +61,25 @@ class PredictiveCoding(nn.Module):
         solve_options: Mapping[str, object] | None = None,
     ):
         super().__init__()
-        if kind not in TASK_KINDS:
-            raise ValueError(f"kind: expected one of {TASK_KINDS}, got {kind!r}")
+        if not isinstance(rnn, ODERNN):
+            raise TypeError(f"rnn: expected an rnnode.ODERNN, got {type(rnn).__name__}")
+        check_int("output_size", output_size, minimum=1)
+        check_choice("kind", kind, TASK_KINDS)
+        check_bool("per_step", per_step)
         if rnn.bidirectional:
             raise ValueError(
                 "rnn: predictive coding predicts forward in time; expected a unidirectional "
                 "stack, got bidirectional=True"
             )
-        coupling = dict(solve_options or {}).get("coupling", rnn.defaults["coupling"])
+        coupling = rnn.defaults.override(
+            coupling=dict(solve_options or {}).get("coupling", NOT_GIVEN)
+        ).coupling
         if coupling != "sampled" and rnn.num_layers > 1:
             raise ValueError(
                 "rnn: layer-local learning needs layers that can be cut apart; expected "
                 f"coupling='sampled', got {coupling!r}"
             )
-        if not local_weight >= 0:
-            raise ValueError(f"local_weight: expected a non-negative weight, got {local_weight!r}")
+        local_weight = check_nonnegative("local_weight", local_weight)
         self.rnn = rnn
         self.kind = kind
         self.per_step = per_step
@@ -125,10 +133,8 @@ class PredictiveCoding(nn.Module):
         losses = []
         for layer in range(self.rnn.num_layers):
             h = solution.hidden[layer, 0]  # (T + 1, batch, hidden), h[k] at t_k
-            sources = [
-                x if j == _INPUT else solution.hidden[j, 0, 1:] for j in self.rnn.sources(layer)
-            ]
-            s = torch.cat(sources, dim=-1).detach()  # s[k - 1] drives the step into t_k
+            # [sources of the layer] at t_1..t_T: s[k - 1] drives the step into t_k.
+            s = self.rnn.topology.drive_inputs(layer, x, solution.layer_output).detach()
             guess = self.predictors[layer](torch.cat([h[1:-1], s[:-1]], dim=-1))
             losses.append(F.mse_loss(guess, h[2:].detach()))
         return losses

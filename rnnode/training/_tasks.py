@@ -32,6 +32,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._validate import check_choice, check_int, check_real
+
+__all__ = [
+    "TASK_KINDS",
+    "TASK_NAMES",
+    "Task",
+    "adding_task",
+    "co2_series",
+    "co2_task",
+    "digits_task",
+    "forecast_task",
+    "make_task",
+    "sines_task",
+    "sunspots_series",
+    "sunspots_task",
+]
+
 
 def _optional(module: str, package: str):
     """Import a data set's package, which comes with ``rnnode[studies]``, or say how to get it."""
@@ -96,14 +113,12 @@ class Task:
             An iterator of ``(x (batch_size, T, input_size), y (batch_size, ...))``.
         """
         n = self.x_train.shape[0]
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 0 < batch_size:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        check_int("batch_size", batch_size, minimum=1)
         if batch_size > n:
             raise ValueError(
                 f"batch_size: expected at most the {n} training sequences, got {batch_size}"
             )
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"start: expected a non-negative integer, got {start!r}")
+        check_int("start", start, minimum=0)
         per_epoch = n // batch_size
         epoch, offset = divmod(start, per_epoch)
         while True:
@@ -119,15 +134,14 @@ def _dtype(dtype: torch.dtype | None) -> torch.dtype:
 
 
 def _check_count(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
+    return check_int(name, value, minimum=minimum)
 
 
 def _check_fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+    fraction = check_real(name, value, expected="a fraction in (0, 1)")
+    if not 0 < fraction < 1:
         raise ValueError(f"{name}: expected a fraction in (0, 1), got {value!r}")
-    return float(value)
+    return fraction
 
 
 def sines_task(
@@ -240,8 +254,7 @@ def digits_task(
     """
     load_digits = _optional("sklearn.datasets", "scikit-learn").load_digits
 
-    if mode not in ("rows", "pixels"):
-        raise ValueError(f"mode: expected one of ('rows', 'pixels'), got {mode!r}")
+    check_choice("mode", mode, ("rows", "pixels"))
     _check_fraction("test_fraction", test_fraction)
     digits = load_digits()
     images = digits.images.astype(np.float64)  # (N, 8, 8)
@@ -391,6 +404,5 @@ TASK_NAMES: tuple[str, ...] = tuple(_TASK_BUILDERS)
 
 def make_task(name: str, **kwargs) -> Task:
     """Build the named task (one of ``TASK_NAMES``) with its keyword arguments."""
-    if name not in _TASK_BUILDERS:
-        raise ValueError(f"name: expected one of {TASK_NAMES}, got {name!r}")
+    check_choice("name", name, TASK_NAMES)
     return _TASK_BUILDERS[name](**kwargs)

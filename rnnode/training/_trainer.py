@@ -11,17 +11,23 @@ exactly as the uninterrupted run.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .._io import atomic_write
+from .._solve import DivergenceError
+from .._validate import check_bool, check_choice, check_int, check_positive
 from ._losses import task_metrics
 from ._tasks import Task
+
+__all__ = ["OPTIMIZERS", "NonFiniteLossError", "Trainer", "train"]
 
 
 def _progress_bar(show: bool, total: int, initial: int):
@@ -57,7 +63,12 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """Training diverged: the loss became NaN or infinite, or the forward or backward solve
+    diverged (then the solver's ``rnnode.DivergenceError`` is this error's ``__cause__``).
+
+    The one exception ``Trainer.fit`` raises for a run that diverged; nothing is updated by the
+    batch that diverged, so the last checkpoint is the last good state.
+    """
 
 
 class Trainer:
@@ -91,26 +102,28 @@ class Trainer:
         checkpoint_every: int = 0,
         progress: bool = True,
     ):
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {tuple(OPTIMIZERS)}, got {optimizer!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
-        if clip_grad is not None and not clip_grad > 0:
-            raise ValueError(f"clip_grad: expected a positive norm or None, got {clip_grad!r}")
-        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int):
-            raise ValueError(f"checkpoint_every: expected an integer, got {checkpoint_every!r}")
-        if checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every: expected >= 0, got {checkpoint_every}")
+        check_choice("optimizer", optimizer, tuple(OPTIMIZERS))
+        lr = check_positive("lr", lr)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        seed = check_int("seed", seed, minimum=0)
+        clip_grad = check_positive("clip_grad", clip_grad, allow_none=True)
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=0)
+        progress = check_bool("progress", progress)
         if not hasattr(model, "loss"):
             raise ValueError(
                 f"model: expected a module with loss(x, y), got {type(model).__name__}"
             )
+        if not isinstance(task, Task):
+            raise TypeError(f"task: expected an rnnode.training.Task, got {type(task).__name__}")
         self.model = model
         self.task = task
+        self.lr = lr
+        self.optimizer_name = optimizer
         self.batch_size = batch_size
         self.seed = seed
         self.clip_grad = clip_grad
-        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        # Checked now, not at the first save after the whole training.
+        self.checkpoint = None if checkpoint is None else _check_checkpoint_path(checkpoint)
         self.checkpoint_every = checkpoint_every
         self.progress = progress
         self.optimizer = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
@@ -126,11 +139,11 @@ class Trainer:
             ``metrics()``: plain data.
 
         Raises:
-            NonFiniteLossError: the loss became NaN or infinite (nothing is updated by that
-                batch; the last checkpoint is the last good state).
+            NonFiniteLossError: training diverged: the loss became NaN or infinite, or the
+                solve diverged (``rnnode.DivergenceError``, chained as the cause). Nothing is
+                updated by that batch; the last checkpoint is the last good state.
         """
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
+        steps = check_int("steps", steps, minimum=0)
         if self.step == 0:
             torch.manual_seed(self.seed)
         batches = self.task.batches(self.batch_size, self.seed, start=self.step)
@@ -138,7 +151,10 @@ class Trainer:
         with _progress_bar(self.progress, total=steps, initial=min(self.step, steps)) as bar:
             while self.step < steps:
                 x, y = next(batches)
-                loss, parts = self.model.loss(x, y)
+                try:
+                    loss, parts = self.model.loss(x, y)
+                except DivergenceError as error:
+                    raise self._diverged("forward", error) from error
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise NonFiniteLossError(
@@ -148,7 +164,11 @@ class Trainer:
                         "lower the learning rate, clip gradients or check the data"
                     )
                 self.optimizer.zero_grad()
-                loss.backward()
+                try:
+                    loss.backward()
+                except DivergenceError as error:
+                    self.optimizer.zero_grad()
+                    raise self._diverged("backward", error) from error
                 if self.clip_grad is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
                 self.optimizer.step()
@@ -165,6 +185,13 @@ class Trainer:
         if self.checkpoint:
             self.save(self.checkpoint)
         return self.metrics()
+
+    def _diverged(self, where: str, error: DivergenceError) -> NonFiniteLossError:
+        last = self.history["loss"][-1] if self.history["loss"] else None
+        return NonFiniteLossError(
+            f"loss: the {where} solve diverged at step {self.step + 1} ({error}); last finite "
+            f"loss {last}; lower the learning rate, clip gradients or check the data"
+        )
 
     def _record(self, loss: float, parts: dict[str, float]) -> None:
         self.history["step"].append(float(self.step))
@@ -194,8 +221,22 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
 
+    def settings(self) -> dict:
+        """The settings a resumed run must share with the run it resumes (plain data): the
+        learning rate, optimizer, batch size, seed, gradient clipping and the task (its name,
+        kind and a SHA-256 of its training data)."""
+        return {
+            "lr": self.lr,
+            "optimizer": self.optimizer_name,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "clip_grad": self.clip_grad,
+            "task": _task_fingerprint(self.task),
+        }
+
     def state_dict(self) -> dict:
-        """Everything a resumed run needs: weights, optimiser, step, generator, history."""
+        """Everything a resumed run needs: weights, optimiser, step, generator, history, and the
+        ``settings()`` it was trained with."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -204,6 +245,7 @@ class Trainer:
             "history": {k: list(v) for k, v in self.history.items()},
             "seed": self.seed,
             "batch_size": self.batch_size,
+            "settings": self.settings(),
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -213,19 +255,103 @@ class Trainer:
         atomic_write(path, buffer.getvalue())  # flushed to disk before the rename
 
     def load(self, path: str | os.PathLike) -> None:
-        """Restore a checkpoint written by ``save`` (``torch.load(..., weights_only=True)``)."""
-        state = torch.load(path, weights_only=True)
-        for name in ("seed", "batch_size"):
-            if state[name] != getattr(self, name):
+        """Restore a checkpoint written by ``save`` (``torch.load(..., weights_only=True)``).
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not a readable checkpoint (truncated, empty, or not written
+                by ``save``), or it was trained with other settings than this trainer's (the
+                message names the setting: a resumed run never changes a setting silently).
+        """
+        state = _read_checkpoint(path)
+        saved = _saved_settings(state)
+        for name, value in self.settings().items():
+            if name in saved and saved[name] != value:
                 raise ValueError(
-                    f"{name}: the checkpoint was trained with {name}={state[name]}, got "
-                    f"{getattr(self, name)}; a resumed run must use the same settings"
+                    f"{name}: the checkpoint {path} was trained with {name}={saved[name]!r}, "
+                    f"got {name}={value!r}; a resumed run must use the same settings (or "
+                    "write a new checkpoint)"
                 )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         torch.set_rng_state(state["rng"])
         self.history = {k: [float(v) for v in vs] for k, vs in state["history"].items()}
+
+
+_CHECKPOINT_KEYS = ("model", "optimizer", "step", "rng", "history", "seed", "batch_size")
+
+
+def _check_checkpoint_path(checkpoint: object) -> Path:
+    """A checkpoint path whose folder exists (made if needed) and can be written to."""
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(
+            f"checkpoint: expected a file path or None, got {type(checkpoint).__name__}"
+        )
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise ValueError(f"checkpoint: expected a file path, got the folder {path}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"checkpoint: expected a path in a writable folder, got {path} "
+            f"({error.strerror or type(error).__name__})"
+        ) from None
+    return path
+
+
+def _read_checkpoint(path: str | os.PathLike) -> dict:
+    """The checkpoint at ``path``, read with ``weights_only=True``, or one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no checkpoint file at {path}")
+    if path.stat().st_size == 0:
+        reason = "the file is empty"
+    else:
+        try:
+            state = torch.load(path, weights_only=True)
+        except Exception as error:  # noqa: BLE001 - every failure to read is the same answer
+            # torch's own message may suggest weights_only=False: never follow it for a file
+            # that does not read, so it is not repeated here.
+            reason = f"{type(error).__name__} while reading it"
+        else:
+            missing = (
+                [k for k in _CHECKPOINT_KEYS if k not in state]
+                if isinstance(state, dict)
+                else list(_CHECKPOINT_KEYS)
+            )
+            if not missing:
+                return state
+            reason = f"it lacks {missing}"
+    raise ValueError(
+        f"checkpoint: {path} is not a readable Trainer checkpoint ({reason}); it may be "
+        "truncated or written by something else: delete it to start afresh, or resume from "
+        "another file"
+    )
+
+
+def _saved_settings(state: dict) -> dict:
+    """The settings a checkpoint was trained with (older checkpoints: read from its state)."""
+    if "settings" in state:
+        return dict(state["settings"])
+    group = state["optimizer"]["param_groups"][0]
+    optimizer = "adam" if "betas" in group else "sgd" if "momentum" in group else None
+    saved = {"lr": group["lr"], "seed": state["seed"], "batch_size": state["batch_size"]}
+    if optimizer is not None:
+        saved["optimizer"] = optimizer
+    return saved
+
+
+def _task_fingerprint(task: Task) -> dict:
+    """Name, kind and a SHA-256 of the training data: the same task, or not."""
+    digest = hashlib.sha256()
+    for tensor in (task.x_train, task.y_train):
+        digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {"name": task.name, "kind": task.kind, "sha256": digest.hexdigest()}
 
 
 def train(
@@ -246,7 +372,8 @@ def train(
     """Train ``model`` on ``task`` for ``steps`` steps in all; see ``Trainer`` for arguments.
 
     ``resume=True`` continues from ``checkpoint`` when that file exists (the model's weights are
-    replaced by the checkpoint's).
+    replaced by the checkpoint's); a checkpoint trained with other settings (learning rate,
+    optimizer, batch size, seed, clipping, task) is refused with an error naming the setting.
 
     Returns:
         Plain data: ``{"step": int, "history": {"step", "loss", parts...: [float]},
@@ -264,7 +391,7 @@ def train(
         checkpoint_every=checkpoint_every,
         progress=progress,
     )
-    if resume:
+    if check_bool("resume", resume):
         if checkpoint is None:
             raise ValueError("resume: expected a checkpoint path to resume from, got None")
         if Path(checkpoint).exists():
