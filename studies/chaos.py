@@ -53,16 +53,16 @@ def settings(quick: bool) -> dict[str, Any]:
     """Sizes of the quick and the full setting."""
     if quick:
         return {
-            "sizes": [20, 40],
+            "sizes": [10, 20],
             "gains": [1.5, 2.0, 3.0],
             "seeds": 2,
             "trajectories": 2,
-            "duration": 30,
-            "transient": 10,
-            "continuous_size": 20,
+            "duration": 20,
+            "transient": 5,
+            "continuous_size": 10,
             "continuous_gains": [G_BELOW, G_ABOVE],
-            "continuous_duration": 10,
-            "continuous_transient": 4,
+            "continuous_duration": 6,
+            "continuous_transient": 2,
         }
     return {
         "sizes": [50, 100, 200, 500],
