@@ -13,12 +13,21 @@ import pytest
 import torch
 
 import rnnode
-from rnnode.studies import chaos, memory_capacity, run_study, signal_propagation
+from rnnode.studies import (
+    chaos,
+    memory_capacity,
+    predictive_inference,
+    run_study,
+    signal_propagation,
+    stable_cells,
+)
 
 STUDIES = {
     "chaos": chaos,
     "signal_propagation": signal_propagation,
     "memory_capacity": memory_capacity,
+    "stable_cells": stable_cells,
+    "predictive_inference": predictive_inference,
 }
 
 
@@ -148,3 +157,72 @@ def test_joint_linear_map_reproduces_the_stack():
         h = A @ h + b * u[t]
         np.testing.assert_allclose(states[t], h, atol=1e-13)
     assert np.abs(np.linalg.eigvals(A)).max() == pytest.approx(0.8, abs=1e-12)
+
+
+# -- stable_cells -----------------------------------------------------------------------------
+
+
+def test_cells_have_about_equal_parameter_counts():
+    counts = [
+        stable_cells.count(stable_cells.build(c, stable_cells.hidden_for(c, 2200)))
+        for c in stable_cells.CELLS
+    ]
+    assert max(counts) / min(counts) < 1.1
+
+
+def test_step_spectrum_of_the_tanh_cell_is_numpys():
+    torch.manual_seed(0)
+    model = stable_cells.build("rnn", 5)
+    f = model.layers[0]
+    W = f.weight_hh.detach().numpy()
+    d = 1 - np.tanh((f.bias_ih + f.bias_hh).detach().numpy()) ** 2
+    expected = np.sort_complex(np.linalg.eigvals(d[:, None] * W))  # Euler step 1: 1 + (-I + DW)
+    np.testing.assert_allclose(
+        np.sort_complex(stable_cells.step_spectrum(model)), expected, atol=1e-12
+    )
+
+
+def test_decay_rate_of_an_exponential():
+    t = np.arange(300)
+    norms = 10.0 ** (-0.05 * (299 - t))  # falls 5 decades per 100 steps going back
+    norms[:20] = 0.0  # underflowed values are ignored
+    assert stable_cells.decay_rate(norms) == pytest.approx(5.0, rel=1e-10)
+
+
+# -- predictive_inference ---------------------------------------------------------------------
+
+
+def _tiny_network():
+    torch.manual_seed(3)
+    net = predictive_inference.Network(3, 4, 2, 5)
+    x = torch.randn(6, 7, 3)
+    y = torch.randint(0, 5, (6,))
+    return net, x, y
+
+
+def test_value_nodes_start_at_the_models_own_forward_pass():
+    net, x, y = _tiny_network()
+    values = net.forward_values(x)
+    output = net.rnn(x.transpose(0, 1))[0]
+    for t in range(7):
+        torch.testing.assert_close(values[-1][t], output[t], rtol=0, atol=1e-14)
+    # the energy at the forward pass is the loss: every prediction error is zero
+    torch.testing.assert_close(net.energy(values, x, y), net.loss(x, y), rtol=0, atol=1e-14)
+
+
+def test_without_inference_only_the_head_learns_and_its_update_is_exact():
+    net, x, y = _tiny_network()
+    pc = predictive_inference.pc_gradients(net, x, y, 0)
+    bptt = predictive_inference.bptt_gradients(net, x, y)
+    c = predictive_inference.cosines(net, pc, bptt)
+    assert c["head"] == pytest.approx(1.0, abs=1e-12)
+    assert c["layer1"] == 0.0 and c["layer2"] == 0.0
+
+
+def test_inference_lowers_the_energy():
+    net, x, y = _tiny_network()
+    energies = [
+        float(net.energy(predictive_inference.infer(net, x, y, n), x, y).detach())
+        for n in (0, 1, 5, 20)
+    ]
+    assert all(b < a for a, b in zip(energies, energies[1:], strict=False))
