@@ -27,7 +27,8 @@ Claims (rules fixed before any run):
 Figure ``memory_capacity``: capacity / N against rho, linear (left, closed form dashed on top) and
 tanh (right), 1 to 3 layers, mean and 95% interval over seeds.
 
-Full run: about 2 minutes on 2 shared cores.
+Full run: 11 min 14 s wall on the 2 shared cores (load average about 12; 390 numpy
+simulations of 6000 steps).
 """
 
 from __future__ import annotations
