@@ -15,6 +15,7 @@ import torch
 import rnnode
 from rnnode.studies import (
     chaos,
+    fixed_points_study,
     memory_capacity,
     predictive_inference,
     run_study,
@@ -28,6 +29,7 @@ STUDIES = {
     "memory_capacity": memory_capacity,
     "stable_cells": stable_cells,
     "predictive_inference": predictive_inference,
+    "fixed_points_study": fixed_points_study,
 }
 
 
@@ -226,3 +228,35 @@ def test_inference_lowers_the_energy():
         for n in (0, 1, 5, 20)
     ]
     assert all(b < a for a, b in zip(energies, energies[1:], strict=False))
+
+
+# -- fixed_points_study -----------------------------------------------------------------------
+
+
+def test_flip_flop_targets_hold_the_last_pulse():
+    x, y = fixed_points_study.flip_flop(5, 30, torch.Generator().manual_seed(0))
+    for b in range(5):
+        for c in range(3):
+            last = 0.0
+            for t in range(30):
+                last = float(x[t, b, c]) if x[t, b, c] != 0 else last
+                assert float(y[t, b, c]) == last != 0.0
+
+
+@pytest.mark.parametrize(
+    ("diagonal", "kind", "unstable"),
+    [
+        ((0.5, -0.3, 0.9), "stable", 0),
+        ((0.5, 1.5, -0.2), "saddle", 1),
+        ((2.0, -1.5, 3.0), "unstable", 3),
+    ],
+)
+def test_classifier_on_a_linear_system_with_known_eigenvalues(diagonal, kind, unstable):
+    # linear cell, no bias, x = 0: h = 0 is the fixed point and the step map is W_hh itself
+    model = rnnode.ODERNN(3, 3, 1, cell="linear", bias=False)
+    with torch.no_grad():
+        model.layers[0].weight_hh.copy_(torch.diag(torch.tensor(diagonal)))
+    (info,) = fixed_points_study.classify(model, torch.zeros(1, 1, 3))
+    assert info["class"] == kind and info["unstable_directions"] == unstable
+    assert info["residual"] == 0.0
+    assert info["max_modulus"] == pytest.approx(max(abs(d) for d in diagonal), abs=1e-14)
