@@ -25,7 +25,8 @@ Claims (rules fixed before any run):
 Figure ``fixed_points``: test trajectories and the fixed points in the top-3 principal
 components of the states (first seed of each variant), coloured by class.
 
-Full run: FULL_TIME on the 2 shared cores.
+Full run: not completed on the 2 shared cores (one 1-layer seed took 12 min wall at load
+average 15; the whole run needs about an hour there). The quick setting takes seconds.
 """
 
 from __future__ import annotations

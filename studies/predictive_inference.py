@@ -29,7 +29,8 @@ Claims (rules fixed before any run):
 Figures ``cosine`` (cosine per layer and for the head against iterations, mean and 95% interval
 over seeds) and ``accuracy``.
 
-Full run: FULL_TIME on the 2 shared cores.
+Full run: 20 min wall on the 2 shared cores (load average about 15; most of it the 20
+inference iterations of every training step).
 """
 
 from __future__ import annotations
