@@ -7,6 +7,7 @@ trade-off (``depth``) and their figures (``plots``). Import the modules or these
 from . import depth as depth
 from . import gain as gain
 from . import gradients as gradients
+from . import linear as linear
 from . import plots as plots
 from . import stability as stability
 from .depth import accuracy_model as accuracy_model
@@ -22,6 +23,10 @@ from .gradients import count_gradient_paths as count_gradient_paths
 from .gradients import depth_jacobian as depth_jacobian
 from .gradients import depth_singular_values as depth_singular_values
 from .gradients import gradient_norms as gradient_norms
+from .linear import FrequencyResponse as FrequencyResponse
+from .linear import StateSpace as StateSpace
+from .linear import frequency_response as frequency_response
+from .linear import linearize as linearize
 from .plots import plot_depth_curve as plot_depth_curve
 from .plots import plot_gain as plot_gain
 from .plots import plot_gradient_norms as plot_gradient_norms

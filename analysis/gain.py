@@ -12,6 +12,7 @@ it with sines, so that nonlinear stacks can be compared with the linearized theo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +21,8 @@ import torch
 from numpy.typing import ArrayLike
 
 from rnnode import ODERNN
+
+from ._common import as_model, check_real
 
 #: A matrix given as nested sequences, a numpy array, a torch tensor or a sympy Matrix.
 MatrixLike = Sequence | np.ndarray | torch.Tensor | sp.Matrix
@@ -200,7 +203,7 @@ def measure_gain(
     direction: ArrayLike | None = None,
     hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
     **solve_kwargs,
-) -> np.ndarray:
+) -> torch.Tensor:
     """Steady-state gain of every layer at each driving frequency, measured with sine probes.
 
     The input is x_k = amplitude * sin(omega * t_k) * e at the sample times t_k = k * dt,
@@ -208,7 +211,7 @@ def measure_gain(
     layer l and unit j, the hidden state at the sample times of the steady-state window is
     fitted by least squares as c_0 + c_s sin(omega t_k) + c_c cos(omega t_k); the gain is
     sqrt(sum_j (c_s^2 + c_c^2)) / amplitude, the Euclidean norm of the units' amplitudes per unit
-    input amplitude.
+    input amplitude. ``frequency_response`` computes the same quantity from the linearisation.
 
     Notes:
         Transient: the first ``transient`` samples (default half of ``num_steps``) are discarded,
@@ -220,24 +223,40 @@ def measure_gain(
         Frequencies are in radians per unit time; they must lie in (0, pi / dt), below the
         Nyquist frequency of the sampling.
 
+        Trust checks: an amplitude below tiny / eps of the model's dtype (1e-292 in float64,
+        1e-31 in float32) raises (products leave the normal range); a layer whose response is
+        within 1000 eps of its state's magnitude (rounding decides it: for example amplitude
+        1e-9 in float32) and a layer whose fit leaves a residual larger than the fitted sine
+        (no steady state at the driving frequency: an unstable or self-oscillating layer, or a
+        transient too short) give a ``RuntimeWarning`` naming the layer; a non-finite state
+        raises.
+
     Arguments:
-        model: any ``ODERNN``.
+        model: any ``ODERNN``; a torch.nn.RNN, GRU or LSTM is converted with
+            ``rnnode.from_torch``.
         omegas: (F,) driving frequencies.
-        amplitude: A, the input amplitude (small: the linear regime).
+        amplitude: A, the input amplitude (small: the linear regime); Python or numpy number.
         num_steps: number of samples T.
         transient: samples discarded before the fit (default ``num_steps // 2``).
         dt: sample spacing (``t = (0, dt, ..., num_steps * dt)``).
         direction: (input_size,) the input direction e (default (1, ..., 1) / sqrt(input_size));
             normalised to unit length.
-        hx: initial state as for ``model.solve`` (default zeros).
-        **solve_kwargs: passed to ``model.solve`` (``method``, ``step_size``, ``coupling``, ...).
+        hx: initial state as for ``model.solve`` with batch F, or without the batch dimension
+            ((D * num_layers, hidden): the same state for every frequency). Default zeros.
+        **solve_kwargs: passed to ``model.solve`` (``method``, ``step_size``, ``coupling``, ...);
+            not ``t``: the sample times are set by ``dt`` and ``num_steps``.
 
     Returns:
-        (num_layers, F) numpy array of gains.
+        (num_layers, F) detached torch tensor of gains (float64).
     """
+    model = as_model(model)
     omega = _check_omegas(omegas, dt)
-    if not (isinstance(amplitude, (int, float)) and 0 < amplitude < float("inf")):
-        raise ValueError(f"amplitude: expected a positive finite number, got {amplitude!r}")
+    amplitude = check_real("amplitude", amplitude)
+    if "t" in solve_kwargs:
+        raise ValueError(
+            "t: measure_gain sets the sample times itself, t_k = k * dt for k = 0..num_steps; "
+            "pass dt (and num_steps) instead of t"
+        )
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 4:
         raise ValueError(f"num_steps: expected an integer >= 4, got {num_steps!r}")
     transient = num_steps // 2 if transient is None else transient
@@ -250,35 +269,97 @@ def measure_gain(
         )
     dtype = model.layers[0].weight_ih.dtype
     device = model.layers[0].weight_ih.device
+    info = torch.finfo(dtype)
+    if amplitude < info.tiny / info.eps:
+        raise ValueError(
+            f"amplitude: expected at least tiny / eps = {info.tiny / info.eps:.3g} for the model's "
+            f"dtype {dtype} (smaller inputs leave the normal floating-point range), got "
+            f"{amplitude!r}"
+        )
     e = _unit_direction(direction, model.input_size, dtype, device)
     times = torch.arange(num_steps + 1, dtype=dtype, device=device) * dt
     w = torch.as_tensor(omega, dtype=dtype, device=device)
     phase = times[1:, None] * w  # (T, F)
     x = amplitude * torch.sin(phase)[..., None] * e  # (T, F, input_size)
+    hx = _broadcast_hx(hx, w.shape[0])
     with torch.no_grad():
         hidden = model.solve(x, hx, t=times, **solve_kwargs).hidden  # (L, D, T+1, F, H)
+    if not bool(torch.isfinite(hidden).all()):
+        raise ValueError(
+            "model: the probed states became non-finite (the dynamics diverge at this input); "
+            "a gain is defined only for a stable layer"
+        )
     hidden = hidden[:, :, 1:].double()  # the sample times t_1..t_T, where the sines are known
     keep = num_steps - transient
-    directions = []
+    directions, residuals, scales = [], [], []
     for d in range(hidden.shape[1]):
         window = slice(transient, None) if d == 0 else slice(0, keep)
-        directions.append(_fit_amplitude(hidden[:, d, window], phase[window].double()))
-    squares = torch.stack(directions).pow(2).sum(dim=(0, -1))  # over directions and units
-    return (squares.sqrt() / amplitude).cpu().numpy()
+        amp, residual = _fit_amplitude(hidden[:, d, window], phase[window].double())
+        directions.append(amp)
+        residuals.append(residual)
+        scales.append(hidden[:, d, window].abs().flatten(1).amax(1))
+    response = torch.stack(directions).pow(2).sum(dim=(0, -1)).sqrt()  # (L, F)
+    _check_probe(
+        response,
+        torch.stack(residuals).pow(2).sum(dim=(0, -1)).sqrt(),
+        torch.stack(scales).amax(0),
+        info.eps,
+        dtype,
+    )
+    return (response / amplitude).cpu()
+
+
+def _broadcast_hx(hx, batch: int):
+    """hx without a batch dimension (every tensor 2-D) expanded to the F frequencies."""
+    if hx is None:
+        return None
+    parts = hx if isinstance(hx, (tuple, list)) else (hx,)
+    if all(isinstance(p, torch.Tensor) and p.dim() == 2 for p in parts):
+        parts = tuple(p.unsqueeze(1).expand(-1, batch, -1).contiguous() for p in parts)
+        return parts if isinstance(hx, (tuple, list)) else parts[0]
+    return hx
+
+
+def _check_probe(response, residual, scale, eps: float, dtype) -> None:
+    """Warn where a layer's measured response cannot be trusted (see ``measure_gain``)."""
+    for l in range(response.shape[0]):
+        lost = response[l] < 1000 * eps * scale[l]
+        if bool(lost.any()):
+            warnings.warn(
+                f"amplitude: layer {l + 1}'s response ({float(response[l].min()):.3g}) is within "
+                f"1000 eps of its state's magnitude ({float(scale[l]):.3g}) in {dtype}: rounding "
+                "decides the measured gain; use a larger amplitude or a float64 model",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        noisy = residual[l] > response[l]
+        if bool(noisy.any()):
+            warnings.warn(
+                f"model: layer {l + 1} has no steady state at the driving frequency at "
+                f"{int(noisy.sum())} frequencies (the fit's residual exceeds the fitted sine): "
+                "the layer is unstable or self-oscillating, or the transient is too short; the "
+                "gain there is not meaningful",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
 def _fit_amplitude(h: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     """Amplitude at the driving frequency of every (layer, frequency, unit) series.
 
     h: (L, K, F, H) samples; phase: (K, F) omega * t_k. Least squares on [1, sin, cos] per
-    frequency, one batched solve. Returns (L, F, H).
+    frequency, one batched solve. Returns the amplitudes (L, F, H) and the residuals' RMS
+    times sqrt(2) (L, F, H).
     """
     basis = torch.stack([torch.ones_like(phase), torch.sin(phase), torch.cos(phase)], -1)
     basis = basis.transpose(0, 1)  # (F, K, 3)
     target = h.permute(2, 1, 0, 3).flatten(2)  # (F, K, L * H)
     coef = torch.linalg.lstsq(basis, target).solution  # (F, 3, L * H)
     amp = coef[:, 1:].pow(2).sum(1).sqrt()  # (F, L * H)
-    return amp.reshape(amp.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1)
+    # RMS residual of the fit, times sqrt(2) so that it compares with a sine's amplitude.
+    rest = (target - basis @ coef).pow(2).mean(1).mul(2).sqrt()
+    rest = rest.reshape(rest.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1)
+    return amp.reshape(amp.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1), rest
 
 
 def _check_omegas(omegas, dt: float) -> np.ndarray:

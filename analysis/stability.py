@@ -82,7 +82,9 @@ def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor):
     return h, x, lead
 
 
-def jacobian(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def jacobian(
+    model: ODERNN, h: torch.Tensor, x: torch.Tensor, *, create_graph: bool = False
+) -> torch.Tensor:
     """J = dF/dh of the joint vector field dh/dt = F(h, x) of the continuously coupled stack.
 
     Row and column index ``layer * state_size + unit``; computed by forward-mode automatic
@@ -93,6 +95,7 @@ def jacobian(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         model: a unidirectional ``ODERNN``.
         h: (..., num_layers, state_size) the stacked states (LSTM: state_size = 2 * hidden).
         x: (..., input_size) the constant input, broadcast against h's leading dimensions.
+        create_graph: keep the graph to the parameters, h and x (default: detached).
 
     Returns:
         (..., num_layers * state_size, num_layers * state_size).
@@ -101,12 +104,13 @@ def jacobian(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     flat_h, flat_x, lead = _broadcast(model, h, x)
     n = flat_h.shape[-2] * flat_h.shape[-1]
     eye = torch.eye(n, dtype=flat_h.dtype, device=flat_h.device)
-    jac = torch.cat(
-        [
-            _tangents(model, flat_h[i : i + _CHUNK], flat_x[i : i + _CHUNK], eye)[1]
-            for i in range(0, flat_h.shape[0], _CHUNK)
-        ]
-    )
+    with torch.set_grad_enabled(create_graph):
+        jac = torch.cat(
+            [
+                _tangents(model, flat_h[i : i + _CHUNK], flat_x[i : i + _CHUNK], eye)[1]
+                for i in range(0, flat_h.shape[0], _CHUNK)
+            ]
+        )
     return jac.reshape(*lead, n, n)
 
 
@@ -130,20 +134,24 @@ def _tangents(model: ODERNN, h: torch.Tensor, x: torch.Tensor, V: torch.Tensor):
     return rate, out.tangent.reshape(B, k, L * S).transpose(1, 2)
 
 
-def eigenvalues(model: ODERNN, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def eigenvalues(
+    model: ODERNN, h: torch.Tensor, x: torch.Tensor, *, create_graph: bool = False
+) -> torch.Tensor:
     """Eigenvalues of the Jacobian J of the joint field at (h, x), from its diagonal blocks.
 
     J is block lower triangular (layer l depends on layers below it only), so its spectrum is
     the union of the spectra of the blocks dF_l/dh_l.
 
     Arguments:
-        model, h, x: as for ``jacobian``.
+        model, h, x, create_graph: as for ``jacobian``.
 
     Returns:
         (..., num_layers * state_size) complex, layer by layer (each layer's eigenvalues in
         ``torch.linalg.eigvals`` order).
     """
-    return _block_eigenvalues(jacobian(model, h, x), model.num_layers)
+    jac = jacobian(model, h, x, create_graph=create_graph)
+    with torch.set_grad_enabled(create_graph):
+        return _block_eigenvalues(jac, model.num_layers)
 
 
 def _block_eigenvalues(jac: torch.Tensor, num_layers: int) -> torch.Tensor:
