@@ -84,18 +84,46 @@ def linear_gain(kind: str = "discrete") -> sp.Expr:
     return _modulus(transfer.subs(on_circle))
 
 
-def transfer_gain(A: MatrixLike, B: MatrixLike, C: MatrixLike, kind: str = "discrete") -> sp.Expr:
+#: The most states the symbolic routes take by default: sympy's simplification of |H| grows
+#: steeply with n (about 0.5 s at n = 2, 4 s at n = 4, a minute at n = 5, minutes beyond).
+MAX_SYMBOLIC_STATES = 4
+
+
+def _check_symbolic_size(n: int, max_states: int) -> None:
+    if n > max_states:
+        raise ValueError(
+            f"A: symbolic gains are limited to n <= max_states = {max_states} states (sympy's "
+            f"simplification grows steeply with n), got n = {n}; use "
+            "rnnode.analysis.frequency_response for the numeric response at any size"
+        )
+
+
+def transfer_gain(
+    A: MatrixLike,
+    B: MatrixLike,
+    C: MatrixLike,
+    kind: str = "discrete",
+    *,
+    max_states: int = MAX_SYMBOLIC_STATES,
+) -> sp.Expr:
     """|C (e^{i omega} I - A)^{-1} B| (discrete) or |C (i omega I - A)^{-1} B| (continuous).
 
-    The gain of the single-input single-output system h_t = A h_{t-1} + B x_t, y_t = C h_t (or
+    The gain of the single-input system h_t = A h_{t-1} + B x_t, y_t = C h_t (or
     dh/dt = A h + B x, y = C h) at frequency omega. A factor e^{i omega} between the conventions
     h_t = A h_{t-1} + B x_t and h_{t+1} = A h_t + B x_t has modulus 1, so both give this gain.
+    With p > 1 outputs the gain is the Euclidean norm over them,
+    sqrt(sum_j |H_j(omega)|^2): ``measure_gain``'s convention for a layer's units.
+
+    Size limit: symbolic simplification is exact but grows steeply with the number of states
+    n; beyond ``max_states`` (default 4) this raises and points to ``frequency_response``,
+    which evaluates the same gain numerically at any size.
 
     Arguments:
         A: (n, n) state matrix: numbers, a numpy array, a torch tensor or sympy entries.
         B: (n, 1) or (n,) input vector.
-        C: (1, n) or (n,) output vector.
+        C: (p, n) output matrix, or (n,) for one output.
         kind: ``"discrete"`` or ``"continuous"``.
+        max_states: the largest n accepted.
 
     Returns:
         A sympy expression in the real symbol ``omega`` (and any symbols of the matrices, which
@@ -106,23 +134,27 @@ def transfer_gain(A: MatrixLike, B: MatrixLike, C: MatrixLike, kind: str = "disc
     n = A.shape[0]
     if A.shape != (n, n):
         raise ValueError(f"A: expected a square (n, n) matrix, got shape {A.shape}")
+    _check_symbolic_size(n, max_states)
     if B.shape == (1, n) and n != 1:
         B = B.T
     if C.shape == (n, 1) and n != 1:
         C = C.T
     if B.shape != (n, 1):
         raise ValueError(f"B: expected shape (n, 1) = ({n}, 1) (single input), got {B.shape}")
-    if C.shape != (1, n):
-        raise ValueError(f"C: expected shape (1, n) = (1, {n}) (single output), got {C.shape}")
+    if C.shape[1] != n:
+        raise ValueError(f"C: expected shape (p, n) = (p, {n}), got {C.shape}")
     # The modulus needs real symbols; swap in real twins and swap the user's symbols back after.
     symbols = set().union(A.free_symbols, B.free_symbols, C.free_symbols)
     real = {s: sp.Symbol(s.name, real=True) for s in symbols if not s.is_real}
     A, B, C = (m.subs(real) for m in (A, B, C))
     omega = sp.Symbol("omega", real=True)
     z = sp.Symbol("z")
-    transfer = (C * (z * sp.eye(n) - A).LUsolve(B))[0, 0]
     point = sp.exp(sp.I * omega) if kind == "discrete" else sp.I * omega
-    gain = _modulus(transfer.subs(z, point))
+    response = (C * (z * sp.eye(n) - A).LUsolve(B)).subs(z, point)
+    if C.shape[0] == 1:
+        gain = _modulus(response[0, 0])
+    else:
+        gain = sp.sqrt(sum(_modulus(response[j, 0]) ** 2 for j in range(C.shape[0])))
     return gain.subs({v: s for s, v in real.items()})
 
 
@@ -131,58 +163,104 @@ def stack_gain(
     weight_ih: Sequence | None = None,
     tau: Sequence | None = None,
     kind: str = "discrete",
+    *,
+    max_states: int = MAX_SYMBOLIC_STATES,
 ) -> list[sp.Expr]:
-    """Gains of every layer of a stack of scalar linear layers, from ``transfer_gain``.
+    """Gains of every layer of a stack of linear layers, scalar or vector, from ``transfer_gain``.
 
     Discrete (the sampled stack solved by Euler with step 1, rnnode's default):
-    h^l_t = a_l h^l_{t-1} + w_l h^{l-1}_t with h^0 = x, so layer l sees layer l-1 *at the same
-    step*: h_t = N h_t + D h_{t-1} + b x_t, i.e. A = (I - N)^{-1} D and B = (I - N)^{-1} b.
+    h^l_t = W^l_hh h^l_{t-1} + W^l_ih h^{l-1}_t with h^0 = x, so layer l sees layer l-1 *at the
+    same step*: h_t = N h_t + D h_{t-1} + b x_t, i.e. A = (I - N)^{-1} D and B = (I - N)^{-1} b.
 
     Continuous (``cell="linear"``, ``coupling="continuous"``):
-    dh^l/dt = ((a_l - 1) h^l + w_l h^{l-1}) / tau_l.
+    dh^l/dt = ((W^l_hh - I) h^l + W^l_ih h^{l-1}) / tau_l.
 
-    For a plain chain the gains multiply: |G_l| = prod_{j <= l} |w_j| g_j(omega).
+    For a plain chain of scalar layers the gains multiply: |G_l| = prod_{j <= l} |w_j| g_j(omega).
+    A vector layer's gain is the Euclidean norm over its units (``measure_gain``'s convention).
+    The total number of states, sum of the layers' sizes, is limited to ``max_states`` (see
+    ``transfer_gain``); beyond it use ``frequency_response``.
 
     Arguments:
-        weight_hh: the recurrent weights a_l, one per layer (numbers or sympy symbols).
-        weight_ih: the feed-forward weights w_l (default all 1).
+        weight_hh: the recurrent weights, one per layer: a number or sympy symbol (scalar layer)
+            or an (H_l, H_l) matrix (numpy, torch, nested sequences, sympy).
+        weight_ih: the feed-forward weights, one per layer (default all 1 for scalar layers):
+            a number or an (H_l, H_{l-1}) matrix; layer 1's has one column (single input).
         tau: the time constants (continuous only; default all 1).
         kind: ``"discrete"`` or ``"continuous"``.
+        max_states: the largest total number of states accepted.
 
     Returns:
         One sympy expression in ``omega`` per layer, bottom first.
     """
     _check_kind(kind)
-    a = [sp.sympify(v) for v in weight_hh]
+    a = [_as_matrix(f"weight_hh[{l}]", v) for l, v in enumerate(weight_hh)]
     L = len(a)
     if L < 1:
         raise ValueError("weight_hh: expected one recurrent weight per layer, got none")
-    w = [sp.Integer(1)] * L if weight_ih is None else [sp.sympify(v) for v in weight_ih]
-    taus = [sp.Integer(1)] * L if tau is None else [sp.sympify(v) for v in tau]
+    sizes = [m.shape[0] for m in a]
+    for l, m in enumerate(a):
+        if m.shape != (sizes[l], sizes[l]):
+            raise ValueError(f"weight_hh[{l}]: expected a square matrix, got shape {m.shape}")
+    if weight_ih is None:
+        if any(n != 1 for n in sizes):
+            raise ValueError("weight_ih: expected the feed-forward matrices of vector layers")
+        w = [sp.Matrix([[1]]) for _ in range(L)]
+    else:
+        w = [_as_matrix(f"weight_ih[{l}]", v) for l, v in enumerate(weight_ih)]
+    taus = [sp.Integer(1)] * L if tau is None else [sp.sympify(_scalar(v)) for v in tau]
     for name, values in (("weight_ih", w), ("tau", taus)):
         if len(values) != L:
             raise ValueError(f"{name}: expected {L} values (one per layer), got {len(values)}")
+    for l, m in enumerate(w):
+        cols = 1 if l == 0 else sizes[l - 1]
+        if l == 0 and m.shape == (1, sizes[0]) and sizes[0] > 1:
+            m = w[0] = m.T
+        if m.shape != (sizes[l], cols):
+            raise ValueError(
+                f"weight_ih[{l}]: expected shape ({sizes[l]}, {cols}), got {m.shape}"
+                + (" (single input)" if l == 0 else "")
+            )
     if kind == "continuous" and tau is not None and any(t.is_positive is False for t in taus):
         raise ValueError(f"tau: expected positive time constants, got {list(tau)}")
-    below = sp.zeros(L, L)  # w_l on the sub-diagonal: layer l driven by layer l-1
+    n = sum(sizes)
+    _check_symbolic_size(n, max_states)
+    start = [sum(sizes[:l]) for l in range(L)]
+    below = sp.zeros(n, n)  # W^l_ih in the block below the diagonal: layer l driven by l - 1
     for l in range(1, L):
-        below[l, l - 1] = w[l]
-    drive = sp.zeros(L, 1)
-    drive[0] = w[0]
+        below[start[l] : start[l] + sizes[l], start[l - 1] : start[l]] = w[l]
+    drive = sp.zeros(n, 1)
+    drive[: sizes[0], 0] = w[0]
+    own = sp.diag(*a)
     if kind == "discrete":
-        lift = (sp.eye(L) - below).inv()  # nilpotent N, so the inverse is I + N + N^2 + ...
-        A = lift * sp.diag(*a)
+        lift = (sp.eye(n) - below).inv()  # nilpotent N, so the inverse is I + N + N^2 + ...
+        A = lift * own
         B = lift * drive
     else:
-        scale = sp.diag(*[1 / t for t in taus])
-        A = scale * (sp.diag(*[v - 1 for v in a]) + below)
+        scale = sp.diag(*[sp.eye(sizes[l]) / taus[l] for l in range(L)])
+        A = scale * (own - sp.eye(n) + below)
         B = scale * drive
-    return [transfer_gain(A, B, sp.eye(L)[l, :], kind) for l in range(L)]
+    eye = sp.eye(n)
+    return [
+        transfer_gain(A, B, eye[start[l] : start[l] + sizes[l], :], kind, max_states=max_states)
+        for l in range(L)
+    ]
+
+
+def _scalar(v):
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return v.detach().item()
+    if isinstance(v, np.ndarray) and v.size == 1:
+        return v.item()
+    return v
 
 
 def _as_matrix(name: str, m) -> sp.Matrix:
     if isinstance(m, torch.Tensor):
         m = m.detach().cpu().numpy()
+    if isinstance(m, np.ndarray) and m.ndim == 0:
+        m = m.item()
+    if isinstance(m, (int, float, np.number, sp.Expr)):
+        return sp.Matrix([[sp.sympify(m)]])
     try:
         matrix = sp.Matrix(m)
     except (TypeError, ValueError) as err:

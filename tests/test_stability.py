@@ -346,6 +346,8 @@ def test_benchmark_quick_run_compares_equal_results_and_writes_json(tmp_path):
     assert written["measure_gain"]["max_abs_difference"] < 1e-10
     assert written["stability_map"]["max_abs_difference_max_real"] < 1e-10
     assert written["stability_map"]["converged_fraction"] == 1.0
+    assert written["frequency_response"]["max_rel_difference_numpy"] < 1e-12
+    assert written["frequency_response"]["max_rel_difference_probes"] < 1e-6
 
 
 @pytest.mark.parametrize(
