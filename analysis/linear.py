@@ -222,7 +222,9 @@ def frequency_response(
         direction: (m,) the input direction e (default (1, ..., 1) / sqrt(m), as
             ``measure_gain``); normalised to unit length.
         num_layers: outputs split into this many equal consecutive groups for ``gain``
-            (default: the model's layers; for matrices every output its own group).
+            (default: the model's layers; for matrices every output its own group); for
+            matrices also the number of equal diagonal blocks of A tried for a block
+            forward substitution (used when A is block lower triangular, as a stack's is).
         create_graph: keep the graph (default: detached tensors).
 
     Returns:
@@ -242,9 +244,11 @@ def frequency_response(
             system, h, x, kind=kind, coupling=coupling, dt=dt, create_graph=create_graph
         )
         groups = L if num_layers is None else num_layers
+        blocks = L
     elif isinstance(system, tuple) and len(system) == 4:
         A, B, C, D = _as_matrices(system)
         groups = C.shape[0] if num_layers is None else num_layers
+        blocks = 1 if num_layers is None else num_layers
     else:
         raise TypeError(
             f"system: expected an rnnode.ODERNN or a tuple (A, B, C, D), got "
@@ -272,10 +276,8 @@ def frequency_response(
     cdtype = torch.complex128 if A.dtype == torch.float64 else torch.complex64
     w = torch.as_tensor(omega, dtype=A.dtype, device=A.device)
     z = torch.polar(torch.ones_like(w), w * dt) if kind == "discrete" else torch.complex(0 * w, w)
-    eye = torch.eye(n, dtype=cdtype, device=A.device)
     with torch.set_grad_enabled(create_graph):
-        lhs = z[:, None, None] * eye - A.to(cdtype)  # (F, n, n)
-        X = torch.linalg.solve(lhs, B.to(cdtype).expand(w.shape[0], n, m))  # (F, n, m)
+        X = _resolvent_times(z, A.to(cdtype), B.to(cdtype), blocks)  # (F, n, m)
         response = C.to(cdtype) @ X + D.to(cdtype)  # (F, p, m)
         e = _unit_direction(direction, m, A.dtype, A.device).to(cdtype)
         unit = (response @ e).abs()  # (F, p)
@@ -285,6 +287,36 @@ def frequency_response(
     if not create_graph:
         tensors = [v.detach() for v in tensors]
     return FrequencyResponse(*tensors, kind=kind, dt=float(dt))
+
+
+def _resolvent_times(z: torch.Tensor, A: torch.Tensor, B: torch.Tensor, blocks: int):
+    """(z I - A)^{-1} B for every z (F,), batched; A (n, n), B (n, m).
+
+    A stack's A is block lower triangular (layer l reads only layers below it), so with
+    ``blocks`` equal diagonal blocks the solve runs block by block, forward substitution:
+    X_l = (z I - A_ll)^{-1} (B_l + sum_{j < l} A_lj X_j), L solves of size n / L instead of
+    one of size n (L^2 times fewer operations). Falls back to the full solve where the blocks
+    above the diagonal are not zero.
+    """
+    n, m = B.shape
+    F = z.shape[0]
+    size = n // blocks if blocks and n % blocks == 0 else n
+    upper = torch.ones(n, n, dtype=torch.bool, device=A.device).triu(1)
+    if size < n:
+        rows = torch.arange(n, device=A.device) // size
+        upper = rows[:, None] < rows[None, :]
+    if size == n or bool(A[upper].abs().amax() > 0):
+        eye = torch.eye(n, dtype=A.dtype, device=A.device)
+        return torch.linalg.solve(z[:, None, None] * eye - A, B.expand(F, n, m))
+    eye = torch.eye(size, dtype=A.dtype, device=A.device)
+    parts: list[torch.Tensor] = []
+    for l in range(n // size):
+        rows = slice(l * size, (l + 1) * size)
+        rhs = B[rows].expand(F, size, m)
+        if l:
+            rhs = rhs + A[rows, : l * size] @ torch.cat(parts, dim=1)
+        parts.append(torch.linalg.solve(z[:, None, None] * eye - A[rows, rows], rhs))
+    return torch.cat(parts, dim=1)
 
 
 def _as_matrices(system: tuple) -> tuple[torch.Tensor, ...]:
