@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
@@ -399,27 +400,26 @@ def _broadcast_hx(hx, batch: int):
 
 
 def _check_probe(response, residual, scale, eps: float, dtype) -> None:
-    """Warn where a layer's measured response cannot be trusted (see ``measure_gain``)."""
+    """Warn, once, where a layer's measured response cannot be trusted (see ``measure_gain``)."""
+    problems = []
     for l in range(response.shape[0]):
         lost = response[l] < 1000 * eps * scale[l]
         if bool(lost.any()):
-            warnings.warn(
+            problems.append(
                 f"amplitude: layer {l + 1}'s response ({float(response[l].min()):.3g}) is within "
                 f"1000 eps of its state's magnitude ({float(scale[l]):.3g}) in {dtype}: rounding "
-                "decides the measured gain; use a larger amplitude or a float64 model",
-                RuntimeWarning,
-                stacklevel=3,
+                "decides the measured gain; use a larger amplitude or a float64 model"
             )
-        noisy = residual[l] > response[l]
+        noisy = (residual[l] > response[l]) & ~lost
         if bool(noisy.any()):
-            warnings.warn(
+            problems.append(
                 f"model: layer {l + 1} has no steady state at the driving frequency at "
                 f"{int(noisy.sum())} frequencies (the fit's residual exceeds the fitted sine): "
                 "the layer is unstable or self-oscillating, or the transient is too short; the "
-                "gain there is not meaningful",
-                RuntimeWarning,
-                stacklevel=3,
+                "gain there is not meaningful"
             )
+    if problems:
+        warnings.warn("; ".join(problems), RuntimeWarning, stacklevel=3)
 
 
 def _fit_amplitude(h: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
@@ -467,15 +467,32 @@ def _unit_direction(direction, size: int, dtype, device) -> torch.Tensor:
     return e / e.norm()
 
 
-def preferred_frequencies(omegas: ArrayLike, gains: ArrayLike) -> np.ndarray:
+class Peaks(NamedTuple):
+    """Preferred frequencies with their edge flags (``preferred_frequencies(...,
+    return_edges=True)``): ``omega`` (num_layers,) and ``at_edge`` (num_layers,) bool, true
+    where the argmax is the grid's first or last frequency (the peak may lie beyond the grid)."""
+
+    omega: torch.Tensor
+    at_edge: torch.Tensor
+
+
+def preferred_frequencies(
+    omegas: ArrayLike, gains: ArrayLike, *, return_edges: bool = False
+) -> torch.Tensor | Peaks:
     """The frequency at which each layer's gain peaks: omegas[argmax_f gains[l, f]].
 
+    NaN gains are skipped (a layer whose gains are all NaN gets NaN). An argmax on the grid's
+    first or last frequency is no interior peak: the true maximum may lie beyond the probed
+    range. Such layers are flagged: with ``return_edges=True`` in ``Peaks.at_edge``, otherwise
+    by a ``RuntimeWarning`` naming them.
+
     Arguments:
-        omegas: (F,) frequencies.
-        gains: (num_layers, F), for example from ``measure_gain``.
+        omegas: (F,) frequencies, increasing.
+        gains: (num_layers, F), for example from ``measure_gain`` or ``frequency_response``.
+        return_edges: return ``Peaks(omega, at_edge)`` instead of the frequencies alone.
 
     Returns:
-        (num_layers,) numpy array.
+        (num_layers,) detached float64 tensor, or ``Peaks``.
     """
     omega = np.asarray(omegas, dtype=np.float64)
     g = np.asarray(gains, dtype=np.float64)
@@ -484,4 +501,19 @@ def preferred_frequencies(omegas: ArrayLike, gains: ArrayLike) -> np.ndarray:
             f"gains: expected shape (num_layers, len(omegas)) = (*, {omega.shape[0]}), "
             f"got {g.shape}"
         )
-    return omega[np.argmax(g, axis=1)]
+    empty = np.all(np.isnan(g), axis=1)
+    index = np.argmax(np.where(np.isnan(g), -np.inf, g), axis=1)
+    best = np.where(empty, np.nan, omega[index])
+    edge = ~empty & ((index == 0) | (index == omega.shape[0] - 1))
+    if return_edges:
+        return Peaks(torch.from_numpy(best), torch.from_numpy(edge))
+    if edge.any():
+        layers = [int(l) + 1 for l in np.flatnonzero(edge)]
+        warnings.warn(
+            f"gains: the peak of layer(s) {layers} is at the edge of the probed frequencies "
+            f"[{omega[0]:.6g}, {omega[-1]:.6g}], so the preferred frequency may lie beyond the "
+            "grid; pass return_edges=True to get the flags",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return torch.from_numpy(best)

@@ -254,7 +254,7 @@ def frequency_response(
             f"system: expected an rnnode.ODERNN or a tuple (A, B, C, D), got "
             f"{type(system).__name__}"
         )
-    n, m, p = A.shape[-1], B.shape[-1], C.shape[0]
+    m, p = B.shape[-1], C.shape[0]
     if A.dim() != 2:
         raise ValueError(f"h: expected a single state (num_layers, state_size), got A {A.shape}")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or p % groups:

@@ -15,6 +15,7 @@ al. (1980), Meccanica 15, 9-20.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -29,13 +30,17 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 from torchdiffeq import odeint
 
-from rnnode import FIXED_METHODS, ODERNN
+from rnnode import FIXED_METHODS, ODERNN, DivergenceError
+
+from ._common import check_real
 
 #: Coefficients of the stability polynomial R(z) = sum_k c_k z^k of the explicit Runge-Kutta
 #: methods with as many stages as their order (torchdiffeq names): the Taylor polynomial of e^z.
+#: Only methods that the installed torchdiffeq provides (``rnnode.FIXED_METHODS``) are listed.
 STEP_POLYNOMIALS: dict[str, tuple[float, ...]] = {
     name: tuple(1.0 / math.factorial(k) for k in range(order + 1))
     for name, order in (("euler", 1), ("midpoint", 2), ("heun2", 2), ("heun3", 3), ("rk4", 4))
+    if name in FIXED_METHODS
 }
 
 #: Points per vectorized Jacobian call: (chunk, n, n) intermediates stay in cache-sized memory,
@@ -50,7 +55,10 @@ Parametrize = Callable[
 
 def _check_model(model: ODERNN) -> None:
     if not isinstance(model, ODERNN):
-        raise ValueError(f"model: expected an rnnode.ODERNN, got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected an rnnode.ODERNN (convert a torch.nn.RNN, GRU or LSTM with "
+            f"rnnode.from_torch), got {type(model).__name__}"
+        )
     if model.bidirectional:
         raise ValueError(
             "model: stability analysis needs the joint field of a unidirectional stack; "
@@ -244,13 +252,25 @@ def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int, halvi
     return h, residual.abs().amax(-1) < tol
 
 
+def _check_newton(tol, max_iter, dtype) -> tuple[float, int]:
+    """Newton's tolerance (default: reachable in ``dtype``) and step budget, checked."""
+    if tol is None:
+        tol = 1e-10 if dtype == torch.float64 else 50 * torch.finfo(dtype).eps
+    tol = check_real("tol", tol)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int):
+        raise TypeError(f"max_iter: expected an integer, got {type(max_iter).__name__}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
+    return tol, max_iter
+
+
 def fixed_points(
     model: ODERNN,
     x: torch.Tensor,
     *,
     num_starts: int = 64,
     radius: float = 1.0,
-    tol: float = 1e-10,
+    tol: float | None = None,
     max_iter: int = 50,
     dedup_tol: float = 1e-6,
     seed: int = 0,
@@ -267,25 +287,30 @@ def fixed_points(
         x: (input_size,) the constant input.
         num_starts: number of starting states.
         radius: half-width of the box of random starts.
-        tol: residual tolerance.
+        tol: residual tolerance (default 1e-10 in float64, 50 eps in other dtypes: reachable).
         max_iter: Newton steps per start.
         dedup_tol: distance below which two fixed points are the same.
         seed: seed of the random starts (same seed, same points).
 
     Returns:
-        (K, num_layers, state_size): the distinct fixed points, ordered by their distance from
-        the origin.
+        (K, num_layers, state_size) detached tensor: the distinct fixed points, ordered by their
+        distance from the origin.
     """
     _check_model(model)
     if isinstance(num_starts, bool) or not isinstance(num_starts, int) or num_starts < 1:
         raise ValueError(f"num_starts: expected a positive integer, got {num_starts!r}")
     L, S = _state_shape(model)
     dtype = model.layers[0].weight_ih.dtype
+    tol, max_iter = _check_newton(tol, max_iter, dtype)
+    radius = check_real("radius", radius, inclusive=True)
+    dedup_tol = check_real("dedup_tol", dedup_tol, inclusive=True)
     x = torch.as_tensor(x, dtype=dtype)
     if x.shape != (model.input_size,):
         raise ValueError(
             f"x: expected shape (input_size,) = ({model.input_size},), got {tuple(x.shape)}"
         )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x: expected finite values, got {x.tolist()}")
     generator = torch.Generator().manual_seed(seed)
     starts = (2 * torch.rand(num_starts, L * S, generator=generator, dtype=dtype) - 1) * radius
     starts[0] = 0.0
@@ -331,13 +356,14 @@ def scale_recurrent_and_input(
         ``(overrides, x)``: parameters to replace and the constant input (input_size,).
     """
     overrides = {k: p * v for k, v in params.items() if k.endswith("weight_hh")}
-    size = params["layers.0.weight_ih"].shape[-1]
+    # The first weight_ih in parameter order is the bottom layer's, which reads the input.
+    size = next(v for k, v in params.items() if k.endswith("weight_ih")).shape[-1]
     return overrides, q * torch.ones(size, dtype=p.dtype, device=p.device)
 
 
 @dataclass
 class StabilityMap:
-    """Stability of the fixed point over a 2-D parameter grid.
+    """Stability of the fixed point over a 2-D parameter grid (detached torch tensors).
 
     Attributes:
         p, q: (P,) and (Q,) the parameter values (rows and columns of the maps).
@@ -350,14 +376,19 @@ class StabilityMap:
         method, dt: the solver whose step map was analysed.
     """
 
-    p: np.ndarray
-    q: np.ndarray
-    max_real: np.ndarray
-    spectral_radius: np.ndarray
-    fixed_points: np.ndarray
-    converged: np.ndarray
+    p: torch.Tensor
+    q: torch.Tensor
+    max_real: torch.Tensor
+    spectral_radius: torch.Tensor
+    fixed_points: torch.Tensor
+    converged: torch.Tensor
     method: str
     dt: float
+
+    def numpy(self) -> StabilityMap:
+        """The same map with numpy arrays in place of the tensors."""
+        fields = ("p", "q", "max_real", "spectral_radius", "fixed_points", "converged")
+        return dataclasses.replace(self, **{k: np.asarray(getattr(self, k)) for k in fields})
 
 
 def stability_map(
@@ -371,7 +402,7 @@ def stability_map(
     h0: torch.Tensor | None = None,
     num_starts: int = 8,
     radius: float = 1.0,
-    tol: float = 1e-10,
+    tol: float | None = None,
     max_iter: int = 30,
     seed: int = 0,
 ) -> StabilityMap:
@@ -401,15 +432,20 @@ def stability_map(
             ``fixed_points``, to redo the spectra for another ``method`` or ``dt`` (Newton then
             stops at once).
         num_starts, radius, seed: the restarts where the start from h0 fails (seeded).
-        tol, max_iter: Newton's residual tolerance and step budget.
+        tol, max_iter: Newton's residual tolerance (default 1e-10 in float64, 50 eps in other
+            dtypes, so that float32 maps converge) and step budget.
 
     Returns:
-        ``StabilityMap``.
+        ``StabilityMap`` of detached torch tensors.
     """
     _check_model(model)
     _step_polynomial(method)
     parametrize = scale_recurrent_and_input if parametrize is None else parametrize
     dtype = model.layers[0].weight_ih.dtype
+    tol, max_iter = _check_newton(tol, max_iter, dtype)
+    radius = check_real("radius", radius, inclusive=True)
+    if isinstance(num_starts, bool) or not isinstance(num_starts, int) or num_starts < 1:
+        raise ValueError(f"num_starts: expected a positive integer, got {num_starts!r}")
     p = torch.as_tensor(np.asarray(p_values, dtype=np.float64), dtype=dtype)
     q = torch.as_tensor(np.asarray(q_values, dtype=np.float64), dtype=dtype)
     for name, v in (("p_values", p), ("q_values", q)):
@@ -466,12 +502,12 @@ def stability_map(
     nan = torch.tensor(float("nan"), dtype=dtype)
     shape = (P, Q)
     return StabilityMap(
-        p=p.numpy(),
-        q=q.numpy(),
-        max_real=torch.where(converged, max_real, nan).reshape(shape).numpy(),
-        spectral_radius=torch.where(converged, step_radius, nan).reshape(shape).numpy(),
-        fixed_points=h.reshape(*shape, L, S).numpy(),
-        converged=converged.reshape(shape).numpy(),
+        p=p,
+        q=q,
+        max_real=torch.where(converged, max_real, nan).reshape(shape),
+        spectral_radius=torch.where(converged, step_radius, nan).reshape(shape),
+        fixed_points=h.reshape(*shape, L, S),
+        converged=converged.reshape(shape),
         method=method,
         dt=float(dt),
     )
@@ -514,6 +550,20 @@ def _continue_from_neighbours(solve, h, converged, pp, qq, shape) -> None:
         converged[target[chosen]] = True
 
 
+def _steps(name: str, span: float, step_size: float | None) -> int:
+    """Number of equal steps of rnnode's grid over ``span``: span / step_size, an integer."""
+    if step_size is None:
+        return 1
+    ratio = span / step_size
+    count = round(ratio)
+    if count < 1 or abs(ratio - count) > 1e-9 * max(1.0, ratio):
+        raise ValueError(
+            f"{name}: expected a multiple of step_size = {step_size!r}, got {span!r} "
+            f"({ratio:.6g} steps)"
+        )
+    return count
+
+
 def lyapunov_exponents(
     model: ODERNN,
     h0: torch.Tensor,
@@ -530,40 +580,57 @@ def lyapunov_exponents(
 
     Along a trajectory, the tangent vectors V (n, k) follow the variational equation
     dV/dt = J(h) V. Every ``interval`` they are re-orthonormalised, V = Q R, and
-    lambda_i = (1 / duration) sum log |R_ii|. Solved with torchdiffeq's ``method``; for a
-    Runge-Kutta method this is the exact linearization of its step map (the method commutes with
-    linearization), so ``method="euler", step_size=1`` gives the exponents of the discrete RNN.
+    lambda_i = (1 / duration) sum log |R_ii|. Each interval is stepped on rnnode's fixed grid
+    (``interval / step_size`` equal steps of torchdiffeq's ``method``, as ``model.solve``
+    steps a sample interval); for a Runge-Kutta method this is the exact linearization of its
+    step map (the method commutes with linearization), so ``method="euler", step_size=1``
+    gives the exponents of the discrete RNN.
 
     Arguments:
         model: a unidirectional ``ODERNN``.
-        h0: (..., num_layers, state_size) initial states (a batch of trajectories).
-        x: (..., input_size) the constant input, broadcast against h0.
-        duration: time over which the exponents are averaged (after the transient).
-        interval: time between re-orthonormalisations (a multiple of ``step_size``).
-        transient: time integrated first, to reach the attractor, and not averaged.
+        h0: (..., num_layers, state_size) initial states (a batch of trajectories), finite.
+        x: (..., input_size) the constant input, broadcast against h0, finite.
+        duration: time over which the exponents are averaged (after the transient); a
+            multiple of ``interval``.
+        interval: time between re-orthonormalisations; a multiple of ``step_size``.
+        transient: time integrated first, to reach the attractor, and not averaged; a multiple
+            of ``step_size``.
         num_exponents: k, the number of leading exponents (default all n = L * state_size).
         method: a fixed-step torchdiffeq method.
         step_size: its step (None: one step per interval).
 
     Returns:
-        (..., k) exponents per unit time, in decreasing order of the QR method.
+        (..., k) detached tensor of exponents per unit time, in decreasing order of the QR
+        method.
+
+    Raises:
+        rnnode.DivergenceError: the trajectory or its tangents became non-finite (the flow
+            explodes at this input, or the step is outside the method's stability region).
     """
     _check_model(model)
     flat_h, flat_x, lead = _broadcast(model, h0, x)
+    for name, value in (("h0", flat_h), ("x", flat_x)):
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name}: expected finite values, got NaN or inf entries")
     B = flat_h.shape[0]
     n = flat_h.shape[1] * flat_h.shape[2]
     k = n if num_exponents is None else num_exponents
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
         raise ValueError(f"num_exponents: expected an integer in [1, {n}], got {num_exponents!r}")
-    for name, value in (("duration", duration), ("interval", interval)):
-        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
-            raise ValueError(f"{name}: expected a positive finite time, got {value!r}")
+    duration = check_real("duration", duration)
+    interval = check_real("interval", interval)
+    transient = check_real("transient", transient, inclusive=True)
+    if step_size is not None:
+        step_size = check_real("step_size", step_size)
     if method not in FIXED_METHODS:
         raise ValueError(f"method: expected a fixed-step method {FIXED_METHODS}, got {method!r}")
-    if not (isinstance(transient, (int, float)) and 0 <= transient < float("inf")):
-        raise ValueError(f"transient: expected a non-negative finite time, got {transient!r}")
+    per_interval = _steps("interval", interval, step_size)
+    count = _steps("duration", duration, interval)
     shape = flat_h.shape
-    options = {} if step_size is None else {"step_size": step_size}
+    dtype = flat_h.dtype
+
+    def grid(span: float, steps: int) -> torch.Tensor:
+        return torch.linspace(0.0, span, steps + 1, dtype=dtype)
 
     def field(t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return model.joint_field(h.reshape(shape), flat_x).reshape(B, n)
@@ -573,19 +640,30 @@ def lyapunov_exponents(
         rate, JV = _tangents(model, h, flat_x, V)
         return torch.cat([rate, JV.reshape(B, -1)], dim=-1)
 
-    span = torch.tensor([0.0, float(interval)], dtype=flat_h.dtype)
+    def check(y: torch.Tensor, where: str) -> None:
+        if not bool(torch.isfinite(y).all()):
+            raise DivergenceError(
+                f"the trajectory or its tangent vectors became non-finite {where}: the flow "
+                "explodes at this input (or the step is outside the method's stability region); "
+                "Lyapunov exponents need a bounded trajectory"
+            )
+
+    span = grid(float(interval), per_interval)
     h = flat_h.reshape(B, n)
     with torch.no_grad():
         if transient > 0:
-            grid = torch.tensor([0.0, float(transient)], dtype=flat_h.dtype)
-            h = odeint(field, h, grid, method=method, options=options)[-1]
-        V = torch.eye(n, k, dtype=flat_h.dtype).expand(B, n, k)
-        total = torch.zeros(B, k, dtype=flat_h.dtype)
-        for _ in range(max(1, round(duration / interval))):
+            # No step_size option: torchdiffeq's fixed solvers then step exactly on the grid.
+            span0 = grid(float(transient), _steps("transient", transient, step_size))
+            h = odeint(field, h, span0, method=method)[-1]
+            check(h, f"during the transient (t <= {transient:g})")
+        V = torch.eye(n, k, dtype=dtype).expand(B, n, k)
+        total = torch.zeros(B, k, dtype=dtype)
+        for i in range(count):
             y = torch.cat([h, V.reshape(B, -1)], dim=-1)
-            y = odeint(tangent_flow, y, span, method=method, options=options)[-1]
+            y = odeint(tangent_flow, y, span, method=method)[-1]
+            check(y, f"by t = {transient + (i + 1) * interval:g}")
             h = y[:, :n]
             V, R = torch.linalg.qr(y[:, n:].reshape(B, n, k))
             total += R.diagonal(dim1=-2, dim2=-1).abs().log()
-        steps = max(1, round(duration / interval))
-    return (total / (steps * interval)).reshape(*lead, k)
+        check(total, "(a tangent direction collapsed to zero: log 0)")
+    return (total / (count * interval)).reshape(*lead, k)

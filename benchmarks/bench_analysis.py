@@ -155,9 +155,11 @@ def bench_stability(grid: int, hidden: int, num_layers: int, method: str, dt: fl
         lambda: stability_map(model, p, q, method=method, dt=dt, h0=full.fixed_points),
         repeats=3,
     )
+    full = full.numpy()
     (max_real, radius, jacobians, eig_loop), t_loop = _timed(
         lambda: _plain_spectra(model, full, method, dt)
     )
+    spectra = spectra.numpy()
     # The two halves apart: eigenvalues of the same Jacobians, per point (numpy, full matrix,
     # timed inside the loop) against one batched call on the diagonal blocks.
     S = hidden

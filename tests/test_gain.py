@@ -237,8 +237,9 @@ def test_preferred_frequencies_separate_slow_and_fast_layers():
     # the product, so two one-layer models are measured side by side.
     slow = measure_gain(_scalar_linear_stack([0.9], [1.0]), OMEGAS, num_steps=700)
     fast = measure_gain(_scalar_linear_stack([-0.8], [1.0]), OMEGAS, num_steps=700)
-    best = preferred_frequencies(OMEGAS, np.vstack([slow, fast]))
+    best, at_edge = preferred_frequencies(OMEGAS, np.vstack([slow, fast]), return_edges=True)
     np.testing.assert_array_equal(best, [OMEGAS[0], OMEGAS[-1]])
+    assert at_edge.tolist() == [True, True]  # both peaks lie at the grid's ends
 
 
 @pytest.mark.parametrize(
