@@ -105,7 +105,7 @@ def test_measure_gain_refuses_t_in_its_solve_keywords():
         measure_gain(_tanh_stack(torch.float64), OMEGAS, t=torch.arange(401.0))
 
 
-# -- Lyapunov exponents -----------------------------------------------------------------------------
+# -- Lyapunov exponents --------------------------------------------------------------------------
 
 
 def test_lyapunov_exponents_refuse_nan_input_and_raise_on_an_exploding_flow():
