@@ -28,6 +28,7 @@ from .linear import StateSpace as StateSpace
 from .linear import frequency_response as frequency_response
 from .linear import linearize as linearize
 from .plots import plot_depth_curve as plot_depth_curve
+from .plots import plot_eigenvalues as plot_eigenvalues
 from .plots import plot_gain as plot_gain
 from .plots import plot_gradient_norms as plot_gradient_norms
 from .plots import plot_stability_map as plot_stability_map
