@@ -20,6 +20,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,8 +155,8 @@ def eigenvalues(
         model, h, x, create_graph: as for ``jacobian``.
 
     Returns:
-        (..., num_layers * state_size) complex, layer by layer (each layer's eigenvalues in
-        ``torch.linalg.eigvals`` order).
+        (..., num_layers * state_size) complex, layer by layer (within a layer in
+        ``torch.linalg.eigvals`` order; state_size 2: + root first, then - root).
     """
     jac = jacobian(model, h, x, create_graph=create_graph)
     with torch.set_grad_enabled(create_graph):
@@ -163,11 +164,45 @@ def eigenvalues(
 
 
 def _block_eigenvalues(jac: torch.Tensor, num_layers: int) -> torch.Tensor:
+    """Eigenvalues of the diagonal blocks of J (..., n, n), layer by layer: (..., n) complex.
+
+    1 x 1 blocks are their own eigenvalue and 2 x 2 blocks use the closed form
+    lambda = tr / 2 +- sqrt(tr^2 / 4 - det) (complex square root); larger blocks go to
+    LAPACK's batched ``torch.linalg.eigvals``, split over ``_EIG_THREADS`` threads when the
+    batch is large (torch releases the GIL inside LAPACK, so the threads run in parallel).
+    """
     S = jac.shape[-1] // num_layers
     blocks = torch.stack(
         [jac[..., l * S : (l + 1) * S, l * S : (l + 1) * S] for l in range(num_layers)], dim=-3
     )
-    return torch.linalg.eigvals(blocks).flatten(-2)
+    if S == 1:
+        return torch.complex(blocks[..., 0, 0], torch.zeros_like(blocks[..., 0, 0]))
+    if S == 2:
+        a, b = blocks[..., 0, 0], blocks[..., 0, 1]
+        c, d = blocks[..., 1, 0], blocks[..., 1, 1]
+        half = (a + d) / 2
+        # tr^2 / 4 - det = ((a - d) / 2)^2 + b c: no cancellation of two large squares.
+        disc = torch.complex((a - d).square() / 4 + b * c, torch.zeros_like(a)).sqrt()
+        mid = torch.complex(half, torch.zeros_like(half))
+        return torch.stack([mid + disc, mid - disc], dim=-1).flatten(-2)
+    return _threaded_eigvals(blocks).flatten(-2)
+
+
+#: Threads for large batched eigenvalue problems (each runs LAPACK on its share).
+_EIG_THREADS = 2
+#: Below this many blocks one call is faster than starting threads.
+_EIG_SPLIT = 256
+
+
+def _threaded_eigvals(blocks: torch.Tensor) -> torch.Tensor:
+    lead = blocks.shape[:-2]
+    flat = blocks.reshape(-1, *blocks.shape[-2:])
+    if _EIG_THREADS < 2 or flat.shape[0] < _EIG_SPLIT or flat.requires_grad:
+        return torch.linalg.eigvals(blocks)
+    parts = flat.tensor_split(_EIG_THREADS)
+    with ThreadPoolExecutor(max_workers=_EIG_THREADS) as pool:
+        done = list(pool.map(torch.linalg.eigvals, parts))
+    return torch.cat(done).reshape(*lead, blocks.shape[-1])
 
 
 def spectral_radius(eigvals: torch.Tensor, method: str = "euler", dt: float = 1.0) -> torch.Tensor:

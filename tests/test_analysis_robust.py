@@ -230,3 +230,23 @@ def test_fit_accuracy_model_respects_m_and_a_max_bounds_and_flat_data():
     rising = 1.0 - 0.6 * np.exp(-0.5 * depths)  # saturates at 1: a_max may not pass it
     fit = fit_accuracy_model(depths, rising)
     assert fit["a_max"] <= 1.0 and fit["m"] <= 1.0
+
+
+# -- stability-map speed-ups: same numbers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+def test_block_eigenvalues_closed_forms_and_threads_match_numpy(size, monkeypatch):
+    import rnnode.analysis.stability as stability
+
+    monkeypatch.setattr(stability, "_EIG_SPLIT", 4)  # force the threaded path on a small batch
+    gen = torch.Generator().manual_seed(size)
+    jac = torch.randn(40, 3 * size, 3 * size, generator=gen)
+    jac[:, 0, :] *= 1e-8  # nearly repeated roots in some blocks: the closed form stays accurate
+    got = stability._block_eigenvalues(jac, 3).numpy()
+    for i in range(40):
+        for l in range(3):
+            block = jac[i, l * size : (l + 1) * size, l * size : (l + 1) * size].numpy()
+            expected = np.sort_complex(np.linalg.eigvals(block))
+            ours = np.sort_complex(got[i, l * size : (l + 1) * size])
+            np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
