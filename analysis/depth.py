@@ -14,6 +14,14 @@ import sympy as sp
 from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
+__all__ = [
+    "PARAMETERS",
+    "accuracy_model",
+    "fit_accuracy_model",
+    "sweet_spot",
+    "sweet_spot_expression",
+]
+
 PARAMETERS = ("a_min", "a_max", "b", "m")
 
 

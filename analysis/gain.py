@@ -25,6 +25,18 @@ from rnnode import ODERNN
 
 from ._common import as_model, check_real
 
+__all__ = [
+    "KINDS",
+    "MAX_SYMBOLIC_STATES",
+    "MatrixLike",
+    "Peaks",
+    "linear_gain",
+    "measure_gain",
+    "preferred_frequencies",
+    "stack_gain",
+    "transfer_gain",
+]
+
 #: A matrix given as nested sequences, a numpy array, a torch tensor or a sympy Matrix.
 MatrixLike = Sequence | np.ndarray | torch.Tensor | sp.Matrix
 

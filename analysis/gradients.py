@@ -17,6 +17,13 @@ from rnnode import ODERNN
 
 from .stability import _check_model, jacobian
 
+__all__ = [
+    "count_gradient_paths",
+    "depth_jacobian",
+    "depth_singular_values",
+    "gradient_norms",
+]
+
 
 def gradient_norms(
     model: ODERNN,

@@ -35,6 +35,19 @@ from rnnode import FIXED_METHODS, ODERNN, DivergenceError
 
 from ._common import check_real
 
+__all__ = [
+    "STEP_POLYNOMIALS",
+    "Parametrize",
+    "StabilityMap",
+    "eigenvalues",
+    "fixed_points",
+    "jacobian",
+    "lyapunov_exponents",
+    "scale_recurrent_and_input",
+    "spectral_radius",
+    "stability_map",
+]
+
 #: Coefficients of the stability polynomial R(z) = sum_k c_k z^k of the explicit Runge-Kutta
 #: methods with as many stages as their order (torchdiffeq names): the Taylor polynomial of e^z.
 #: Only methods that the installed torchdiffeq provides (``rnnode.FIXED_METHODS``) are listed.

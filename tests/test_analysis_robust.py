@@ -232,7 +232,7 @@ def test_fit_accuracy_model_respects_m_and_a_max_bounds_and_flat_data():
     assert fit["a_max"] <= 1.0 and fit["m"] <= 1.0
 
 
-# -- stability-map speed-ups: same numbers ----------------------------------------------------------
+# -- stability-map speed-ups: same numbers ------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [1, 2, 3])
@@ -250,3 +250,16 @@ def test_block_eigenvalues_closed_forms_and_threads_match_numpy(size, monkeypatc
             expected = np.sort_complex(np.linalg.eigvals(block))
             ours = np.sort_complex(got[i, l * size : (l + 1) * size])
             np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["gain", "stability", "gradients", "depth", "plots", "linear"])
+def test_every_public_analysis_module_lists_its_names(name):
+    import importlib
+    import pydoc
+
+    module = importlib.import_module(f"rnnode.analysis.{name}")
+    assert module.__all__ and all(hasattr(module, n) for n in module.__all__)
+    text = pydoc.render_doc(module, renderer=pydoc.plaintext)
+    assert all(n in text for n in module.__all__ if callable(getattr(module, n)))
+    package = importlib.import_module("rnnode.analysis")
+    assert all(hasattr(package, n) for n in package.__all__)
