@@ -55,8 +55,10 @@ from .plots import plot_gain as plot_gain
 from .plots import plot_gradient_norms as plot_gradient_norms
 from .plots import plot_stability_map as plot_stability_map
 from .stability import STEP_POLYNOMIALS as STEP_POLYNOMIALS
+from .stability import FixedPoints as FixedPoints
 from .stability import StabilityMap as StabilityMap
 from .stability import eigenvalues as eigenvalues
+from .stability import find_fixed_points as find_fixed_points
 from .stability import fixed_points as fixed_points
 from .stability import jacobian as jacobian
 from .stability import lyapunov_exponents as lyapunov_exponents
@@ -65,6 +67,7 @@ from .stability import spectral_radius as spectral_radius
 from .stability import stability_map as stability_map
 
 __all__ = [
+    "FixedPoints",
     "FrequencyResponse",
     "Peaks",
     "STEP_POLYNOMIALS",
@@ -76,6 +79,7 @@ __all__ = [
     "depth_jacobian",
     "depth_singular_values",
     "eigenvalues",
+    "find_fixed_points",
     "fit_accuracy_model",
     "fixed_points",
     "frequency_response",
