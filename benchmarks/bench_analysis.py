@@ -6,14 +6,15 @@ median of 3 runs; loops: one run over all points):
 
 1. ``measure_gain`` of a 4-layer stack at 256 frequencies as one batch, against a loop that
    measures one frequency per call.
-1b. ``frequency_response`` of a 4-layer hidden-64 stack (256 states) at 256 frequencies,
+2. ``frequency_response`` of a 4-layer hidden-64 stack (256 states) at 256 frequencies,
    against the sine-probe route (``measure_gain`` at amplitude 1e-6 from the same fixed point)
    and against a per-frequency ``numpy.linalg.solve`` loop on the same (A, B, C, D).
-2. The spectra of a 64 x 64 stability map of a 2-layer tanh stack with hidden size 32
+3. The spectra of a 64 x 64 stability map of a 2-layer tanh stack with hidden size 32
    (64 x 64 Jacobians at the fixed points): ``stability_map`` (vmapped Jacobians with
    per-point weights, eigenvalues of the 32 x 32 diagonal blocks in one batched call) against
    the plain way, a loop of ``torch.autograd.functional.jacobian`` and ``numpy.linalg.eigvals``
-   per point. ``stability_map`` splits its batched eigenvalue call over 2 threads. The fixed points come from one full ``stability_map`` (timed separately, Newton
+   per point. ``stability_map`` splits its batched eigenvalue call over 2 threads.
+   The fixed points come from one full ``stability_map`` (timed separately, Newton
    included) and are handed to both sides.
 
 Run: ``python benchmarks/bench_analysis.py`` (about 2-3 minutes on 2 cores), ``--quick`` for a
