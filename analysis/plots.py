@@ -220,7 +220,8 @@ def plot_eigenvalues(
     ax.set_xlabel("Re(dt lambda)")
     ax.set_ylabel("Im(dt lambda)")
     ax.set_title(
-        f"Eigenvalues of J times dt = {dt:g} and step stability regions", fontsize="medium"
+        f"Eigenvalues of J times dt = {dt:g}\nand the step methods' stability regions",
+        fontsize="medium",
     )
     fig.legend(loc="outside right upper", fontsize="small")
     return fig
