@@ -90,11 +90,12 @@ def test_measure_gain_takes_numpy_amplitudes_and_converts_torch_modules():
         got = measure_gain(model, OMEGAS, amplitude, num_steps=60)
         np.testing.assert_allclose(got.numpy(), plain.numpy(), rtol=1e-6)
     module = torch.nn.GRU(1, 3, 2).double()
-    # The same computation; vectorised sums may round differently between calls (1 ulp).
+    # The same computation; vectorised sums may round differently between calls (1 ulp), and
+    # the fit over 30 samples at omega = 0.3 (1.4 periods) is ill-conditioned (seen: 2e-13).
     np.testing.assert_allclose(
         measure_gain(module, OMEGAS, num_steps=60).numpy(),
         measure_gain(rnnode.from_torch(module), OMEGAS, num_steps=60).numpy(),
-        rtol=1e-14,
+        rtol=1e-10,
     )
     with pytest.raises(TypeError, match="model: expected an rnnode.ODERNN.*from_torch"):
         measure_gain(torch.nn.Linear(1, 1), OMEGAS)
