@@ -1,18 +1,41 @@
-"""analysis: the dynamics of stacked RNNs, made measurable.
+"""rnnode.analysis: the dynamics of stacked RNNs, made measurable.
 
-Gains (``gain``), local stability (``stability``), gradient flow (``gradients``), the depth
-trade-off (``depth``) and their figures (``plots``). Import the modules or these names.
+Modules: ``linear`` (linearisation of a whole stack, numeric frequency responses), ``gain``
+(symbolic gains, sine-probe measurements, preferred frequencies), ``stability`` (Jacobians,
+fixed points, stability maps, Lyapunov exponents), ``gradients`` (gradient flow through time and
+depth), ``depth`` (the depth trade-off) and ``plots`` (their figures). Import the modules or
+the names below.
+
+Return rule: every function that computes numbers from a model or from measurements returns
+*detached torch tensors* (``.numpy()`` works at once on CPU); functions that offer
+``create_graph=True`` (``jacobian``, ``eigenvalues``, ``linearize``, ``frequency_response``)
+keep the autograd graph to the model's parameters and inputs when asked. Containers of such
+results (``StabilityMap``, ``StateSpace``, ``FrequencyResponse``, ``Peaks``) hold tensors too
+(``StabilityMap.numpy()`` converts). The symbolic routes (``linear_gain``, ``transfer_gain``,
+``stack_gain``, ``sweet_spot_expression``) return sympy expressions; the closed-form depth
+model (``accuracy_model``, ``sweet_spot``) is a numpy function of numpy arguments, and
+``fit_accuracy_model`` returns a dict of floats.
+
+Edge flags: a maximum taken over a probe grid that lands on the grid's first or last point is
+no interior peak; ``preferred_frequencies(..., return_edges=True)`` returns the flags
+(``Peaks.at_edge``), and without it such layers are named in a ``RuntimeWarning``.
+
+Trust checks: ``measure_gain`` refuses amplitudes below the dtype's normal range and warns
+where rounding or a missing steady state (an unstable layer) decides the number;
+``lyapunov_exponents`` raises ``rnnode.DivergenceError`` when the trajectory explodes.
 """
 
 from . import depth as depth
 from . import gain as gain
 from . import gradients as gradients
+from . import linear as linear
 from . import plots as plots
 from . import stability as stability
 from .depth import accuracy_model as accuracy_model
 from .depth import fit_accuracy_model as fit_accuracy_model
 from .depth import sweet_spot as sweet_spot
 from .depth import sweet_spot_expression as sweet_spot_expression
+from .gain import Peaks as Peaks
 from .gain import linear_gain as linear_gain
 from .gain import measure_gain as measure_gain
 from .gain import preferred_frequencies as preferred_frequencies
@@ -22,16 +45,66 @@ from .gradients import count_gradient_paths as count_gradient_paths
 from .gradients import depth_jacobian as depth_jacobian
 from .gradients import depth_singular_values as depth_singular_values
 from .gradients import gradient_norms as gradient_norms
+from .linear import FrequencyResponse as FrequencyResponse
+from .linear import StateSpace as StateSpace
+from .linear import frequency_response as frequency_response
+from .linear import linearize as linearize
 from .plots import plot_depth_curve as plot_depth_curve
+from .plots import plot_eigenvalues as plot_eigenvalues
 from .plots import plot_gain as plot_gain
 from .plots import plot_gradient_norms as plot_gradient_norms
 from .plots import plot_stability_map as plot_stability_map
 from .stability import STEP_POLYNOMIALS as STEP_POLYNOMIALS
+from .stability import FixedPoints as FixedPoints
 from .stability import StabilityMap as StabilityMap
 from .stability import eigenvalues as eigenvalues
+from .stability import find_fixed_points as find_fixed_points
 from .stability import fixed_points as fixed_points
 from .stability import jacobian as jacobian
 from .stability import lyapunov_exponents as lyapunov_exponents
 from .stability import scale_recurrent_and_input as scale_recurrent_and_input
 from .stability import spectral_radius as spectral_radius
 from .stability import stability_map as stability_map
+
+__all__ = [
+    "FixedPoints",
+    "FrequencyResponse",
+    "Peaks",
+    "STEP_POLYNOMIALS",
+    "StabilityMap",
+    "StateSpace",
+    "accuracy_model",
+    "count_gradient_paths",
+    "depth",
+    "depth_jacobian",
+    "depth_singular_values",
+    "eigenvalues",
+    "find_fixed_points",
+    "fit_accuracy_model",
+    "fixed_points",
+    "frequency_response",
+    "gain",
+    "gradient_norms",
+    "gradients",
+    "jacobian",
+    "linear",
+    "linear_gain",
+    "linearize",
+    "lyapunov_exponents",
+    "measure_gain",
+    "plot_depth_curve",
+    "plot_eigenvalues",
+    "plot_gain",
+    "plot_gradient_norms",
+    "plot_stability_map",
+    "plots",
+    "preferred_frequencies",
+    "scale_recurrent_and_input",
+    "spectral_radius",
+    "stability",
+    "stability_map",
+    "stack_gain",
+    "sweet_spot",
+    "sweet_spot_expression",
+    "transfer_gain",
+]

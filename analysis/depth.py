@@ -14,6 +14,14 @@ import sympy as sp
 from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
+__all__ = [
+    "PARAMETERS",
+    "accuracy_model",
+    "fit_accuracy_model",
+    "sweet_spot",
+    "sweet_spot_expression",
+]
+
 PARAMETERS = ("a_min", "a_max", "b", "m")
 
 
@@ -89,9 +97,11 @@ def fit_accuracy_model(
     """Least-squares fit of A(N) to measured accuracies, with bounds (scipy.optimize).
 
     ``scipy.optimize.least_squares`` (trust-region reflective) minimises the squared residuals
-    from a small grid of starts in (b, m) and keeps the best. Bounds: b and m as given,
-    a_min and a_max within the data's range widened by its spread on each side (so a_max may
-    exceed every measured accuracy, as it does when m < 1).
+    from a small grid of starts in (b, m) and keeps the best. Bounds: b and m as given
+    (m <= 1: the model's retention factor), a_min and a_max within the data's range widened by
+    its spread on each side (so a_max may exceed every measured accuracy, as it does when
+    m < 1) and a_max <= 1 (an accuracy). All-equal accuracies have no trade-off to fit: they
+    give a_min = a_max = that accuracy, m = 1 and b at its upper bound (flat curve).
 
     Arguments:
         depths: (K,) depths N (K >= 4).
@@ -111,9 +121,21 @@ def fit_accuracy_model(
         )
     if not (np.all(np.isfinite(n)) and np.all(np.isfinite(acc)) and np.all(n >= 0)):
         raise ValueError("depths: expected finite non-negative depths and finite accuracies")
-    spread = max(float(acc.max() - acc.min()), 1e-12)
+    for name, bounds, top in (("b_bounds", b_bounds, np.inf), ("m_bounds", m_bounds, 1.0)):
+        lo, hi = (float(v) for v in bounds)
+        if not (0 < lo < hi <= top):
+            raise ValueError(
+                f"{name}: expected 0 < low < high"
+                + (" <= 1" if top == 1 else "")
+                + f", got {tuple(bounds)!r}"
+            )
+    if acc.max() == acc.min():
+        return dict(a_min=float(acc[0]), a_max=float(acc[0]), b=float(b_bounds[1]), m=1.0)
+    spread = float(acc.max() - acc.min())
+    cap = 1.0 if acc.max() <= 1 else np.inf  # accuracies as fractions: A_max <= 1
+    a_top = max(min(acc.max() + 3 * spread, cap), acc.max())
     low = [acc.min() - spread, acc.min() - spread, b_bounds[0], m_bounds[0]]
-    high = [acc.max() + spread, acc.max() + 3 * spread, b_bounds[1], m_bounds[1]]
+    high = [acc.max() + spread, a_top, b_bounds[1], m_bounds[1]]
 
     def residual(theta):
         return accuracy_model(n, *theta) - acc

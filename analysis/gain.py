@@ -12,7 +12,9 @@ it with sines, so that nonlinear stacks can be compared with the linearized theo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
@@ -20,6 +22,20 @@ import torch
 from numpy.typing import ArrayLike
 
 from rnnode import ODERNN
+
+from ._common import as_model, check_real
+
+__all__ = [
+    "KINDS",
+    "MAX_SYMBOLIC_STATES",
+    "MatrixLike",
+    "Peaks",
+    "linear_gain",
+    "measure_gain",
+    "preferred_frequencies",
+    "stack_gain",
+    "transfer_gain",
+]
 
 #: A matrix given as nested sequences, a numpy array, a torch tensor or a sympy Matrix.
 MatrixLike = Sequence | np.ndarray | torch.Tensor | sp.Matrix
@@ -81,18 +97,46 @@ def linear_gain(kind: str = "discrete") -> sp.Expr:
     return _modulus(transfer.subs(on_circle))
 
 
-def transfer_gain(A: MatrixLike, B: MatrixLike, C: MatrixLike, kind: str = "discrete") -> sp.Expr:
+#: The most states the symbolic routes take by default: sympy's simplification of |H| grows
+#: steeply with n (about 0.5 s at n = 2, 4 s at n = 4, a minute at n = 5, minutes beyond).
+MAX_SYMBOLIC_STATES = 4
+
+
+def _check_symbolic_size(n: int, max_states: int) -> None:
+    if n > max_states:
+        raise ValueError(
+            f"A: symbolic gains are limited to n <= max_states = {max_states} states (sympy's "
+            f"simplification grows steeply with n), got n = {n}; use "
+            "rnnode.analysis.frequency_response for the numeric response at any size"
+        )
+
+
+def transfer_gain(
+    A: MatrixLike,
+    B: MatrixLike,
+    C: MatrixLike,
+    kind: str = "discrete",
+    *,
+    max_states: int = MAX_SYMBOLIC_STATES,
+) -> sp.Expr:
     """|C (e^{i omega} I - A)^{-1} B| (discrete) or |C (i omega I - A)^{-1} B| (continuous).
 
-    The gain of the single-input single-output system h_t = A h_{t-1} + B x_t, y_t = C h_t (or
+    The gain of the single-input system h_t = A h_{t-1} + B x_t, y_t = C h_t (or
     dh/dt = A h + B x, y = C h) at frequency omega. A factor e^{i omega} between the conventions
     h_t = A h_{t-1} + B x_t and h_{t+1} = A h_t + B x_t has modulus 1, so both give this gain.
+    With p > 1 outputs the gain is the Euclidean norm over them,
+    sqrt(sum_j |H_j(omega)|^2): ``measure_gain``'s convention for a layer's units.
+
+    Size limit: symbolic simplification is exact but grows steeply with the number of states
+    n; beyond ``max_states`` (default 4) this raises and points to ``frequency_response``,
+    which evaluates the same gain numerically at any size.
 
     Arguments:
         A: (n, n) state matrix: numbers, a numpy array, a torch tensor or sympy entries.
         B: (n, 1) or (n,) input vector.
-        C: (1, n) or (n,) output vector.
+        C: (p, n) output matrix, or (n,) for one output.
         kind: ``"discrete"`` or ``"continuous"``.
+        max_states: the largest n accepted.
 
     Returns:
         A sympy expression in the real symbol ``omega`` (and any symbols of the matrices, which
@@ -103,23 +147,27 @@ def transfer_gain(A: MatrixLike, B: MatrixLike, C: MatrixLike, kind: str = "disc
     n = A.shape[0]
     if A.shape != (n, n):
         raise ValueError(f"A: expected a square (n, n) matrix, got shape {A.shape}")
+    _check_symbolic_size(n, max_states)
     if B.shape == (1, n) and n != 1:
         B = B.T
     if C.shape == (n, 1) and n != 1:
         C = C.T
     if B.shape != (n, 1):
         raise ValueError(f"B: expected shape (n, 1) = ({n}, 1) (single input), got {B.shape}")
-    if C.shape != (1, n):
-        raise ValueError(f"C: expected shape (1, n) = (1, {n}) (single output), got {C.shape}")
+    if C.shape[1] != n:
+        raise ValueError(f"C: expected shape (p, n) = (p, {n}), got {C.shape}")
     # The modulus needs real symbols; swap in real twins and swap the user's symbols back after.
     symbols = set().union(A.free_symbols, B.free_symbols, C.free_symbols)
     real = {s: sp.Symbol(s.name, real=True) for s in symbols if not s.is_real}
     A, B, C = (m.subs(real) for m in (A, B, C))
     omega = sp.Symbol("omega", real=True)
     z = sp.Symbol("z")
-    transfer = (C * (z * sp.eye(n) - A).LUsolve(B))[0, 0]
     point = sp.exp(sp.I * omega) if kind == "discrete" else sp.I * omega
-    gain = _modulus(transfer.subs(z, point))
+    response = (C * (z * sp.eye(n) - A).LUsolve(B)).subs(z, point)
+    if C.shape[0] == 1:
+        gain = _modulus(response[0, 0])
+    else:
+        gain = sp.sqrt(sum(_modulus(response[j, 0]) ** 2 for j in range(C.shape[0])))
     return gain.subs({v: s for s, v in real.items()})
 
 
@@ -128,58 +176,104 @@ def stack_gain(
     weight_ih: Sequence | None = None,
     tau: Sequence | None = None,
     kind: str = "discrete",
+    *,
+    max_states: int = MAX_SYMBOLIC_STATES,
 ) -> list[sp.Expr]:
-    """Gains of every layer of a stack of scalar linear layers, from ``transfer_gain``.
+    """Gains of every layer of a stack of linear layers, scalar or vector, from ``transfer_gain``.
 
     Discrete (the sampled stack solved by Euler with step 1, rnnode's default):
-    h^l_t = a_l h^l_{t-1} + w_l h^{l-1}_t with h^0 = x, so layer l sees layer l-1 *at the same
-    step*: h_t = N h_t + D h_{t-1} + b x_t, i.e. A = (I - N)^{-1} D and B = (I - N)^{-1} b.
+    h^l_t = W^l_hh h^l_{t-1} + W^l_ih h^{l-1}_t with h^0 = x, so layer l sees layer l-1 *at the
+    same step*: h_t = N h_t + D h_{t-1} + b x_t, i.e. A = (I - N)^{-1} D and B = (I - N)^{-1} b.
 
     Continuous (``cell="linear"``, ``coupling="continuous"``):
-    dh^l/dt = ((a_l - 1) h^l + w_l h^{l-1}) / tau_l.
+    dh^l/dt = ((W^l_hh - I) h^l + W^l_ih h^{l-1}) / tau_l.
 
-    For a plain chain the gains multiply: |G_l| = prod_{j <= l} |w_j| g_j(omega).
+    For a plain chain of scalar layers the gains multiply: |G_l| = prod_{j <= l} |w_j| g_j(omega).
+    A vector layer's gain is the Euclidean norm over its units (``measure_gain``'s convention).
+    The total number of states, sum of the layers' sizes, is limited to ``max_states`` (see
+    ``transfer_gain``); beyond it use ``frequency_response``.
 
     Arguments:
-        weight_hh: the recurrent weights a_l, one per layer (numbers or sympy symbols).
-        weight_ih: the feed-forward weights w_l (default all 1).
+        weight_hh: the recurrent weights, one per layer: a number or sympy symbol (scalar layer)
+            or an (H_l, H_l) matrix (numpy, torch, nested sequences, sympy).
+        weight_ih: the feed-forward weights, one per layer (default all 1 for scalar layers):
+            a number or an (H_l, H_{l-1}) matrix; layer 1's has one column (single input).
         tau: the time constants (continuous only; default all 1).
         kind: ``"discrete"`` or ``"continuous"``.
+        max_states: the largest total number of states accepted.
 
     Returns:
         One sympy expression in ``omega`` per layer, bottom first.
     """
     _check_kind(kind)
-    a = [sp.sympify(v) for v in weight_hh]
+    a = [_as_matrix(f"weight_hh[{l}]", v) for l, v in enumerate(weight_hh)]
     L = len(a)
     if L < 1:
         raise ValueError("weight_hh: expected one recurrent weight per layer, got none")
-    w = [sp.Integer(1)] * L if weight_ih is None else [sp.sympify(v) for v in weight_ih]
-    taus = [sp.Integer(1)] * L if tau is None else [sp.sympify(v) for v in tau]
+    sizes = [m.shape[0] for m in a]
+    for l, m in enumerate(a):
+        if m.shape != (sizes[l], sizes[l]):
+            raise ValueError(f"weight_hh[{l}]: expected a square matrix, got shape {m.shape}")
+    if weight_ih is None:
+        if any(n != 1 for n in sizes):
+            raise ValueError("weight_ih: expected the feed-forward matrices of vector layers")
+        w = [sp.Matrix([[1]]) for _ in range(L)]
+    else:
+        w = [_as_matrix(f"weight_ih[{l}]", v) for l, v in enumerate(weight_ih)]
+    taus = [sp.Integer(1)] * L if tau is None else [sp.sympify(_scalar(v)) for v in tau]
     for name, values in (("weight_ih", w), ("tau", taus)):
         if len(values) != L:
             raise ValueError(f"{name}: expected {L} values (one per layer), got {len(values)}")
+    for l, m in enumerate(w):
+        cols = 1 if l == 0 else sizes[l - 1]
+        if l == 0 and m.shape == (1, sizes[0]) and sizes[0] > 1:
+            m = w[0] = m.T
+        if m.shape != (sizes[l], cols):
+            raise ValueError(
+                f"weight_ih[{l}]: expected shape ({sizes[l]}, {cols}), got {m.shape}"
+                + (" (single input)" if l == 0 else "")
+            )
     if kind == "continuous" and tau is not None and any(t.is_positive is False for t in taus):
         raise ValueError(f"tau: expected positive time constants, got {list(tau)}")
-    below = sp.zeros(L, L)  # w_l on the sub-diagonal: layer l driven by layer l-1
+    n = sum(sizes)
+    _check_symbolic_size(n, max_states)
+    start = [sum(sizes[:l]) for l in range(L)]
+    below = sp.zeros(n, n)  # W^l_ih in the block below the diagonal: layer l driven by l - 1
     for l in range(1, L):
-        below[l, l - 1] = w[l]
-    drive = sp.zeros(L, 1)
-    drive[0] = w[0]
+        below[start[l] : start[l] + sizes[l], start[l - 1] : start[l]] = w[l]
+    drive = sp.zeros(n, 1)
+    drive[: sizes[0], 0] = w[0]
+    own = sp.diag(*a)
     if kind == "discrete":
-        lift = (sp.eye(L) - below).inv()  # nilpotent N, so the inverse is I + N + N^2 + ...
-        A = lift * sp.diag(*a)
+        lift = (sp.eye(n) - below).inv()  # nilpotent N, so the inverse is I + N + N^2 + ...
+        A = lift * own
         B = lift * drive
     else:
-        scale = sp.diag(*[1 / t for t in taus])
-        A = scale * (sp.diag(*[v - 1 for v in a]) + below)
+        scale = sp.diag(*[sp.eye(sizes[l]) / taus[l] for l in range(L)])
+        A = scale * (own - sp.eye(n) + below)
         B = scale * drive
-    return [transfer_gain(A, B, sp.eye(L)[l, :], kind) for l in range(L)]
+    eye = sp.eye(n)
+    return [
+        transfer_gain(A, B, eye[start[l] : start[l] + sizes[l], :], kind, max_states=max_states)
+        for l in range(L)
+    ]
+
+
+def _scalar(v):
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return v.detach().item()
+    if isinstance(v, np.ndarray) and v.size == 1:
+        return v.item()
+    return v
 
 
 def _as_matrix(name: str, m) -> sp.Matrix:
     if isinstance(m, torch.Tensor):
         m = m.detach().cpu().numpy()
+    if isinstance(m, np.ndarray) and m.ndim == 0:
+        m = m.item()
+    if isinstance(m, (int, float, np.number, sp.Expr)):
+        return sp.Matrix([[sp.sympify(m)]])
     try:
         matrix = sp.Matrix(m)
     except (TypeError, ValueError) as err:
@@ -200,7 +294,7 @@ def measure_gain(
     direction: ArrayLike | None = None,
     hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
     **solve_kwargs,
-) -> np.ndarray:
+) -> torch.Tensor:
     """Steady-state gain of every layer at each driving frequency, measured with sine probes.
 
     The input is x_k = amplitude * sin(omega * t_k) * e at the sample times t_k = k * dt,
@@ -208,7 +302,7 @@ def measure_gain(
     layer l and unit j, the hidden state at the sample times of the steady-state window is
     fitted by least squares as c_0 + c_s sin(omega t_k) + c_c cos(omega t_k); the gain is
     sqrt(sum_j (c_s^2 + c_c^2)) / amplitude, the Euclidean norm of the units' amplitudes per unit
-    input amplitude.
+    input amplitude. ``frequency_response`` computes the same quantity from the linearisation.
 
     Notes:
         Transient: the first ``transient`` samples (default half of ``num_steps``) are discarded,
@@ -220,24 +314,40 @@ def measure_gain(
         Frequencies are in radians per unit time; they must lie in (0, pi / dt), below the
         Nyquist frequency of the sampling.
 
+        Trust checks: an amplitude below tiny / eps of the model's dtype (1e-292 in float64,
+        1e-31 in float32) raises (products leave the normal range); a layer whose response is
+        within 1000 eps of its state's magnitude (rounding decides it: for example amplitude
+        1e-9 in float32) and a layer whose fit leaves a residual larger than the fitted sine
+        (no steady state at the driving frequency: an unstable or self-oscillating layer, or a
+        transient too short) give a ``RuntimeWarning`` naming the layer; a non-finite state
+        raises.
+
     Arguments:
-        model: any ``ODERNN``.
+        model: any ``ODERNN``; a torch.nn.RNN, GRU or LSTM is converted with
+            ``rnnode.from_torch``.
         omegas: (F,) driving frequencies.
-        amplitude: A, the input amplitude (small: the linear regime).
+        amplitude: A, the input amplitude (small: the linear regime); Python or numpy number.
         num_steps: number of samples T.
         transient: samples discarded before the fit (default ``num_steps // 2``).
         dt: sample spacing (``t = (0, dt, ..., num_steps * dt)``).
         direction: (input_size,) the input direction e (default (1, ..., 1) / sqrt(input_size));
             normalised to unit length.
-        hx: initial state as for ``model.solve`` (default zeros).
-        **solve_kwargs: passed to ``model.solve`` (``method``, ``step_size``, ``coupling``, ...).
+        hx: initial state as for ``model.solve`` with batch F, or without the batch dimension
+            ((D * num_layers, hidden): the same state for every frequency). Default zeros.
+        **solve_kwargs: passed to ``model.solve`` (``method``, ``step_size``, ``coupling``, ...);
+            not ``t``: the sample times are set by ``dt`` and ``num_steps``.
 
     Returns:
-        (num_layers, F) numpy array of gains.
+        (num_layers, F) detached torch tensor of gains (float64).
     """
+    model = as_model(model)
     omega = _check_omegas(omegas, dt)
-    if not (isinstance(amplitude, (int, float)) and 0 < amplitude < float("inf")):
-        raise ValueError(f"amplitude: expected a positive finite number, got {amplitude!r}")
+    amplitude = check_real("amplitude", amplitude)
+    if "t" in solve_kwargs:
+        raise ValueError(
+            "t: measure_gain sets the sample times itself, t_k = k * dt for k = 0..num_steps; "
+            "pass dt (and num_steps) instead of t"
+        )
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 4:
         raise ValueError(f"num_steps: expected an integer >= 4, got {num_steps!r}")
     transient = num_steps // 2 if transient is None else transient
@@ -250,35 +360,96 @@ def measure_gain(
         )
     dtype = model.layers[0].weight_ih.dtype
     device = model.layers[0].weight_ih.device
+    info = torch.finfo(dtype)
+    if amplitude < info.tiny / info.eps:
+        raise ValueError(
+            f"amplitude: expected at least tiny / eps = {info.tiny / info.eps:.3g} for the model's "
+            f"dtype {dtype} (smaller inputs leave the normal floating-point range), got "
+            f"{amplitude!r}"
+        )
     e = _unit_direction(direction, model.input_size, dtype, device)
     times = torch.arange(num_steps + 1, dtype=dtype, device=device) * dt
     w = torch.as_tensor(omega, dtype=dtype, device=device)
     phase = times[1:, None] * w  # (T, F)
     x = amplitude * torch.sin(phase)[..., None] * e  # (T, F, input_size)
+    hx = _broadcast_hx(hx, w.shape[0])
     with torch.no_grad():
         hidden = model.solve(x, hx, t=times, **solve_kwargs).hidden  # (L, D, T+1, F, H)
+    if not bool(torch.isfinite(hidden).all()):
+        raise ValueError(
+            "model: the probed states became non-finite (the dynamics diverge at this input); "
+            "a gain is defined only for a stable layer"
+        )
     hidden = hidden[:, :, 1:].double()  # the sample times t_1..t_T, where the sines are known
     keep = num_steps - transient
-    directions = []
+    directions, residuals, scales = [], [], []
     for d in range(hidden.shape[1]):
         window = slice(transient, None) if d == 0 else slice(0, keep)
-        directions.append(_fit_amplitude(hidden[:, d, window], phase[window].double()))
-    squares = torch.stack(directions).pow(2).sum(dim=(0, -1))  # over directions and units
-    return (squares.sqrt() / amplitude).cpu().numpy()
+        amp, residual = _fit_amplitude(hidden[:, d, window], phase[window].double())
+        directions.append(amp)
+        residuals.append(residual)
+        scales.append(hidden[:, d, window].abs().flatten(1).amax(1))
+    response = torch.stack(directions).pow(2).sum(dim=(0, -1)).sqrt()  # (L, F)
+    _check_probe(
+        response,
+        torch.stack(residuals).pow(2).sum(dim=(0, -1)).sqrt(),
+        torch.stack(scales).amax(0),
+        info.eps,
+        dtype,
+    )
+    return (response / amplitude).cpu()
+
+
+def _broadcast_hx(hx, batch: int):
+    """hx without a batch dimension (every tensor 2-D) expanded to the F frequencies."""
+    if hx is None:
+        return None
+    parts = hx if isinstance(hx, (tuple, list)) else (hx,)
+    if all(isinstance(p, torch.Tensor) and p.dim() == 2 for p in parts):
+        parts = tuple(p.unsqueeze(1).expand(-1, batch, -1).contiguous() for p in parts)
+        return parts if isinstance(hx, (tuple, list)) else parts[0]
+    return hx
+
+
+def _check_probe(response, residual, scale, eps: float, dtype) -> None:
+    """Warn, once, where a layer's measured response cannot be trusted (see ``measure_gain``)."""
+    problems = []
+    for l in range(response.shape[0]):
+        lost = response[l] < 1000 * eps * scale[l]
+        if bool(lost.any()):
+            problems.append(
+                f"amplitude: layer {l + 1}'s response ({float(response[l].min()):.3g}) is within "
+                f"1000 eps of its state's magnitude ({float(scale[l]):.3g}) in {dtype}: rounding "
+                "decides the measured gain; use a larger amplitude or a float64 model"
+            )
+        noisy = (residual[l] > response[l]) & ~lost
+        if bool(noisy.any()):
+            problems.append(
+                f"model: layer {l + 1} has no steady state at the driving frequency at "
+                f"{int(noisy.sum())} frequencies (the fit's residual exceeds the fitted sine): "
+                "the layer is unstable or self-oscillating, or the transient is too short; the "
+                "gain there is not meaningful"
+            )
+    if problems:
+        warnings.warn("; ".join(problems), RuntimeWarning, stacklevel=3)
 
 
 def _fit_amplitude(h: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     """Amplitude at the driving frequency of every (layer, frequency, unit) series.
 
     h: (L, K, F, H) samples; phase: (K, F) omega * t_k. Least squares on [1, sin, cos] per
-    frequency, one batched solve. Returns (L, F, H).
+    frequency, one batched solve. Returns the amplitudes (L, F, H) and the residuals' RMS
+    times sqrt(2) (L, F, H).
     """
     basis = torch.stack([torch.ones_like(phase), torch.sin(phase), torch.cos(phase)], -1)
     basis = basis.transpose(0, 1)  # (F, K, 3)
     target = h.permute(2, 1, 0, 3).flatten(2)  # (F, K, L * H)
     coef = torch.linalg.lstsq(basis, target).solution  # (F, 3, L * H)
     amp = coef[:, 1:].pow(2).sum(1).sqrt()  # (F, L * H)
-    return amp.reshape(amp.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1)
+    # RMS residual of the fit, times sqrt(2) so that it compares with a sine's amplitude.
+    rest = (target - basis @ coef).pow(2).mean(1).mul(2).sqrt()
+    rest = rest.reshape(rest.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1)
+    return amp.reshape(amp.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1), rest
 
 
 def _check_omegas(omegas, dt: float) -> np.ndarray:
@@ -308,15 +479,32 @@ def _unit_direction(direction, size: int, dtype, device) -> torch.Tensor:
     return e / e.norm()
 
 
-def preferred_frequencies(omegas: ArrayLike, gains: ArrayLike) -> np.ndarray:
+class Peaks(NamedTuple):
+    """Preferred frequencies with their edge flags (``preferred_frequencies(...,
+    return_edges=True)``): ``omega`` (num_layers,) and ``at_edge`` (num_layers,) bool, true
+    where the argmax is the grid's first or last frequency (the peak may lie beyond the grid)."""
+
+    omega: torch.Tensor
+    at_edge: torch.Tensor
+
+
+def preferred_frequencies(
+    omegas: ArrayLike, gains: ArrayLike, *, return_edges: bool = False
+) -> torch.Tensor | Peaks:
     """The frequency at which each layer's gain peaks: omegas[argmax_f gains[l, f]].
 
+    NaN gains are skipped (a layer whose gains are all NaN gets NaN). An argmax on the grid's
+    first or last frequency is no interior peak: the true maximum may lie beyond the probed
+    range. Such layers are flagged: with ``return_edges=True`` in ``Peaks.at_edge``, otherwise
+    by a ``RuntimeWarning`` naming them.
+
     Arguments:
-        omegas: (F,) frequencies.
-        gains: (num_layers, F), for example from ``measure_gain``.
+        omegas: (F,) frequencies, increasing.
+        gains: (num_layers, F), for example from ``measure_gain`` or ``frequency_response``.
+        return_edges: return ``Peaks(omega, at_edge)`` instead of the frequencies alone.
 
     Returns:
-        (num_layers,) numpy array.
+        (num_layers,) detached float64 tensor, or ``Peaks``.
     """
     omega = np.asarray(omegas, dtype=np.float64)
     g = np.asarray(gains, dtype=np.float64)
@@ -325,4 +513,19 @@ def preferred_frequencies(omegas: ArrayLike, gains: ArrayLike) -> np.ndarray:
             f"gains: expected shape (num_layers, len(omegas)) = (*, {omega.shape[0]}), "
             f"got {g.shape}"
         )
-    return omega[np.argmax(g, axis=1)]
+    empty = np.all(np.isnan(g), axis=1)
+    index = np.argmax(np.where(np.isnan(g), -np.inf, g), axis=1)
+    best = np.where(empty, np.nan, omega[index])
+    edge = ~empty & ((index == 0) | (index == omega.shape[0] - 1))
+    if return_edges:
+        return Peaks(torch.from_numpy(best), torch.from_numpy(edge))
+    if edge.any():
+        layers = [int(l) + 1 for l in np.flatnonzero(edge)]
+        warnings.warn(
+            f"gains: the peak of layer(s) {layers} is at the edge of the probed frequencies "
+            f"[{omega[0]:.6g}, {omega[-1]:.6g}], so the preferred frequency may lie beyond the "
+            "grid; pass return_edges=True to get the flags",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return torch.from_numpy(best)

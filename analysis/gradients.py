@@ -17,6 +17,13 @@ from rnnode import ODERNN
 
 from .stability import _check_model, jacobian
 
+__all__ = [
+    "count_gradient_paths",
+    "depth_jacobian",
+    "depth_singular_values",
+    "gradient_norms",
+]
+
 
 def gradient_norms(
     model: ODERNN,
@@ -137,16 +144,12 @@ def count_gradient_paths(num_layers: int, skips: Sequence[int] = (1, 2)) -> int:
     Returns:
         c_L.
     """
-    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers: expected a positive integer, got {num_layers!r}")
-    offsets = tuple(skips)
-    if (
-        not offsets
-        or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in offsets)
-        or len(set(offsets)) != len(offsets)
-    ):
-        raise ValueError(f"skips: expected distinct positive integer offsets, got {skips!r}")
-    counts = [0, 1]  # counts[l] for 1-based l; counts[0] is a placeholder
-    for layer in range(2, num_layers + 1):
-        counts.append(sum(counts[layer - s] for s in offsets if layer - s >= 1))
-    return counts[num_layers]
+    # The core's own checks of num_layers and skips, and its source rule (ODERNN.sources:
+    # offsets below layer 1 read the input, index -1), on a throwaway 1-unit stack.
+    if not isinstance(skips, Sequence) or isinstance(skips, str):
+        raise TypeError(f"skips: expected a sequence of positive integer offsets, got {skips!r}")
+    stack = ODERNN(1, 1, num_layers, skips=tuple(skips))
+    counts = [1]  # counts[l] for 0-based l: one path from layer 1 to itself
+    for layer in range(1, num_layers):
+        counts.append(sum(counts[j] for j in stack.sources(layer) if j >= 0))
+    return counts[num_layers - 1]

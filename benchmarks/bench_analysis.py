@@ -6,11 +6,15 @@ median of 3 runs; loops: one run over all points):
 
 1. ``measure_gain`` of a 4-layer stack at 256 frequencies as one batch, against a loop that
    measures one frequency per call.
-2. The spectra of a 64 x 64 stability map of a 2-layer tanh stack with hidden size 32
+2. ``frequency_response`` of a 4-layer hidden-64 stack (256 states) at 256 frequencies,
+   against the sine-probe route (``measure_gain`` at amplitude 1e-6 from the same fixed point)
+   and against a per-frequency ``numpy.linalg.solve`` loop on the same (A, B, C, D).
+3. The spectra of a 64 x 64 stability map of a 2-layer tanh stack with hidden size 32
    (64 x 64 Jacobians at the fixed points): ``stability_map`` (vmapped Jacobians with
    per-point weights, eigenvalues of the 32 x 32 diagonal blocks in one batched call) against
    the plain way, a loop of ``torch.autograd.functional.jacobian`` and ``numpy.linalg.eigvals``
-   per point. The fixed points come from one full ``stability_map`` (timed separately, Newton
+   per point. ``stability_map`` splits its batched eigenvalue call over 2 threads.
+   The fixed points come from one full ``stability_map`` (timed separately, Newton
    included) and are handed to both sides.
 
 Run: ``python benchmarks/bench_analysis.py`` (about 2-3 minutes on 2 cores), ``--quick`` for a
@@ -30,7 +34,8 @@ import torch
 
 import rnnode
 from rnnode.analysis.gain import measure_gain
-from rnnode.analysis.stability import STEP_POLYNOMIALS, stability_map
+from rnnode.analysis.linear import frequency_response, linearize
+from rnnode.analysis.stability import STEP_POLYNOMIALS, fixed_points, stability_map
 
 
 def _timed(fn, repeats: int = 1):
@@ -55,7 +60,9 @@ def bench_gain(num_freqs: int, num_layers: int, hidden: int, num_steps: int) -> 
     omegas = np.linspace(0.05, 3.0, num_freqs)
     kwargs = dict(amplitude=1e-3, num_steps=num_steps)
     batched, t_batch = _timed(lambda: measure_gain(model, omegas, **kwargs), repeats=3)
-    looped, t_loop = _timed(lambda: np.hstack([measure_gain(model, [w], **kwargs) for w in omegas]))
+    looped, t_loop = _timed(
+        lambda: np.hstack([np.asarray(measure_gain(model, [w], **kwargs)) for w in omegas])
+    )
     return {
         "frequencies": num_freqs,
         "layers": num_layers,
@@ -64,7 +71,50 @@ def bench_gain(num_freqs: int, num_layers: int, hidden: int, num_steps: int) -> 
         "batched_s": t_batch,
         "loop_s": t_loop,
         "ratio": t_loop / t_batch,
-        "max_abs_difference": float(np.abs(batched - looped).max()),
+        "max_abs_difference": float(np.abs(np.asarray(batched) - looped).max()),
+    }
+
+
+def bench_frequency_response(num_freqs: int, num_layers: int, hidden: int, num_steps: int) -> dict:
+    """``frequency_response`` of a stack against sine probes and a per-frequency numpy loop.
+
+    The stack (tanh, biases) is linearised at its resting state for x = 0; the probes start
+    there, so both routes measure the same linear system (the probes at amplitude 1e-6).
+    """
+    torch.manual_seed(0)
+    model = rnnode.ODERNN(1, hidden, num_layers, cell="rnn").double()
+    (h_star,) = fixed_points(model, torch.zeros(1), num_starts=1)
+    omegas = np.geomspace(0.01, 3.0, num_freqs)
+    numeric, t_numeric = _timed(lambda: frequency_response(model, omegas, h=h_star), repeats=3)
+    probes, t_probe = _timed(
+        lambda: measure_gain(model, omegas, amplitude=1e-6, num_steps=num_steps, hx=h_star)
+    )
+    A, B, C, D = (v.numpy() for v in linearize(model, h_star, torch.zeros(1)))
+
+    def numpy_loop():
+        n = A.shape[0]
+        out = np.empty((num_layers, num_freqs))
+        for f, w in enumerate(omegas):
+            response = C @ np.linalg.solve(np.exp(1j * w) * np.eye(n) - A, B) + D
+            out[:, f] = np.linalg.norm(np.abs(response[:, 0]).reshape(num_layers, -1), axis=1)
+        return out
+
+    looped, t_loop = _timed(numpy_loop)
+    gain = numeric.gain.numpy()
+    # The slowest modes decay like |a|^k: judge the probes only where the transient has died.
+    return {
+        "frequencies": num_freqs,
+        "layers": num_layers,
+        "hidden": hidden,
+        "states": A.shape[0],
+        "probe_steps": num_steps,
+        "numeric_s": t_numeric,
+        "sine_probe_s": t_probe,
+        "numpy_loop_s": t_loop,
+        "ratio_to_sine_probes": t_probe / t_numeric,
+        "ratio_to_numpy_loop": t_loop / t_numeric,
+        "max_rel_difference_numpy": float(np.abs(gain / looped - 1).max()),
+        "max_rel_difference_probes": float(np.abs(gain / np.asarray(probes) - 1).max()),
     }
 
 
@@ -109,9 +159,11 @@ def bench_stability(grid: int, hidden: int, num_layers: int, method: str, dt: fl
         lambda: stability_map(model, p, q, method=method, dt=dt, h0=full.fixed_points),
         repeats=3,
     )
+    full = full.numpy()
     (max_real, radius, jacobians, eig_loop), t_loop = _timed(
         lambda: _plain_spectra(model, full, method, dt)
     )
+    spectra = spectra.numpy()
     # The two halves apart: eigenvalues of the same Jacobians, per point (numpy, full matrix,
     # timed inside the loop) against one batched call on the diagonal blocks.
     S = hidden
@@ -164,15 +216,18 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     if args.quick:
         gain = bench_gain(num_freqs=16, num_layers=4, hidden=4, num_steps=60)
+        resp = bench_frequency_response(num_freqs=16, num_layers=2, hidden=8, num_steps=400)
         stab = bench_stability(grid=8, hidden=4, num_layers=2, method="rk4", dt=0.5)
     else:
         gain = bench_gain(num_freqs=256, num_layers=4, hidden=16, num_steps=200)
+        resp = bench_frequency_response(num_freqs=256, num_layers=4, hidden=64, num_steps=400)
         stab = bench_stability(grid=64, hidden=32, num_layers=2, method="rk4", dt=0.5)
     results = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "quick": args.quick,
         "measure_gain": gain,
+        "frequency_response": resp,
         "stability_map": stab,
     }
     print(f"torch {results['torch']}, {results['threads']} thread(s)")
@@ -181,6 +236,15 @@ def main(argv: list[str] | None = None) -> dict:
         f"(hidden {gain['hidden']}, {gain['steps']} steps): batched {gain['batched_s']:.3f} s, "
         f"loop {gain['loop_s']:.3f} s, ratio {gain['ratio']:.1f}x "
         f"(max |difference| {gain['max_abs_difference']:.1e})"
+    )
+    print(
+        f"frequency_response, {resp['frequencies']} frequencies x {resp['layers']} layers "
+        f"(hidden {resp['hidden']}, {resp['states']} states): numeric {resp['numeric_s']:.3f} s, "
+        f"sine probes ({resp['probe_steps']} steps) {resp['sine_probe_s']:.2f} s "
+        f"(ratio {resp['ratio_to_sine_probes']:.1f}x), numpy.linalg.solve loop "
+        f"{resp['numpy_loop_s']:.3f} s (ratio {resp['ratio_to_numpy_loop']:.1f}x); max relative "
+        f"difference {resp['max_rel_difference_numpy']:.1e} to numpy, "
+        f"{resp['max_rel_difference_probes']:.1e} to the probes"
     )
     print(
         f"stability map {stab['grid']} x {stab['grid']}, {stab['layers']} layers x hidden "

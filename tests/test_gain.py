@@ -237,8 +237,9 @@ def test_preferred_frequencies_separate_slow_and_fast_layers():
     # the product, so two one-layer models are measured side by side.
     slow = measure_gain(_scalar_linear_stack([0.9], [1.0]), OMEGAS, num_steps=700)
     fast = measure_gain(_scalar_linear_stack([-0.8], [1.0]), OMEGAS, num_steps=700)
-    best = preferred_frequencies(OMEGAS, np.vstack([slow, fast]))
+    best, at_edge = preferred_frequencies(OMEGAS, np.vstack([slow, fast]), return_edges=True)
     np.testing.assert_array_equal(best, [OMEGAS[0], OMEGAS[-1]])
+    assert at_edge.tolist() == [True, True]  # both peaks lie at the grid's ends
 
 
 @pytest.mark.parametrize(
@@ -260,3 +261,43 @@ def test_bad_arguments_raise_value_errors_naming_them(call, match):
     model = _scalar_linear_stack([0.5], [1.0])
     with pytest.raises(ValueError, match=match):
         call(model)
+
+
+def test_stack_gain_of_vector_layers_given_as_tensors_matches_numpy():
+    # Layer 1: 2 units, layer 2: 1 unit (3 states, within the symbolic limit); torch tensors.
+    w_hh = [torch.tensor([[0.5, -0.3], [0.2, 0.4]]), torch.tensor([[0.6]])]
+    w_ih = [torch.tensor([[1.0], [0.5]]), torch.tensor([[0.7, -1.2]])]
+    gains = stack_gain(w_hh, w_ih)
+    A = np.zeros((3, 3))
+    A[:2, :2], A[2, 2] = w_hh[0].numpy(), 0.6
+    N = np.zeros((3, 3))
+    N[2, :2] = w_ih[1].numpy()
+    lift = np.linalg.inv(np.eye(3) - N)
+    b = np.vstack([w_ih[0].numpy(), [[0.0]]])
+    Ad, Bd = lift @ A, lift @ b
+    for layer, units in ((0, slice(0, 2)), (1, slice(2, 3))):
+        expected = [
+            np.linalg.norm(np.linalg.solve(np.eye(3) - Ad * np.exp(-1j * w), Bd)[units])
+            for w in OMEGAS
+        ]
+        np.testing.assert_allclose(_numeric(gains[layer]), expected, rtol=1e-12)
+
+
+def test_stack_gain_takes_scalar_tensors_and_transfer_gain_several_outputs():
+    gains = stack_gain([torch.tensor(0.5), torch.tensor(-0.2)], [torch.tensor(2.0), 1.0])
+    reference = stack_gain([0.5, -0.2], [2.0, 1.0])
+    for g, r in zip(gains, reference, strict=True):
+        np.testing.assert_allclose(_numeric(g), _numeric(r), rtol=1e-14)
+    A = np.array([[0.5, 0.0], [1.0, -0.3]])
+    both = transfer_gain(A, [1.0, 0.0], np.eye(2))
+    one = [transfer_gain(A, [1.0, 0.0], np.eye(2)[j]) for j in range(2)]
+    np.testing.assert_allclose(
+        _numeric(both), np.hypot(_numeric(one[0]), _numeric(one[1])), rtol=1e-13
+    )
+
+
+def test_symbolic_gains_beyond_the_size_limit_point_to_frequency_response():
+    with pytest.raises(ValueError, match="n <= max_states = 4.*frequency_response"):
+        transfer_gain(0.1 * np.eye(5), np.ones(5), np.ones(5))
+    with pytest.raises(ValueError, match="got n = 6.*frequency_response"):
+        stack_gain([0.5 * np.eye(3), 0.5 * np.eye(3)], [np.ones((3, 1)), np.eye(3)])

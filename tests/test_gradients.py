@@ -211,3 +211,12 @@ def test_depth_singular_values_of_a_linear_chain_are_those_of_the_weight_product
 def test_bad_arguments_raise_value_errors_naming_them(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_count_gradient_paths_uses_the_cores_checks_of_skips():
+    with pytest.raises(TypeError, match="skips: expected a sequence"):
+        count_gradient_paths(3, 2)
+    with pytest.raises(ValueError, match="skips: expected distinct positive integer offsets"):
+        count_gradient_paths(3, (1, 1))
+    with pytest.raises(ValueError, match="num_layers: expected a positive integer"):
+        count_gradient_paths(0)

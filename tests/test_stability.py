@@ -201,7 +201,7 @@ def test_stability_map_fixed_points_are_roots_of_the_scaled_field():
     params = {k: v.detach() for k, v in model.named_parameters()}
     for i, p in enumerate(smap.p):
         for j, q in enumerate(smap.q):
-            overrides, x = scale_recurrent_and_input(params, torch.tensor(p), torch.tensor(q))
+            overrides, x = scale_recurrent_and_input(params, torch.as_tensor(p), torch.as_tensor(q))
             scaled = rnnode.ODERNN(2, 3, 2, cell="rnn")
             scaled.load_state_dict({**model.state_dict(), **overrides})
             h = torch.as_tensor(smap.fixed_points[i, j])
@@ -346,6 +346,8 @@ def test_benchmark_quick_run_compares_equal_results_and_writes_json(tmp_path):
     assert written["measure_gain"]["max_abs_difference"] < 1e-10
     assert written["stability_map"]["max_abs_difference_max_real"] < 1e-10
     assert written["stability_map"]["converged_fraction"] == 1.0
+    assert written["frequency_response"]["max_rel_difference_numpy"] < 1e-12
+    assert written["frequency_response"]["max_rel_difference_probes"] < 1e-6
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,124 @@
+"""find_fixed_points against a hand-made 2-D system with known fixed points and saddles, and
+against independent Jacobians (numpy eigenvalues of autograd Jacobians) on GRU and LSTM stacks.
+
+The system: two uncoupled bistable units, dh_i/dt = -h_i + tanh(2 h_i) (a 1-layer tanh RNN with
+W_hh = 2 I and no bias). Its fixed points are the 3 x 3 products of the roots {-r, 0, r} of
+h = tanh(2h) (r from scipy's brentq): 4 stable corners (+-r, +-r), 4 saddles with one unstable
+direction (0, +-r), (+-r, 0), and the origin, unstable in both directions. The discrete map
+h <- tanh(2h) has the same fixed points with multipliers 2 sech^2(2h): 2 at 0, < 1 at +-r.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.optimize
+import torch
+
+import rnnode
+from rnnode.analysis import find_fixed_points
+
+
+def _bistable_pair():
+    model = rnnode.ODERNN(1, 2, 1, cell="rnn", bias=False)
+    with torch.no_grad():
+        model.field(0).weight_hh.copy_(2 * torch.eye(2))
+    return model
+
+
+@pytest.mark.parametrize("kind", ["continuous", "discrete"])
+def test_known_fixed_points_saddles_and_their_classes(kind):
+    model = _bistable_pair()
+    grid = torch.tensor(list(itertools.product([-1.2, -0.4, 0.0, 0.4, 1.2], repeat=2)))
+    found = find_fixed_points(model, torch.zeros(1), grid.reshape(-1, 1, 2), kind=kind, tol=1e-14)
+    r = scipy.optimize.brentq(lambda h: np.tanh(2 * h) - h, 0.5, 1.5, xtol=1e-15)
+    expected = np.array(list(itertools.product([-r, 0.0, r], repeat=2)))
+    points = found.points.reshape(-1, 2).numpy()
+    assert points.shape == (9, 2) and bool(found.is_fixed.all())
+    for e in expected:
+        assert np.abs(points - e).max(axis=1).min() < 1e-12
+    zeros = (np.abs(points) < 1e-6).sum(axis=1)  # coordinates at the unstable root 0
+    np.testing.assert_array_equal(found.num_unstable.numpy(), zeros)
+    names = {0: "stable", 1: "saddle", 2: "unstable"}
+    assert found.classification == [names[z] for z in zeros]
+    assert sorted(found.classification) == ["saddle"] * 4 + ["stable"] * 4 + ["unstable"]
+    # Eigenvalues: -1 + 2 sech^2(2h) per unit (continuous) or 2 sech^2(2h) (discrete).
+    slope = 2 / np.cosh(2 * points) ** 2
+    expected_eig = slope - 1 if kind == "continuous" else slope
+    np.testing.assert_allclose(
+        np.sort(found.eigenvalues.real.numpy(), axis=1), np.sort(expected_eig, axis=1), atol=1e-12
+    )
+    assert float(found.q.max()) < 1e-20
+
+
+def test_slow_points_are_kept_by_their_q_tolerance():
+    # dh/dt = -h + tanh(h) ~ -h^3 / 3 near 0: a slow region around the (degenerate) fixed
+    # point 0. With one Newton step (h -> 2h / 3) and an unreachable tol, a start at 0.05 ends
+    # at q ~ 7e-11: kept as a slow point below q_tol = 1e-6, dropped below q_tol = 1e-30.
+    model = rnnode.ODERNN(1, 1, 1, cell="rnn", bias=False)
+    with torch.no_grad():
+        model.field(0).weight_hh.fill_(1.0)
+        model.field(0).weight_ih.fill_(1.0)
+    x = torch.tensor([0.0])
+    start = torch.tensor([[[0.05]]])  # F = -h + tanh(h) ~ -h^3 / 3: slow, not fixed
+    slow = find_fixed_points(model, x, start, opt_steps=0, max_iter=1, tol=1e-300, q_tol=1e-6)
+    assert slow.points.shape[0] == 1 and not bool(slow.is_fixed[0])
+    assert float(slow.q[0]) < 1e-6
+    strict = find_fixed_points(model, x, start, opt_steps=0, max_iter=1, tol=1e-300, q_tol=1e-30)
+    assert strict.points.shape[0] == 0
+
+
+@pytest.mark.parametrize(("cell", "kind"), [("gru", "continuous"), ("lstm", "discrete")])
+def test_gated_stacks_fixed_points_are_roots_with_numpy_eigenvalues(cell, kind):
+    torch.manual_seed(3)
+    model = rnnode.ODERNN(2, 3, 2, cell=cell)
+    S = model.layers[0].state_size
+    x = torch.tensor([0.3, -0.2])
+    with torch.no_grad():
+        sol = model.solve(torch.randn(20, 2, 2), coupling="sampled")
+    starts = sol.states[:, 0, ::5].permute(1, 2, 0, 3).reshape(-1, 2, S)  # on trajectories
+    found = find_fixed_points(model, x, starts, kind=kind, noise=0.05)
+    assert found.points.shape[0] >= 1 and bool(found.is_fixed.all())
+    for point, eig in zip(found.points, found.eigenvalues, strict=True):
+        if kind == "continuous":
+            F = model.joint_field(point, x)
+            J = torch.autograd.functional.jacobian(
+                lambda v: model.joint_field(v.reshape(2, S), x).reshape(-1), point.reshape(-1)
+            )
+        else:
+            hx = (
+                point[:, :3].unsqueeze(1)
+                if cell == "gru"
+                else (point[:, :3].unsqueeze(1), point[:, 3:].unsqueeze(1))
+            )
+            new = model.solve(x[None, None], hx).states[:, 0, 1, 0]
+            F = new - point
+            J = torch.autograd.functional.jacobian(
+                lambda v: (
+                    model.solve(x[None, None], _parts(v.reshape(2, S), cell))
+                    .states[:, 0, 1, 0]
+                    .reshape(-1)
+                ),
+                point.reshape(-1),
+            )
+        assert float(F.detach().abs().max()) < 1e-10
+        expected = np.sort_complex(np.linalg.eigvals(J.numpy()))
+        np.testing.assert_allclose(np.sort_complex(eig.numpy()), expected, atol=1e-9)
+
+
+def _parts(state, cell):
+    if cell == "gru":
+        return state.unsqueeze(1)
+    return state[:, :3].unsqueeze(1), state[:, 3:].unsqueeze(1)
+
+
+def test_bad_arguments_raise_errors_naming_them():
+    model = _bistable_pair()
+    with pytest.raises(ValueError, match="starts: expected shape"):
+        find_fixed_points(model, torch.zeros(1), torch.zeros(4, 2))
+    with pytest.raises(TypeError, match="starts: expected a torch.Tensor"):
+        find_fixed_points(model, torch.zeros(1), [[0.0, 0.0]])
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        find_fixed_points(model, torch.zeros(1), torch.zeros(1, 1, 2), kind="map")
+    with pytest.raises(ValueError, match="q_tol: expected a positive"):
+        find_fixed_points(model, torch.zeros(1), torch.zeros(1, 1, 2), q_tol=0.0)
