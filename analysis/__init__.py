@@ -3,7 +3,9 @@
 Modules: ``linear`` (linearisation of a whole stack, numeric frequency responses), ``gain``
 (symbolic gains, sine-probe measurements, preferred frequencies), ``stability`` (Jacobians,
 fixed points, stability maps, Lyapunov exponents), ``gradients`` (gradient flow through time and
-depth), ``depth`` (the depth trade-off) and ``plots`` (their figures). Import the modules or
+depth), ``depth`` (the depth trade-off), ``meanfield`` (mean-field theory of random tanh networks:
+stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity)
+and ``plots`` (their figures). Import the modules or
 the names below.
 
 Return rule: every function that computes numbers from a model or from measurements returns
@@ -29,6 +31,8 @@ from . import depth as depth
 from . import gain as gain
 from . import gradients as gradients
 from . import linear as linear
+from . import meanfield as meanfield
+from . import memory as memory
 from . import plots as plots
 from . import stability as stability
 from .depth import accuracy_model as accuracy_model
@@ -49,6 +53,11 @@ from .linear import FrequencyResponse as FrequencyResponse
 from .linear import StateSpace as StateSpace
 from .linear import frequency_response as frequency_response
 from .linear import linearize as linearize
+from .meanfield import gaussian_expectation as gaussian_expectation
+from .meanfield import gradient_factor as gradient_factor
+from .meanfield import stable_variance as stable_variance
+from .memory import linear_memory_function as linear_memory_function
+from .memory import memory_function as memory_function
 from .plots import plot_depth_curve as plot_depth_curve
 from .plots import plot_eigenvalues as plot_eigenvalues
 from .plots import plot_gain as plot_gain
@@ -67,6 +76,13 @@ from .stability import spectral_radius as spectral_radius
 from .stability import stability_map as stability_map
 
 __all__ = [
+    "gaussian_expectation",
+    "gradient_factor",
+    "linear_memory_function",
+    "memory_function",
+    "stable_variance",
+    "meanfield",
+    "memory",
     "FixedPoints",
     "FrequencyResponse",
     "Peaks",

@@ -255,7 +255,9 @@ def test_block_eigenvalues_closed_forms_and_threads_match_numpy(size, monkeypatc
             np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["gain", "stability", "gradients", "depth", "plots", "linear"])
+@pytest.mark.parametrize(
+    "name", ["gain", "stability", "gradients", "depth", "plots", "linear", "meanfield", "memory"]
+)
 def test_every_public_analysis_module_lists_its_names(name):
     import importlib
     import pydoc
