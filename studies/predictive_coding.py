@@ -41,7 +41,7 @@ import rnnode
 from rnnode import ODERNN
 from rnnode.training import PredictiveCoding, SequenceModel, Task, train
 
-from ._run import Context, one_thread
+from ._run import Context, settings_for
 
 
 def compare_with_backprop(
@@ -93,25 +93,14 @@ WINDOW = 0.1
 LOWEST_RATIO = 0.75
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {"hidden_size": 32, "num_layers": 3, "steps": 400, "batch_size": 32, "lr": 1e-2, "seeds": 5}
+QUICK = {"hidden_size": 16, "num_layers": 2, "steps": 100, "lr": 2e-2, "seeds": 2}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes, training length and seeds of the quick and the full setting."""
-    if quick:
-        return {
-            "hidden_size": 16,
-            "num_layers": 2,
-            "steps": 100,
-            "batch_size": 32,
-            "lr": 2e-2,
-            "seeds": 2,
-        }
-    return {
-        "hidden_size": 32,
-        "num_layers": 3,
-        "steps": 400,
-        "batch_size": 32,
-        "lr": 1e-2,
-        "seeds": 5,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def spread(rnn: rnnode.ODERNN, x: torch.Tensor) -> list[float]:
@@ -136,11 +125,6 @@ def window_means(curve: list[float]) -> tuple[float, float, float]:
 
 def point(p: dict) -> dict[str, Any]:
     """One seed: predictive coding, backprop and the reservoir control from the same weights."""
-    with one_thread():
-        return _point(p)
-
-
-def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
     task = rnnode.training.digits_task("rows", seed=seed)
     built: list[rnnode.ODERNN] = []
@@ -195,34 +179,54 @@ def run(ctx: Context) -> dict[str, Any]:
     }
     acc = {name: np.array(v) for name, v in accuracy.items()}
 
-    ctx.claim(
+    ctx.finding_over_seeds(
         "backprop_learns",
-        bool(acc["backprop"].min() > LEARNED),
-        f"backprop reaches test accuracy above {LEARNED} for every seed (chance: 0.1)",
+        f"backprop reaches test accuracy above {LEARNED}",
+        acc["backprop"],
+        comparison=">",
+        bound=LEARNED,
+        control=0.1,
+        control_label="chance",
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "backprop_beats_predictive_coding",
-        bool(np.all(acc["backprop"] > acc["predictive_coding"])),
-        "backprop's test accuracy is higher than predictive coding's for every seed",
+        "backprop's test accuracy is higher than predictive coding's (per-seed difference > 0)",
+        acc["backprop"] - acc["predictive_coding"],
+        comparison=">",
+        bound=0.0,
+        control=summary["mean_accuracy"]["predictive_coding"],
+        control_label="predictive coding's mean accuracy",
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "local_errors_fall",
-        bool(np.all(local[..., 2] < LOWEST_RATIO * local[..., 0])),
         f"every layer's prediction error falls during training: its lowest mean over "
-        f"{WINDOW:.0%} of the steps is below {LOWEST_RATIO} times its mean over the first "
-        f"{WINDOW:.0%}, for every seed",
+        f"{WINDOW:.0%} of the steps over its mean over the first {WINDOW:.0%} (per seed, the "
+        f"largest over layers) is below {LOWEST_RATIO}",
+        (local[..., 2] / local[..., 0]).max(axis=1),
+        comparison="<",
+        bound=LOWEST_RATIO,
+        control=1.0,
+        control_label="no fall (ratio 1)",
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "top_layer_collapses",
-        bool(np.all(np.array(top_spread["predictive_coding"]) < np.array(top_spread["initial"]))),
         "after predictive-coding training the top layer's state spread trace Cov(h_T) over the "
-        "test sequences is below its initial value, for every seed",
+        "test sequences is below its initial value: log10(after / before) < 0",
+        np.log10(np.array(top_spread["predictive_coding"]) / np.array(top_spread["initial"])),
+        comparison="<",
+        bound=0.0,
+        control=summary["mean_top_spread"]["initial"],
+        control_label="mean initial top-layer spread",
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "below_reservoir",
-        bool(np.all(acc["predictive_coding"] < acc["reservoir"])),
         "the predictive-coding readout's test accuracy is below that of the same readout on the "
-        "untrained layers (local weight 0), for every seed",
+        "untrained layers (local weight 0): per-seed difference < 0",
+        acc["predictive_coding"] - acc["reservoir"],
+        comparison="<",
+        bound=0.0,
+        control=summary["mean_accuracy"]["reservoir"],
+        control_label="readout on untrained layers",
     )
 
     ctx.figure(
@@ -258,8 +262,7 @@ _LABELS = {
 
 
 def _curves_figure(result: dict[str, Any]) -> Figure:
-    fig = Figure(figsize=(8, 3.4))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.3)
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     for name in ("predictive_coding", "backprop", "reservoir"):
         curve = result[name]["task_loss"]
@@ -276,8 +279,7 @@ def _curves_figure(result: dict[str, Any]) -> Figure:
 
 
 def _accuracy_figure(seeds: list[int], accuracy: dict, top_spread: dict) -> Figure:
-    fig = Figure(figsize=(8, 3.4))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.3)
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     markers = {"predictive_coding": "o", "backprop": "s", "reservoir": "^", "initial": "x"}
     for name, values in accuracy.items():

@@ -34,7 +34,8 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context, one_thread, train_with
+from ._run import Context, settings_for, train_with
+from ._stats import bootstrap_interval
 
 #: Input window (years) of every forecaster.
 WINDOW = 20
@@ -44,27 +45,22 @@ FIRST_YEAR = 1700
 AR_BAND = 1.15
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "cell": "gru",
+    "hidden_size": 16,
+    "num_layers": 2,
+    "steps": 300,
+    "batch_size": 32,
+    "lr": 1e-2,
+    "seeds": 5,
+}
+QUICK = {"num_layers": 1, "steps": 100, "lr": 2e-2, "seeds": 2}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes, training length and seeds of the quick and the full setting."""
-    if quick:
-        return {
-            "cell": "gru",
-            "hidden_size": 16,
-            "num_layers": 1,
-            "steps": 100,
-            "batch_size": 32,
-            "lr": 2e-2,
-            "seeds": 2,
-        }
-    return {
-        "cell": "gru",
-        "hidden_size": 16,
-        "num_layers": 2,
-        "steps": 300,
-        "batch_size": 32,
-        "lr": 1e-2,
-        "seeds": 5,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def rmse(prediction: np.ndarray, target: np.ndarray) -> float:
@@ -118,11 +114,6 @@ def aic_order(x: torch.Tensor, y: torch.Tensor, max_order: int) -> tuple[int, li
 
 def point(p: dict) -> dict[str, Any]:
     """One seed: train the ODERNN forecaster; its test RMSE and test forecasts."""
-    with one_thread():
-        return _point(p)
-
-
-def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
     task = rnnode.training.sunspots_task(window=WINDOW)
     torch.manual_seed(seed)
@@ -170,21 +161,40 @@ def run(ctx: Context) -> dict[str, Any]:
         },
     }
 
-    ctx.claim(
+    ctx.finding_over_seeds(
         "odernn_beats_persistence",
-        max(odernn) < baseline["persistence"],
-        "the ODERNN's test RMSE is below persistence's for every seed",
+        "the ODERNN's test RMSE is below persistence's (per-seed difference < 0)",
+        np.asarray(odernn) - baseline["persistence"],
+        comparison="<",
+        bound=0.0,
+        control=baseline["persistence"],
+        control_label="persistence's test RMSE",
     )
-    ctx.claim(
+    # AR is deterministic: its evidence is the spread over test years, a paired bootstrap of the
+    # squared-error difference.
+    gain = (forecasts["ar"] - target) ** 2 - (forecasts["persistence"] - target) ** 2
+    ctx.finding(
         "ar_beats_persistence",
-        baseline["ar"] < baseline["persistence"],
         f"the least-squares AR({order}) (order by AIC on the training windows) has a lower "
-        "test RMSE than persistence",
+        "test mean squared error than persistence (mean over test years of the paired "
+        "squared-error difference < 0)",
+        value=float(gain.mean()),
+        comparison="<",
+        bound=0.0,
+        interval=bootstrap_interval(gain),
+        control=baseline["persistence"] ** 2,
+        control_label="persistence's test MSE",
+        seeds=1,
+        test="paired bootstrap over test years",
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "odernn_comparable_to_ar",
-        summary["ratio_odernn_to_ar"] <= AR_BAND,
-        f"the ODERNN's mean test RMSE over the seeds is at most {AR_BAND} times AR({order})'s",
+        f"the ODERNN's test RMSE is at most {AR_BAND} times AR({order})'s (per-seed ratio)",
+        np.asarray(odernn) / baseline["ar"],
+        comparison="<=",
+        bound=AR_BAND,
+        control=1.0,
+        control_label=f"AR({order}) (ratio 1)",
     )
 
     # Windows start at every year from WINDOW on (horizon 1): the series has WINDOW + N years.
@@ -209,14 +219,15 @@ def run(ctx: Context) -> dict[str, Any]:
         "window": WINDOW,
         "aic": criteria,
         "ar_coefficients": coefficients,
+        "test_target": target,
+        "forecasts": forecasts,
         **summary,
     }
 
 
 def _forecast_figure(years, target, forecasts, normalization, order) -> Figure:
     offset, scale = normalization
-    fig = Figure(figsize=(7, 3.4))
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.14, top=0.95)
+    fig = Figure(figsize=(7, 3.4), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(years, offset + scale * target, "k-", linewidth=2, label="observed")
     labels = {"persistence": "persistence", "ar": f"AR({order})", "odernn": "ODERNN"}
@@ -229,8 +240,7 @@ def _forecast_figure(years, target, forecasts, normalization, order) -> Figure:
 
 
 def _rmse_figure(seeds, baseline, odernn, order) -> Figure:
-    fig = Figure(figsize=(5, 3.4))
-    fig.subplots_adjust(left=0.13, right=0.98, bottom=0.14, top=0.95)
+    fig = Figure(figsize=(5, 3.4), layout="constrained")
     ax = fig.add_subplot()
     ax.axhline(baseline["persistence"], color="C0", linestyle="--", label="persistence")
     ax.axhline(baseline["ar"], color="C1", linestyle="--", label=f"AR({order})")

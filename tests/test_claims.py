@@ -111,3 +111,39 @@ def test_spearman_matches_a_rank_correlation_by_hand():
     d = x - np.array([2, 1, 4, 3, 5])  # ranks of y
     assert rho == pytest.approx(1 - 6 * (d**2).sum() / (5 * (25 - 1)), abs=1e-12)
     assert 0 < p < 1
+
+
+def test_a_record_read_back_from_json_formats_its_infinite_interval():
+    """Metrics store an unbounded interval as the strings "-inf" and "inf"."""
+    record = finding_record(
+        "one seed",
+        value=1.0,
+        comparison=">",
+        bound=0.0,
+        interval=(-math.inf, math.inf),
+        control=None,
+        control_label="none",
+        seeds=1,
+    )
+    stored = {**record, "interval": ["-inf", "inf"]}
+    assert "1 [-inf, inf] > 0" in format_claim("x", stored)
+
+
+def test_check_claims_accepts_evidence_and_names_a_verdict_that_does_not_follow():
+    from rnnode.studies._claims import check_claims
+
+    good = finding_record(
+        "s",
+        value=0.5,
+        comparison=">",
+        bound=0.0,
+        interval=(0.1, 0.9),
+        control=0.0,
+        control_label="c",
+        seeds=5,
+    )
+    check_claims({"a": good, "b": verification_record("v", True)})
+    with pytest.raises(ValueError, match=r"claims\['a'\]: verdict 'not supported' does not"):
+        check_claims({"a": {**good, "verdict": "not supported"}})
+    with pytest.raises(ValueError, match=r"claims\['a'\]: a finding lacks \['control'\]"):
+        check_claims({"a": {k: v for k, v in good.items() if k != "control"}})

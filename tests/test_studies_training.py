@@ -26,7 +26,9 @@ from rnnode.studies import (
     run_study,
     sunspots,
 )
+from rnnode.studies._claims import check_claims
 from rnnode.studies._run import json_bytes
+from rnnode.studies._stats import bootstrap_interval, sign_test
 
 STUDIES = (gate_coupling, predictive_coding, bidirectional, sunspots)
 
@@ -45,16 +47,21 @@ def quick_runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
-def test_quick_run_writes_its_files_and_every_claim_holds(quick_runs, study):
+def test_quick_run_writes_its_files_and_every_claim_carries_its_evidence(quick_runs, study):
     metrics, out = quick_runs
     name = study.__name__.rsplit(".", 1)[-1]
-    folder = out / name
+    folder = out / f"{name}-quick"
     assert read_json(folder / "metrics.json") == metrics[name]
     for file in ("config.json", "report.html"):
         assert (folder / file).is_file()
     claims = metrics[name]["claims"]
     assert len(claims) >= 2
-    assert {k: c["holds"] for k, c in claims.items()} == {k: True for k in claims}
+    check_claims(claims)  # value, interval, control, seeds; the verdict follows from them
+    for claim in claims.values():
+        if claim["kind"] == "verification":
+            assert claim["holds"], claim["statement"]  # code checks, not findings
+        elif claim["test"].startswith("bootstrap over seeds"):
+            assert claim["seeds"] == study.settings(True)["seeds"]
     # One saved point per seed: the sweep ran every seed of the quick setting.
     assert len(list((folder / "seeds").glob("*.json"))) == study.settings(True)["seeds"]
     for png in folder.glob("*.png"):
@@ -98,16 +105,28 @@ def test_no_violations_is_a_zero_penalty():
     assert float(rnnode.training.gate_coupling_penalty(gates)) == 0.0
 
 
+def assert_seed_finding(claim: dict, samples) -> None:
+    """A finding over seeds: the mean of the per-seed numbers, their bootstrap interval, the
+    sign test against the bound, recomputed here from the metrics."""
+    samples = np.asarray(samples, dtype=np.float64)
+    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
+    assert claim["interval"] == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
+    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
+    assert claim["seeds"] == samples.size
+
+
 def test_gate_coupling_quick_numbers(quick_runs):
     m = quick_runs[0]["gate_coupling"]
     plain, penalty = np.array(m["violations"]["plain"]), np.array(m["violations"]["penalty"])
     assert plain.shape == penalty.shape == (2, 1)  # 2 seeds, 1 adjacent pair
-    assert np.all(penalty < plain)
-    assert np.all(np.array(m["coupling"]["penalty"]) > np.array(m["coupling"]["plain"]))
+    assert m["claims"]["fewer_violations"]["value"] == pytest.approx((penalty - plain).max())
     accuracy = {k: np.array(v) for k, v in m["accuracy"].items()}
-    band = m["settings"]["accuracy_band"]
-    assert accuracy["penalty"].mean() >= accuracy["plain"].mean() - band
-    assert min(accuracy["plain"].min(), accuracy["penalty"].min()) > gate_coupling.LEARNED
+    difference = accuracy["penalty"] - accuracy["plain"]
+    assert_seed_finding(m["claims"]["penalty_raises_accuracy"], difference)
+    assert_seed_finding(m["claims"]["accuracy_kept"], difference)
+    assert m["claims"]["accuracy_kept"]["bound"] == -m["settings"]["accuracy_band"]
+    assert_seed_finding(m["claims"]["both_learn"], accuracy["plain"])
+    assert m["claims"]["both_learn"]["control"] == {"label": "chance", "value": 0.1}
     assert m["mean_violations"]["penalty"] == pytest.approx(penalty.mean(), rel=1e-14)
 
 
@@ -134,12 +153,19 @@ def test_start_end_and_lowest_window_means():
 def test_predictive_coding_quick_numbers(quick_runs):
     m = quick_runs[0]["predictive_coding"]
     acc = {k: np.array(v) for k, v in m["accuracy"].items()}
-    assert acc["backprop"].min() > predictive_coding.LEARNED
-    assert np.all(acc["backprop"] > acc["predictive_coding"])
-    assert np.all(acc["predictive_coding"] < acc["reservoir"])
-    assert np.all(np.array(m["local_error_lowest_ratio"]) < predictive_coding.LOWEST_RATIO)
+    claims = m["claims"]
+    assert_seed_finding(claims["backprop_learns"], acc["backprop"])
+    assert_seed_finding(
+        claims["backprop_beats_predictive_coding"], acc["backprop"] - acc["predictive_coding"]
+    )
+    assert_seed_finding(claims["below_reservoir"], acc["predictive_coding"] - acc["reservoir"])
+    assert claims["below_reservoir"]["control"]["value"] == pytest.approx(acc["reservoir"].mean())
+    lowest = np.array(m["local_error_lowest_ratio"]).max(axis=1)
+    assert_seed_finding(claims["local_errors_fall"], lowest)
     spread = {k: np.array(v) for k, v in m["top_spread"].items()}
-    assert np.all(spread["predictive_coding"] < spread["initial"])
+    assert_seed_finding(
+        claims["top_layer_collapses"], np.log10(spread["predictive_coding"] / spread["initial"])
+    )
     # Local weight 0 leaves the layers as initialised (Adam steps zero gradients by zero).
     np.testing.assert_allclose(spread["reservoir"], spread["initial"], rtol=1e-12)
 
@@ -193,8 +219,11 @@ def test_the_causal_rule_scores_the_bound_on_a_large_sample():
 def test_bidirectional_quick_numbers(quick_runs):
     m = quick_runs[0]["bidirectional"]
     bound = bidirectional.CAUSAL_BOUND
-    assert max(m["accuracy"]["unidirectional"]) <= bound + bidirectional.BOUND_SLACK
-    assert min(m["accuracy"]["bidirectional"]) >= bound + bidirectional.MARGIN
+    assert_seed_finding(m["claims"]["unidirectional_is_causal"], m["accuracy"]["unidirectional"])
+    assert_seed_finding(
+        m["claims"]["bidirectional_sees_the_future"], m["accuracy"]["bidirectional"]
+    )
+    assert m["claims"]["unidirectional_is_causal"]["bound"] == bound + bidirectional.BOUND_SLACK
     for value in m["accuracy"]["causal_bayes"]:
         assert value == pytest.approx(bound, abs=bidirectional.BOUND_SLACK)
 
@@ -250,9 +279,17 @@ def test_sunspots_quick_numbers_against_the_raw_series(quick_runs, sunspot_data)
     assert m["rmse_persistence"] == pytest.approx(persistence / scale, rel=1e-12)
     chosen = ar_select_order(sunspot_data[1], sunspots.WINDOW, ic="aic", trend="c").ar_lags
     assert m["ar_order"] == len(chosen)
-    assert m["rmse_ar"] < m["rmse_persistence"]
-    assert max(m["rmse_odernn"]) < m["rmse_persistence"]
-    assert np.mean(m["rmse_odernn"]) <= sunspots.AR_BAND * m["rmse_ar"]
+    odernn = np.array(m["rmse_odernn"])
+    assert_seed_finding(m["claims"]["odernn_beats_persistence"], odernn - m["rmse_persistence"])
+    assert_seed_finding(m["claims"]["odernn_comparable_to_ar"], odernn / m["rmse_ar"])
+    # AR against persistence: a paired bootstrap over the test years.
+    target, forecasts = np.array(m["test_target"]), m["forecasts"]
+    gain = (np.array(forecasts["ar"]) - target) ** 2 - (
+        np.array(forecasts["persistence"]) - target
+    ) ** 2
+    claim = m["claims"]["ar_beats_persistence"]
+    assert claim["value"] == pytest.approx(gain.mean(), rel=1e-12)
+    assert claim["interval"] == pytest.approx(list(bootstrap_interval(gain)), rel=1e-12)
 
 
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
