@@ -18,6 +18,16 @@ test accuracy does not exceed the causal bound 3/4 by more than ``BOUND_SLACK`` 
 error on the test set; control: the causal Bayes rule scored on the same test set); the
 bidirectional stack's exceeds it by at least ``MARGIN`` (control: the unidirectional stack).
 
+Depth (``two_sided_task``, y_k = 1[x_{k-1} x_{k+1} > 0]): one bidirectional layer read out
+linearly decides by f(forward state) + g(backward state), an additive rule in a feature of the
+past and one of the future. For any a, a' on either side of 0 and b, b' likewise, an additive
+rule gets at most 3 of the 4 pairs (a, b), (a', b'), (a, b'), (a', b) right (the two it must call
+positive and the two negative have the same sum f(a) + f(a') + g(b) + g(b')), so its accuracy is
+at most 3/4 (``ADDITIVE_BOUND``) at the T - 2 inner steps; at the two ends y = 0 always
+(``additive_bound``). A second bidirectional layer reads both directions of the first
+at every step and can form the XOR. Findings: 1 layer <= 3/4 + ``BOUND_SLACK``; 2 layers >= 3/4 +
+``MARGIN`` (control: 1 layer), bootstrap over seeds; both against ``additive_bound(T)``.
+
 Figure: ``accuracy`` (test accuracy per seed of both, with the causal bound, and the training
 loss curves of the first seed).
 """
@@ -42,6 +52,14 @@ CAUSAL_BOUND = 0.75
 BOUND_SLACK = 0.05
 #: Required lead of the bidirectional stack's test accuracy over the causal bound.
 MARGIN = 0.1
+#: Best accuracy of a rule f(past) + g(future) > 0 at an inner step of ``two_sided_task``.
+ADDITIVE_BOUND = 0.75
+
+
+def additive_bound(length: int) -> float:
+    """Best accuracy of an additive rule on ``two_sided_task`` over all T steps: 3/4 at the
+    T - 2 inner steps, 1 at the two ends (x_0 = x_{T+1} = 0 makes y = 0 there)."""
+    return ((length - 2) * ADDITIVE_BOUND + 2) / length
 
 
 def future_task(
@@ -82,6 +100,37 @@ def future_task(
         x[:num_train],
         y[:num_train],
         x[num_train:],
+        y[num_train:],
+        output_size=2,
+        per_step=True,
+    )
+
+
+def two_sided_task(
+    num_train: int = 512,
+    num_test: int = 128,
+    length: int = 10,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> rnnode.training.Task:
+    """Per-step classification y_k = 1[x_{k-1} x_{k+1} > 0] of standard normal x
+    (x_0 = x_{T+1} = 0): do the previous and the next input have the same sign?
+
+    Shapes as ``future_task``. The answer needs one feature from each side combined by XOR,
+    which a linear readout of [forward state; backward state] cannot form (see the module
+    docstring: additive rules score at most 3/4); a second bidirectional layer can.
+    """
+    task = future_task(num_train, num_test, length, seed=seed, dtype=dtype)
+    x = torch.cat([task.x_train, task.x_test])[..., 0]
+    padded = torch.nn.functional.pad(x, (1, 1))  # x_0 = x_{T+1} = 0
+    y = (padded[:, :-2] * padded[:, 2:] > 0).to(torch.int64)
+    return rnnode.training.Task(
+        "two_sided",
+        "classification",
+        task.x_train,
+        y[:num_train],
+        task.x_test,
         y[num_train:],
         output_size=2,
         per_step=True,
@@ -149,6 +198,25 @@ def point(p: dict) -> dict[str, Any]:
     return out
 
 
+def depth_point(p: dict) -> dict[str, Any]:
+    """One seed: 1 and 2 stacked bidirectional layers trained on ``two_sided_task``."""
+    cfg, seed = p["settings"], p["seed"]
+    task = two_sided_task(cfg["num_train"], cfg["num_test"], cfg["length"], seed=seed)
+    out: dict[str, Any] = {}
+    for layers in (1, 2):
+        torch.manual_seed(seed)
+        rnn = rnnode.ODERNN(
+            task.input_size, cfg["hidden_size"], layers, cell=cfg["cell"], bidirectional=True
+        )
+        model = rnnode.training.SequenceModel.for_task(rnn, task)
+        metrics = train_with(model, task, cfg, seed)
+        out[f"layers_{layers}"] = {
+            "accuracy": metrics["test"]["accuracy"],
+            "loss": metrics["history"]["loss"],
+        }
+    return out
+
+
 def run(ctx: Context) -> dict[str, Any]:
     cfg = settings(ctx.quick)
     seeds = [ctx.seed + s for s in range(cfg["seeds"])]
@@ -179,6 +247,31 @@ def run(ctx: Context) -> dict[str, Any]:
         control=summary["mean_accuracy_unidirectional"],
         control_label="unidirectional stack",
     )
+    stacked = ctx.sweep(
+        depth_point, [{"settings": cfg, "seed": s} for s in seeds], name="two_sided"
+    )
+    two_sided = {k: [r[k]["accuracy"] for r in stacked] for k in ("layers_1", "layers_2")}
+    bound = additive_bound(cfg["length"])
+    ctx.finding_over_seeds(
+        "one_bidirectional_layer_is_additive",
+        f"on y_k = 1[x_(k-1) x_(k+1) > 0], one bidirectional layer with a linear readout stays "
+        f"within {BOUND_SLACK} of the additive bound {bound:.4g} (3/4 inside, 1 at both ends)",
+        two_sided["layers_1"],
+        comparison="<=",
+        bound=bound + BOUND_SLACK,
+        control=0.5,
+        control_label="chance",
+    )
+    ctx.finding_over_seeds(
+        "two_bidirectional_layers_combine_sides",
+        f"two stacked bidirectional layers exceed the additive bound {bound:.4g} by at least "
+        f"{MARGIN}: the second layer sees both sides' context",
+        two_sided["layers_2"],
+        comparison=">=",
+        bound=bound + MARGIN,
+        control=float(np.mean(two_sided["layers_1"])),
+        control_label="one bidirectional layer",
+    )
     ctx.figure(
         "accuracy",
         _figure(seeds, accuracy, results[0]),
@@ -187,7 +280,13 @@ def run(ctx: Context) -> dict[str, Any]:
         f"Bayes rule on the test set. Right: training loss, seed {seeds[0]}.",
         numbers=summary,
     )
-    return {"settings": cfg, "seeds": seeds, "accuracy": accuracy, **summary}
+    return {
+        "settings": cfg,
+        "seeds": seeds,
+        "accuracy": accuracy,
+        "two_sided_accuracy": two_sided,
+        **summary,
+    }
 
 
 def _figure(seeds: list[int], accuracy: dict, first: dict) -> Figure:

@@ -30,6 +30,7 @@ errors of predictive coding) and ``accuracy`` (test accuracy and top-layer state
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,7 @@ from matplotlib.figure import Figure
 import rnnode
 from rnnode import ODERNN
 from rnnode.training import PredictiveCoding, SequenceModel, Task, train
+from rnnode.training import train as train_fn
 
 from ._run import Context, settings_for
 
@@ -89,6 +91,8 @@ def compare_with_backprop(
 LEARNED = 0.5
 #: Share of the training steps averaged at the start and at the end of a curve.
 WINDOW = 0.1
+#: log10 of the top layer's spread after over before training below which it has collapsed.
+COLLAPSE = -1.0
 #: Required fall of every layer's prediction error, lowest window mean over the first one.
 LOWEST_RATIO = 0.75
 
@@ -153,6 +157,70 @@ def point(p: dict) -> dict[str, Any]:
     out["predictive_coding"]["local"] = [
         history[f"local_{layer}"] for layer in range(cfg["num_layers"])
     ]
+    return out
+
+
+class NextInputCoding(PredictiveCoding):
+    """Layer-local learning that cannot collapse: every layer predicts its own *next input*.
+
+    e_k^(l) = Q_l(h_k^(l)) - sg(s_{k+1}^(l)), L_l = mean |e^(l)|^2, k = 1..T-1, where s^(l) is
+    the layer's input (x for layer 1, the layer below's state otherwise), Q_l a linear map from
+    the state. The target is data the layer does not control, so a state that ignores its input
+    scores the input's variance, not zero: the collapse of ``PredictiveCoding`` (each layer
+    predicting its own next state) is no optimum here. Everything else (layers cut apart, a
+    readout on the detached top layer) is ``PredictiveCoding``'s. Defined in the study until
+    ``rnnode.training`` offers the objective.
+    """
+
+    def __init__(self, rnn: ODERNN, output_size: int, **kwargs: Any) -> None:
+        super().__init__(rnn, output_size, **kwargs)
+        self.predictors = torch.nn.ModuleList(
+            torch.nn.Linear(rnn.hidden_size, rnn.field(layer).input_size)
+            for layer in range(rnn.num_layers)
+        )
+
+    def local_losses(self, solution: Any, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's next-input prediction loss L_l (layer order), 0-d tensors."""
+        x = x.transpose(0, 1)  # time first
+        losses = []
+        for layer in range(self.rnn.num_layers):
+            h = solution.hidden[layer, 0]  # (T + 1, batch, hidden)
+            sources = [x if j < 0 else solution.hidden[j, 0, 1:] for j in self.rnn.sources(layer)]
+            s = torch.cat(sources, dim=-1).detach()  # s[k - 1] drives the step into t_k
+            losses.append(torch.nn.functional.mse_loss(self.predictors[layer](h[1:-1]), s[1:]))
+        return losses
+
+
+def probe_accuracy(rnn: ODERNN, task: Task, train: dict, seed: int) -> float:
+    """Test accuracy of a linear readout trained on the frozen layers of ``rnn`` (local weight 0:
+    the layers get zero gradients and stay as they are)."""
+    probe = PredictiveCoding.for_task(rnn, task, local_weight=0.0)
+    return rnnode.training.train(probe, task, seed=seed, progress=False, **train)["test"][
+        "accuracy"
+    ]
+
+
+def next_input_point(p: dict) -> dict[str, Any]:
+    """One seed: the next-input objective and the current one trained from the same weights,
+    then a frozen linear probe on each and on the untrained layers."""
+    cfg, seed = p["settings"], p["seed"]
+    task = rnnode.training.digits_task("rows", seed=seed)
+    train = {k: cfg[k] for k in ("steps", "batch_size", "lr")}
+    out: dict[str, Any] = {}
+    for name, cls in (("next_input", NextInputCoding), ("own_state", PredictiveCoding)):
+        torch.manual_seed(seed)
+        rnn = ODERNN(task.input_size, cfg["hidden_size"], cfg["num_layers"])
+        initial = spread(rnn, task.x_test)
+        if name == "next_input":
+            out["untrained_probe"] = probe_accuracy(copy.deepcopy(rnn), task, train, seed)
+        model = cls.for_task(rnn, task)
+        history = train_fn(model, task, seed=seed, progress=False, **train)["history"]
+        out[name] = {
+            "probe": probe_accuracy(rnn, task, train, seed),
+            "initial_spread": initial,
+            "spread": spread(rnn, task.x_test),
+            "local": [history[f"local_{layer}"] for layer in range(cfg["num_layers"])],
+        }
     return out
 
 
@@ -229,6 +297,41 @@ def run(ctx: Context) -> dict[str, Any]:
         control_label="readout on untrained layers",
     )
 
+    local_runs = ctx.sweep(
+        next_input_point, [{"settings": cfg, "seed": s} for s in seeds], name="next_input"
+    )
+    probes = {
+        "next_input": np.array([r["next_input"]["probe"] for r in local_runs]),
+        "own_state": np.array([r["own_state"]["probe"] for r in local_runs]),
+        "untrained": np.array([r["untrained_probe"] for r in local_runs]),
+    }
+    top_change = {
+        name: np.log10(
+            [r[name]["spread"][top] / r[name]["initial_spread"][top] for r in local_runs]
+        )
+        for name in ("next_input", "own_state")
+    }
+    ctx.finding_over_seeds(
+        "next_input_probe_beats_untrained",
+        "a frozen linear probe on layers trained to predict their next input beats the same "
+        "probe on the untrained layers (per-seed difference > 0)",
+        probes["next_input"] - probes["untrained"],
+        comparison=">",
+        bound=0.0,
+        control=float(probes["untrained"].mean()),
+        control_label="probe on untrained layers",
+    )
+    ctx.finding_over_seeds(
+        "next_input_keeps_spread",
+        f"the next-input objective does not collapse the top layer: log10(spread after / "
+        f"before) > {COLLAPSE}",
+        top_change["next_input"],
+        comparison=">",
+        bound=COLLAPSE,
+        control=float(top_change["own_state"].mean()),
+        control_label="the own-state objective (current PredictiveCoding)",
+    )
+
     ctx.figure(
         "learning_curves",
         _curves_figure(results[0]),
@@ -249,6 +352,9 @@ def run(ctx: Context) -> dict[str, Any]:
         "seeds": seeds,
         "accuracy": accuracy,
         "top_spread": top_spread,
+        "probe_accuracy": probes,
+        "top_spread_log10_change": top_change,
+        "next_input_local": [r["next_input"]["local"] for r in local_runs],
         **summary,
     }
 

@@ -94,6 +94,9 @@ def test_bootstrap_interval_covers_the_mean_like_a_t_interval_and_is_seeded():
     assert abs(lo - t_lo) < 0.05 * width and abs(hi - t_hi) < 0.05 * width
     assert bootstrap_interval(samples, seed=3) == (lo, hi)
     assert bootstrap_interval([1.0]) == (-math.inf, math.inf)
+    # Two samples resample only to their own range: no interval, the finding is inconclusive.
+    assert bootstrap_interval([1.0, 2.0]) == (-math.inf, math.inf)
+    assert bootstrap_interval([1.0, 2.0, 4.0]) != (-math.inf, math.inf)
 
 
 def test_sign_test_matches_the_binomial_distribution():

@@ -63,7 +63,10 @@ def test_quick_run_writes_its_files_and_every_claim_carries_its_evidence(quick_r
         elif claim["test"].startswith("bootstrap over seeds"):
             assert claim["seeds"] == study.settings(True)["seeds"]
     # One saved point per seed: the sweep ran every seed of the quick setting.
-    assert len(list((folder / "seeds").glob("*.json"))) == study.settings(True)["seeds"]
+    sweeps = [d for d in folder.iterdir() if d.is_dir()]
+    assert sweeps
+    for sweep_folder in sweeps:
+        assert len(list(sweep_folder.glob("*.json"))) == study.settings(True)["seeds"]
     for png in folder.glob("*.png"):
         assert png.with_suffix(".pdf").is_file()
     assert len(list(folder.glob("*.png"))) >= 1
@@ -110,7 +113,8 @@ def assert_seed_finding(claim: dict, samples) -> None:
     sign test against the bound, recomputed here from the metrics."""
     samples = np.asarray(samples, dtype=np.float64)
     assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
-    assert claim["interval"] == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
+    interval = [float(v) for v in claim["interval"]]  # JSON keeps infinities as strings
+    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
     assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
     assert claim["seeds"] == samples.size
 
@@ -216,6 +220,28 @@ def test_the_causal_rule_scores_the_bound_on_a_large_sample():
     assert accuracy == pytest.approx(bidirectional.CAUSAL_BOUND, abs=5e-3)
 
 
+def test_two_sided_task_targets_compare_the_signs_of_both_neighbours():
+    task = bidirectional.two_sided_task(3, 2, 6, seed=1)
+    x = torch.cat([task.x_train, task.x_test])[..., 0].numpy()
+    y = torch.cat([task.y_train, task.y_test]).numpy()
+    padded = np.pad(x, ((0, 0), (1, 1)))
+    for n, k in np.ndindex(*y.shape):
+        assert y[n, k] == int(padded[n, k] * padded[n, k + 2] > 0)
+    assert np.all(y[:, 0] == 0) and np.all(y[:, -1] == 0)  # a neighbour is x_0 = 0 or x_{T+1}
+
+
+def test_the_best_additive_rule_scores_the_additive_bound():
+    """1[x_(k-1) > 0] + 1[x_(k+1) > 0] >= 2, an additive rule, scores 3/4 inside and 1 at the
+    ends: ``additive_bound`` (which no additive rule exceeds, see the module docstring)."""
+    task = bidirectional.two_sided_task(1, 20000, 8, seed=2)
+    padded = torch.nn.functional.pad(task.x_test[..., 0], (1, 1))
+    guess = ((padded[:, :-2] > 0).long() + (padded[:, 2:] > 0).long() >= 2).long()
+    accuracy = float((guess == task.y_test).double().mean())
+    # Standard error sqrt(3/16 / 120000) ~ 1.3e-3 over the inner steps.
+    assert accuracy == pytest.approx(bidirectional.additive_bound(8), abs=6e-3)
+    assert bidirectional.additive_bound(8) == pytest.approx((6 * 0.75 + 2) / 8, rel=1e-15)
+
+
 def test_bidirectional_quick_numbers(quick_runs):
     m = quick_runs[0]["bidirectional"]
     bound = bidirectional.CAUSAL_BOUND
@@ -224,6 +250,11 @@ def test_bidirectional_quick_numbers(quick_runs):
         m["claims"]["bidirectional_sees_the_future"], m["accuracy"]["bidirectional"]
     )
     assert m["claims"]["unidirectional_is_causal"]["bound"] == bound + bidirectional.BOUND_SLACK
+    two_sided = m["two_sided_accuracy"]
+    assert_seed_finding(m["claims"]["one_bidirectional_layer_is_additive"], two_sided["layers_1"])
+    assert_seed_finding(
+        m["claims"]["two_bidirectional_layers_combine_sides"], two_sided["layers_2"]
+    )
     for value in m["accuracy"]["causal_bayes"]:
         assert value == pytest.approx(bound, abs=bidirectional.BOUND_SLACK)
 
@@ -275,27 +306,52 @@ def test_sunspots_quick_numbers_against_the_raw_series(quick_runs, sunspot_data)
     # Persistence in sunspot numbers, straight from statsmodels' series.
     persistence = math.sqrt(np.mean((raw[split:] - raw[split - 1 : -1]) ** 2))
     scale = raw[:split].std()
-    assert m["rmse_sunspot_numbers"]["persistence"] == pytest.approx(persistence, rel=1e-12)
-    assert m["rmse_persistence"] == pytest.approx(persistence / scale, rel=1e-12)
+    spots = m["sunspots"]
+    assert spots["rmse_in_units"]["persistence"] == pytest.approx(persistence, rel=1e-12)
+    assert spots["rmse_persistence"] == pytest.approx(persistence / scale, rel=1e-12)
     chosen = ar_select_order(sunspot_data[1], sunspots.WINDOW, ic="aic", trend="c").ar_lags
-    assert m["ar_order"] == len(chosen)
-    odernn = np.array(m["rmse_odernn"])
-    assert_seed_finding(m["claims"]["odernn_beats_persistence"], odernn - m["rmse_persistence"])
-    assert_seed_finding(m["claims"]["odernn_comparable_to_ar"], odernn / m["rmse_ar"])
-    # AR against persistence: a paired bootstrap over the test years.
-    target, forecasts = np.array(m["test_target"]), m["forecasts"]
-    gain = (np.array(forecasts["ar"]) - target) ** 2 - (
-        np.array(forecasts["persistence"]) - target
-    ) ** 2
-    claim = m["claims"]["ar_beats_persistence"]
-    assert claim["value"] == pytest.approx(gain.mean(), rel=1e-12)
-    assert claim["interval"] == pytest.approx(list(bootstrap_interval(gain)), rel=1e-12)
+    assert spots["ar_order"] == len(chosen)
+    for series in sunspots.SERIES:
+        r, claims = m[series], m["claims"]
+        odernn = np.array(r["rmse_odernn"])
+        assert_seed_finding(
+            claims[f"{series}_odernn_beats_persistence"], odernn - r["rmse_persistence"]
+        )
+        assert_seed_finding(claims[f"{series}_odernn_comparable"], odernn / r["rmse_baseline"])
+        # The statsmodels baseline against persistence: a paired bootstrap over test targets.
+        target, forecasts = np.array(r["test_target"]), r["forecasts"]
+        gain = (np.array(forecasts["baseline"]) - target) ** 2 - (
+            np.array(forecasts["persistence"]) - target
+        ) ** 2
+        claim = claims[f"{series}_baseline_beats_persistence"]
+        assert claim["value"] == pytest.approx(gain.mean(), rel=1e-12)
+        assert claim["interval"] == pytest.approx(list(bootstrap_interval(gain)), rel=1e-12)
+        # Every seed's RMSE is its forecasts' RMSE.
+        for forecast, value in zip(r["forecast_odernn_per_seed"], odernn, strict=True):
+            assert value == pytest.approx(sunspots.rmse(forecast, target), rel=1e-12)
+
+
+def test_increments_put_every_co2_target_in_the_training_range():
+    """On levels, most of CO2's test targets lie above every training target; on increments,
+    every test target lies inside the training targets' range."""
+    task = sunspots.task_of("co2")
+    assert float((task.y_test > task.y_train.max()).double().mean()) > 0.5
+    shifted, d = sunspots.increments(task)
+    assert shifted.y_train.std() == pytest.approx(1.0, rel=1e-12)
+    assert (
+        shifted.y_train.min() < shifted.y_test.min() < shifted.y_test.max() < shifted.y_train.max()
+    )
+    # The transform inverts: last value + d * increment is the target.
+    back = task.x_test[:, -1, 0] + d * shifted.y_test[:, 0]
+    torch.testing.assert_close(back, task.y_test[:, 0], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
 def test_a_point_is_a_pure_function_of_its_settings_and_seed(study):
     """Same point, same numbers (on the CPU), bit for bit: seeds are set inside the point."""
     p = {"settings": {**study.settings(True), "steps": 3}, "seed": 4}
+    if study is sunspots:
+        p["series"] = "co2"
     first = study.point(p)
     torch.manual_seed(123)  # the global generator's state must not matter
     assert json_bytes(study.point(p)) == json_bytes(first)
