@@ -15,12 +15,13 @@ at rate b per layer, eroded by a per-layer factor m) is fitted by least squares 
 is measured too: a stack without layers has no state to read, so its best prediction is a
 constant, the most frequent training class (its test accuracy, about 1/10, pins A_min).
 
-Claims: the fit describes the data (the root-mean-square residual of the seed means at depths
->= 1 is at most twice the pooled standard error of those means, i.e. the fit is as close as the
-seeds' scatter allows); accuracy first rises and then falls with depth (the best mean accuracy is at
-neither end of the depth range, and the deepest stack is worse than the best by more than the
-seeds' spread there); and the sweet spot lies inside the depth range, within a factor 2 of the
-best measured depth.
+Findings (rules fixed before the data): ``accuracy_rises`` and ``accuracy_falls`` (per seed,
+accuracy at the depth with the best mean minus that at the shallowest / deepest depth > 0;
+bootstrap over seeds); ``fit_describes_data`` (RMS residual of the seed means at depths >= 1 over
+the pooled standard error <= ``FIT_SE``) and ``sweet_spot_near_best`` (|log2(N* / best depth)| <=
+1), each with the range of its leave-one-seed-out refits as interval (unbounded with fewer than 3
+seeds). The accuracies come from a fixed step budget, so the sweet spot measures depth at that
+budget.
 
 Figures: ``depth_curve`` (``rnnode.analysis.plots.plot_depth_curve``: every seed, the fit and N*).
 """

@@ -146,6 +146,31 @@ def test_spread_is_the_trace_of_the_covariance_of_the_final_state():
     np.testing.assert_allclose(predictive_coding.spread(rnn, x), expected, rtol=1e-12)
 
 
+def test_next_input_loss_scores_the_next_input_from_the_state():
+    """L_l = mean |Q_l(h_k) - s_{k+1}|^2 written out from the solution, and a state that ignores
+    its input (all zero) scores the input's second moment, not zero."""
+    torch.manual_seed(0)
+    rnn = rnnode.ODERNN(3, 4, num_layers=2)
+    model = predictive_coding.NextInputCoding(rnn, 2)
+    x = torch.randn(5, 6, 3)
+    _, solution = model.run(x)
+    losses = model.local_losses(solution, x)
+    h1 = solution.hidden[0, 0]  # (T + 1, batch, hidden)
+    h2 = solution.hidden[1, 0]
+    xs = x.transpose(0, 1)
+    expected = [
+        ((model.predictors[0](h1[1:-1]) - xs[1:]) ** 2).mean(),
+        ((model.predictors[1](h2[1:-1]) - h1[2:]) ** 2).mean(),
+    ]
+    for ours, theirs in zip(losses, expected, strict=True):
+        assert float(ours) == pytest.approx(float(theirs), rel=1e-12)
+    with torch.no_grad():
+        for p in model.predictors[0].parameters():
+            p.zero_()
+    zero = model.local_losses(solution, x)[0]
+    assert float(zero) == pytest.approx(float((xs[1:] ** 2).mean()), rel=1e-12)
+
+
 def test_start_end_and_lowest_window_means():
     curve = [float(k) for k in range(20)]  # windows of 2 steps
     assert predictive_coding.window_means(curve) == (0.5, 18.5, 0.5)
@@ -166,6 +191,15 @@ def test_predictive_coding_quick_numbers(quick_runs):
     assert claims["below_reservoir"]["control"]["value"] == pytest.approx(acc["reservoir"].mean())
     lowest = np.array(m["local_error_lowest_ratio"]).max(axis=1)
     assert_seed_finding(claims["local_errors_fall"], lowest)
+    probes = {k: np.array(v) for k, v in m["probe_accuracy"].items()}
+    assert_seed_finding(
+        claims["next_input_probe_beats_untrained"], probes["next_input"] - probes["untrained"]
+    )
+    change = m["top_spread_log10_change"]
+    assert_seed_finding(claims["next_input_keeps_spread"], change["next_input"])
+    assert claims["next_input_keeps_spread"]["control"]["value"] == pytest.approx(
+        np.mean(change["own_state"])
+    )
     spread = {k: np.array(v) for k, v in m["top_spread"].items()}
     assert_seed_finding(
         claims["top_layer_collapses"], np.log10(spread["predictive_coding"] / spread["initial"])
