@@ -163,12 +163,12 @@ def test_next_input_loss_scores_the_next_input_from_the_state():
         ((model.predictors[1](h2[1:-1]) - h1[2:]) ** 2).mean(),
     ]
     for ours, theirs in zip(losses, expected, strict=True):
-        assert float(ours) == pytest.approx(float(theirs), rel=1e-12)
+        assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-12)
     with torch.no_grad():
         for p in model.predictors[0].parameters():
             p.zero_()
     zero = model.local_losses(solution, x)[0]
-    assert float(zero) == pytest.approx(float((xs[1:] ** 2).mean()), rel=1e-12)
+    assert float(zero.detach()) == pytest.approx(float((xs[1:] ** 2).mean()), rel=1e-12)
 
 
 def test_start_end_and_lowest_window_means():
