@@ -13,8 +13,10 @@ from ._run import describe as describe
 from ._run import discover as discover
 from ._run import one_thread as one_thread
 from ._run import read_json as read_json
+from ._run import run_folder as run_folder
 from ._run import run_study as run_study
 from ._run import seeded as seeded
+from ._run import settings_for as settings_for
 from ._run import write_json as write_json
 from ._stats import bootstrap_interval as bootstrap_interval
 from ._stats import sign_test as sign_test

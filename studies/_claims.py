@@ -121,8 +121,9 @@ def verification_record(
     }
 
 
-def _g(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+def _g(x: float | str | None) -> str:
+    # Metrics store non-finite numbers as "inf", "-inf", "nan" (strict JSON has none).
+    return "n/a" if x is None else f"{float(x):.4g}"
 
 
 def format_claim(name: str, record: Mapping[str, Any]) -> str:
@@ -142,3 +143,37 @@ def format_claim(name: str, record: Mapping[str, Any]) -> str:
         "" if record.get("value") is None else f" ({_g(record['value'])} vs {_g(record['bound'])})"
     )
     return f"verification {name}{detail} -> {mark}"
+
+
+def check_claims(claims: Mapping[str, Mapping[str, Any]]) -> None:
+    """Check that recorded claims carry their evidence and that each verdict follows from it.
+
+    Every claim is a verification (``holds``, ``statement``) or a finding with a finite value,
+    an interval ``lo <= hi``, a bound and comparison, a labelled control, a positive number of
+    seeds, a test, and the verdict ``verdict(comparison, bound, interval)``.
+
+    Raises:
+        ValueError: naming the first claim that does not, and what is wrong with it.
+    """
+    for name, c in claims.items():
+        kind = c.get("kind")
+        if kind == "verification":
+            if not isinstance(c.get("holds"), bool) or not c.get("statement"):
+                raise ValueError(f"claims[{name!r}]: a verification needs holds and a statement")
+            continue
+        if kind != "finding":
+            raise ValueError(f"claims[{name!r}]: expected kind 'finding' or 'verification'")
+        missing = {"value", "comparison", "bound", "interval", "control", "seeds", "test"} - set(c)
+        if missing:
+            raise ValueError(f"claims[{name!r}]: a finding lacks {sorted(missing)}")
+        lo, hi = (float(v) for v in c["interval"])
+        if not (math.isfinite(float(c["value"])) and lo <= hi):
+            raise ValueError(f"claims[{name!r}]: value {c['value']} and interval {c['interval']}")
+        if not c["control"].get("label") or int(c["seeds"]) < 1:
+            raise ValueError(f"claims[{name!r}]: expected a labelled control and seeds >= 1")
+        expected = verdict(c["comparison"], float(c["bound"]), (lo, hi))
+        if c["verdict"] != expected or c["holds"] != (expected == "supported"):
+            raise ValueError(
+                f"claims[{name!r}]: verdict {c['verdict']!r} does not follow from the interval "
+                f"({expected!r})"
+            )

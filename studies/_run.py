@@ -1,388 +1,118 @@
-"""Study runs: the registry of studies and one run's folder, config, metrics, figures and report.
+"""Study runs: one run's folder, config, metrics, figures and report, written all or nothing.
 
 A study is a module ``studies/<name>.py`` (a name without a leading underscore) whose docstring's
-first line says what it produces and which defines ``run(ctx: Context) -> dict``. Discovery is
-automatic: adding the module registers the study. ``run_study`` gives the study a folder
-``OUT/<name>/``, fixed seeds and float64, calls ``run`` and writes, each file atomically (a
-temporary file in the same folder, then ``os.replace``):
+first line says what it produces and which defines ``run(ctx: Context) -> dict`` (see
+``_registry``). ``run_study`` gives the study fixed seeds and float64, calls ``run`` and writes:
 
-- ``config.json``: the arguments, seed, package versions, platform and git commit;
-- ``metrics.json``: what ``run`` returned plus the claims it checked (``ctx.claim``), sorted keys
-  and no timestamps, so the same seed gives the same bytes on the CPU;
+- ``config.json``: the arguments, seed, package versions, platform, git commit and how many sweep
+  points were reused;
+- ``metrics.json``: what ``run`` returned plus the claims it recorded (``ctx.verify``,
+  ``ctx.finding``), sorted keys and no timestamps, so the same seed gives the same bytes on the
+  CPU;
 - ``<figure>.png`` and ``<figure>.pdf`` for every ``ctx.figure``;
-- ``report.html``: the claims, each figure with its numbers, and the full metrics table.
+- ``report.html``: the claims, each figure with its numbers, and the full metrics table;
+- ``<sweep>/<key>.json``: one file per sweep point.
+
+The full setting's run lives in ``OUT/<name>/``, the quick one's in ``OUT/<name>-quick/`` (a
+study's name has no ``-``, so the two never share a folder: a quick run cannot overwrite a full
+run's report, metrics or sweep points). A run writes into a staging folder
+``OUT/.<folder>.partial/`` and replaces the old run only when it completes; an interrupted run
+leaves the old one untouched, and a rerun reuses the sweep points of both.
+
+This module re-exports the names the studies import (``Context``, ``one_thread``,
+``train_with``, ``settings_for``, ...), which live in ``_context``, ``_io``, ``_seeds``,
+``_registry`` and ``_report``.
 """
 
 from __future__ import annotations
 
-import html
-import importlib
-import io
-import json
-import math
 import os
-import pkgutil
 import platform
-import random
 import re
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
+from ._context import Context, settings_for, train_with
+from ._io import atomic_write, json_bytes, plain, read_json, write_json
+from ._registry import describe, discover, study_name
+from ._report import report_html
+from ._seeds import one_thread, seeded
 
-import rnnode
-from rnnode._io import atomic_write
-
-from ._claims import finding_record, format_claim, verification_record
+__all__ = [
+    "VERSIONED",
+    "Context",
+    "atomic_write",
+    "claims_hold",
+    "describe",
+    "discover",
+    "json_bytes",
+    "one_thread",
+    "plain",
+    "read_json",
+    "run_folder",
+    "run_study",
+    "seeded",
+    "settings_for",
+    "study_name",
+    "train_with",
+    "write_json",
+]
 
 #: Packages whose versions go into every config.json.
 VERSIONED = ("rnnode", "torch", "torchdiffeq", "numpy", "scipy", "sympy", "matplotlib")
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_NOT_STUDIES = ("cli",)  # modules of the package that are not studies
-
-
-# -- files ------------------------------------------------------------------------------------
+#: Seeds are integers in [0, SEED_LIMIT): studies add small offsets and torch takes < 2**64.
+SEED_LIMIT = 2**63
 
 
-def plain(value: Any, where: str = "value") -> Any:
-    """``value`` as plain JSON data: dicts with str keys, lists, str, int, float, bool, None.
-
-    Tensors and numpy arrays become (nested) lists, numpy scalars Python numbers, tuples lists.
-    Non-finite floats become the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (strict JSON has
-    no such numbers). Anything else raises ValueError naming where it sits.
-    """
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return plain(value.tolist(), where)
-    if isinstance(value, np.generic):
-        return plain(value.item(), where)
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{where}: expected string keys, got {k!r} ({type(k).__name__})")
-            out[k] = plain(v, f"{where}[{k!r}]")
-        return out
-    if isinstance(value, (list, tuple)):
-        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise ValueError(
-        f"{where}: expected JSON data (dict, list, str, number, bool, None, tensor, array), "
-        f"got {type(value).__name__}"
-    )
+def run_folder(out: str | os.PathLike, name: str, quick: bool) -> Path:
+    """The folder of a study's run: ``out/<name>/`` (full setting) or ``out/<name>-quick/``."""
+    return Path(out) / (f"{name}-quick" if quick else name)
 
 
-def json_bytes(value: Any, where: str = "value") -> bytes:
-    """Canonical JSON of ``value`` (see ``plain``): sorted keys, indent 2, a final newline."""
-    text = json.dumps(plain(value, where), sort_keys=True, indent=2, allow_nan=False)
-    return (text + "\n").encode()
+def _stage(final: Path) -> tuple[Path, Path]:
+    """Prepare the staging folder of a run whose result goes to ``final``.
 
-
-def write_json(path: str | os.PathLike, value: Any) -> Path:
-    """Write ``value`` as canonical JSON, atomically."""
-    return atomic_write(path, json_bytes(value, Path(path).name))
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file (plain data only: ``json`` never executes anything)."""
-    return json.loads(Path(path).read_text())
-
-
-# -- seeds ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """One torch thread for a block, restoring the previous count after.
-
-    Training the small stacks of the studies on several threads spends most of its time
-    synchronising them (several times slower on 2 cores); sweep points run one per process anyway.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def train_with(model: torch.nn.Module, task: Any, settings: Mapping[str, Any], seed: int) -> dict:
-    """``rnnode.training.train`` with a study's ``steps``, ``lr`` and ``batch_size`` settings, no
-    bar."""
-    return rnnode.training.train(
-        model,
-        task,
-        steps=settings["steps"],
-        lr=settings["lr"],
-        batch_size=settings["batch_size"],
-        seed=seed,
-        progress=False,
-    )
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block under fixed seeds and float64 default dtype (and deterministic GPU kernels).
-
-    Seeds Python's ``random``, numpy's global generator and torch; the previous states and dtype
-    are restored on exit, so a run leaves no trace in the caller's session.
-
-    Notes:
-        ``torch.use_deterministic_algorithms`` is switched on only when CUDA is available: the
-        CPU kernels rnnode uses are deterministic already, and the switch imports
-        ``torch._inductor`` (about 2 s in every process, sweep workers included).
-    """
-    gpu = torch.cuda.is_available()
-    saved = (
-        random.getstate(),
-        np.random.get_state(),
-        torch.random.get_rng_state(),
-        torch.get_default_dtype(),
-        torch.are_deterministic_algorithms_enabled(),
-        torch.is_deterministic_algorithms_warn_only_enabled(),
-    )
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    # Studies claim exactness in double precision.
-    torch.set_default_dtype(torch.float64)
-    if gpu:
-        # warn_only: an op without a deterministic kernel warns rather than ending the run.
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        random.setstate(saved[0])
-        np.random.set_state(saved[1])
-        torch.random.set_rng_state(saved[2])
-        torch.set_default_dtype(saved[3])
-        if gpu:
-            torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
-
-
-# -- registry ---------------------------------------------------------------------------------
-
-
-def discover() -> dict[str, ModuleType]:
-    """Every study: the modules of ``studies/`` without a leading underscore that define ``run``.
+    Files left at the top of an interrupted run's staging folder go (they belong to no complete
+    run); its sweep folders stay, and the sweep folders of the completed run (or of one caught
+    between the two renames of ``_commit``) are copied in, so a rerun reuses their points.
 
     Returns:
-        ``{name: module}`` sorted by name, the name being the module's.
+        ``(staging, old)``: the staging folder (exists) and where ``_commit`` parks the old run.
     """
-    package = importlib.import_module(__package__)  # rnnode.studies, whatever the cwd holds
-    found = {}
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name.startswith("_") or info.name in _NOT_STUDIES:
-            continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        if callable(getattr(module, "run", None)):
-            found[info.name] = module
-    return dict(sorted(found.items()))
+    staging = final.with_name(f".{final.name}.partial")
+    old = final.with_name(f".{final.name}.old")
+    staging.mkdir(parents=True, exist_ok=True)
+    for path in staging.iterdir():
+        if not path.is_dir():
+            path.unlink()
+    for source in (final, old):
+        if source.is_dir():
+            for sub in source.iterdir():
+                if sub.is_dir():
+                    shutil.copytree(sub, staging / sub.name, dirs_exist_ok=True)
+    return staging, old
 
 
-def describe(module: ModuleType) -> str:
-    """A study's summary: the first paragraph of its docstring, on one line."""
-    summary = (module.__doc__ or "").strip().split("\n\n")[0]
-    return " ".join(summary.split())
+def _commit(staging: Path, final: Path, old: Path) -> None:
+    """Replace ``final`` by the completed ``staging`` folder: two renames, then drop the old run.
 
-
-def study_name(module: ModuleType) -> str:
-    """A study's name: its module's name within ``studies``."""
-    return module.__name__.rsplit(".", 1)[-1]
-
-
-# -- one run ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Figure:
-    name: str
-    caption: str
-    numbers: dict[str, Any]
-
-
-@dataclass
-class Context:
-    """What a study's ``run`` gets: its settings, its folder and the ways to record results.
-
-    Attributes:
-        name: the study's name.
-        folder: the run's folder ``OUT/<name>/`` (exists).
-        quick: the small, fast setting (seconds; used by the tests).
-        seed: the run's seed (already applied to random, numpy and torch).
-        workers: processes for sweeps (None: one per CPU; 1: in this process).
-        scheduler: address of a Dask distributed scheduler for sweeps (None: local processes).
-        show_progress: whether ``progress`` draws bars.
+    Between the renames ``final`` is missing for an instant; ``_stage`` recovers the old run's
+    sweep points from ``old`` if a crash falls there.
     """
-
-    name: str
-    folder: Path
-    quick: bool = False
-    seed: int = 0
-    workers: int | None = None
-    scheduler: str | None = None
-    show_progress: bool = True
-    figures: list[_Figure] = field(default_factory=list)
-    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def figure(
-        self,
-        name: str,
-        fig: Any,
-        *,
-        caption: str = "",
-        numbers: Mapping[str, Any] | None = None,
-    ) -> Path:
-        """Save a matplotlib figure as ``<name>.png`` and ``<name>.pdf`` in the run's folder.
-
-        Arguments:
-            name: file stem (letters, digits, ``_`` and ``-``), unique within the run.
-            fig: a ``matplotlib.figure.Figure`` (build it with the ``Figure`` API: no pyplot
-                state, no display needed).
-            caption: what the figure shows, for the report.
-            numbers: the numbers the figure illustrates, shown beside it in the report.
-
-        Returns:
-            The PNG's path.
-        """
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError(
-                f"name: expected letters, digits, '_' or '-' (a file stem), got {name!r}"
-            )
-        if any(f.name == name for f in self.figures):
-            raise ValueError(f"name: figure {name!r} was already saved in this run")
-        # No creation date in the PDF and a fixed PNG software tag: reruns give equal files.
-        for fmt, meta in (("png", {"Software": "rnnode"}), ("pdf", {"CreationDate": None})):
-            buffer = io.BytesIO()
-            fig.savefig(buffer, format=fmt, dpi=150, metadata=meta)
-            atomic_write(self.folder / f"{name}.{fmt}", buffer.getvalue())
-        self.figures.append(_Figure(name, caption, plain(dict(numbers or {}), "numbers")))
-        return self.folder / f"{name}.png"
-
-    def _record(self, name: str, record: dict[str, Any]) -> None:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError(f"name: expected letters, digits, '_' or '-', got {name!r}")
-        if name in self.claims:
-            raise ValueError(f"name: claim {name!r} was already recorded in this run")
-        self.claims[name] = record
-
-    def verify(
-        self,
-        name: str,
-        holds: bool,
-        statement: str,
-        *,
-        value: float | None = None,
-        bound: float | None = None,
-    ) -> bool:
-        """Record a *verification*: a computation matched its reference (a formula, a theorem).
-
-        Labelled as a verification in the report and never summarised as a finding; the same
-        check belongs in ``tests/``. Returns ``holds`` as a bool.
-        """
-        self._record(name, verification_record(statement, holds, value=value, bound=bound))
-        return bool(holds)
-
-    def finding(
-        self,
-        name: str,
-        statement: str,
-        *,
-        value: float,
-        comparison: str,
-        bound: float,
-        interval: Sequence[float],
-        control: float | None,
-        control_label: str,
-        seeds: int,
-        test: str = "bootstrap over seeds",
-        p_value: float | None = None,
-    ) -> str:
-        """Record a *finding*, a pre-registered comparison with its evidence; return its verdict.
-
-        Arguments:
-            name: short identifier, unique within the run.
-            statement: the claim in words.
-            value: the measured statistic (for example the mean over seeds).
-            comparison, bound: the rule, fixed before the data: ``value <comparison> bound``
-                with ``comparison`` one of ``">", ">=", "<", "<="``.
-            interval: the value's 95% interval (``rnnode.studies.bootstrap_interval`` or an
-                exact test's).
-            control, control_label: the control's value and what it is (untrained network,
-                shuffled layers, baseline, theory).
-            seeds: the number of seeds behind the value.
-            test, p_value: the test behind the interval, and its p-value where it has one.
-
-        Returns:
-            ``"supported"``, ``"not supported"`` or ``"inconclusive"`` (see ``_claims``).
-        """
-        record = finding_record(
-            statement,
-            value=value,
-            comparison=comparison,
-            bound=bound,
-            interval=interval,
-            control=control,
-            control_label=control_label,
-            seeds=seeds,
-            test=test,
-            p_value=p_value,
-        )
-        self._record(name, record)
-        return record["verdict"]
-
-    def claim(self, name: str, holds: bool, statement: str) -> bool:
-        """Record a check without evidence (older studies): reported as a verification."""
-        return self.verify(name, holds, statement)
-
-    def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
-        """``iterable`` with a tqdm progress bar (on stderr) labelled ``study: desc``."""
-        return tqdm(
-            iterable,
-            desc=f"{self.name}: {desc}",
-            total=total,
-            disable=not self.show_progress,
-            leave=False,
-        )
-
-    def sweep(
-        self, fn: Callable[[dict], Any], points: Sequence[Mapping], *, name: str = "sweep"
-    ) -> list:
-        """Run ``fn`` over ``points`` with ``rnnode.studies._sweep.sweep`` on this run's workers or
-        scheduler, each point's result kept in ``<folder>/<name>/`` (a rerun skips done points).
-        """
-        from ._sweep import sweep  # _sweep builds on this module's file helpers
-
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError(
-                f"name: expected a folder name (letters, digits, _ or -), got {name!r}"
-            )
-        return sweep(
-            fn,
-            points,
-            self.folder / name,
-            workers=self.workers,
-            scheduler=self.scheduler,
-            desc=f"{self.name}: {name}",
-            progress=self.show_progress,
-        )
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(staging, final)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def _git_commit() -> str | None:
@@ -414,8 +144,10 @@ def _versions() -> dict[str, str | None]:
 
 
 def _check_settings(seed: object, workers: object, scheduler: object) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed: expected an integer, got {type(seed).__name__}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"seed: expected an integer in [0, 2**63), got {seed!r}")
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
@@ -437,7 +169,7 @@ def run_study(
     scheduler: str | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Run one study in its own folder ``out/<name>/`` and write its files.
+    """Run one study into ``out/<name>/`` (``out/<name>-quick/`` when quick) and write its files.
 
     Arguments:
         study: a study's name (see ``discover``) or its module (anything with ``run(ctx)``).
@@ -450,6 +182,9 @@ def run_study(
 
     Returns:
         The metrics as written to ``metrics.json`` (plain JSON data), with ``"claims"``.
+
+    Raises:
+        OSError: ``out`` cannot hold the run's folder (a file, or not writable).
     """
     if isinstance(study, str):
         registry = discover()
@@ -462,8 +197,8 @@ def run_study(
         raise ValueError(f"study: expected a study name or a module defining run, got {study!r}")
     _check_settings(seed, workers, scheduler)
     name = study_name(module)
-    folder = Path(out) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    final = run_folder(out, name, bool(quick))
+    folder, old = _stage(final)
     config = {
         "study": name,
         "description": describe(module),
@@ -481,9 +216,6 @@ def run_study(
         "git_commit": _git_commit(),
         "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    # A run that fails must not leave an earlier run's results beside its new config.
-    for stale in ("metrics.json", "report.html"):
-        (folder / stale).unlink(missing_ok=True)
     write_json(folder / "config.json", config)
     ctx = Context(name, folder, bool(quick), seed, workers, scheduler, show_progress)
     with seeded(seed):
@@ -494,81 +226,20 @@ def run_study(
         raise ValueError(f"{name}.run: the key 'claims' is reserved for ctx.claim")
     metrics = plain({**result, "claims": ctx.claims}, "metrics")
     write_json(folder / "metrics.json", metrics)
-    atomic_write(folder / "report.html", _report(config, metrics, ctx.figures).encode())
+    config["sweeps"] = ctx.sweeps
+    write_json(folder / "config.json", config)
+    atomic_write(folder / "report.html", report_html(config, metrics, ctx.figures).encode())
+    _commit(folder, final, old)
+    for sweep_name, counts in ctx.sweeps.items():
+        if counts["reused"]:
+            print(
+                f"{name}: sweep {sweep_name}: reused {counts['reused']} of {counts['points']} "
+                f"saved points, computed {counts['computed']}",
+                file=sys.stderr,
+            )
     return metrics
 
 
 def claims_hold(metrics: Mapping[str, Any]) -> bool:
     """Whether every claim recorded in ``metrics`` holds."""
     return all(c["holds"] for c in metrics.get("claims", {}).values())
-
-
-# -- report -----------------------------------------------------------------------------------
-
-
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(value, Mapping) and value:
-        rows = []
-        for k in sorted(value):
-            rows += _flatten(value[k], f"{prefix}.{k}" if prefix else k)
-        return rows
-    return [(prefix, value)]
-
-
-def _cell(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else value
-    if isinstance(value, float):
-        text = f"{value:.6g}"
-    if len(text) > 160:
-        text = text[:157] + "..."
-    return html.escape(text)
-
-
-def _table(rows: Iterable[tuple[str, Any]], head: tuple[str, str]) -> str:
-    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cell(v)}</td></tr>" for k, v in rows)
-    return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>"
-
-
-_STYLE = (
-    "body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;"
-    "text-align:left;font-family:monospace}img{max-width:100%}.ok{color:#070}.no{color:#b00}"
-)
-
-
-def _report(config: Mapping, metrics: Mapping, figures: Sequence[_Figure]) -> str:
-    """The run's HTML page: claims, figures with their numbers, metrics and configuration."""
-    name = html.escape(config["study"])
-    parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}</title>"
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>{name}</h1><p>{html.escape(config['description'])}</p>",
-        "<h2>Claims</h2><table><tr><th>claim</th><th>kind</th><th>statement</th>"
-        "<th>evidence</th><th>verdict</th></tr>",
-    ]
-    for key, c in sorted(metrics["claims"].items()):
-        ok = c["holds"]
-        label = c.get("verdict", "holds" if ok else "FAILS")
-        mark = f"<span class='{'ok' if ok else 'no'}'>{html.escape(label)}</span>"
-        evidence = format_claim(key, c).split(": ", 1)[-1].rsplit(" -> ", 1)[0]
-        parts.append(
-            f"<tr><td>{html.escape(key)}</td><td>{html.escape(c.get('kind', 'verification'))}"
-            f"</td><td>{html.escape(c['statement'])}</td><td>{html.escape(evidence)}</td>"
-            f"<td>{mark}</td></tr>"
-        )
-    parts.append("</table><h2>Figures</h2>")
-    for f in figures:
-        stem = html.escape(f.name)
-        parts.append(
-            f"<h3>{stem}</h3><img src='{stem}.png' alt='{stem}'>"
-            f"<p>{html.escape(f.caption)} (<a href='{stem}.png'>PNG</a>, "
-            f"<a href='{stem}.pdf'>PDF</a>)</p>"
-        )
-        if f.numbers:
-            parts.append(_table(_flatten(f.numbers), ("number", "value")))
-    metric_rows = [(k, v) for k, v in _flatten(metrics) if not k.startswith("claims.")]
-    parts.append("<h2>Metrics</h2>" + _table(metric_rows, ("metric", "value")))
-    settings = [(k, v) for k, v in _flatten(config) if k not in ("study", "description")]
-    parts.append("<h2>Configuration</h2>" + _table(settings, ("setting", "value")))
-    parts.append("</body></html>\n")
-    return "".join(parts)

@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+#: Fewest samples a bootstrap interval is drawn from (below: unbounded).
+MIN_SAMPLES = 3
+
 
 def _samples(name: str, samples: Sequence[float] | np.ndarray) -> np.ndarray:
     array = np.asarray(samples, dtype=np.float64)
@@ -30,13 +33,14 @@ def bootstrap_interval(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` over the samples (one per seed).
 
-    With a single sample there is no spread to resample: the interval is (-inf, inf), so any
-    finding drawn from it is inconclusive.
+    With fewer than ``MIN_SAMPLES`` samples the interval is (-inf, inf), so any finding drawn
+    from it is inconclusive: one sample has no spread, and two resample to nothing but their own
+    range (a quick run's 2 seeds decide nothing).
     """
     array = _samples("samples", samples)
     if not 0 < level < 1:
         raise ValueError(f"level: expected a number in (0, 1), got {level!r}")
-    if array.size < 2:
+    if array.size < MIN_SAMPLES:
         return (-np.inf, np.inf)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, array.size, size=(resamples, array.size))

@@ -9,15 +9,29 @@ others, so an interrupted or partly failed sweep loses nothing that finished.
 Engines: ``workers=1`` runs in this process; otherwise a ``ProcessPoolExecutor`` of spawned
 processes (no fork: torch's thread pools do not survive one), or, when ``scheduler`` names a Dask
 distributed scheduler, the cluster behind it. Results travel back to this process, which writes
-every file: workers need no access to the folder.
+every file: workers need no access to the folder. Every point runs on one torch thread (the
+small networks of the studies run several times slower on more), whatever the engine.
+
+A local worker dies with its parent: on Linux the kernel sends it SIGKILL when the parent exits
+(``PR_SET_PDEATHSIG``), and on every system a watchdog thread ends it within a second of finding
+it orphaned, so a ``kill -9`` of the parent leaves no process behind holding its pipes.
+
+A point file that cannot be read back (truncated, empty, not JSON, missing its fields) is moved
+aside to ``<key>.json.bad`` with a warning naming it, and the point is computed again.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -25,7 +39,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ._run import json_bytes, plain, read_json, seeded, write_json
+from ._io import json_bytes, plain, read_json, write_json
+from ._seeds import one_thread, seeded
+
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+CONNECT_TIMEOUT = 5.0
+#: Seconds between a worker's checks that its parent is alive.
+_WATCH_INTERVAL = 0.5
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class SweepError(RuntimeError):
@@ -53,13 +74,39 @@ def _seed_of(key: str) -> int:
 def _call_point(fn: Callable[[dict], Any], point: dict) -> Any:
     """Evaluate ``fn(point)`` under seeds derived from the point's key (see ``seeded``).
 
-    The same point then gives the same result in any process, on any worker, in any order.
+    The same point then gives the same result in any process, on any worker, in any order. The
+    point runs on one torch thread (``one_thread``).
     """
-    with seeded(_seed_of(point_key(point))):
+    with seeded(_seed_of(point_key(point))), one_thread():
         return fn(point)
 
 
-def _init_process() -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` (its parent's pid) exits, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, the kernel's own notice. Everywhere: a daemon
+    thread that polls ``os.getppid()`` (an orphan is re-parented) and exits at once.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog below still works
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_WATCH_INTERVAL)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the notice was in place
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _init_process(parent: int) -> None:
+    """Initialiser of a pool worker: die with the parent; one torch thread."""
+    _die_with_parent(parent)
     # One torch thread per process: N processes x N threads would oversubscribe the cores.
     import torch
 
@@ -78,13 +125,36 @@ def _check_points(points: object) -> list[dict]:
     return checked
 
 
+def _set_aside(path: Path, why: str) -> None:
+    """Move an unreadable point file to ``<name>.bad`` (replacing an older one) and warn."""
+    aside = path.with_name(path.name + ".bad")
+    os.replace(path, aside)
+    warnings.warn(
+        f"sweep point file {path} {why}; moved it to {aside.name} and computing the point again",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 def _load_done(path: Path, point: dict) -> tuple[bool, Any]:
+    """Whether ``path`` holds ``point``'s result, and the result.
+
+    A file that cannot be read back as a saved point is set aside (see the module docstring);
+    a readable file holding another point raises ValueError (a key collision or a foreign file).
+    """
     if not path.exists():
         return False, None
-    stored = read_json(path)
-    if stored.get("point") != point:
+    try:
+        stored = read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        _set_aside(path, f"is not valid JSON ({type(err).__name__}: {err})")
+        return False, None
+    if not isinstance(stored, dict) or not {"key", "point", "result"} <= set(stored):
+        _set_aside(path, "lacks the fields key, point and result")
+        return False, None
+    if stored["point"] != point:
         raise ValueError(
-            f"folder: {path} holds the point {stored.get('point')!r}, expected {point!r} "
+            f"folder: {path} holds the point {stored['point']!r}, expected {point!r} "
             "(a key collision or a foreign file; remove it)"
         )
     return True, stored["result"]
@@ -107,6 +177,7 @@ def sweep(
     scheduler: str | None = None,
     desc: str = "sweep",
     progress: bool = True,
+    counts: dict[str, int] | None = None,
 ) -> list[Any]:
     """Evaluate ``fn(point)`` for every point, skipping points whose result is already saved.
 
@@ -122,6 +193,8 @@ def sweep(
             run on its workers through ``distributed.Client(scheduler)``.
         desc: label of the progress bar.
         progress: draw a tqdm progress bar.
+        counts: if given, filled with ``{"points", "reused", "computed"}``: distinct points,
+            those read back from saved files, those computed now.
 
     Returns:
         The results in the order of ``points``, as read back from JSON (so a fresh result and a
@@ -149,6 +222,8 @@ def sweep(
             results[key] = result
         else:
             todo[key] = point
+    if counts is not None:
+        counts.update(points=len(results) + len(todo), reused=len(results), computed=len(todo))
     failed: list[tuple[dict, BaseException]] = []
     bar = tqdm(total=len(todo), desc=desc, disable=not progress or not todo, leave=False)
 
@@ -184,7 +259,9 @@ def sweep(
 
 def _run_processes(fn, todo: dict[str, dict], nworkers: int, finish) -> None:
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(nworkers, mp_context=context, initializer=_init_process)
+    pool = ProcessPoolExecutor(
+        nworkers, mp_context=context, initializer=_init_process, initargs=(os.getpid(),)
+    )
     try:
         futures = {pool.submit(_call_point, fn, point): key for key, point in todo.items()}
         for future in as_completed(futures):
@@ -196,11 +273,31 @@ def _run_processes(fn, todo: dict[str, dict], nworkers: int, finish) -> None:
     pool.shutdown(wait=True)
 
 
-def _run_dask(fn, todo: dict[str, dict], scheduler: str, finish) -> None:
+def connect(scheduler: str, timeout: float | None = None) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``scheduler``, within ``timeout`` seconds
+    (default ``CONNECT_TIMEOUT``).
+
+    Raises:
+        ConnectionError: nothing answered at the address in time (the message says what was
+            tried and for how long).
+    """
     from distributed import Client
+
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        return Client(scheduler, set_as_default=False, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ConnectionError(
+            f"scheduler: could not connect to a Dask scheduler at {scheduler!r} within "
+            f"{timeout:g} s ({type(err).__name__}: {err}); start one with "
+            "'dask scheduler' and pass the address it prints, such as tcp://127.0.0.1:8786"
+        ) from None
+
+
+def _run_dask(fn, todo: dict[str, dict], scheduler: str, finish) -> None:
     from distributed import as_completed as dask_completed
 
-    with Client(scheduler, set_as_default=False) as client:
+    with connect(scheduler) as client:
         # pure=False: a rerun resubmits a point even if the cluster remembers an earlier try.
         futures = {
             client.submit(_call_point, fn, point, pure=False): key for key, point in todo.items()

@@ -13,9 +13,20 @@ The same stack (cell, hidden size, layers, ``rnnode.training.train``, batches) i
 ``bidirectional`` False and True for several seeds. The study also scores the causal Bayes rule
 on the test set (the finite-sample value of the 3/4 bound).
 
-Claims (every seed): the unidirectional stack's test accuracy does not exceed the causal bound
-3/4 by more than ``BOUND_SLACK`` (its sampling error on the test set); the bidirectional stack's
-exceeds it by at least ``MARGIN``.
+Findings (bootstrap over seeds, sign test against the bound): the unidirectional stack's mean
+test accuracy does not exceed the causal bound 3/4 by more than ``BOUND_SLACK`` (its sampling
+error on the test set; control: the causal Bayes rule scored on the same test set); the
+bidirectional stack's exceeds it by at least ``MARGIN`` (control: the unidirectional stack).
+
+Depth (``two_sided_task``, y_k = 1[x_{k-1} x_{k+1} > 0]): one bidirectional layer read out
+linearly decides by f(forward state) + g(backward state), an additive rule in a feature of the
+past and one of the future. For any a, a' on either side of 0 and b, b' likewise, an additive
+rule gets at most 3 of the 4 pairs (a, b), (a', b'), (a, b'), (a', b) right (the two it must call
+positive and the two negative have the same sum f(a) + f(a') + g(b) + g(b')), so its accuracy is
+at most 3/4 (``ADDITIVE_BOUND``) at the T - 2 inner steps; at the two ends y = 0 always
+(``additive_bound``). A second bidirectional layer reads both directions of the first
+at every step and can form the XOR. Findings: 1 layer <= 3/4 + ``BOUND_SLACK``; 2 layers >= 3/4 +
+``MARGIN`` (control: 1 layer), bootstrap over seeds; both against ``additive_bound(T)``.
 
 Figure: ``accuracy`` (test accuracy per seed of both, with the causal bound, and the training
 loss curves of the first seed).
@@ -31,7 +42,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context, one_thread, train_with
+from ._run import Context, settings_for, train_with
 
 #: Bayes accuracy of any causal model on ``future_task`` (see the module docstring).
 CAUSAL_BOUND = 0.75
@@ -41,6 +52,14 @@ CAUSAL_BOUND = 0.75
 BOUND_SLACK = 0.05
 #: Required lead of the bidirectional stack's test accuracy over the causal bound.
 MARGIN = 0.1
+#: Best accuracy of a rule f(past) + g(future) > 0 at an inner step of ``two_sided_task``.
+ADDITIVE_BOUND = 0.75
+
+
+def additive_bound(length: int) -> float:
+    """Best accuracy of an additive rule on ``two_sided_task`` over all T steps: 3/4 at the
+    T - 2 inner steps, 1 at the two ends (x_0 = x_{T+1} = 0 makes y = 0 there)."""
+    return ((length - 2) * ADDITIVE_BOUND + 2) / length
 
 
 def future_task(
@@ -87,6 +106,37 @@ def future_task(
     )
 
 
+def two_sided_task(
+    num_train: int = 512,
+    num_test: int = 128,
+    length: int = 10,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> rnnode.training.Task:
+    """Per-step classification y_k = 1[x_{k-1} x_{k+1} > 0] of standard normal x
+    (x_0 = x_{T+1} = 0): do the previous and the next input have the same sign?
+
+    Shapes as ``future_task``. The answer needs one feature from each side combined by XOR,
+    which a linear readout of [forward state; backward state] cannot form (see the module
+    docstring: additive rules score at most 3/4); a second bidirectional layer can.
+    """
+    task = future_task(num_train, num_test, length, seed=seed, dtype=dtype)
+    x = torch.cat([task.x_train, task.x_test])[..., 0]
+    padded = torch.nn.functional.pad(x, (1, 1))  # x_0 = x_{T+1} = 0
+    y = (padded[:, :-2] * padded[:, 2:] > 0).to(torch.int64)
+    return rnnode.training.Task(
+        "two_sided",
+        "classification",
+        task.x_train,
+        y[:num_train],
+        task.x_test,
+        y[num_train:],
+        output_size=2,
+        per_step=True,
+    )
+
+
 def causal_bayes_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
     """Accuracy of the best causal rule on ``future_task`` data: predict 1[x_{k-1} < 0], with
     x_0 = 0 giving class 1 at k = 1 (a coin toss).
@@ -99,42 +149,37 @@ def causal_bayes_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((guess == y).double().mean())
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "cell": "gru",
+    "hidden_size": 16,
+    "num_layers": 2,
+    "length": 20,
+    "num_train": 2048,
+    "num_test": 512,
+    "steps": 400,
+    "batch_size": 32,
+    "lr": 1e-2,
+    "seeds": 5,
+}
+QUICK = {
+    "hidden_size": 8,
+    "length": 10,
+    "num_train": 512,
+    "num_test": 128,
+    "steps": 60,
+    "lr": 2e-2,
+    "seeds": 2,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes, training length and seeds of the quick and the full setting."""
-    if quick:
-        return {
-            "cell": "gru",
-            "hidden_size": 8,
-            "num_layers": 2,
-            "length": 10,
-            "num_train": 512,
-            "num_test": 128,
-            "steps": 60,
-            "batch_size": 32,
-            "lr": 2e-2,
-            "seeds": 2,
-        }
-    return {
-        "cell": "gru",
-        "hidden_size": 16,
-        "num_layers": 2,
-        "length": 20,
-        "num_train": 2048,
-        "num_test": 512,
-        "steps": 400,
-        "batch_size": 32,
-        "lr": 1e-2,
-        "seeds": 5,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def point(p: dict) -> dict[str, Any]:
     """One seed: the stack trained unidirectional and bidirectional on the same data."""
-    with one_thread():
-        return _point(p)
-
-
-def _point(p: dict) -> dict[str, Any]:
     cfg, seed = p["settings"], p["seed"]
     task = future_task(cfg["num_train"], cfg["num_test"], cfg["length"], seed=seed)
     out: dict[str, Any] = {"causal_bayes": causal_bayes_accuracy(task.x_test, task.y_test)}
@@ -153,6 +198,25 @@ def _point(p: dict) -> dict[str, Any]:
     return out
 
 
+def depth_point(p: dict) -> dict[str, Any]:
+    """One seed: 1 and 2 stacked bidirectional layers trained on ``two_sided_task``."""
+    cfg, seed = p["settings"], p["seed"]
+    task = two_sided_task(cfg["num_train"], cfg["num_test"], cfg["length"], seed=seed)
+    out: dict[str, Any] = {}
+    for layers in (1, 2):
+        torch.manual_seed(seed)
+        rnn = rnnode.ODERNN(
+            task.input_size, cfg["hidden_size"], layers, cell=cfg["cell"], bidirectional=True
+        )
+        model = rnnode.training.SequenceModel.for_task(rnn, task)
+        metrics = train_with(model, task, cfg, seed)
+        out[f"layers_{layers}"] = {
+            "accuracy": metrics["test"]["accuracy"],
+            "loss": metrics["history"]["loss"],
+        }
+    return out
+
+
 def run(ctx: Context) -> dict[str, Any]:
     cfg = settings(ctx.quick)
     seeds = [ctx.seed + s for s in range(cfg["seeds"])]
@@ -163,17 +227,50 @@ def run(ctx: Context) -> dict[str, Any]:
     accuracy["causal_bayes"] = [r["causal_bayes"] for r in results]
     summary = {f"mean_accuracy_{k}": float(np.mean(v)) for k, v in accuracy.items()}
 
-    ctx.claim(
+    ctx.finding_over_seeds(
         "unidirectional_is_causal",
-        max(accuracy["unidirectional"]) <= CAUSAL_BOUND + BOUND_SLACK,
-        f"the unidirectional stack's test accuracy stays below the causal Bayes bound "
-        f"{CAUSAL_BOUND} + {BOUND_SLACK} (test sampling error) for every seed",
+        f"the unidirectional stack's test accuracy stays within {BOUND_SLACK} (test sampling "
+        f"error) of the causal Bayes bound {CAUSAL_BOUND}",
+        accuracy["unidirectional"],
+        comparison="<=",
+        bound=CAUSAL_BOUND + BOUND_SLACK,
+        control=summary["mean_accuracy_causal_bayes"],
+        control_label="causal Bayes rule on the test set",
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "bidirectional_sees_the_future",
-        min(accuracy["bidirectional"]) >= CAUSAL_BOUND + MARGIN,
         f"the bidirectional stack's test accuracy exceeds the causal Bayes bound {CAUSAL_BOUND} "
-        f"by at least {MARGIN} for every seed",
+        f"by at least {MARGIN}",
+        accuracy["bidirectional"],
+        comparison=">=",
+        bound=CAUSAL_BOUND + MARGIN,
+        control=summary["mean_accuracy_unidirectional"],
+        control_label="unidirectional stack",
+    )
+    stacked = ctx.sweep(
+        depth_point, [{"settings": cfg, "seed": s} for s in seeds], name="two_sided"
+    )
+    two_sided = {k: [r[k]["accuracy"] for r in stacked] for k in ("layers_1", "layers_2")}
+    bound = additive_bound(cfg["length"])
+    ctx.finding_over_seeds(
+        "one_bidirectional_layer_is_additive",
+        f"on y_k = 1[x_(k-1) x_(k+1) > 0], one bidirectional layer with a linear readout stays "
+        f"within {BOUND_SLACK} of the additive bound {bound:.4g} (3/4 inside, 1 at both ends)",
+        two_sided["layers_1"],
+        comparison="<=",
+        bound=bound + BOUND_SLACK,
+        control=0.5,
+        control_label="chance",
+    )
+    ctx.finding_over_seeds(
+        "two_bidirectional_layers_combine_sides",
+        f"two stacked bidirectional layers exceed the additive bound {bound:.4g} by at least "
+        f"{MARGIN}: the second layer sees both sides' context",
+        two_sided["layers_2"],
+        comparison=">=",
+        bound=bound + MARGIN,
+        control=float(np.mean(two_sided["layers_1"])),
+        control_label="one bidirectional layer",
     )
     ctx.figure(
         "accuracy",
@@ -183,12 +280,17 @@ def run(ctx: Context) -> dict[str, Any]:
         f"Bayes rule on the test set. Right: training loss, seed {seeds[0]}.",
         numbers=summary,
     )
-    return {"settings": cfg, "seeds": seeds, "accuracy": accuracy, **summary}
+    return {
+        "settings": cfg,
+        "seeds": seeds,
+        "accuracy": accuracy,
+        "two_sided_accuracy": two_sided,
+        **summary,
+    }
 
 
 def _figure(seeds: list[int], accuracy: dict, first: dict) -> Figure:
-    fig = Figure(figsize=(8, 3.4))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.9, wspace=0.3)
+    fig = Figure(figsize=(8, 3.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     for name, marker in (("unidirectional", "o"), ("bidirectional", "s"), ("causal_bayes", "x")):
         left.plot(seeds, accuracy[name], marker, label=name.replace("_", " "))

@@ -7,19 +7,24 @@ Usage::
     rnnode-study run all --quick
 
 Also ``python -m rnnode.studies.cli ...``. Exit status: 0 when every run completed (a claim the
-data do
-not support is a finding, printed and recorded in metrics.json and the report, not a crash); with
-``--strict``, 1 when some claim does not hold; 2 for bad arguments.
+data do not support is a finding, printed and recorded in metrics.json and the report, not a
+crash); with ``--strict``, 1 when some claim does not hold; 2 for bad arguments (an unknown
+study, a seed outside [0, 2**63), an ``--out`` that is a file or cannot be written, a scheduler
+that does not answer within ``CONNECT_TIMEOUT`` seconds).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._claims import VERDICTS, format_claim
-from ._run import claims_hold, describe, discover, run_study
+from ._run import SEED_LIMIT, claims_hold, describe, discover, run_folder, run_study
+from ._sweep import connect
 
 
 def _positive(text: str) -> int:
@@ -37,9 +42,26 @@ def _seed(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer below 2**63, got {text!r}"
+        )
     return value
+
+
+def _writable_folder(out: str) -> str | None:
+    """Why ``out`` cannot hold runs (None if it can): it is a file, or it cannot be created or
+    written."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        return f"--out: expected a folder, got the file {out!r}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        return f"--out: cannot write runs into {out!r} ({err.strerror or err})"
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,6 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.name != "all" and args.name not in registry:
         parser.error(f"NAME: expected 'all' or one of {', '.join(registry)}; got {args.name!r}")
     names = list(registry) if args.name == "all" else [args.name]
+    problem = _writable_folder(args.out)
+    if problem:
+        parser.error(problem)
+    if args.scheduler is not None:
+        try:
+            connect(args.scheduler).close()
+        except ConnectionError as err:
+            parser.error(f"--{err}")
     failed = []
     for name in names:
         metrics = run_study(
@@ -104,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"{name}: verifications {sum(c['holds'] for c in checks)}/{len(checks)} hold; "
             f"findings {counts['supported']} supported, {counts['not supported']} not "
-            f"supported, {counts['inconclusive']} inconclusive -> {args.out}/{name}/"
+            f"supported, {counts['inconclusive']} inconclusive -> "
+            f"{os.fspath(run_folder(args.out, name, args.quick))}/"
         )
         for key, claim in sorted(claims.items()):
             print(f"  {format_claim(key, claim)}")

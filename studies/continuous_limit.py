@@ -33,7 +33,7 @@ from torch import nn
 
 import rnnode
 
-from ._run import Context
+from ._run import Context, settings_for
 
 #: torch.nn modules of the bridge check: name -> (class, extra arguments).
 MODULES: dict[str, tuple[type[nn.RNNBase], dict[str, str]]] = {
@@ -52,33 +52,36 @@ BRIDGE_TOL = 1e-12
 REFERENCE_TOL = 1e-13  # rtol = atol of solve_ivp; errors fitted are kept far above it
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "input_size": 3,
+    "hidden_size": 16,
+    "num_layers": 3,
+    "length": 30,
+    "batch": 4,
+    "steps": {
+        "euler": [2.0**-k for k in range(2, 10)],
+        "midpoint": [2.0**-k for k in range(2, 8)],
+        "rk4": [2.0**-k for k in range(2, 6)],
+    },
+}
+QUICK = {
+    "input_size": 2,
+    "hidden_size": 4,
+    "num_layers": 2,
+    "length": 6,
+    "batch": 2,
+    "steps": {
+        "euler": [2.0**-k for k in range(2, 6)],
+        "midpoint": [2.0**-k for k in range(2, 6)],
+        "rk4": [2.0**-k for k in range(2, 5)],
+    },
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes and step lists of the quick and the full setting."""
-    if quick:
-        return {
-            "input_size": 2,
-            "hidden_size": 4,
-            "num_layers": 2,
-            "length": 6,
-            "batch": 2,
-            "steps": {
-                "euler": [2.0**-k for k in range(2, 6)],
-                "midpoint": [2.0**-k for k in range(2, 6)],
-                "rk4": [2.0**-k for k in range(2, 5)],
-            },
-        }
-    return {
-        "input_size": 3,
-        "hidden_size": 16,
-        "num_layers": 3,
-        "length": 30,
-        "batch": 4,
-        "steps": {
-            "euler": [2.0**-k for k in range(2, 10)],
-            "midpoint": [2.0**-k for k in range(2, 8)],
-            "rk4": [2.0**-k for k in range(2, 6)],
-        },
-    }
+    """Sizes and step lists: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 # -- the independent reference: numpy cell maps, scipy integration ----------------------------
@@ -331,29 +334,33 @@ def run(ctx: Context) -> dict[str, Any]:
         for coupling, by_cell in convergence.items()
     }
 
-    ctx.claim(
+    ctx.verify(
         "bridge_exact",
         max(bridge.values()) < BRIDGE_TOL,
         f"torch.nn.RNN (tanh, relu), GRU and LSTM equal the step-1 Euler solution of their ODE: "
         f"max |difference| < {BRIDGE_TOL:g} in float64",
+        value=max(bridge.values()),
+        bound=BRIDGE_TOL,
     )
-    ctx.claim(
+    ctx.verify(
         "reference_is_the_rnn",
         max(check.values()) < BRIDGE_TOL,
         f"the numpy cell maps of the scipy reference, stepped by Euler with step 1, reproduce "
         f"torch.nn to {BRIDGE_TOL:g}",
+        value=max(check.values()),
+        bound=BRIDGE_TOL,
     )
     for method, p in ORDERS.items():
-        ctx.claim(
+        worst = max(abs(o - p) for by_method in orders.values() for o in by_method[method].values())
+        ctx.verify(
             f"{method}_order",
-            all(
-                abs(o - p) <= BANDS[method]
-                for by_method in orders.values()
-                for o in by_method[method].values()
-            ),
-            f"the fitted order of {method} is {p} +- {BANDS[method]} for every cell and coupling",
+            worst <= BANDS[method],
+            f"the fitted order of {method} is {p} +- {BANDS[method]} for every cell and coupling "
+            "(value: the largest |fitted - classical order|)",
+            value=worst,
+            bound=BANDS[method],
         )
-    ctx.claim(
+    ctx.verify(
         "converges",
         all(
             np.all(np.diff(c[m]["errors"]) < 0) and c[m]["errors"][-1] > 100 * REFERENCE_TOL
@@ -393,9 +400,7 @@ def run(ctx: Context) -> dict[str, Any]:
 def _convergence_figure(convergence: dict[str, dict[str, dict[str, Any]]]) -> Figure:
     """Rows: couplings; columns: cells; error against step per method, log-log."""
     rows, cols = len(convergence), len(next(iter(convergence.values())))
-    fig = Figure(figsize=(4 * cols, 3.2 * rows))
-    # Fixed margins rather than a layout engine: each engine pass redraws every tick label.
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.08, top=0.95, wspace=0.05, hspace=0.35)
+    fig = Figure(figsize=(4 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
     for row, (coupling, by_cell) in zip(axes, convergence.items(), strict=True):
         for ax, (name, by_method) in zip(row, by_cell.items(), strict=True):
@@ -421,8 +426,7 @@ def _convergence_figure(convergence: dict[str, dict[str, dict[str, Any]]]) -> Fi
 
 def _trajectory_figure(curves: dict[str, dict[str, Any]]) -> Figure:
     """One panel per cell: the ODE's top layer per coupling, and the discrete RNN's outputs."""
-    fig = Figure(figsize=(4 * len(curves), 3.2))
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
+    fig = Figure(figsize=(4 * len(curves), 3.2), layout="constrained")
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
     for ax, (name, c) in zip(axes, curves.items(), strict=True):
         for coupling in rnnode.COUPLINGS:

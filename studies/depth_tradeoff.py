@@ -15,12 +15,13 @@ at rate b per layer, eroded by a per-layer factor m) is fitted by least squares 
 is measured too: a stack without layers has no state to read, so its best prediction is a
 constant, the most frequent training class (its test accuracy, about 1/10, pins A_min).
 
-Claims: the fit describes the data (the root-mean-square residual of the seed means at depths
->= 1 is at most twice the pooled standard error of those means, i.e. the fit is as close as the
-seeds' scatter allows); accuracy first rises and then falls with depth (the best mean accuracy is at
-neither end of the depth range, and the deepest stack is worse than the best by more than the
-seeds' spread there); and the sweet spot lies inside the depth range, within a factor 2 of the
-best measured depth.
+Findings (rules fixed before the data): ``accuracy_rises`` and ``accuracy_falls`` (per seed,
+accuracy at the depth with the best mean minus that at the shallowest / deepest depth > 0;
+bootstrap over seeds); ``fit_describes_data`` (RMS residual of the seed means at depths >= 1 over
+the pooled standard error <= ``FIT_SE``) and ``sweet_spot_near_best`` (|log2(N* / best depth)| <=
+1), each with the range of its leave-one-seed-out refits as interval (unbounded with fewer than 3
+seeds). The accuracies come from a fixed step budget, so the sweet spot measures depth at that
+budget.
 
 Figures: ``depth_curve`` (``rnnode.analysis.plots.plot_depth_curve``: every seed, the fit and N*).
 """
@@ -36,22 +37,26 @@ import rnnode
 from rnnode.analysis.depth import accuracy_model, fit_accuracy_model, sweet_spot
 from rnnode.analysis.plots import plot_depth_curve
 
-from ._run import Context, one_thread
+from ._run import Context, settings_for
 
+GAP_CAP = 100.0  # |log2(N* / best depth)| reported when N* is infinite
 FIT_SE = 2.0  # residual RMS allowed, in pooled standard errors of the seed means
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "depths": [1, 2, 3, 4, 6, 8, 12, 16],
+    "seeds": 3,
+    "hidden_size": 16,
+    "steps": 150,
+    "lr": 1e-2,
+}
+QUICK = {"depths": [1, 2, 4, 8], "seeds": 2, "hidden_size": 8, "steps": 25}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Depths, seeds and training sizes of the quick and the full setting."""
-    if quick:
-        return {"depths": [1, 2, 4, 8], "seeds": 2, "hidden_size": 8, "steps": 25, "lr": 1e-2}
-    return {
-        "depths": [1, 2, 3, 4, 6, 8, 12, 16],
-        "seeds": 3,
-        "hidden_size": 16,
-        "steps": 150,
-        "lr": 1e-2,
-    }
+    """Depths, seeds and training sizes: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def depth_point(point: dict[str, Any]) -> dict[str, float]:
@@ -68,16 +73,15 @@ def depth_point(point: dict[str, Any]) -> dict[str, float]:
     torch.manual_seed(point["seed"])
     rnn = rnnode.ODERNN(task.input_size, cfg["hidden_size"], point["depth"], cell="rnn")
     model = rnnode.training.SequenceModel.for_task(rnn, task)
-    with one_thread():
-        result = rnnode.training.train(
-            model,
-            task,
-            steps=cfg["steps"],
-            lr=cfg["lr"],
-            batch_size=32,
-            seed=point["seed"],
-            progress=False,
-        )
+    result = rnnode.training.train(
+        model,
+        task,
+        steps=cfg["steps"],
+        lr=cfg["lr"],
+        batch_size=32,
+        seed=point["seed"],
+        progress=False,
+    )
     return {
         "accuracy": result["test"]["accuracy"],
         "loss": result["test"]["loss"],
@@ -90,6 +94,37 @@ def constant_accuracy(seed: int) -> float:
     task = rnnode.training.digits_task("rows", seed=seed)
     majority = torch.bincount(task.y_train).argmax()
     return float((task.y_test == majority).double().mean())
+
+
+def _fit_numbers(depths, accuracy, depth0, keep) -> dict[str, float]:
+    """The fit's goodness (RMS residual in pooled standard errors) and |log2(N* / best depth)|
+    from the seeds in ``keep`` (a boolean mask)."""
+    acc, zero = accuracy[:, keep], depth0[keep]
+    n = np.repeat([0, *depths], acc.shape[1]).astype(float)
+    params = fit_accuracy_model(n, np.concatenate([zero, acc.ravel()]))
+    mean = acc.mean(axis=1)
+    rms = float(np.sqrt(np.mean((accuracy_model(depths, **params) - mean) ** 2)))
+    se = float(np.sqrt(np.mean(acc.std(axis=1, ddof=1) ** 2) / acc.shape[1]))
+    star = float(sweet_spot(params["b"], params["m"]))
+    return {
+        "rms_in_se": rms / se,
+        "sweet_spot_gap": _gap(star, depths[int(np.argmax(mean))]),
+        "sweet_spot": star,
+        "m": float(params["m"]),
+    }
+
+
+def _gap(star: float, best: int) -> float:
+    """|log2(N* / best depth)|, capped at ``GAP_CAP`` (N* = inf when the fit finds no decay)."""
+    return float(min(abs(np.log2(star / best)), GAP_CAP))
+
+
+def _range(values: list[float], value: float) -> tuple[float, float]:
+    """(min, max) of the leave-one-out values and the full-data value; unbounded without any."""
+    if not values:
+        return (-np.inf, np.inf)
+    every = [*values, value]
+    return float(np.min(every)), float(np.max(every))
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -106,24 +141,59 @@ def run(ctx: Context) -> dict[str, Any]:
     rms = float(np.sqrt(np.mean((accuracy_model(depths, **params) - mean) ** 2)))
     pooled_se = float(np.sqrt(np.mean(spread**2) / len(seeds)))
     best = int(np.argmax(mean))
+    # The fit's numbers again with each seed left out: their range is the fit claims' interval.
+    # With fewer than 3 seeds one left out leaves no spread: the interval is then unbounded.
+    jackknife = [
+        _fit_numbers(depths, accuracy, depth0, np.arange(len(seeds)) != k)
+        for k in range(len(seeds) if len(seeds) >= 3 else 0)
+    ]
 
-    ctx.claim(
+    ctx.finding(
         "fit_describes_data",
-        rms <= FIT_SE * pooled_se,
         f"the fitted A(N) is within {FIT_SE:g} pooled standard errors of the seed-mean "
-        "accuracies (root-mean-square residual over depths >= 1)",
+        "accuracies (value: root-mean-square residual over depths >= 1 / pooled standard error)",
+        value=rms / pooled_se,
+        comparison="<=",
+        bound=FIT_SE,
+        interval=_range([j["rms_in_se"] for j in jackknife], rms / pooled_se),
+        control=None,
+        control_label="none (goodness of fit)",
+        seeds=len(seeds),
+        test="range over leave-one-seed-out refits",
     )
-    ctx.claim(
-        "rises_then_falls",
-        0 < best < len(depths) - 1 and mean[best] - mean[-1] > spread[-1],
-        "the best seed-mean accuracy is at neither end of the depth range, and the deepest "
-        "stack's mean is below it by more than its standard deviation over seeds",
+    ctx.finding_over_seeds(
+        "accuracy_rises",
+        f"accuracy rises with depth: at the depth with the best mean ({depths[best]}) it "
+        f"exceeds depth {depths[0]}'s (per-seed difference > 0)",
+        accuracy[best] - accuracy[0],
+        comparison=">",
+        bound=0.0,
+        control=float(mean[0]),
+        control_label=f"mean accuracy at depth {depths[0]}",
     )
-    ctx.claim(
-        "sweet_spot_inside",
-        depths[0] < star < depths[-1] and 0.5 <= star / depths[best] <= 2.0,
-        "the fitted sweet spot N* lies inside the depth range and within a factor 2 of the "
-        "best measured depth",
+    ctx.finding_over_seeds(
+        "accuracy_falls",
+        f"accuracy falls again: at the depth with the best mean ({depths[best]}) it exceeds the "
+        f"deepest stack's ({depths[-1]}) (per-seed difference > 0)",
+        accuracy[best] - accuracy[-1],
+        comparison=">",
+        bound=0.0,
+        control=float(mean[-1]),
+        control_label=f"mean accuracy at depth {depths[-1]}",
+    )
+    gap = _gap(star, depths[best])
+    ctx.finding(
+        "sweet_spot_near_best",
+        "the fitted sweet spot N* lies within a factor 2 of the best measured depth "
+        "(value: |log2(N* / best depth)|)",
+        value=gap,
+        comparison="<=",
+        bound=1.0,
+        interval=_range([j["sweet_spot_gap"] for j in jackknife], gap),
+        control=float(depths[best]),
+        control_label="best measured depth",
+        seeds=len(seeds),
+        test="range over leave-one-seed-out refits",
     )
     ctx.figure(
         "depth_curve",
@@ -152,5 +222,6 @@ def run(ctx: Context) -> dict[str, Any]:
         "fit_rms": rms,
         "pooled_se": pooled_se,
         "depth0_accuracy": depth0,
+        "leave_one_seed_out": jackknife,
         "test_loss": np.array([r["loss"] for r in results]).reshape(len(depths), len(seeds)),
     }

@@ -12,16 +12,15 @@ on every lower layer with weight ``AUX_WEIGHT`` (``SequenceModel(aux_weights=...
 layer gets an error signal that does not cross the layers above it. The norms
 ||dLoss/dh_t^l|| come from ``rnnode.analysis.gradients.gradient_norms`` (one backward pass).
 
-Claim 1 (depth). In the plain stack the norm that reaches layer 1 at the last sample shrinks by
-a roughly constant factor per layer: the fitted per-layer factor exp(slope of log median norm
-against depth) is below ``PLAIN_FACTOR``.
-Claim 2 (skips). Skips (1, 2) shorten the paths: their fitted per-layer factor is larger than
-the plain stack's, and at the largest depth their layer-1 norm exceeds the plain one for every
-seed.
-Claim 3 (auxiliary losses). The auxiliary heads keep the layer-1 signal: at every depth and
-seed it stays above ``AUX_FLOOR`` times its value in the one-layer stack.
-Claim 4 (time). Through time the signal also fades: in every plain stack the top layer's norm at
-t_0 is below its norm at the last sample.
+Findings (rules fixed before the data; bootstrap over seeds, sign test against the bound):
+``plain_vanishes_with_depth``: the per-seed fitted per-layer factor exp(slope of log norm
+against depth) of the plain stack is below 1 (control: no decay); ``skips_slow_the_decay``: skips
+(1, 2) raise that factor (per-seed difference > 0; it stays below 1: exponential decay, slower);
+``vanishes_through_time``: the top layer's norm at t_0 over its norm at the last sample is below
+1 (log10, mean over depths per seed). Verification: ``auxiliary_keeps_gradient`` (the auxiliary
+heads give layer 1 its own error signal, so its norm stays above ``AUX_FLOOR`` times its one-layer
+value by construction). All at torch's default initialisation, whose mean-field gain sets the
+per-layer factor.
 
 Figures: ``depth`` (layer-1 norm against depth, three variants, every seed) and ``heatmaps``
 (``rnnode.analysis.plots.plot_gradient_norms`` of the deepest stack of each variant, first seed).
@@ -40,25 +39,21 @@ import rnnode
 from rnnode.analysis.gradients import gradient_norms
 from rnnode.analysis.plots import plot_gradient_norms
 
-from ._run import Context
+from ._run import Context, settings_for
 
 VARIANTS = ("plain", "skips", "auxiliary")
 AUX_WEIGHT = 0.5
-PLAIN_FACTOR = 0.8
 AUX_FLOOR = 0.1
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {"depths": [1, 2, 4, 8, 16, 32, 64], "seeds": 3, "hidden_size": 16, "length": 16, "batch": 8}
+QUICK = {"depths": [1, 2, 4, 8], "seeds": 2, "hidden_size": 8, "length": 8, "batch": 4}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {"depths": [1, 2, 4, 8], "seeds": 2, "hidden_size": 8, "length": 8, "batch": 4}
-    return {
-        "depths": [1, 2, 4, 8, 16, 32, 64],
-        "seeds": 3,
-        "hidden_size": 16,
-        "length": 16,
-        "batch": 8,
-    }
+    """Sizes: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def build(variant: str, depth: int, hidden: int) -> rnnode.training.SequenceModel:
@@ -134,30 +129,51 @@ def run(ctx: Context) -> dict[str, Any]:
         ]
     )
 
-    ctx.claim(
+    # Per seed: the fitted per-layer factor of each variant, and the through-time ratio (log10,
+    # mean over depths).
+    seed_factors = {
+        v: [per_layer_factor(depths, layer1[v][:, k]) for k in range(len(seeds))] for v in VARIANTS
+    }
+    log_time_ratio = np.log10(through_time).mean(axis=0)
+    ctx.finding_over_seeds(
         "plain_vanishes_with_depth",
-        factors["plain"] < PLAIN_FACTOR,
-        f"plain tanh stacks: the layer-1 error signal shrinks by a fitted factor < {PLAIN_FACTOR} "
-        "per layer (median over seeds)",
+        "plain tanh stacks at torch's default initialisation: the layer-1 error signal shrinks "
+        "with depth, a per-seed fitted per-layer factor below 1",
+        seed_factors["plain"],
+        comparison="<",
+        bound=1.0,
+        control=1.0,
+        control_label="no decay (factor 1)",
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "skips_slow_the_decay",
-        factors["skips"] > factors["plain"]
-        and bool(np.all(layer1["skips"][-1] > layer1["plain"][-1])),
-        "skips (1, 2): larger fitted per-layer factor than the plain stack, and a larger layer-1 "
-        "norm at the largest depth for every seed",
+        "skips (1, 2) raise the fitted per-layer factor over the plain stack (per-seed "
+        "difference > 0); both stay below 1: slower exponential decay, not none",
+        np.subtract(seed_factors["skips"], seed_factors["plain"]),
+        comparison=">",
+        bound=0.0,
+        control=float(np.mean(seed_factors["plain"])),
+        control_label="plain stack's mean factor",
     )
-    ctx.claim(
+    worst_aux = float((layer1["auxiliary"] / layer1["auxiliary"][0]).min())
+    ctx.verify(
         "auxiliary_keeps_gradient",
-        bool(np.all(layer1["auxiliary"] > AUX_FLOOR * layer1["auxiliary"][0])),
+        worst_aux > AUX_FLOOR,
         f"auxiliary losses (weight {AUX_WEIGHT} on every lower layer): the layer-1 norm stays "
-        f"above {AUX_FLOOR} times its one-layer value at every depth and seed",
+        f"above {AUX_FLOOR} times its one-layer value at every depth and seed (by construction: "
+        "layer 1 has its own head, so its gradient does not cross the stack)",
+        value=worst_aux,
+        bound=AUX_FLOOR,
     )
-    ctx.claim(
+    ctx.finding_over_seeds(
         "vanishes_through_time",
-        bool(np.all(through_time < 1)),
-        "through time: in every plain stack the top layer's norm at t_0 is below its norm at "
-        "the last sample",
+        "through time: the top layer's error signal at t_0 is below its value at the last "
+        "sample, log10(ratio) < 0 (per seed, mean over depths)",
+        log_time_ratio,
+        comparison="<",
+        bound=0.0,
+        control=0.0,
+        control_label="no decay (ratio 1)",
     )
 
     ctx.figure(
@@ -181,13 +197,13 @@ def run(ctx: Context) -> dict[str, Any]:
         "seeds": seeds,
         "layer1_gradient": layer1,
         "per_layer_factor": factors,
+        "per_layer_factor_per_seed": seed_factors,
         "time_ratio_plain": through_time,
     }
 
 
 def _depth_figure(depths, layer1, factors) -> Figure:
-    fig = Figure(figsize=(6, 4))
-    fig.subplots_adjust(left=0.13, right=0.98, bottom=0.13, top=0.95)
+    fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.add_subplot()
     for i, (name, g) in enumerate(layer1.items()):
         color = f"C{i}"
@@ -210,8 +226,7 @@ def _depth_figure(depths, layer1, factors) -> Figure:
 
 def _heatmaps(norms: dict[str, np.ndarray]) -> Figure:
     """The three variants' heat maps side by side, each drawn by ``plot_gradient_norms``."""
-    fig = Figure(figsize=(5 * len(norms), 3.4))
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+    fig = Figure(figsize=(5 * len(norms), 3.4), layout="constrained")
     axes = fig.subplots(1, len(norms))
     for ax, (name, n) in zip(axes, norms.items(), strict=True):
         # Draw with analysis.plots, then move its image into this panel.

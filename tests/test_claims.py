@@ -94,6 +94,9 @@ def test_bootstrap_interval_covers_the_mean_like_a_t_interval_and_is_seeded():
     assert abs(lo - t_lo) < 0.05 * width and abs(hi - t_hi) < 0.05 * width
     assert bootstrap_interval(samples, seed=3) == (lo, hi)
     assert bootstrap_interval([1.0]) == (-math.inf, math.inf)
+    # Two samples resample only to their own range: no interval, the finding is inconclusive.
+    assert bootstrap_interval([1.0, 2.0]) == (-math.inf, math.inf)
+    assert bootstrap_interval([1.0, 2.0, 4.0]) != (-math.inf, math.inf)
 
 
 def test_sign_test_matches_the_binomial_distribution():
@@ -111,3 +114,39 @@ def test_spearman_matches_a_rank_correlation_by_hand():
     d = x - np.array([2, 1, 4, 3, 5])  # ranks of y
     assert rho == pytest.approx(1 - 6 * (d**2).sum() / (5 * (25 - 1)), abs=1e-12)
     assert 0 < p < 1
+
+
+def test_a_record_read_back_from_json_formats_its_infinite_interval():
+    """Metrics store an unbounded interval as the strings "-inf" and "inf"."""
+    record = finding_record(
+        "one seed",
+        value=1.0,
+        comparison=">",
+        bound=0.0,
+        interval=(-math.inf, math.inf),
+        control=None,
+        control_label="none",
+        seeds=1,
+    )
+    stored = {**record, "interval": ["-inf", "inf"]}
+    assert "1 [-inf, inf] > 0" in format_claim("x", stored)
+
+
+def test_check_claims_accepts_evidence_and_names_a_verdict_that_does_not_follow():
+    from rnnode.studies._claims import check_claims
+
+    good = finding_record(
+        "s",
+        value=0.5,
+        comparison=">",
+        bound=0.0,
+        interval=(0.1, 0.9),
+        control=0.0,
+        control_label="c",
+        seeds=5,
+    )
+    check_claims({"a": good, "b": verification_record("v", True)})
+    with pytest.raises(ValueError, match=r"claims\['a'\]: verdict 'not supported' does not"):
+        check_claims({"a": {**good, "verdict": "not supported"}})
+    with pytest.raises(ValueError, match=r"claims\['a'\]: a finding lacks \['control'\]"):
+        check_claims({"a": {k: v for k, v in good.items() if k != "control"}})

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_folder(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs")
     run_study(study, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return out / "continuous_limit"
+    return out / "continuous_limit-quick"
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +161,8 @@ def test_the_command_reproduces_the_run_in_a_fresh_process(run_folder, tmp_path)
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "continuous_limit: 6/6 claims hold" in done.stdout
-    folder = tmp_path / "continuous_limit"
+    assert "continuous_limit: verifications 6/6 hold" in done.stdout
+    folder = tmp_path / "continuous_limit-quick"
     assert (folder / "metrics.json").read_bytes() == (run_folder / "metrics.json").read_bytes()
     assert claims_hold(json.loads((folder / "metrics.json").read_text()))
     config = json.loads((folder / "config.json").read_text())

@@ -94,7 +94,7 @@ def test_describe_joins_the_first_paragraph():
 
 def test_a_run_writes_config_metrics_figures_and_report(tmp_path):
     metrics = run_study(make_study(), out=tmp_path, quick=True, seed=3, show_progress=False)
-    folder = tmp_path / "tiny"
+    folder = tmp_path / "tiny-quick"  # a quick run has its own folder
     assert json.loads((folder / "metrics.json").read_text()) == metrics
     assert metrics["dtype"] == "torch.float64"
     assert metrics["not_a_number"] == "nan"  # strict JSON has no NaN
@@ -133,6 +133,7 @@ def test_a_run_writes_config_metrics_figures_and_report(tmp_path):
     assert "draws.pdf" in text and "the draws are not all zero" in text
     assert f"{metrics['draws']['torch'][0]:.6g}" in text  # the figure's number is shown
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temp files
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny-quick"]  # no staging folder left
 
 
 def test_same_seed_same_metrics_bytes_and_another_seed_other_numbers(tmp_path):
@@ -162,7 +163,8 @@ def test_a_run_restores_the_callers_global_state(tmp_path):
     [
         ("no_such_study", {}, r"study: expected one of \(.*'continuous_limit'.*\), got 'no_such"),
         (42, {}, "study: expected a study name or a module defining run, got 42"),
-        (None, {"seed": -1}, "seed: expected a non-negative integer, got -1"),
+        (None, {"seed": -1}, r"seed: expected an integer in \[0, 2\*\*63\), got -1"),
+        (None, {"seed": 2**64}, r"seed: expected an integer in \[0, 2\*\*63\), got 18446"),
         (None, {"workers": 0}, "workers: expected a positive integer or None, got 0"),
         (None, {"scheduler": ""}, "scheduler: expected a Dask scheduler address"),
     ],
@@ -208,7 +210,8 @@ def test_list_prints_each_study_with_its_description(capsys):
     [
         (["run", "nope"], "NAME: expected 'all' or one of"),
         (["run", "continuous_limit", "--workers", "0"], "expected a positive integer, got '0'"),
-        (["run", "continuous_limit", "--seed", "x"], "expected a non-negative integer, got 'x'"),
+        (["run", "continuous_limit", "--seed", "x"], "expected a non-negative integer below"),
+        (["run", "continuous_limit", "--seed", str(2**64)], "below 2**63, got '1844674"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -233,8 +236,9 @@ def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatc
     out = capsys.readouterr().out
     assert "verification always_false -> FAILS" in out
     for name in registry:
-        assert (tmp_path / name / "metrics.json").exists()
-        assert (tmp_path / name / "report.html").exists()
+        assert (tmp_path / f"{name}-quick" / "metrics.json").exists()
+        assert (tmp_path / f"{name}-quick" / "report.html").exists()
+    assert f"-> {tmp_path / 'good-quick'}/" in out
     assert cli.main(["run", "good", "--out", str(tmp_path), "--no-progress"]) == 0
 
 
@@ -259,15 +263,90 @@ def test_ctx_sweep_keeps_points_in_the_runs_folder_and_resumes(tmp_path):
     assert rerun["cubes"] == [-1 if {"x": x} == record["point"] else x**3 for x in range(3)]
 
 
-def test_a_failed_run_leaves_no_earlier_metrics_behind(tmp_path):
-    run_study(make_study(), out=tmp_path, show_progress=False)
-    assert (tmp_path / "tiny" / "metrics.json").exists()
+def test_an_interrupted_rerun_leaves_the_previous_run_whole(tmp_path):
+    """A run replaces the old one only when it completes: no old figures beside a new config."""
+    run_study(make_study(), out=tmp_path, seed=1, show_progress=False)
+    folder = tmp_path / "tiny"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
     def broken(ctx):
+        fig = Figure(figsize=(2, 2))
+        fig.add_subplot().plot([1, 2])
+        ctx.figure("half", fig)
         raise RuntimeError("the study broke")
 
     with pytest.raises(RuntimeError, match="the study broke"):
-        run_study(make_study(run=broken), out=tmp_path, show_progress=False)
-    assert not (tmp_path / "tiny" / "metrics.json").exists()
-    assert not (tmp_path / "tiny" / "report.html").exists()
-    assert (tmp_path / "tiny" / "config.json").exists()
+        run_study(make_study(run=broken), out=tmp_path, seed=2, show_progress=False)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    # The next complete run replaces it and leaves nothing of the broken one.
+    run_study(make_study(), out=tmp_path, seed=3, show_progress=False)
+    assert json.loads((folder / "config.json").read_text())["seed"] == 3
+    assert not (folder / "half.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+def test_quick_and_full_runs_never_share_files(tmp_path):
+    def sweeping(ctx):
+        return {"cubes": ctx.sweep(cube, [{"x": x} for x in range(2)], name="cubes")}
+
+    study = make_study("sweeping", sweeping)
+    full = run_study(study, out=tmp_path, workers=1, show_progress=False)
+    full_files = {p: p.read_bytes() for p in (tmp_path / "sweeping").rglob("*") if p.is_file()}
+    run_study(study, out=tmp_path, quick=True, workers=1, show_progress=False)
+    assert {p: p.read_bytes() for p in full_files} == full_files
+    assert (tmp_path / "sweeping-quick" / "metrics.json").exists()
+    assert full["cubes"] == [0, 1]
+
+
+def test_a_rerun_says_how_many_sweep_points_it_reused(tmp_path, capsys):
+    def sweeping(ctx):
+        n = 2 if ctx.seed == 0 else 3
+        return {"cubes": ctx.sweep(cube, [{"x": x} for x in range(n)], name="cubes")}
+
+    study = make_study("sweeping", sweeping)
+    run_study(study, out=tmp_path, workers=1, show_progress=False)
+    assert "reused" not in capsys.readouterr().err
+    run_study(study, out=tmp_path, seed=1, workers=1, show_progress=False)
+    assert "sweeping: sweep cubes: reused 2 of 3 saved points, computed 1" in (
+        capsys.readouterr().err
+    )
+    config = json.loads((tmp_path / "sweeping" / "config.json").read_text())
+    assert config["sweeps"] == {"cubes": {"points": 3, "reused": 2, "computed": 1}}
+
+
+def test_an_interrupted_run_keeps_its_sweep_points_for_the_rerun(tmp_path):
+    def sweeping(ctx):
+        results = ctx.sweep(cube, [{"x": x} for x in range(3)], name="cubes")
+        if ctx.seed == 5:
+            raise KeyboardInterrupt
+        return {"cubes": results}
+
+    study = make_study("sweeping", sweeping)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, out=tmp_path, seed=5, workers=1, show_progress=False)
+    assert not (tmp_path / "sweeping").exists()
+    run_study(study, out=tmp_path, seed=0, workers=1, show_progress=False)
+    config = json.loads((tmp_path / "sweeping" / "config.json").read_text())
+    assert config["sweeps"]["cubes"]["reused"] == 3
+
+
+def test_out_at_a_file_or_an_unwritable_place_exits_with_status_2(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for out, message in ((afile, "expected a folder, got the file"), (afile / "sub", "cannot")):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["run", "continuous_limit", "--quick", "--out", str(out)])
+        assert info.value.code == 2
+        assert f"--out: {message}" in capsys.readouterr().err
+
+
+def test_a_scheduler_that_does_not_answer_exits_with_status_2(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr("rnnode.studies._sweep.CONNECT_TIMEOUT", 0.5)
+    with pytest.raises(SystemExit) as info:
+        argv = ["run", "continuous_limit", "--out", str(tmp_path)]
+        cli.main([*argv, "--scheduler", "tcp://127.0.0.1:9"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--scheduler: could not connect to a Dask scheduler at 'tcp://127.0.0.1:9'" in err
+    assert "within 0.5 s" in err

@@ -10,7 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +51,10 @@ def square(point: dict) -> dict:
         "draw": torch.rand(2).tolist(),
         "dtype": str(torch.get_default_dtype()),
     }
+
+
+def threads(point: dict) -> int:
+    return torch.get_num_threads()
 
 
 def not_json(point: dict) -> object:
@@ -197,7 +206,8 @@ def test_a_foreign_file_under_a_key_is_refused(tmp_path):
     points, _ = make_points(tmp_path, 1)
     out = tmp_path / "out"
     out.mkdir()
-    (out / f"{point_key(points[0])}.json").write_text(json.dumps({"point": {"x": 99}}))
+    foreign = {"key": point_key(points[0]), "point": {"x": 99}, "result": 1}
+    (out / f"{point_key(points[0])}.json").write_text(json.dumps(foreign))
     with pytest.raises(ValueError, match="folder: .* holds the point"):
         sweep(square, points, out, workers=1, progress=False)
 
@@ -217,3 +227,97 @@ def test_bad_arguments_name_themselves(tmp_path, kwargs, message):
     points = args.pop("points")
     with pytest.raises(ValueError, match=message):
         sweep(square, points, tmp_path / "out", progress=False, **args)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "is not valid JSON"),
+        (b'{"key": "abc", "point": {"x"', "is not valid JSON"),
+        (b"\xff\xfe garbage", "is not valid JSON"),
+        (b"[1, 2]", "lacks the fields key, point and result"),
+        (b'{"point": {"x": 0}}', "lacks the fields key, point and result"),
+    ],
+)
+def test_an_unreadable_point_file_is_set_aside_and_recomputed(tmp_path, content, why):
+    points, calls = make_points(tmp_path, 2)
+    out = tmp_path / "out"
+    first = sweep(square, points, out, workers=1, progress=False)
+    bad = out / f"{point_key(points[0])}.json"
+    bad.write_bytes(content)
+    with pytest.warns(RuntimeWarning, match=f"{bad.name} {why}.*moved it to {bad.name}.bad"):
+        again = sweep(square, points, out, workers=1, progress=False)
+    assert again == first  # the point is recomputed (same seed), the other one is read back
+    assert [count_calls(calls, x) for x in range(2)] == [2, 1]
+    assert (out / f"{bad.name}.bad").read_bytes() == content
+    assert read_json(bad)["result"] == first[0]
+
+
+def test_counts_say_how_many_points_were_reused(tmp_path):
+    points, _ = make_points(tmp_path, 3)
+    out = tmp_path / "out"
+    counts: dict = {}
+    sweep(square, points[:1], out, workers=1, progress=False, counts=counts)
+    assert counts == {"points": 1, "reused": 0, "computed": 1}
+    sweep(square, points + points[:1], out, workers=1, progress=False, counts=counts)
+    assert counts == {"points": 3, "reused": 1, "computed": 2}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_point_runs_on_one_torch_thread(tmp_path, workers):
+    points = [{"x": x} for x in range(2)]
+    before = torch.get_num_threads()
+    assert sweep(threads, points, tmp_path, workers=workers, progress=False) == [1, 1]
+    assert torch.get_num_threads() == before
+
+
+_PARENT = """
+import os, sys, time
+from pathlib import Path
+from rnnode.studies import sweep
+
+def sleeper(point):
+    Path(point["pids"], str(os.getpid())).touch()
+    time.sleep(600)
+    return 0
+
+if __name__ == "__main__":
+    pids = sys.argv[1]
+    points = [{"x": x, "pids": pids} for x in range(2)]
+    sweep(sleeper, points, Path(pids).parent / "out", workers=2, progress=False)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_workers_die_when_the_parent_is_killed(tmp_path):
+    """kill -9 of the process running a sweep ends its pool workers (no orphans holding pipes)."""
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent(_PARENT))
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(pids)], cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120  # spawning two interpreters that import torch
+        while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+            assert parent.poll() is None, "the parent ended before its workers started"
+            time.sleep(0.2)
+        workers = [int(p.name) for p in pids.iterdir()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # do not leave them behind when the check fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their parent"

@@ -1,0 +1,263 @@
+"""What a study's ``run`` gets: the ``Context`` (settings, folder, figures, claims, sweeps), and the
+small helpers the studies share (``settings_for``, ``train_with``)."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import rnnode
+
+from ._claims import finding_record, verification_record
+from ._io import atomic_write, plain
+from ._report import FigureRecord
+from ._stats import bootstrap_interval, sign_test
+from ._sweep import sweep
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def settings_for(
+    quick: bool, full: Mapping[str, Any], quick_overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A study's settings: ``full``, or ``full`` with ``quick_overrides`` replacing some values.
+
+    The quick setting is written as what it changes, so the two cannot drift apart silently.
+    Every key of ``quick_overrides`` must be a key of ``full``.
+    """
+    unknown = set(quick_overrides) - set(full)
+    if unknown:
+        raise ValueError(
+            f"quick_overrides: expected keys of the full settings, got {sorted(unknown)}"
+        )
+    return {**full, **quick_overrides} if quick else dict(full)
+
+
+def train_with(model: Any, task: Any, settings: Mapping[str, Any], seed: int) -> dict:
+    """``rnnode.training.train`` with a study's ``steps``, ``lr`` and ``batch_size`` settings, no
+    bar."""
+    return rnnode.training.train(
+        model,
+        task,
+        steps=settings["steps"],
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+        seed=seed,
+        progress=False,
+    )
+
+
+@dataclass
+class Context:
+    """What a study's ``run`` gets: its settings, its folder and the ways to record results.
+
+    Attributes:
+        name: the study's name.
+        folder: the folder the run writes into (exists; see ``run_study``: a staging folder that
+            replaces ``OUT/<name>/`` when the run completes).
+        quick: the small, fast setting (seconds; used by the tests).
+        seed: the run's seed (already applied to random, numpy and torch).
+        workers: processes for sweeps (None: one per CPU; 1: in this process).
+        scheduler: address of a Dask distributed scheduler for sweeps (None: local processes).
+        show_progress: whether ``progress`` draws bars.
+    """
+
+    name: str
+    folder: Path
+    quick: bool = False
+    seed: int = 0
+    workers: int | None = None
+    scheduler: str | None = None
+    show_progress: bool = True
+    figures: list[FigureRecord] = field(default_factory=list)
+    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sweeps: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def figure(
+        self,
+        name: str,
+        fig: Any,
+        *,
+        caption: str = "",
+        numbers: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Save a matplotlib figure as ``<name>.png`` and ``<name>.pdf`` in the run's folder.
+
+        Arguments:
+            name: file stem (letters, digits, ``_`` and ``-``), unique within the run.
+            fig: a ``matplotlib.figure.Figure`` (build it with the ``Figure`` API: no pyplot
+                state, no display needed).
+            caption: what the figure shows, for the report.
+            numbers: the numbers the figure illustrates, shown beside it in the report.
+
+        Returns:
+            The PNG's path.
+        """
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"name: expected letters, digits, '_' or '-' (a file stem), got {name!r}"
+            )
+        if any(f.name == name for f in self.figures):
+            raise ValueError(f"name: figure {name!r} was already saved in this run")
+        # No creation date in the PDF and a fixed PNG software tag: reruns give equal files.
+        for fmt, meta in (("png", {"Software": "rnnode"}), ("pdf", {"CreationDate": None})):
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt, dpi=150, metadata=meta)
+            atomic_write(self.folder / f"{name}.{fmt}", buffer.getvalue())
+        self.figures.append(FigureRecord(name, caption, plain(dict(numbers or {}), "numbers")))
+        return self.folder / f"{name}.png"
+
+    def _record(self, name: str, record: dict[str, Any]) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"name: expected letters, digits, '_' or '-', got {name!r}")
+        if name in self.claims:
+            raise ValueError(f"name: claim {name!r} was already recorded in this run")
+        self.claims[name] = record
+
+    def verify(
+        self,
+        name: str,
+        holds: bool,
+        statement: str,
+        *,
+        value: float | None = None,
+        bound: float | None = None,
+    ) -> bool:
+        """Record a *verification*: a computation matched its reference (a formula, a theorem).
+
+        Labelled as a verification in the report and never summarised as a finding; the same
+        check belongs in ``tests/``. Returns ``holds`` as a bool.
+        """
+        self._record(name, verification_record(statement, holds, value=value, bound=bound))
+        return bool(holds)
+
+    def finding(
+        self,
+        name: str,
+        statement: str,
+        *,
+        value: float,
+        comparison: str,
+        bound: float,
+        interval: Sequence[float],
+        control: float | None,
+        control_label: str,
+        seeds: int,
+        test: str = "bootstrap over seeds",
+        p_value: float | None = None,
+    ) -> str:
+        """Record a *finding*, a pre-registered comparison with its evidence; return its verdict.
+
+        Arguments:
+            name: short identifier, unique within the run.
+            statement: the claim in words.
+            value: the measured statistic (for example the mean over seeds).
+            comparison, bound: the rule, fixed before the data: ``value <comparison> bound``
+                with ``comparison`` one of ``">", ">=", "<", "<="``.
+            interval: the value's 95% interval (``rnnode.studies.bootstrap_interval`` or an
+                exact test's).
+            control, control_label: the control's value and what it is (untrained network,
+                shuffled layers, baseline, theory).
+            seeds: the number of seeds behind the value.
+            test, p_value: the test behind the interval, and its p-value where it has one.
+
+        Returns:
+            ``"supported"``, ``"not supported"`` or ``"inconclusive"`` (see ``_claims``).
+        """
+        record = finding_record(
+            statement,
+            value=value,
+            comparison=comparison,
+            bound=bound,
+            interval=interval,
+            control=control,
+            control_label=control_label,
+            seeds=seeds,
+            test=test,
+            p_value=p_value,
+        )
+        self._record(name, record)
+        return record["verdict"]
+
+    def finding_over_seeds(
+        self,
+        name: str,
+        statement: str,
+        samples: Sequence[float],
+        *,
+        comparison: str,
+        bound: float,
+        control: float | None,
+        control_label: str,
+    ) -> str:
+        """Record a finding whose value is the mean of one number per seed (``samples``).
+
+        The interval is the 95% percentile bootstrap of the mean over seeds
+        (``bootstrap_interval``, fixed resampling seed); the p-value is the exact two-sided sign
+        test of ``samples - bound`` (are the seeds on one side of the bound more often than a
+        coin would put them?). Returns the verdict.
+        """
+        values = np.asarray(samples, dtype=np.float64).ravel()
+        return self.finding(
+            name,
+            statement,
+            value=float(values.mean()),
+            comparison=comparison,
+            bound=bound,
+            interval=bootstrap_interval(values),
+            control=control,
+            control_label=control_label,
+            seeds=values.size,
+            test="bootstrap over seeds of the mean; sign test against the bound",
+            p_value=sign_test(values - bound),
+        )
+
+    def claim(self, name: str, holds: bool, statement: str) -> bool:
+        """Record a check without evidence (older studies): reported as a verification."""
+        return self.verify(name, holds, statement)
+
+    def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
+        """``iterable`` with a tqdm progress bar (on stderr) labelled ``study: desc``."""
+        return tqdm(
+            iterable,
+            desc=f"{self.name}: {desc}",
+            total=total,
+            disable=not self.show_progress,
+            leave=False,
+        )
+
+    def sweep(
+        self, fn: Callable[[dict], Any], points: Sequence[Mapping], *, name: str = "sweep"
+    ) -> list:
+        """Run ``fn`` over ``points`` with ``rnnode.studies._sweep.sweep`` on this run's workers or
+        scheduler, each point's result kept in ``<folder>/<name>/`` (a rerun skips done points).
+
+        How many points were reused and computed goes to ``sweeps[name]`` (then to the run's
+        ``config.json`` and a line on stderr).
+        """
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"name: expected a folder name (letters, digits, _ or -), got {name!r}"
+            )
+        if name in self.sweeps:
+            raise ValueError(f"name: sweep {name!r} was already run in this run")
+        counts: dict[str, int] = {}
+        results = sweep(
+            fn,
+            points,
+            self.folder / name,
+            workers=self.workers,
+            scheduler=self.scheduler,
+            desc=f"{self.name}: {name}",
+            progress=self.show_progress,
+            counts=counts,
+        )
+        self.sweeps[name] = counts
+        return results
