@@ -125,7 +125,9 @@ def run(ctx: Context) -> dict[str, Any]:
     torch.manual_seed(ctx.seed)
     model = rnnode.ODERNN(cfg["input_size"], cfg["hidden_size"], cfg["num_layers"], cell="rnn")
     maps = {
-        method: stability_map(model, cfg["p"], cfg["q"], method=method, dt=1.0, seed=ctx.seed)
+        method: stability_map(
+            model, cfg["p"], cfg["q"], method=method, dt=1.0, seed=ctx.seed
+        ).numpy()
         for method in ctx.progress(("euler", "rk4"), "maps")
     }
     euler, rk4 = maps["euler"], maps["rk4"]

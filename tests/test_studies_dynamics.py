@@ -1,4 +1,4 @@
-"""The dynamics studies (timescales, stability_maps, vanishing_gradients, depth_tradeoff,
+"""The dynamics studies (stability_maps, vanishing_gradients, depth_tradeoff,
 skip_paths): their quick runs through the real runner, the claims in their metrics, and their
 helpers against independent references (closed forms, brute-force path enumeration, numpy).
 """
@@ -15,13 +15,12 @@ import torch
 
 import rnnode
 from rnnode.analysis.depth import accuracy_model
-from rnnode.studies import depth_tradeoff, run_study, skip_paths, stability_maps, timescales
+from rnnode.studies import depth_tradeoff, run_study, skip_paths, stability_maps
 from rnnode.studies import vanishing_gradients as vanishing
 from rnnode.studies._claims import check_claims
 from rnnode.studies._stats import bootstrap_interval, sign_test
 
 STUDIES = {
-    "timescales": timescales,
     "stability_maps": stability_maps,
     "vanishing_gradients": vanishing,
     "depth_tradeoff": depth_tradeoff,
@@ -63,11 +62,10 @@ def test_quick_run_writes_its_files_and_claims(runs, name):
     assert metrics["claims"], "a study must check at least one claim"
     for claim in metrics["claims"].values():
         assert isinstance(claim["holds"], bool) and claim["statement"]
-    if name != "timescales":  # rewritten by another change
-        check_claims(metrics["claims"])
-        for claim in metrics["claims"].values():
-            if claim["kind"] == "verification":
-                assert claim["holds"], claim["statement"]  # code checks, not findings
+    check_claims(metrics["claims"])
+    for claim in metrics["claims"].values():
+        if claim["kind"] == "verification":
+            assert claim["holds"], claim["statement"]  # code checks, not findings
     assert list(folder.glob("*.png")) and list(folder.glob("*.pdf"))
 
 
@@ -253,62 +251,3 @@ def test_depth_tradeoff_quick_run(runs):
     assert claims["sweet_spot_near_best"]["verdict"] == "inconclusive"
 
 
-# -- timescales -------------------------------------------------------------------------------
-
-
-def test_half_power_of_a_first_order_low_pass():
-    """g = 1 / sqrt(1 + omega^2 tau^2): g(omega) = g(omega_0) / sqrt 2 at
-    omega = sqrt(1 + 2 omega_0^2 tau^2) / tau (closed form)."""
-    omegas = np.geomspace(0.01, 10.0, 4000)
-    taus = np.array([0.5, 2.0])
-    gains = 1 / np.sqrt(1 + (omegas[None] * taus[:, None]) ** 2)
-    expected = np.sqrt(1 + 2 * (omegas[0] * taus) ** 2) / taus
-    # Log-linear interpolation on a grid of ratio 1.0017: relative error ~1e-6.
-    np.testing.assert_allclose(timescales.half_power(omegas, gains), expected, rtol=1e-5)
-
-
-def test_centroid_of_a_single_peak_is_its_frequency():
-    omegas = np.geomspace(0.1, 3.0, 9)
-    gains = np.where(np.arange(9) == 4, 1.0, 0.0)[None]
-    assert timescales.centroid(omegas, gains)[0] == pytest.approx(omegas[4], rel=1e-14)
-
-
-def test_timescales_quick_run_theory(runs):
-    _, m = runs["timescales"]
-    th = m["theory"]
-    assert th["linear_rel_error"] < timescales.LINEAR_TOL
-    assert th["tanh_rel_error"] < timescales.TANH_TOL
-    assert th["continuous_rel_error"] < timescales.CONTINUOUS_TOL
-    # Layer 1 of the continuous stack is a first-order low pass: closed-form half power.
-    w0, tau = th["continuous_omegas"][0], timescales.TAUS[0]
-    assert th["half_power_continuous_theory"][0] == pytest.approx(
-        math.sqrt(1 + 2 * (w0 * tau) ** 2) / tau, rel=1e-9
-    )
-    for key in ("discrete", "continuous"):
-        for source in ("theory", "measured"):
-            assert np.all(np.diff(th[f"half_power_{key}_{source}"]) < 0)
-    for name in (
-        "discrete_gain_formula",
-        "small_amplitude_tanh",
-        "continuous_gain_formula",
-        "bandwidth_falls_with_layer",
-    ):
-        assert _holds(m, name), name
-
-
-@pytest.mark.parametrize("task", timescales.TASKS)
-def test_timescales_quick_run_trained_layers(runs, task):
-    """Every layer's preferred frequency is reported, and the hierarchy claim is the recorded
-    numbers' verdict (the quick run trains too briefly to expect it to hold)."""
-    _, m = runs["timescales"]
-    t = m["trained"][task]
-    omegas = np.array(m["settings"]["trained_omegas"])
-    layers = m["settings"]["num_layers"]
-    gains = np.array(t["gains"])
-    assert gains.shape == (layers, len(omegas))
-    assert t["preferred_frequency"][0] == list(omegas[np.argmax(gains, axis=1)])
-    np.testing.assert_allclose(t["centroid"][0], timescales.centroid(omegas, gains), rtol=1e-12)
-    median = np.median(np.array(t["centroid"]), axis=0)
-    np.testing.assert_allclose(t["median_centroid"], median, rtol=1e-14)
-    assert _holds(m, f"{task}_lower_layers_faster") == bool(np.all(np.diff(median) < 0))
-    assert all(len(tau) == layers and min(tau) > 0 for tau in t["tau"])
