@@ -249,5 +249,3 @@ def test_depth_tradeoff_quick_run(runs):
     assert claims["sweet_spot_near_best"]["value"] == pytest.approx(gap, rel=1e-12)
     # Two seeds: leaving one out leaves no spread, so the fit claims cannot be decided.
     assert claims["sweet_spot_near_best"]["verdict"] == "inconclusive"
-
-
