@@ -511,9 +511,9 @@ def _adjoint_by_interval(func, y0, times, *, tally, method, rtol, atol, options,
     """
     states, per_interval = [y0], []
     for j in range(times.shape[0] - 1):
-        piece = func.segment(j)
+        piece = func.segment(j) if hasattr(func, "segment") else func
         params = tuple(p for p in piece.parameters() if p.requires_grad)
-        tensors = tuple(piece.path_tensors())
+        tensors = tuple(piece.path_tensors()) if hasattr(piece, "path_tensors") else ()
         before = tally.accepted
 
         def solve(field, y, span, extra, params=params):
@@ -646,8 +646,8 @@ def integrate(
             step exceeds the method's stability limit for a stable field).
     """
     check_method(method)
-    _check_arguments(func, y0, times, method, step_size, rtol, atol)
     opts, budget, adjoint_kw = _check_options(method, options, adjoint)
+    _check_arguments(func, y0, times, method, step_size, rtol, atol)
     num_intervals = times.shape[0] - 1
     user_set = budget is not None
     budget = budget if user_set else default_budget(num_intervals)
