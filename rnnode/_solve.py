@@ -75,7 +75,7 @@ _EVALS_PER_STEP = 16
 
 #: Default step budget of a whole solve: ``max(MAX_STEPS, 100 * T)`` steps over T sample
 #: intervals (accepted and rejected steps of adaptive methods, grid steps of fixed-step ones).
-MAX_STEPS = 10_000
+MAX_STEPS = 1_000
 _STEPS_PER_INTERVAL = 100
 
 #: The options each kind of method takes besides ``max_num_steps`` (torchdiffeq's names).
