@@ -345,6 +345,7 @@ def _budget_source(budget: int, user_set: bool, num_intervals: int) -> str:
 
 def _out_of_budget(method, budget, user_set, times, t_now, dt) -> StepBudgetError:
     times = times.detach()
+    t_now = t_now.detach() if isinstance(t_now, torch.Tensor) else t_now
     shortest = float((times[1:] - times[:-1]).min())
     where = (
         f"{method} used up {_budget_source(budget, user_set, times.shape[0] - 1)} at "

@@ -84,6 +84,7 @@ def test_diverging_dynamics_still_say_diverge():
         _solve(Growth(), method="euler", dtype=torch.float32)
 
 
+@pytest.mark.filterwarnings("ignore:The following arguments have no effect")  # scipy's
 def test_scipy_solver_is_refused_where_gradients_are_needed_and_allowed_without():
     """scipy_solver returned outputs without gradient: training with it trained nothing."""
     field = _Relax(1.0)
