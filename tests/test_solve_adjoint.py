@@ -57,3 +57,51 @@ def test_discrete_adjoint_recomputes_the_steps_in_the_backward_pass():
     plain, _ = integrate(field, y0, times, **kw)
     plain.sum().backward()
     torch.testing.assert_close(grad, field.A.grad, rtol=0, atol=1e-13)
+
+
+class _Segmentable(torch.nn.Module):
+    """dy/dt = tanh(y W^T + u(t)) - y over a path, offering the adjoint's segment protocol,
+    including ``with_path_tensors`` (the field reading leaf copies of its path's tensors)."""
+
+    def __init__(self, path, weight):
+        super().__init__()
+        self.path = path
+        self.weight = weight
+
+    def forward(self, t, y):
+        return torch.tanh(y @ self.weight.T + self.path.evaluate(t)) - y
+
+    def segment(self, j):
+        return _Segmentable(self.path.segment(j), self.weight)
+
+    def path_tensors(self):
+        return self.path.coefficients()
+
+    def with_path_tensors(self, tensors):
+        return _Segmentable(type(self.path)(self.path.times, tuple(tensors)), self.weight)
+
+
+@pytest.mark.parametrize("interpolation", ["hold", "cubic"])
+def test_adjoint_on_leaf_copies_of_the_path_gives_backprops_gradients(interpolation):
+    """The path is another computation's output (as layer 1's is for layer 2): the adjoint reads
+    leaf copies of its rows, and the gradients still reach the computation upstream."""
+    from rnnode._paths import make_path
+
+    torch.manual_seed(0)
+    times = torch.cat([torch.zeros(1), (0.5 + torch.rand(4)).cumsum(0)]).double()
+    upstream = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    weight = torch.nn.Parameter(0.5 * torch.randn(3, 3, dtype=torch.float64))
+    y0 = torch.zeros(2, 3, dtype=torch.float64)
+    grads = []
+    for adjoint in (False, True):
+        field = _Segmentable(make_path(interpolation, times, torch.sin(upstream)), weight)
+        traj, _ = integrate(
+            field, y0, times, method="dopri8", step_size=None, rtol=1e-11, atol=1e-11,
+            discontinuous=interpolation == "hold", adjoint=adjoint,
+        )  # fmt: skip
+        grads.append(torch.autograd.grad(traj.pow(2).sum(), [upstream, weight]))
+    # As for the stack (tests/test_solve.py): a held input's jumps cost the adjoint accuracy.
+    tol = 1e-6 if interpolation == "hold" else 1e-8
+    for a, b in zip(*grads, strict=True):
+        assert float(a.abs().max()) > 1e-2
+        torch.testing.assert_close(b, a, rtol=0, atol=tol)
