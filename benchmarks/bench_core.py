@@ -7,6 +7,7 @@ process per configuration.
     python benchmarks/bench_core.py            # T=256, batch 32, 16 -> 128, 4 layers
     python benchmarks/bench_core.py --quick    # a small smoke run
     python benchmarks/bench_core.py --out results.json
+    python benchmarks/bench_core.py --part adjoint_scaling   # adjoint time at T = 500..4000
 """
 
 from __future__ import annotations
@@ -120,13 +121,41 @@ def memory(lengths: list[int], batch: int, inputs: int, hidden: int, layers: int
     return rows
 
 
+def adjoint_scaling(lengths: list[int], method: str, batch: int = 8, hidden: int = 16) -> dict:
+    """Seconds of one adjoint forward + backward of a 2-layer sampled stack as T grows.
+
+    Issue: with sampled coupling and 2 or more layers, each per-interval adjoint of layer 2 read a
+    row of layer 1's output still attached to layer 1's whole graph (quadratic in T).
+    """
+    kwargs = {"method": method, "adjoint": True}
+    if method not in rnnode.FIXED_METHODS:
+        kwargs.update(rtol=1e-4, atol=1e-6)
+    rows = {}
+    for T in lengths:
+        torch.manual_seed(0)
+        model = rnnode.ODERNN(4, hidden, num_layers=2)
+        x = torch.randn(T, batch, 4)
+        seconds, _ = _fwd_bwd(model, x, **kwargs)
+        rows[T] = {"seconds": seconds}
+    base = rows[lengths[0]]["seconds"]
+    for T in lengths:
+        rows[T]["ratio_to_first"] = rows[T]["seconds"] / base
+        print(
+            f"  {method:7s} T={T:5d}  {rows[T]['seconds']:8.2f} s  "
+            f"time(T)/time({lengths[0]}) {rows[T]['ratio_to_first']:5.2f}  "
+            f"(linear: {T / lengths[0]:.1f})",
+            flush=True,
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument(
         "--part",
-        choices=("all", "timing", "memory"),
+        choices=("all", "timing", "memory", "adjoint_scaling"),
         default="all",
         help="run only the timings or only the memory measurements",
     )
@@ -161,6 +190,12 @@ def main(argv: list[str] | None = None) -> dict:
         mem_sizes = {k: v for k, v in sizes.items() if k != "T"}
         print(f"peak memory growth of one forward + backward (MiB), {MEMORY_SOLVE}:")
         results["memory"] = memory(lengths, **mem_sizes)
+    if args.part in ("all", "adjoint_scaling"):
+        lengths = [50, 100, 200] if args.quick else [500, 1000, 2000, 4000]
+        print("adjoint forward + backward, 2 layers, hidden 16, batch 8, sampled coupling:")
+        results["adjoint_scaling"] = {
+            method: adjoint_scaling(lengths, method) for method in ("rk4", "dopri5")
+        }
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
