@@ -39,6 +39,8 @@ from ._solve import ADAPTIVE_METHODS as ADAPTIVE_METHODS
 from ._solve import FIXED_METHODS as FIXED_METHODS
 from ._solve import METHODS as METHODS
 from ._solve import DivergenceError as DivergenceError
+from ._solve import SolverStats as SolverStats
+from ._solve import StepBudgetError as StepBudgetError
 from ._stack import ODERNN as ODERNN
 from ._stack import Solution as Solution
 
@@ -65,6 +67,8 @@ __all__ = [
     "ODERNN",
     "RelaxationField",
     "Solution",
+    "SolverStats",
+    "StepBudgetError",
     "SolveSettings",
     "VectorField",
     "from_torch",

@@ -87,6 +87,16 @@ class InputPath:
         """Every tensor ``evaluate`` reads: the coefficients, then the knot times."""
         return (*self.coefficients(), self.times)
 
+    def with_tensors(self, tensors: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> InputPath:
+        """The same path reading other tensors, in ``tensors()``'s order and shapes.
+
+        The adjoint reads leaf copies of a segment's tensors through this, so that
+        differentiating the field stops at the copies instead of walking the graph that made the
+        path (which made the adjoint's backward pass quadratic in T).
+        """
+        *coefficients, times = tensors
+        return _Segment(times, tuple(coefficients))
+
     def segment(self, j: int) -> InputPath:
         """The path on the single interval [t_j, t_{j+1}], closed at both ends.
 

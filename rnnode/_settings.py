@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._paths import INTERPOLATIONS
-from ._solve import FIXED_METHODS, METHODS
+from ._solve import FIXED_METHODS, check_method
 from ._validate import check_choice, check_positive
 
 __all__ = ["COUPLINGS", "NOT_GIVEN", "SolveSettings"]
@@ -76,7 +76,7 @@ class SolveSettings:
     coupling: str = "sampled"
 
     def __post_init__(self) -> None:
-        check_choice("method", self.method, METHODS)
+        check_method(self.method)  # says why the Adams methods and heun2 are refused
         step_size = check_positive("step_size", self.step_size, allow_none=True)
         if step_size is not None and self.method not in FIXED_METHODS:
             raise ValueError(

@@ -35,7 +35,7 @@ from torch import nn
 from ._fields import CELLS, VectorField, make_field
 from ._paths import HoldPath, InputPath, LinearPath, causal_samples, clock_path, make_path
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
-from ._solve import integrate
+from ._solve import SolverStats, integrate
 from ._topology import INPUT, Topology, check_layer
 from ._validate import (
     check_bool,
@@ -82,6 +82,9 @@ class Solution:
             each (num_layers, D, T, batch, hidden): entry k is the gate of the step into sample
             k + 1, ``gate_values(state at t_k, drive at t_k^+)`` (forward time order for both
             directions, as ``output``); otherwise None.
+        stats: ``rnnode.SolverStats`` of every solved ODE, keyed by (first layer, direction):
+            forward NFE, accepted and rejected steps, steps per sample interval, and the
+            backward NFE once ``backward()`` has run.
 
     For unbatched input the batch dimension is absent from all of them. ``layer_output(l)`` is
     layer l's output in the layout of ``output`` (time first); ``state_gradients(loss)`` the
@@ -94,6 +97,10 @@ class Solution:
     nfe: int
     hidden_size: int
     gates: dict[str, torch.Tensor] | None = None
+    #: Solver statistics per solved ODE: ``stats[(first layer of the group, direction)]``
+    #: (one group per layer with sampled coupling, one for the whole stack with continuous
+    #: coupling); ``backward_nfe`` fills in during ``backward()``.
+    stats: dict[tuple[int, int], SolverStats] = dataclass_field(default_factory=dict)
     # Per-layer (D, T + 1, batch, state) trajectories; ``states`` stacks them only when asked,
     # so a plain forward call copies no trajectory it does not return.
     _layer_states: tuple[torch.Tensor, ...] = dataclass_field(default=(), repr=False)
@@ -226,6 +233,28 @@ class _StackODE(nn.Module):
         paths = [*self.paths, self.speed, self.clock]
         return tuple(c for p in paths if p is not None for c in p.tensors())
 
+    def with_path_tensors(self, tensors: Sequence[torch.Tensor]) -> _StackODE:
+        """The same stack with its paths reading ``tensors`` (``path_tensors()``'s order)."""
+        rest = list(tensors)
+        rebuilt: list[InputPath | None] = []
+        for path in [*self.paths, self.speed, self.clock]:
+            if path is None:
+                rebuilt.append(None)
+                continue
+            n = len(path.tensors())
+            rebuilt.append(path.with_tensors(rest[:n]))
+            rest = rest[n:]
+        *paths, speed, clock = rebuilt
+        return _StackODE(
+            self.fields,
+            paths,
+            self.internal,
+            self.raw_columns,
+            self._internal_weights,
+            speed,
+            clock,
+        )
+
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = s if self.clock is None else self.clock.evaluate(s)
         if len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
@@ -312,6 +341,7 @@ class _Solved:
     states: tuple[torch.Tensor, ...]  # per layer (T + 1, B, S); for the stack (D, T + 1, B, S)
     nfe: int
     gates: list[dict[str, torch.Tensor]] | None
+    stats: dict[tuple[int, int], SolverStats] = dataclass_field(default_factory=dict)
 
 
 class ODERNN(nn.Module):
@@ -631,6 +661,7 @@ class ODERNN(nn.Module):
         layer_states: list[torch.Tensor] = [x] * self.num_layers
         gates: list[dict[str, torch.Tensor]] = [{}] * self.num_layers
         nfe = 0
+        stats: dict[tuple[int, int], SolverStats] = {}
         for group in self.topology.groups(plan.settings.coupling):
             solved = []
             for direction in range(self.num_directions):
@@ -647,7 +678,11 @@ class ODERNN(nn.Module):
                     plan.h0,
                     plan.grid,
                     plan.settings.interpolation,
-                    dict(plan.solve_kw, probes=None if probe is None else probe.tensor),
+                    dict(
+                        plan.solve_kw,
+                        probes=None if probe is None else probe.tensor,
+                        stats=stats.setdefault((group[0], direction), SolverStats()),
+                    ),
                     return_gates=plan.return_gates,
                     detach=plan.detach_layers,
                 )
@@ -661,7 +696,7 @@ class ODERNN(nn.Module):
                 outputs[layer] = self.topology.layer_output(hidden)
                 if self.dropout and self.training and layer < self.num_layers - 1:
                     outputs[layer] = F.dropout(outputs[layer], self.dropout, training=True)
-        return _Solved(tuple(layer_states), nfe, gates if plan.return_gates else None)
+        return _Solved(tuple(layer_states), nfe, gates if plan.return_gates else None, stats)
 
     def _solve_group(
         self,
@@ -879,6 +914,7 @@ class ODERNN(nn.Module):
             solved.nfe,
             H,
             gates=gates,
+            stats=solved.stats,
             _layer_states=solved.states,
             _unbatched=unbatched,
             _probes=tuple(plan.probes),

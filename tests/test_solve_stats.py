@@ -1,7 +1,9 @@
 """SolverStats: forward and backward evaluations, accepted and rejected steps per interval."""
 
+import pytest
 import torch
 
+import rnnode
 from rnnode._paths import make_path
 from rnnode._solve import SolverStats, integrate
 
@@ -67,3 +69,42 @@ def test_stats_add_up_over_solves():
             step_size=None, rtol=1e-6, atol=1e-8, discontinuous=True, stats=stats,
         )  # fmt: skip
     assert stats.steps_per_interval == [2, 2, 2] and stats.nfe == 6
+
+
+# -- through the stack: Solution.stats ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("coupling", "keys"), [("sampled", {(0, 0), (1, 0)}), ("continuous", {(0, 0)})]
+)
+def test_solution_stats_per_solved_ode_add_up_to_the_nfe(coupling, keys):
+
+    torch.manual_seed(0)
+    model = rnnode.ODERNN(2, 3, 2).double()
+    x = torch.randn(6, 2, 2, dtype=torch.float64)
+    solution = model.solve(x, method="rk4", step_size=0.5, coupling=coupling)
+    assert set(solution.stats) == keys
+    assert sum(s.nfe for s in solution.stats.values()) == solution.nfe
+    for s in solution.stats.values():
+        assert s.steps_per_interval == [2] * 6 and s.rejected_steps == 0
+
+
+def test_adjoint_through_the_stack_reads_leaf_copies_and_matches_backprop():
+    # Two layers, sampled coupling: layer 2's per-interval adjoints read layer 1's outputs through
+    # leaf copies (_StackODE.with_path_tensors), and the gradients still equal backprop's to the
+    # solver's tolerance (rtol = atol = 1e-9: the continuous adjoint's error scales with it).
+
+    torch.manual_seed(1)
+    model = rnnode.ODERNN(2, 3, 2, cell="gru").double()
+    x = torch.randn(8, 2, 2, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for adjoint in (False, True):
+        model.zero_grad()
+        x.grad = None
+        solution = model.solve(x, method="dopri5", rtol=1e-9, atol=1e-9, adjoint=adjoint)
+        solution.output.pow(2).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()] + [x.grad.clone()])
+        if adjoint:
+            assert all(s.backward_nfe > 0 for s in solution.stats.values())
+    for plain, adj in zip(*grads, strict=True):
+        torch.testing.assert_close(adj, plain, rtol=1e-6, atol=1e-8)
