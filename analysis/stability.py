@@ -29,9 +29,9 @@ import torch.autograd.forward_ad as fwAD
 from numpy.typing import ArrayLike
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
-from torchdiffeq import odeint
 
 from rnnode import FIXED_METHODS, ODERNN, DivergenceError
+from rnnode._solve import integrate
 
 from ._common import check_real
 
@@ -614,6 +614,14 @@ def _steps(name: str, span: float, step_size: float | None) -> int:
     return count
 
 
+def _on_grid(func, y0: torch.Tensor, grid: torch.Tensor, method: str) -> torch.Tensor:
+    """The state at ``grid[-1]``: one fixed step of ``method`` per grid interval."""
+    trajectory, _ = integrate(
+        func, y0, grid, method=method, step_size=None, rtol=1e-6, atol=1e-8, discontinuous=False
+    )
+    return trajectory[-1]
+
+
 def lyapunov_exponents(
     model: ODERNN,
     h0: torch.Tensor,
@@ -702,15 +710,15 @@ def lyapunov_exponents(
     h = flat_h.reshape(B, n)
     with torch.no_grad():
         if transient > 0:
-            # No step_size option: torchdiffeq's fixed solvers then step exactly on the grid.
+            # One step per grid interval: rnnode's own fixed-step solve on the grid.
             span0 = grid(float(transient), _steps("transient", transient, step_size))
-            h = odeint(field, h, span0, method=method)[-1]
+            h = _on_grid(field, h, span0, method)
             check(h, f"during the transient (t <= {transient:g})")
         V = torch.eye(n, k, dtype=dtype).expand(B, n, k)
         total = torch.zeros(B, k, dtype=dtype)
         for i in range(count):
             y = torch.cat([h, V.reshape(B, -1)], dim=-1)
-            y = odeint(tangent_flow, y, span, method=method)[-1]
+            y = _on_grid(tangent_flow, y, span, method)
             check(y, f"by t = {transient + (i + 1) * interval:g}")
             h = y[:, :n]
             V, R = torch.linalg.qr(y[:, n:].reshape(B, n, k))
