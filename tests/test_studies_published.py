@@ -40,7 +40,7 @@ def runs(tmp_path_factory):
     done = {}
     for name, module in STUDIES.items():
         metrics = run_study(module, out=out, quick=True, seed=0, workers=1, show_progress=False)
-        done[name] = (out / name, metrics)
+        done[name] = (out / f"{name}-quick", metrics)  # quick runs: OUT/NAME-quick
     return done
 
 
