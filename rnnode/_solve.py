@@ -132,7 +132,10 @@ class SolverStats:
 
 
 def check_method(method: object) -> str:
-    """``method`` if rnnode supports it; a ValueError that says why otherwise."""
+    """``method`` if rnnode supports it; a ValueError that says why otherwise (TypeError for a
+    value that is not a method name at all)."""
+    if not isinstance(method, str):
+        raise TypeError(f"method: expected one of {METHODS}, got {type(method).__name__}")
     if method in _REFUSED:
         raise ValueError(
             f"method: {method!r} is not supported: {_REFUSED[method]}; expected one of {METHODS}"

@@ -55,7 +55,7 @@ def test_quick_run_writes_files_and_claims_with_evidence(runs, name):
     for claim in metrics["claims"].values():
         assert claim["statement"]
         if claim["kind"] == "finding":
-            lo, hi = claim["interval"]
+            lo, hi = (float(v) for v in claim["interval"])  # JSON keeps +-inf as strings
             assert lo <= claim["value"] <= hi or claim["seeds"] < 3
             assert claim["control"]["label"] and claim["seeds"] >= 2
             assert claim["verdict"] in ("supported", "not supported", "inconclusive")
