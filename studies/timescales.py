@@ -70,6 +70,7 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 from torch import nn
 
 import rnnode
@@ -726,9 +727,12 @@ def theory_part(cfg: dict[str, Any]) -> dict[str, Any]:
     continuous."""
     omegas = np.array(cfg["omegas"])
     kw = {"num_steps": cfg["probe_steps"], "transient": cfg["probe_steps"] // 2}
-    out: dict[str, Any] = {"omegas": omegas}
+    dense = np.geomspace(omegas[0], omegas[-1], 200)
+    out: dict[str, Any] = {"omegas": omegas, "dense_omegas": dense}
     for name, weights in (("low_pass", LOW_PASS), ("high_pass", HIGH_PASS)):
-        theory = np.array([f(omegas) for f in _formula("discrete", weight_hh=list(weights))])
+        fns = _formula("discrete", weight_hh=list(weights))
+        theory = np.array([f(omegas) for f in fns])
+        out[f"{name}_dense"] = np.array([f(dense) for f in fns])
         linear = _probe(linear_stack("linear", weights), omegas, 1.0, **kw)
         out[f"{name}_theory"] = theory
         out[f"{name}_measured"] = linear
@@ -748,7 +752,10 @@ def theory_part(cfg: dict[str, Any]) -> dict[str, Any]:
         method="rk4",
         interpolation="cubic",
     )
+    c_dense = np.geomspace(c_omegas[0], c_omegas[-1], 200)
     out.update(
+        continuous_dense_omegas=c_dense,
+        continuous_dense=np.array([f(c_dense) for f in fns]),
         continuous_omegas=c_omegas,
         continuous_theory=c_theory,
         continuous_measured=c_measured,
@@ -889,6 +896,17 @@ def run(ctx: Context) -> dict[str, Any]:
 # -- figures ------------------------------------------------------------------------------------
 
 
+def _log_axes(ax: Any, x: bool = True) -> None:
+    """Log scales with plain tick labels (no mathtext: much faster to lay out) and no minor
+    labels."""
+    for axis, on in ((ax.xaxis, x), (ax.yaxis, True)):
+        if not on:
+            continue
+        (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _analysed(seeds: list[int], cond: dict[str, Any], which: str) -> list[dict[str, Any]]:
     """The ``which`` ("trained" or "untrained") analyses of a condition's analysed seeds."""
     used = set(cond["analysed_seeds"])
@@ -927,7 +945,7 @@ def _figures(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> None:
                     color="r",
                     markersize=5,
                 )
-        ax.set_yscale("log")
+        _log_axes(ax, x=False)
         ax.set_xticks(layers)
         ax.set_xlabel("layer")
         ax.set_title(LABELS[measure], fontsize=9)
@@ -978,13 +996,12 @@ def _figures(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> None:
                 label=f"layer {l + 1} (argmax on edge: {int(edge[:, l].sum())}/{len(chosen)})",
             )
             ax.axvline(np.exp(np.log(centres[:, l]).mean()), color=f"C{l}", linestyle=":")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log_axes(ax)
         ax.set_xlabel("omega (rad / step)")
         ax.set_title(
             "untrained" if label == "untrained" else f"trained, readout {label}", fontsize=9
         )
-        ax.legend(fontsize=6, loc="lower left")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2)
     axes[0].set_ylabel("gain from layer l-1 (normalised)")
     fig.suptitle(
         "Claim: the layers tile the spectrum (band centres, dotted, spread wider than untrained)",
@@ -1007,11 +1024,11 @@ def _figures(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> None:
     fig = Figure(figsize=(12, 3.6), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = [
-        ("low_pass", theory["omegas"], LOW_PASS, "a"),
-        ("high_pass", theory["omegas"], HIGH_PASS, "a"),
-        ("continuous", theory["continuous_omegas"], TAUS, "tau"),
+        ("low_pass", theory["omegas"], theory["dense_omegas"], LOW_PASS, "a"),
+        ("high_pass", theory["omegas"], theory["dense_omegas"], HIGH_PASS, "a"),
+        ("continuous", theory["continuous_omegas"], theory["continuous_dense_omegas"], TAUS, "tau"),
     ]
-    for ax, (name, w, params, symbol) in zip(axes, panels, strict=True):
+    for ax, (name, w, dense, params, symbol) in zip(axes, panels, strict=True):
         for l, p in enumerate(params):
             ax.plot(
                 w,
@@ -1021,15 +1038,14 @@ def _figures(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> None:
                 markersize=4,
                 label=f"layer {l + 1}, {symbol} = {p:g}",
             )
-            ax.plot(w, theory[f"{name}_theory"][l], "--", color="k", linewidth=1, zorder=3)
+            ax.plot(dense, theory[f"{name}_dense"][l], "--", color="k", linewidth=1, zorder=3)
         if name == "low_pass":
             for row in theory["tanh_measured"]:
                 ax.plot(w, row, "x", color="k", markersize=4)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("omega")
+        _log_axes(ax)
+        ax.set_xlabel("omega (rad / unit time)")
         ax.set_title(name.replace("_", "-"), fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2)
     axes[0].set_ylabel("gain from the input")
     fig.suptitle(
         "Verification: sine probes (markers; x: tanh at 1e-5) equal the sympy formula (dashed)",

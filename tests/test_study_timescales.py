@@ -282,7 +282,7 @@ def test_quick_run_keeps_every_seed_and_recomputes_its_statistics(quick):
         assert local["value"] == cond["statistics"]["local"]["trained"]["mean"]
 
 
-def test_quick_points_are_kept_apart_and_a_rerun_says_what_it_reused(quick, tmp_path):
+def test_quick_points_are_kept_apart_and_counted(quick):
     folder, m = quick
     assert m["points_reused"] == 0 and m["points"] == 2 * m["settings"]["seeds"]
     assert len(list((folder / "points-quick").glob("*.json"))) == m["points"]
