@@ -70,7 +70,7 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from torch import nn
 
 import rnnode
@@ -903,6 +903,7 @@ def _log_axes(ax: Any, x: bool = True) -> None:
         if not on:
             continue
         (ax.set_xscale if axis is ax.xaxis else ax.set_yscale)("log")
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
 
