@@ -288,8 +288,11 @@ class UnitTauField(rnnode.ElmanField):
         tau = torch.as_tensor(tau, dtype=torch.get_default_dtype())
         if tau.shape != (hidden_size,) or not bool((tau > 1).all()):
             raise ValueError(f"tau: expected ({hidden_size},) values > 1, got {tau}")
-        self._unit_tau = False
         self.raw_tau = nn.Parameter(torch.log(torch.expm1(tau - 1)))
+
+    @property
+    def _unit_tau(self) -> bool:
+        return False  # the per-unit tau always divides the rate
 
     @property
     def tau(self) -> torch.Tensor:

@@ -23,7 +23,7 @@ from rnnode.studies import timescales as ts
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     metrics = run_study(ts, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return out / "timescales", metrics
+    return out / "timescales-quick", metrics  # quick runs: OUT/NAME-quick
 
 
 # -- the chain and its filter -------------------------------------------------------------------
@@ -244,7 +244,7 @@ def test_quick_run_records_every_claim_with_its_evidence(quick):
             assert claim["value"] < claim["bound"]
             continue
         assert isinstance(claim["value"], float)
-        lo, hi = claim["interval"]
+        lo, hi = (float(v) for v in claim["interval"])  # JSON keeps +-inf as strings
         assert lo <= claim["value"] <= hi or not math.isfinite(lo)
         assert claim["control"]["label"] and claim["control"]["value"] is not None
         assert claim["seeds"] >= 2 and claim["bound"] == 0.0
