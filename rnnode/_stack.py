@@ -215,8 +215,18 @@ class _StackODE(nn.Module):
 
     def segment(self, j: int) -> _StackODE:
         """The same stack driven by its paths' interval j only (see ``InputPath.segment``)."""
-        paths = [None if p is None else p.segment(j) for p in self.paths]
-        speed, clock = (None if p is None else p.segment(j) for p in (self.speed, self.clock))
+        *paths, speed, clock = (
+            None if p is None else p.segment(j) for p in (*self.paths, self.speed, self.clock)
+        )
+        return self._with_paths(paths, speed, clock)
+
+    def _with_paths(
+        self,
+        paths: Sequence[InputPath | None],
+        speed: InputPath | None,
+        clock: InputPath | None,
+    ) -> _StackODE:
+        """The same layers and weights (shared, not copied) reading other paths."""
         return _StackODE(
             self.fields,
             paths,
@@ -245,15 +255,7 @@ class _StackODE(nn.Module):
             rebuilt.append(path.with_tensors(rest[:n]))
             rest = rest[n:]
         *paths, speed, clock = rebuilt
-        return _StackODE(
-            self.fields,
-            paths,
-            self.internal,
-            self.raw_columns,
-            self._internal_weights,
-            speed,
-            clock,
-        )
+        return self._with_paths(paths, speed, clock)
 
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = s if self.clock is None else self.clock.evaluate(s)
