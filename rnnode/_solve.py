@@ -410,9 +410,9 @@ def _step_counts(times: torch.Tensor, step_size: float | None) -> list[int]:
     return [max(1, math.ceil(abs(w) / step_size * (1 - 1e-12))) for w in widths.tolist()]
 
 
-def _steps(step, starts, widths, ends, first, count, y):
-    for i in range(first, first + count):
-        y = y + step(starts[i], widths[i], ends[i], y)
+def _steps(step, starts, widths, ends, y):
+    for start, width, end in zip(starts, widths, ends, strict=True):
+        y = y + step(start, width, end, y)
     return y
 
 
@@ -430,10 +430,13 @@ def _run_fixed(step, y0, grid, counts, probes=None, recompute=False):
     ends = grid[1:].unbind(0)
     first = 0
     for k, count in enumerate(counts):
+        # Only this interval's grid goes to the (checkpointed) steps: checkpoint flattens its
+        # arguments at every call, and the whole grid's would make the solve quadratic in T.
+        piece = tuple(g[first : first + count] for g in (starts, widths, ends))
         if recompute:
-            y = checkpoint(_steps, step, starts, widths, ends, first, count, y, use_reentrant=False)
+            y = checkpoint(_steps, step, *piece, y, use_reentrant=False)
         else:
-            y = _steps(step, starts, widths, ends, first, count, y)
+            y = _steps(step, *piece, y)
         first += count
         if probes is not None:
             y = y + probes[k + 1]
