@@ -16,9 +16,15 @@ median of 3 runs; loops: one run over all points):
    per point. ``stability_map`` splits its batched eigenvalue call over 2 threads.
    The fixed points come from one full ``stability_map`` (timed separately, Newton
    included) and are handed to both sides.
+4. ``find_fixed_points`` of a multistable GRU (hidden 24, recurrent weights doubled) from 256
+   starts on its own trajectories, all starts batched, against the same search run start by
+   start (Sussillo & Barak's per-start loop; the FixedPointFinder toolbox batches too). Both
+   sides take the same Adam steps and Newton polish; every point the loop finds is matched
+   to a batched one.
 
-Run: ``python benchmarks/bench_analysis.py`` (about 2-3 minutes on 2 cores), ``--quick`` for a
-tiny run, ``--out results.json`` to also write the numbers as JSON.
+Run: ``python benchmarks/bench_analysis.py`` (about 15 minutes on a quiet core: the loops are
+slow), ``--only NAME`` for one of ``gain``, ``response``, ``stability``, ``fixed_points``,
+``--quick`` for a tiny run, ``--out results.json`` to also write the numbers as JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +41,12 @@ import torch
 import rnnode
 from rnnode.analysis.gain import measure_gain
 from rnnode.analysis.linear import frequency_response, linearize
-from rnnode.analysis.stability import STEP_POLYNOMIALS, fixed_points, stability_map
+from rnnode.analysis.stability import (
+    STEP_POLYNOMIALS,
+    find_fixed_points,
+    fixed_points,
+    stability_map,
+)
 
 
 def _timed(fn, repeats: int = 1):
@@ -191,6 +202,46 @@ def bench_stability(grid: int, hidden: int, num_layers: int, method: str, dt: fl
     }
 
 
+def bench_fixed_points(num_starts: int, hidden: int, opt_steps: int) -> dict:
+    """``find_fixed_points`` from ``num_starts`` starts at once against one call per start."""
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(3, hidden, 1, dtype=torch.float64)
+    with torch.no_grad():
+        gru.weight_hh_l0.mul_(2.0)  # multistable: several fixed points and saddles
+    model = rnnode.from_torch(gru)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 16, 3, dtype=torch.float64, generator=generator)
+    with torch.no_grad():
+        states = model.solve(x).states[:, 0].permute(1, 2, 0, 3).reshape(-1, 1, hidden)
+    pick = torch.randperm(len(states), generator=generator)[:num_starts]
+    starts = states[pick]
+    zero = torch.zeros(3, dtype=torch.float64)
+
+    def search(batch):
+        return find_fixed_points(model, zero, batch, kind="discrete", opt_steps=opt_steps)
+
+    batched, t_batch = _timed(lambda: search(starts), repeats=3)
+    loop, t_loop = _timed(lambda: [search(starts[i : i + 1]) for i in range(num_starts)])
+    found = [p for result in loop for p in result.points]
+    # every point the loop keeps is one of the batched search's points (same Adam, same Newton)
+    distance = max(
+        (float((batched.points - p).abs().amax(dim=(1, 2)).min()) for p in found), default=0.0
+    )
+    return {
+        "starts": num_starts,
+        "hidden": hidden,
+        "opt_steps": opt_steps,
+        "points": len(batched.points),
+        "classes": {
+            c: batched.classification.count(c) for c in sorted(set(batched.classification))
+        },
+        "batched_s": t_batch,
+        "loop_s": t_loop,
+        "ratio": t_loop / t_batch,
+        "max_distance_loop_to_batched": distance,
+    }
+
+
 def _write_json(path: str, results: dict) -> None:
     """Write atomically: a temporary file in the same folder, then os.replace."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -210,56 +261,82 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--out", help="write the results as JSON to this path")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--only", choices=("gain", "response", "stability", "fixed_points"), help="one part"
+    )
     args = parser.parse_args(argv)
     # One thread by default: on a shared machine, OpenMP threads that wait on busy cores
     # slow small operations by orders of magnitude and would distort both sides.
     torch.set_num_threads(args.threads)
-    if args.quick:
-        gain = bench_gain(num_freqs=16, num_layers=4, hidden=4, num_steps=60)
-        resp = bench_frequency_response(num_freqs=16, num_layers=2, hidden=8, num_steps=400)
-        stab = bench_stability(grid=8, hidden=4, num_layers=2, method="rk4", dt=0.5)
-    else:
-        gain = bench_gain(num_freqs=256, num_layers=4, hidden=16, num_steps=200)
-        resp = bench_frequency_response(num_freqs=256, num_layers=4, hidden=64, num_steps=400)
-        stab = bench_stability(grid=64, hidden=32, num_layers=2, method="rk4", dt=0.5)
-    results = {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "quick": args.quick,
-        "measure_gain": gain,
-        "frequency_response": resp,
-        "stability_map": stab,
+    sizes = {
+        "gain": dict(num_freqs=256, num_layers=4, hidden=16, num_steps=200),
+        "response": dict(num_freqs=256, num_layers=4, hidden=64, num_steps=400),
+        "stability": dict(grid=64, hidden=32, num_layers=2, method="rk4", dt=0.5),
+        "fixed_points": dict(num_starts=256, hidden=24, opt_steps=200),
     }
+    if args.quick:
+        sizes = {
+            "gain": dict(num_freqs=16, num_layers=4, hidden=4, num_steps=60),
+            "response": dict(num_freqs=16, num_layers=2, hidden=8, num_steps=400),
+            "stability": dict(grid=8, hidden=4, num_layers=2, method="rk4", dt=0.5),
+            "fixed_points": dict(num_starts=6, hidden=6, opt_steps=20),
+        }
+    benches = {
+        "gain": ("measure_gain", bench_gain),
+        "response": ("frequency_response", bench_frequency_response),
+        "stability": ("stability_map", bench_stability),
+        "fixed_points": ("find_fixed_points", bench_fixed_points),
+    }
+    results = {"torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick}
+    for part, (key, bench) in benches.items():
+        if args.only in (None, part):
+            results[key] = bench(**sizes[part])
     print(f"torch {results['torch']}, {results['threads']} thread(s)")
-    print(
-        f"measure_gain, {gain['frequencies']} frequencies x {gain['layers']} layers "
-        f"(hidden {gain['hidden']}, {gain['steps']} steps): batched {gain['batched_s']:.3f} s, "
-        f"loop {gain['loop_s']:.3f} s, ratio {gain['ratio']:.1f}x "
-        f"(max |difference| {gain['max_abs_difference']:.1e})"
-    )
-    print(
-        f"frequency_response, {resp['frequencies']} frequencies x {resp['layers']} layers "
-        f"(hidden {resp['hidden']}, {resp['states']} states): numeric {resp['numeric_s']:.3f} s, "
-        f"sine probes ({resp['probe_steps']} steps) {resp['sine_probe_s']:.2f} s "
-        f"(ratio {resp['ratio_to_sine_probes']:.1f}x), numpy.linalg.solve loop "
-        f"{resp['numpy_loop_s']:.3f} s (ratio {resp['ratio_to_numpy_loop']:.1f}x); max relative "
-        f"difference {resp['max_rel_difference_numpy']:.1e} to numpy, "
-        f"{resp['max_rel_difference_probes']:.1e} to the probes"
-    )
-    print(
-        f"stability map {stab['grid']} x {stab['grid']}, {stab['layers']} layers x hidden "
-        f"{stab['hidden']} ({stab['jacobian_size']} x {stab['jacobian_size']} Jacobians, "
-        f"{stab['method']} dt={stab['dt']}): full map with Newton "
-        f"{stab['full_map_with_newton_s']:.2f} s; spectra batched "
-        f"{stab['batched_spectra_s']:.2f} s, loop {stab['loop_spectra_s']:.2f} s, "
-        f"ratio {stab['ratio']:.1f}x "
-        f"(max |difference| {stab['max_abs_difference_max_real']:.1e} in max Re, "
-        f"{stab['max_abs_difference_radius']:.1e} in radius)"
-    )
-    print(
-        f"  of which eigenvalues: batched blocks {stab['eigenvalues_batched_blocks_s']:.2f} s, "
-        f"loop {stab['eigenvalues_loop_s']:.2f} s, ratio {stab['eigenvalue_ratio']:.1f}x"
-    )
+    if "measure_gain" in results:
+        gain = results["measure_gain"]
+        print(
+            f"measure_gain, {gain['frequencies']} frequencies x {gain['layers']} layers "
+            f"(hidden {gain['hidden']}, {gain['steps']} steps): batched {gain['batched_s']:.3f} s, "
+            f"loop {gain['loop_s']:.3f} s, ratio {gain['ratio']:.1f}x "
+            f"(max |difference| {gain['max_abs_difference']:.1e})"
+        )
+    if "frequency_response" in results:
+        resp = results["frequency_response"]
+        print(
+            f"frequency_response, {resp['frequencies']} frequencies x {resp['layers']} layers "
+            f"(hidden {resp['hidden']}, {resp['states']} states): "
+            f"numeric {resp['numeric_s']:.3f} s, "
+            f"sine probes ({resp['probe_steps']} steps) {resp['sine_probe_s']:.2f} s "
+            f"(ratio {resp['ratio_to_sine_probes']:.1f}x), numpy.linalg.solve loop "
+            f"{resp['numpy_loop_s']:.3f} s (ratio {resp['ratio_to_numpy_loop']:.1f}x); "
+            f"max relative "
+            f"difference {resp['max_rel_difference_numpy']:.1e} to numpy, "
+            f"{resp['max_rel_difference_probes']:.1e} to the probes"
+        )
+    if "stability_map" in results:
+        stab = results["stability_map"]
+        print(
+            f"stability map {stab['grid']} x {stab['grid']}, {stab['layers']} layers x hidden "
+            f"{stab['hidden']} ({stab['jacobian_size']} x {stab['jacobian_size']} Jacobians, "
+            f"{stab['method']} dt={stab['dt']}): full map with Newton "
+            f"{stab['full_map_with_newton_s']:.2f} s; spectra batched "
+            f"{stab['batched_spectra_s']:.2f} s, loop {stab['loop_spectra_s']:.2f} s, "
+            f"ratio {stab['ratio']:.1f}x "
+            f"(max |difference| {stab['max_abs_difference_max_real']:.1e} in max Re, "
+            f"{stab['max_abs_difference_radius']:.1e} in radius)"
+        )
+        print(
+            f"  of which eigenvalues: batched blocks {stab['eigenvalues_batched_blocks_s']:.2f} s, "
+            f"loop {stab['eigenvalues_loop_s']:.2f} s, ratio {stab['eigenvalue_ratio']:.1f}x"
+        )
+    if "find_fixed_points" in results:
+        fp = results["find_fixed_points"]
+        print(
+            f"find_fixed_points, {fp['starts']} starts, GRU hidden {fp['hidden']}, "
+            f"{fp['opt_steps']} Adam steps + Newton: batched {fp['batched_s']:.2f} s, per-start "
+            f"loop {fp['loop_s']:.1f} s, ratio {fp['ratio']:.1f}x ({fp['points']} points "
+            f"{fp['classes']}; loop's points within {fp['max_distance_loop_to_batched']:.1e})"
+        )
     if args.out:
         _write_json(args.out, results)
     return results

@@ -6,27 +6,34 @@ Task: three input channels carry sparse pulses (+1 or -1 with probability ``PULS
 channel, and a pulse on every channel at t = 1); each output must hold the sign of its channel's
 last pulse. A ``torch.nn.GRU`` (1 layer, and a 2-layer stack in the full run) with a linear
 readout is trained on the per-step squared error (Adam), then turned into the equivalent
-``rnnode.ODERNN`` (``rnnode.from_torch``: Euler step 1 = the GRU). Its fixed points at zero input
-are found by ``rnnode.analysis.stability.fixed_points`` (Newton from many starts, batched,
-de-duplicated) and classified by the step map's Jacobian eigenvalues mu = 1 + lambda
-(``rnnode.analysis.stability.eigenvalues``): stable (every |mu| < 1), saddle with k unstable
-directions, or unstable (every |mu| > 1).
+``rnnode.ODERNN`` (``rnnode.from_torch``: Euler step 1 = the GRU). Its fixed and slow points at
+zero input are found by ``rnnode.analysis.find_fixed_points`` as in Sussillo & Barak and the
+FixedPointFinder toolbox (Golub & Sussillo 2018): starts sampled from the network's own
+trajectories on test sequences, jittered by Gaussian noise, q(h) = |step(h) - h|^2 / 2 minimised
+by Adam over all starts at once, Newton polish, de-duplication; each point classified by the step
+map's multipliers: stable (every |mu| < 1), saddle with k unstable directions, or unstable.
 
 Published picture: 8 stable fixed points, one per memory corner (the readout's sign pattern), with
-saddles between them.
+saddles between them (one unstable direction: the boundary between two memories).
 
 Claims (rules fixed before any run):
-- ``points_are_roots`` (verification): every returned point has max |F(h*, 0)| < 1e-9.
-- ``eight_stable_points`` (finding): per trained 1-layer GRU, |number of stable points - 8|, mean
-  over seeds, below 0.5.
+- ``points_are_roots`` (verification): every point kept as fixed has max |step(h*) - h*| below
+  Newton's tolerance, recomputed here on the ODERNN.
+- ``eight_stable_points`` (finding): per trained 1-layer GRU, |number of stable points - 8|;
+  mean over seeds below 0.5. Control: the same count on the untrained GRUs (same seeds).
 - ``corners_covered`` (finding): per trained 1-layer GRU, 8 minus the number of distinct readout
-  sign patterns among its stable points, mean over seeds, below 0.5.
+  sign patterns among its stable points; mean over seeds below 0.5. Control: untrained GRUs.
+- ``saddles_are_index_one`` (finding): per trained 1-layer GRU, the fraction of its saddles with
+  exactly one unstable direction; mean over seeds above 0.5.
+- ``stack_eight_stable_points`` (finding, full run): the first claim for the 2-layer stack (its
+  joint state: both layers' hidden states).
+Every finding: bootstrap interval over seeds and the sign test (``ctx.finding_over_seeds``).
 
 Figure ``fixed_points``: test trajectories and the fixed points in the top-3 principal
-components of the states (first seed of each variant), coloured by class.
+components of the top layer's states (first seed of each variant), coloured by class.
 
-Full run: not completed on the 2 shared cores (one 1-layer seed took 12 min wall at load
-average 15; the whole run needs about an hour there). The quick setting takes seconds.
+Full run: 5 seeds of each variant (each point one sweep point: parallel and resumable); about
+12 minutes on one core of the 2-core development machine. The quick setting takes seconds.
 """
 
 from __future__ import annotations
@@ -38,13 +45,11 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
-from rnnode.analysis.stability import eigenvalues, fixed_points
+from rnnode.analysis import find_fixed_points
 
-from ._run import Context, one_thread
-from ._stats import bootstrap_interval
+from ._run import Context
 
 PULSE = 0.05
-ROOT_TOL = 1e-9
 BITS = 3
 
 
@@ -60,6 +65,8 @@ def settings(quick: bool) -> dict[str, Any]:
             "lr": 1e-2,
             "seeds": 2,
             "starts": 64,
+            "noise": 0.1,
+            "opt_steps": 50,
         }
     return {
         "variants": {"gru1": 1, "gru2": 2},
@@ -68,8 +75,10 @@ def settings(quick: bool) -> dict[str, Any]:
         "batch": 64,
         "steps": 1500,
         "lr": 5e-3,
-        "seeds": 3,
-        "starts": 512,
+        "seeds": 5,
+        "starts": 1024,
+        "noise": 0.1,
+        "opt_steps": 400,
     }
 
 
@@ -88,69 +97,111 @@ def flip_flop(batch: int, length: int, generator: torch.Generator) -> tuple:
     return x, y
 
 
-def train(layers: int, cfg: dict, seed: int) -> tuple[torch.nn.GRU, torch.nn.Linear, float]:
-    """A GRU and readout trained on the flip-flop task; the test mean squared error."""
+def _networks(layers: int, cfg: dict, seed: int) -> tuple[torch.nn.GRU, torch.nn.Linear]:
     torch.manual_seed(seed)
     gru = torch.nn.GRU(BITS, cfg["hidden"], layers, dtype=torch.float64)
     head = torch.nn.Linear(cfg["hidden"], BITS, dtype=torch.float64)
-    params = list(gru.parameters()) + list(head.parameters())
-    optimiser = torch.optim.Adam(params, lr=cfg["lr"])
+    return gru, head
+
+
+def train(gru: torch.nn.GRU, head: torch.nn.Linear, cfg: dict, seed: int) -> list[float]:
+    """Train ``gru`` and ``head`` in place on the flip-flop task; the loss every 50 steps."""
+    optimiser = torch.optim.Adam(list(gru.parameters()) + list(head.parameters()), lr=cfg["lr"])
     generator = torch.Generator().manual_seed(seed + 11)
-    for _ in range(cfg["steps"]):
+    curve = []
+    for step in range(cfg["steps"]):
         x, y = flip_flop(cfg["batch"], cfg["length"], generator)
         loss = ((head(gru(x)[0]) - y) ** 2).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        if step % 50 == 0 or step == cfg["steps"] - 1:
+            curve.append(float(loss.detach()))
+    return curve
+
+
+def test_mse(gru: torch.nn.GRU, head: torch.nn.Linear, cfg: dict, seed: int) -> float:
+    """Mean squared error on 256 fresh test sequences."""
     x, y = flip_flop(256, cfg["length"], torch.Generator().manual_seed(seed + 99))
     with torch.no_grad():
-        mse = float(((head(gru(x)[0]) - y) ** 2).mean())
-    return gru, head, mse
+        return float(((head(gru(x)[0]) - y) ** 2).mean())
 
 
-def classify(model: rnnode.ODERNN, points: torch.Tensor) -> list[dict[str, Any]]:
-    """Each point's residual, step-map eigenvalue moduli and class."""
-    x = torch.zeros(model.input_size, dtype=torch.float64)
-    out = []
-    with torch.no_grad():
-        residual = model.joint_field(points, x.expand(len(points), -1)).abs().amax(dim=(1, 2))
-    lam = eigenvalues(model, points, x).detach()
-    for i in range(len(points)):
-        moduli = (1 + lam[i]).abs()
-        unstable = int((moduli > 1).sum())
-        kind = "stable" if unstable == 0 else "unstable" if unstable == len(moduli) else "saddle"
-        out.append(
-            {
-                "residual": float(residual[i]),
-                "unstable_directions": unstable,
-                "class": kind,
-                "max_modulus": float(moduli.max()),
-            }
-        )
-    return out
-
-
-def analyse(layers: int, cfg: dict, seed: int) -> dict[str, Any]:
-    """Train, find and classify fixed points, and keep test trajectories for the figure."""
-    gru, head, mse = train(layers, cfg, seed)
+def analyse(gru: torch.nn.GRU, head: torch.nn.Linear, cfg: dict, seed: int) -> dict[str, Any]:
+    """Fixed and slow points of the GRU at zero input, from its own test trajectories."""
     model = rnnode.from_torch(gru)
-    points = fixed_points(
-        model, torch.zeros(BITS, dtype=torch.float64), num_starts=cfg["starts"], seed=seed
-    )
-    info = classify(model, points) if len(points) else []
+    x, _ = flip_flop(16, cfg["length"] * 2, torch.Generator().manual_seed(seed + 5))
     with torch.no_grad():
-        corners = torch.sign(head(points[:, -1])).numpy() if len(points) else np.zeros((0, 3))
-        x, _ = flip_flop(8, cfg["length"] * 2, torch.Generator().manual_seed(seed + 5))
-        trajectories = gru(x)[0].numpy()  # (T, 8, H): top layer
-    stable = [i for i, p in enumerate(info) if p["class"] == "stable"]
+        states = model.solve(x).states[:, 0]  # (L, T + 1, B, H): every layer, forward
+        trajectories = gru(x)[0]  # (T, B, H): the top layer, for the figure
+    L, H = gru.num_layers, gru.hidden_size
+    pool = states.permute(1, 2, 0, 3).reshape(-1, L, H)  # joint states (L, H) at every time
+    pick = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 7))
+    starts = pool[pick[: cfg["starts"]]]
+    zero = torch.zeros(BITS, dtype=torch.float64)
+    found = find_fixed_points(
+        model,
+        zero,
+        starts,
+        kind="discrete",
+        noise=cfg["noise"],
+        opt_steps=cfg["opt_steps"],
+        seed=seed,
+    )
+    with torch.no_grad():
+        step = _step_displacement(model, found.points)
+        residual = step.abs().amax(dim=(1, 2)) if len(found.points) else torch.zeros(0)
+        readout = head(found.points[:, -1]) if len(found.points) else torch.zeros(0, BITS)
+    fixed = found.is_fixed.tolist()
+    classes = found.classification
+    stable = [i for i, c in enumerate(classes) if c == "stable" and fixed[i]]
+    saddles = [i for i, c in enumerate(classes) if c == "saddle" and fixed[i]]
+    signs = torch.sign(readout).tolist()
     return {
-        "test_mse": mse,
-        "points": points[:, -1].numpy(),
-        "info": info,
+        "points": found.points[:, -1].tolist(),
+        "classes": classes,
+        "is_fixed": fixed,
+        "unstable_directions": found.num_unstable.tolist(),
+        "q": found.q.tolist(),
+        "residual_fixed": max(
+            (float(residual[i]) for i in range(len(fixed)) if fixed[i]), default=0.0
+        ),
         "stable": len(stable),
-        "saddles": sum(p["class"] == "saddle" for p in info),
-        "corners": len({tuple(corners[i]) for i in stable}),
-        "trajectories": trajectories,
+        "saddles": len(saddles),
+        "slow": sum(not f for f in fixed),
+        "index_one_fraction": (
+            sum(int(found.num_unstable[i]) == 1 for i in saddles) / len(saddles)
+            if saddles
+            else float("nan")
+        ),
+        "corners": len({tuple(signs[i]) for i in stable}),
+        "trajectories": trajectories.tolist(),
+    }
+
+
+def _step_displacement(model: rnnode.ODERNN, points: torch.Tensor) -> torch.Tensor:
+    """step(h) - h of the Euler-step-1 map (the GRU) at ``points`` (K, L, H), zero input,
+    through the public solve: one step from each point as the initial state."""
+    if not len(points):
+        return points
+    x = torch.zeros(1, len(points), BITS, dtype=torch.float64)
+    h0 = points.transpose(0, 1).contiguous()  # (L, K, H)
+    out = model.solve(x, hx=h0).states[:, 0, -1]  # (L, K, H)
+    return out.transpose(0, 1) - points
+
+
+def point(p: dict) -> dict[str, Any]:
+    """One (variant, seed): untrained and trained fixed points, the training curve."""
+    cfg, layers, seed = p["settings"], p["layers"], p["seed"]
+    gru, head = _networks(layers, cfg, seed)
+    untrained = analyse(gru, head, cfg, seed)
+    curve = train(gru, head, cfg, seed)
+    trained = analyse(gru, head, cfg, seed)
+    return {
+        "test_mse": test_mse(gru, head, cfg, seed),
+        "loss_curve": curve,
+        "trained": trained,
+        "untrained": {k: v for k, v in untrained.items() if k != "trajectories"},
     }
 
 
@@ -158,69 +209,104 @@ def run(ctx: Context) -> dict[str, Any]:
     cfg = settings(ctx.quick)
     seeds = [ctx.seed + s for s in range(cfg["seeds"])]
     results: dict[str, list[dict[str, Any]]] = {}
-    with one_thread():
-        for name, layers in cfg["variants"].items():
-            results[name] = [
-                analyse(layers, cfg, seed) for seed in ctx.progress(seeds, f"{name} seeds")
-            ]
-    residuals = [p["residual"] for runs in results.values() for r in runs for p in r["info"]]
+    for name, layers in cfg["variants"].items():
+        points = [{"settings": cfg, "layers": layers, "seed": s} for s in seeds]
+        results[name] = ctx.sweep(point, points, name=name)
+    residual = max(r["trained"]["residual_fixed"] for rs in results.values() for r in rs)
+    tol = 1e-10  # find_fixed_points' default Newton tolerance in float64
     ctx.verify(
         "points_are_roots",
-        max(residuals, default=0.0) < ROOT_TOL,
-        f"every fixed point returned has max |F(h*, 0)| < {ROOT_TOL:g}",
-        value=max(residuals, default=0.0),
-        bound=ROOT_TOL,
+        residual < tol,
+        f"every point kept as fixed has max |step(h*) - h*| < {tol:g}, recomputed by a solve",
+        value=residual,
+        bound=tol,
     )
     one = results["gru1"]
-    off = np.array([abs(r["stable"] - 8) for r in one], dtype=float)
-    ctx.finding(
+
+    def off_eight(rs, which):
+        return [abs(r[which]["stable"] - 8) for r in rs]
+
+    ctx.finding_over_seeds(
         "eight_stable_points",
         "a GRU trained on the 3-bit flip-flop has 8 stable fixed points at zero input "
-        "(|stable - 8| below 0.5 on average over seeds)",
-        value=float(off.mean()),
+        "(mean over seeds of |stable - 8| below 0.5)",
+        off_eight(one, "trained"),
         comparison="<",
         bound=0.5,
-        interval=bootstrap_interval(off, seed=ctx.seed),
-        control=8.0,
-        control_label="published: 8 stable points (Sussillo & Barak 2013)",
-        seeds=len(one),
+        control=float(np.mean(off_eight(one, "untrained"))),
+        control_label="untrained GRUs' |stable - 8| (published: 8, Sussillo & Barak 2013)",
     )
-    missing = np.array([8 - r["corners"] for r in one], dtype=float)
-    ctx.finding(
+    ctx.finding_over_seeds(
         "corners_covered",
-        "the readout of the stable fixed points takes all 8 sign patterns (memory corners)",
-        value=float(missing.mean()),
+        "the readout of the stable fixed points takes all 8 sign patterns (memory corners): "
+        "mean over seeds of 8 - distinct patterns below 0.5",
+        [8 - r["trained"]["corners"] for r in one],
         comparison="<",
         bound=0.5,
-        interval=bootstrap_interval(missing, seed=ctx.seed),
-        control=8.0,
-        control_label="published: one stable point per corner (Sussillo & Barak 2013)",
-        seeds=len(one),
+        control=float(np.mean([8 - r["untrained"]["corners"] for r in one])),
+        control_label="untrained GRUs' missing corners",
     )
+    fractions = [r["trained"]["index_one_fraction"] for r in one]
+    # seeds without saddles have no fraction (NaN, kept as a string by the sweep's JSON)
+    fractions = [float(f) for f in fractions if np.isfinite(float(f))]
+    if fractions:
+        ctx.finding_over_seeds(
+            "saddles_are_index_one",
+            "most saddles of a trained GRU have exactly one unstable direction (the boundary "
+            "between two memories): mean over seeds of the fraction above 0.5",
+            fractions,
+            comparison=">",
+            bound=0.5,
+            control=0.5,
+            control_label="half of the saddles",
+        )
+    if "gru2" in results:
+        two = results["gru2"]
+        ctx.finding_over_seeds(
+            "stack_eight_stable_points",
+            "a 2-layer GRU stack trained on the 3-bit flip-flop has 8 stable fixed points of "
+            "its joint state (mean |stable - 8| below 0.5)",
+            off_eight(two, "trained"),
+            comparison="<",
+            bound=0.5,
+            control=float(np.mean(off_eight(two, "untrained"))),
+            control_label="untrained 2-layer stacks' |stable - 8|",
+        )
     summary = {
-        name: {k: [r[k] for r in runs] for k in ("test_mse", "stable", "saddles", "corners")}
-        for name, runs in results.items()
+        name: {
+            "test_mse": [r["test_mse"] for r in rs],
+            **{
+                f"{which}_{k}": [r[which][k] for r in rs]
+                for which in ("trained", "untrained")
+                for k in ("stable", "saddles", "slow", "corners")
+            },
+        }
+        for name, rs in results.items()
     }
     ctx.figure(
         "fixed_points",
         _figure(results),
         caption="Test trajectories (grey) and fixed points at zero input in the top-3 principal "
         "components of the top layer's states (first seed): stable (blue), saddles (orange), "
-        "unstable (red).",
+        "unstable (red), slow points (hollow).",
         numbers=summary,
     )
     return {
         "settings": cfg,
+        "seeds": seeds,
         "summary": summary,
         "points": {
             name: [
                 {
-                    "classes": [p["class"] for p in r["info"]],
-                    "unstable_directions": [p["unstable_directions"] for p in r["info"]],
+                    which: {
+                        k: r[which][k] for k in ("classes", "is_fixed", "unstable_directions", "q")
+                    }
+                    for which in ("trained", "untrained")
                 }
-                for r in runs
+                | {"loss_curve": r["loss_curve"]}
+                for r in rs
             ]
-            for name, runs in results.items()
+            for name, rs in results.items()
         },
     }
 
@@ -230,20 +316,33 @@ def _figure(results) -> Figure:
     colours = {"stable": "C0", "saddle": "C1", "unstable": "C3"}
     for i, (name, runs) in enumerate(results.items()):
         ax = fig.add_subplot(1, len(results), i + 1, projection="3d")
-        r = runs[0]
-        states = r["trajectories"].reshape(-1, r["trajectories"].shape[-1])
+        r = runs[0]["trained"]
+        trajectories = np.asarray(r["trajectories"])
+        states = trajectories.reshape(-1, trajectories.shape[-1])
         mean = states.mean(axis=0)
         _, _, vt = np.linalg.svd(states - mean, full_matrices=False)
         basis = vt[:3].T
-        for b in range(r["trajectories"].shape[1]):
-            path = (r["trajectories"][:, b] - mean) @ basis
+        for b in range(trajectories.shape[1]):
+            path = (trajectories[:, b] - mean) @ basis
             ax.plot(*path.T, color="0.7", lw=0.5)
-        if len(r["points"]):
-            proj = (r["points"] - mean) @ basis
+        if r["points"]:
+            proj = (np.asarray(r["points"]) - mean) @ basis
             for kind, colour in colours.items():
-                keep = [j for j, p in enumerate(r["info"]) if p["class"] == kind]
-                if keep:
-                    ax.scatter(*proj[keep].T, color=colour, s=25, label=kind, depthshade=False)
+                for fixed in (True, False):
+                    keep = [
+                        j
+                        for j, c in enumerate(r["classes"])
+                        if c == kind and r["is_fixed"][j] == fixed
+                    ]
+                    if keep:
+                        ax.scatter(
+                            *proj[keep].T,
+                            s=25,
+                            depthshade=False,
+                            label=kind if fixed else f"slow ({kind})",
+                            color=colour if fixed else "none",
+                            edgecolors=colour,
+                        )
         ax.set_title(f"{name}: {r['stable']} stable, {r['saddles']} saddles", fontsize=9)
         ax.legend(fontsize=7)
     return fig

@@ -343,6 +343,9 @@ def test_benchmark_quick_run_compares_equal_results_and_writes_json(tmp_path):
         torch.set_num_threads(threads)
     written = json.loads((tmp_path / "bench.json").read_text())
     assert written == json.loads(json.dumps(printed))
+    # the per-start loop finds the batched search's points: both polish to |F| < 1e-10, so
+    # the same root agrees far inside find_fixed_points' de-duplication distance (1e-6)
+    assert written["find_fixed_points"]["max_distance_loop_to_batched"] < 1e-8
     assert written["measure_gain"]["max_abs_difference"] < 1e-10
     assert written["stability_map"]["max_abs_difference_max_real"] < 1e-10
     assert written["stability_map"]["converged_fraction"] == 1.0

@@ -243,20 +243,27 @@ def test_flip_flop_targets_hold_the_last_pulse():
                 assert float(y[t, b, c]) == last != 0.0
 
 
-@pytest.mark.parametrize(
-    ("diagonal", "kind", "unstable"),
-    [
-        ((0.5, -0.3, 0.9), "stable", 0),
-        ((0.5, 1.5, -0.2), "saddle", 1),
-        ((2.0, -1.5, 3.0), "unstable", 3),
-    ],
-)
-def test_classifier_on_a_linear_system_with_known_eigenvalues(diagonal, kind, unstable):
-    # linear cell, no bias, x = 0: h = 0 is the fixed point and the step map is W_hh itself
-    model = rnnode.ODERNN(3, 3, 1, cell="linear", bias=False)
-    with torch.no_grad():
-        model.layers[0].weight_hh.copy_(torch.diag(torch.tensor(diagonal)))
-    (info,) = fixed_points_study.classify(model, torch.zeros(1, 1, 3))
-    assert info["class"] == kind and info["unstable_directions"] == unstable
-    assert info["residual"] == 0.0
-    assert info["max_modulus"] == pytest.approx(max(abs(d) for d in diagonal), abs=1e-14)
+def test_step_displacement_is_one_gru_step_from_each_point():
+    # the residual behind points_are_roots, against torch.nn.GRU stepping from the same states
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(3, 5, 2, dtype=torch.float64)
+    model = rnnode.from_torch(gru)
+    points = torch.randn(4, 2, 5, dtype=torch.float64)
+    x = torch.zeros(1, 4, 3, dtype=torch.float64)
+    _, h1 = gru(x, points.transpose(0, 1).contiguous())
+    expected = h1.transpose(0, 1) - points
+    got = fixed_points_study._step_displacement(model, points)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-14)
+
+
+def test_analyse_counts_classes_of_a_trained_flip_flop_gru_consistently():
+    cfg = fixed_points_study.settings(quick=True)
+    gru, head = fixed_points_study._networks(1, cfg, seed=3)
+    found = fixed_points_study.analyse(gru, head, cfg, seed=3)
+    fixed = found["is_fixed"]
+    classes = found["classes"]
+    assert found["stable"] == sum(c == "stable" and f for c, f in zip(classes, fixed, strict=True))
+    assert found["saddles"] == sum(c == "saddle" and f for c, f in zip(classes, fixed, strict=True))
+    assert found["slow"] == len(fixed) - sum(fixed)
+    assert 0 <= found["corners"] <= found["stable"]
+    assert found["residual_fixed"] < 1e-10
