@@ -200,48 +200,42 @@ def run(ctx: Context) -> dict[str, Any]:
             for s in seeds
         ]
     )
-    ctx.finding(
+    ctx.finding_over_seeds(
         "linear_matches_closed_form",
         "the estimated capacity of every linear stack (1 to 3 layers, every radius below 1) is "
         f"within {TOLERANCE} N of the closed form (largest gap per seed, mean over seeds)",
-        value=float(gaps.mean()),
+        gaps,
         comparison="<",
         bound=TOLERANCE,
-        interval=bootstrap_interval(gaps, seed=ctx.seed),
         control=0.0,
         control_label="closed form (A, b, noise) of the joint linear map",
-        seeds=len(seeds),
     )
     top = max(below)
     near = np.array([results["linear", 1, top, s]["estimate"] / N for s in seeds])
-    ctx.finding(
+    ctx.finding_over_seeds(
         "linear_approaches_n",
         f"a 1-layer linear network at radius {top:g} holds more than 0.8 N of its past input",
-        value=float(near.mean()),
+        near,
         comparison=">",
         bound=0.8,
-        interval=bootstrap_interval(near, seed=ctx.seed),
         control=float(np.mean([results["linear", 1, min(radii), s]["estimate"] for s in seeds]))
         / N,
         control_label=f"linear capacity / N at radius {min(radii):g}",
-        seeds=len(seeds),
     )
     peaks = []
     for s in seeds:
         values = [results["tanh", 1, r, s]["estimate"] or -np.inf for r in radii]
         peaks.append(radii[int(np.argmax(values))])
     off = np.abs(np.array(peaks) - 1.0)
-    ctx.finding(
+    ctx.finding_over_seeds(
         "tanh_peaks_near_boundary",
         f"the radius that maximises a 1-layer tanh network's capacity lies within {PEAK_WINDOW} "
         "of the stability boundary rho = 1",
-        value=float(off.mean()),
+        off,
         comparison="<",
         bound=PEAK_WINDOW,
-        interval=bootstrap_interval(off, seed=ctx.seed),
         control=1.0,
         control_label="stability boundary rho = 1",
-        seeds=len(seeds),
     )
 
     table: dict[str, Any] = {}

@@ -222,31 +222,27 @@ def run(ctx: Context) -> dict[str, Any]:
     layer_keys = [k for k in keys if k != "head"]
     last = max(cfg["iterations"])
     worst = np.array([min(c[k] for k in layer_keys) for c in cos[last]])
-    ctx.finding(
+    ctx.finding_over_seeds(
         "cosine_near_one",
         f"after {last} inference iterations the predictive-coding weight update of every layer "
         f"points along the BPTT gradient: smallest per-layer cosine above {COSINE_BOUND}",
-        value=float(worst.mean()),
+        worst,
         comparison=">",
         bound=COSINE_BOUND,
-        interval=bootstrap_interval(worst, seed=ctx.seed),
         control=1.0,
         control_label="published: near 1 (Millidge, Tschantz & Buckley 2022)",
-        seeds=len(seeds),
     )
     gap = np.array(accuracy["bptt"]) - np.array(accuracy["predictive coding"])
-    ctx.finding(
+    ctx.finding_over_seeds(
         "accuracy_matches_backprop",
         f"trained for {cfg['train_steps']} Adam steps with {cfg['train_iterations']} inference "
         f"iterations per step, predictive coding's test accuracy is within {ACCURACY_GAP} of "
         "BPTT's (BPTT minus PC, paired over seeds)",
-        value=float(gap.mean()),
+        gap,
         comparison="<",
         bound=ACCURACY_GAP,
-        interval=bootstrap_interval(gap, seed=ctx.seed),
         control=float(np.mean(accuracy["bptt"])),
         control_label="BPTT test accuracy (mean)",
-        seeds=len(seeds),
     )
     table = {
         key: {

@@ -50,7 +50,6 @@ from rnnode.analysis.gradients import gradient_norms
 from rnnode.analysis.stability import eigenvalues
 
 from ._run import Context, one_thread, train_with
-from ._stats import bootstrap_interval, sign_test
 
 CELLS = ("rnn", "gru", "lstm", "antisymmetric", "cornn")
 OPTIONS = {
@@ -159,18 +158,14 @@ def accuracy(cell: str, hidden: int, cfg: dict, seed: int) -> float:
 
 
 def _paired(ctx: Context, name: str, statement: str, diff: np.ndarray, label: str, control):
-    ctx.finding(
+    ctx.finding_over_seeds(
         name,
         statement,
-        value=float(diff.mean()),
+        diff,
         comparison=">",
         bound=0.0,
-        interval=bootstrap_interval(diff, seed=ctx.seed),
         control=control,
         control_label=label,
-        seeds=len(diff),
-        test="bootstrap over seeds (paired); sign test",
-        p_value=sign_test(diff),
     )
 
 
