@@ -821,36 +821,37 @@ def _findings(ctx: Context, readout: str, stats: dict[str, Any], note: str, n: i
             test="bootstrap over seeds; sign test of per-seed rho",
             p_value=s["trained"]["sign_test_p"],
         )
-    d = stats["local"]["trained_minus_untrained"]
-    ctx.finding(
-        f"{readout}_local_rises_beyond_untrained",
-        f"readout {readout}: training raises the Spearman rho of layer index with the local "
-        f"timescale above the same network untrained (mean paired difference > 0){note}",
-        value=d["mean"],
-        comparison=">",
-        bound=0.0,
-        interval=d["interval"],
-        control=stats["local"]["untrained"]["mean"],
-        control_label="untrained networks (same initialisation), mean rho",
-        seeds=n,
-        test="bootstrap over seeds (paired); sign test",
-        p_value=d["sign_test_p"],
+    paired = (
+        (
+            "local",
+            "local_rises_beyond_untrained",
+            "training raises the Spearman rho of layer index with the local timescale above "
+            "the same network untrained (mean paired difference > 0)",
+            "mean rho",
+        ),
+        (
+            "spread",
+            "filter_bank",
+            "the layers' band centres spread wider in log frequency trained than untrained "
+            "(std over layers of log centre; mean paired difference > 0)",
+            "mean spread",
+        ),
     )
-    d = stats["spread"]["trained_minus_untrained"]
-    ctx.finding(
-        f"{readout}_filter_bank",
-        f"readout {readout}: the layers' band centres spread wider in log frequency trained "
-        f"than untrained (std over layers of log centre; mean paired difference > 0){note}",
-        value=d["mean"],
-        comparison=">",
-        bound=0.0,
-        interval=d["interval"],
-        control=stats["spread"]["untrained"]["mean"],
-        control_label="untrained networks (same initialisation), mean spread",
-        seeds=n,
-        test="bootstrap over seeds (paired); sign test",
-        p_value=d["sign_test_p"],
-    )
+    for measure, name, statement, what in paired:
+        d = stats[measure]["trained_minus_untrained"]
+        ctx.finding(
+            f"{readout}_{name}",
+            f"readout {readout}: {statement}{note}",
+            value=d["mean"],
+            comparison=">",
+            bound=0.0,
+            interval=d["interval"],
+            control=stats[measure]["untrained"]["mean"],
+            control_label=f"untrained networks (same initialisation), {what}",
+            seeds=n,
+            test="bootstrap over seeds (paired); sign test",
+            p_value=d["sign_test_p"],
+        )
 
 
 def run(ctx: Context) -> dict[str, Any]:
