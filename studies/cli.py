@@ -4,7 +4,7 @@ Usage::
 
     rnnode-study list
     rnnode-study run NAME [--quick] [--seed S] [--out DIR] [--workers N] [--scheduler ADDRESS]
-    rnnode-study run all --quick
+    rnnode-study run all --quick      # the studies side by side, one per CPU (--workers)
 
 Also ``python -m rnnode.studies.cli ...``. Exit status: 0 when every run completed (a claim the
 data do not support is a finding, printed and recorded in metrics.json and the report, not a
@@ -16,15 +16,18 @@ that does not answer within ``CONNECT_TIMEOUT`` seconds).
 from __future__ import annotations
 
 import argparse
+import importlib
+import multiprocessing
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ._claims import VERDICTS, format_claim
 from ._run import SEED_LIMIT, claims_hold, describe, discover, run_folder, run_study
-from ._sweep import connect
+from ._sweep import _init_process, connect
 
 
 def _positive(text: str) -> int:
@@ -80,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive,
         default=None,
-        help="processes for sweeps (default: one per CPU; 1: no extra processes)",
+        help="processes for sweeps, or for the studies of 'run all' (default: one per CPU; "
+        "1: no extra processes)",
     )
     run.add_argument(
         "--scheduler",
@@ -116,17 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             connect(args.scheduler).close()
         except ConnectionError as err:
             parser.error(f"--{err}")
+    options = {"out": args.out, "quick": args.quick, "seed": args.seed}
+    nworkers = args.workers or os.cpu_count() or 1
+    if len(names) > 1 and nworkers > 1 and args.scheduler is None:
+        # several studies on a local machine: the studies themselves run side by side, one
+        # per process (each with its sweeps in that process), reported in registry order
+        runs = _side_by_side(registry, names, options, min(nworkers, len(names)))
+    else:
+        more = {
+            "workers": args.workers,
+            "scheduler": args.scheduler,
+            "show_progress": not args.no_progress,
+        }
+        runs = ((name, run_study(registry[name], **options, **more)) for name in names)
     failed = []
-    for name in names:
-        metrics = run_study(
-            registry[name],
-            out=args.out,
-            quick=args.quick,
-            seed=args.seed,
-            workers=args.workers,
-            scheduler=args.scheduler,
-            show_progress=not args.no_progress,
-        )
+    for name, metrics in runs:
         claims = metrics["claims"]
         checks = [c for c in claims.values() if c.get("kind", "verification") == "verification"]
         findings = [c for c in claims.values() if c.get("kind") == "finding"]
@@ -142,6 +150,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not claims_hold(metrics):
             failed.append(name)
     return 1 if failed and args.strict else 0
+
+
+def _study_in_process(module: str, options: dict) -> dict:
+    """Run the study module named ``module`` in this (worker) process, its sweeps in-process."""
+    return run_study(importlib.import_module(module), **options, workers=1, show_progress=False)
+
+
+def _side_by_side(registry: dict, names: Sequence[str], options: dict, nworkers: int) -> Iterator:
+    """(name, metrics) of every study in ``names``, run on ``nworkers`` processes at once and
+    yielded in the order of ``names`` as each completes. The processes die with this one."""
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        nworkers, mp_context=context, initializer=_init_process, initargs=(os.getpid(),)
+    )
+    try:
+        futures = [
+            pool.submit(_study_in_process, registry[name].__name__, options) for name in names
+        ]
+        for name, future in zip(names, futures, strict=True):
+            yield name, future.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 if __name__ == "__main__":

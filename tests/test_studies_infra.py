@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import re
 import subprocess
 import types
@@ -229,7 +230,7 @@ def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatc
 
     registry = {"tiny": make_study(), "good": make_study("good", passing)}
     monkeypatch.setattr(cli, "discover", lambda: registry)
-    argv = ["run", "all", "--quick", "--out", str(tmp_path), "--no-progress"]
+    argv = ["run", "all", "--quick", "--out", str(tmp_path), "--no-progress", "--workers", "1"]
     assert cli.main(argv) == 0  # every run completed; the failed claim is a printed finding
     assert "verification always_false -> FAILS" in capsys.readouterr().out
     assert cli.main([*argv, "--strict"]) == 1  # tiny's always_false claim fails
@@ -240,6 +241,39 @@ def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatc
         assert (tmp_path / f"{name}-quick" / "report.html").exists()
     assert f"-> {tmp_path / 'good-quick'}/" in out
     assert cli.main(["run", "good", "--out", str(tmp_path), "--no-progress"]) == 0
+
+
+_SIDE_STUDY = """
+import os
+
+def run(ctx):
+    ctx.verify("pid", True, "ran", value=0.0, bound=1.0)
+    return {"pid": os.getpid(), "seed": ctx.seed}
+"""
+
+
+def test_run_all_runs_the_studies_side_by_side_in_worker_processes(tmp_path, monkeypatch, capsys):
+    code = tmp_path / "code"
+    code.mkdir()
+    for name in ("side_a", "side_b", "side_c"):
+        (code / f"{name}.py").write_text(_SIDE_STUDY)
+    monkeypatch.syspath_prepend(str(code))  # spawned workers inherit sys.path
+    registry = {name: importlib.import_module(name) for name in ("side_a", "side_b", "side_c")}
+    monkeypatch.setattr(cli, "discover", lambda: registry)
+    out = tmp_path / "runs"
+    argv = ["run", "all", "--quick", "--seed", "3", "--out", str(out), "--workers", "2"]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    # reported in registry order, each study in a worker process, not in this one
+    assert [printed.index(f"{name}: verifications") for name in registry] == sorted(
+        printed.index(f"{name}: verifications") for name in registry
+    )
+    pids = set()
+    for name in registry:
+        metrics = json.loads((out / f"{name}-quick" / "metrics.json").read_text())
+        assert metrics["seed"] == 3 and metrics["pid"] != os.getpid()
+        pids.add(metrics["pid"])
+    assert 1 <= len(pids) <= 2
 
 
 def cube(point: dict) -> int:
