@@ -16,8 +16,8 @@ median of 3 runs; loops: one run over all points):
    per point. ``stability_map`` splits its batched eigenvalue call over 2 threads.
    The fixed points come from one full ``stability_map`` (timed separately, Newton
    included) and are handed to both sides.
-4. ``find_fixed_points`` of a multistable GRU (hidden 24, recurrent weights doubled) from 256
-   starts on its own trajectories, all starts batched, against the same search run start by
+4. ``find_fixed_points`` of a GRU (hidden 24, recurrent weights doubled) from 256 starts on
+   its own trajectories, all starts batched, against the same search run start by
    start (Sussillo & Barak's per-start loop; the FixedPointFinder toolbox batches too). Both
    sides take the same Adam steps and Newton polish; every point the loop finds is matched
    to a batched one.
@@ -207,7 +207,7 @@ def bench_fixed_points(num_starts: int, hidden: int, opt_steps: int) -> dict:
     torch.manual_seed(0)
     gru = torch.nn.GRU(3, hidden, 1, dtype=torch.float64)
     with torch.no_grad():
-        gru.weight_hh_l0.mul_(2.0)  # multistable: several fixed points and saddles
+        gru.weight_hh_l0.mul_(2.0)
     model = rnnode.from_torch(gru)
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(40, 16, 3, dtype=torch.float64, generator=generator)
