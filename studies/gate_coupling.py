@@ -73,10 +73,10 @@ VARIANTS = ("none", "uniform", "input_weight")
 FULL = {
     "hidden_size": 16,
     "depths": [4, 6],
-    "steps": 120,
-    "eval_every": 30,
+    "steps": 60,
+    "eval_every": 20,
     "batch_size": 64,
-    "grad_batch": 128,
+    "grad_batch": 64,
     "lr": 1e-2,
     "clip_grad": 1.0,
     "gate_weight": 1.0,
