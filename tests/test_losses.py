@@ -108,6 +108,87 @@ def test_gate_coupling_penalty_passes_gradcheck():
     )
 
 
+def _input_gate_rows(model):
+    """Input-gate rows of weight_ih of layers 1..L-1: (D, H, D * H) each."""
+    H, D = model.hidden_size, model.num_directions
+    return [
+        torch.stack([model.field(layer, d).weight_ih[:H] for d in range(D)])
+        for layer in range(1, model.num_layers)
+    ]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_input_weighted_penalty_matches_a_hand_computation(bidirectional):
+    model = rnnode.ODERNN(2, 3, 3, cell="lstm", bidirectional=bidirectional)
+    for field in model.layers:
+        field.bias_ih.data -= 1.5  # close the gates somewhat, so the relu is active somewhere
+    x = torch.randn(5, 2, 2)
+    weights = _input_gate_rows(model)
+    penalty = gate_coupling_penalty(
+        model.solve(x, return_gates=True).gates,
+        weight=0.7,
+        weighting="input_weight",
+        input_weights=weights,
+    )
+    gates, _ = _lstm_reference(model, x)
+    o, i = gates["o"].detach().numpy(), gates["i"].detach().numpy()
+    L, D, T, B, H = o.shape
+    terms, active = [], 0
+    for layer in range(L - 1):
+        w = np.abs(weights[layer].detach().numpy())
+        for d in range(D):
+            norm = w[d] / w[d].sum()
+            for t in range(T):
+                for b in range(B):
+                    total = 0.0
+                    for up in range(H):
+                        for dl in range(D):
+                            for h in range(H):
+                                v = max(1 - o[layer, dl, t, b, h] - i[layer + 1, d, t, b, up], 0)
+                                active += v > 0
+                                total += norm[up, dl * H + h] * v**2
+                    terms.append(total)
+    assert active > 0
+    assert abs(penalty.item() - 0.7 * np.mean(terms)) < 1e-14
+
+
+def test_input_weighted_penalty_with_identity_weights_is_the_uniform_penalty():
+    model = rnnode.ODERNN(1, 4, 3, cell="lstm")
+    for field in model.layers:
+        field.bias_ih.data -= 1.5
+    gates = model.solve(torch.randn(6, 3, 1), return_gates=True).gates
+    eye = [-2.5 * torch.eye(4)[None], 0.1 * torch.eye(4)[None]]  # |.| and scale drop out
+    weighted = gate_coupling_penalty(gates, 0.3, weighting="input_weight", input_weights=eye)
+    uniform = gate_coupling_penalty(gates, 0.3)
+    assert uniform.item() > 0
+    assert abs(weighted.item() - uniform.item()) < 1e-15
+
+
+def test_input_weighted_penalty_passes_gradcheck_and_leaves_the_weights_alone():
+    model = rnnode.ODERNN(1, 2, 3, cell="lstm")
+    for field in model.layers:
+        field.bias_ih.data -= 1.5  # keep the relu active
+    x = torch.randn(3, 2, 1, requires_grad=True)
+    weights = _input_gate_rows(model)
+
+    def penalty(x):
+        gates = model.solve(x, return_gates=True).gates
+        return gate_coupling_penalty(gates, weighting="input_weight", input_weights=weights)
+
+    assert torch.autograd.gradcheck(penalty, (x,))
+    model.zero_grad()
+    penalty(x).backward()
+    # The pair weights are constants: the gradient reaches weight_ih only through the gates, so
+    # it equals the gradient with the weights passed detached.
+    with_graph = [f.weight_ih.grad.clone() for f in model.layers]
+    model.zero_grad()
+    gates = model.solve(x, return_gates=True).gates
+    detached = [w.detach().clone() for w in weights]
+    gate_coupling_penalty(gates, weighting="input_weight", input_weights=detached).backward()
+    for a, f in zip(with_graph, model.layers, strict=True):
+        torch.testing.assert_close(a, f.weight_ih.grad, rtol=0, atol=0)
+
+
 def _grad_norms(model, x, y):
     model.zero_grad()
     loss, _ = model.loss(x, y)
@@ -192,8 +273,8 @@ def _lstm(num_layers):
     return rnnode.ODERNN(1, 2, num_layers, cell="lstm")
 
 
-def _lstm_gates():
-    return _lstm(1).solve(torch.zeros(2, 1), return_gates=True).gates
+def _lstm_gates(num_layers=1):
+    return _lstm(num_layers).solve(torch.zeros(2, 1), return_gates=True).gates
 
 
 @pytest.mark.parametrize(
@@ -207,6 +288,27 @@ def _lstm_gates():
         (lambda: SequenceModel(rnnode.ODERNN(1, 2), 1)(torch.zeros(2, 1)), "x"),
         (lambda: rnnode.ODERNN(1, 2).solve(torch.zeros(2, 1), return_gates=True), "return_gates"),
         (lambda: gate_coupling_penalty(_lstm_gates()), "gates"),
+        (lambda: gate_coupling_penalty(_lstm_gates(2), weighting="abs"), "weighting"),
+        (
+            lambda: gate_coupling_penalty(_lstm_gates(2), weighting="input_weight"),
+            "input_weights",
+        ),
+        (
+            lambda: gate_coupling_penalty(
+                _lstm_gates(2), weighting="input_weight", input_weights=[torch.ones(1, 2, 3)]
+            ),
+            r"input_weights\[0\]",
+        ),
+        (
+            lambda: gate_coupling_penalty(
+                _lstm_gates(2), weighting="input_weight", input_weights=[torch.zeros(1, 2, 2)]
+            ),
+            r"input_weights\[0\]",
+        ),
+        (
+            lambda: gate_coupling_penalty(_lstm_gates(2), input_weights=[torch.ones(1, 2, 2)]),
+            "input_weights",
+        ),
         (
             lambda: rnnode.training.task_loss(torch.zeros(2, 1), torch.zeros(2), "regression"),
             "target",

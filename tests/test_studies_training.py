@@ -1,4 +1,4 @@
-"""The training studies (gate_coupling, predictive_coding, bidirectional, sunspots): their helpers
+"""The training studies (predictive_coding, bidirectional, sunspots): their helpers
 against independent references (numpy, scipy, statsmodels) and the claims of their quick runs.
 
 Each quick run goes through the real runner (``run_study``) into a temporary folder, once per
@@ -20,7 +20,6 @@ from statsmodels.tsa.ar_model import AutoReg, ar_select_order
 import rnnode
 from rnnode.studies import (
     bidirectional,
-    gate_coupling,
     predictive_coding,
     read_json,
     run_study,
@@ -30,7 +29,7 @@ from rnnode.studies._claims import check_claims
 from rnnode.studies._run import json_bytes
 from rnnode.studies._stats import bootstrap_interval, sign_test
 
-STUDIES = (gate_coupling, predictive_coding, bidirectional, sunspots)
+STUDIES = (predictive_coding, bidirectional, sunspots)
 
 
 @pytest.fixture(scope="module")
@@ -81,33 +80,6 @@ def test_quick_setting_is_smaller_than_the_full_one(study):
     assert full["seeds"] >= 5  # the full run's claims rest on several seeds
 
 
-# -- gate coupling ----------------------------------------------------------------------------
-
-
-def test_coupling_stats_against_numpy():
-    rng = np.random.default_rng(3)
-    i, o = (rng.uniform(0, 1, size=(3, 2, 4, 5, 6)) for _ in range(2))
-    stats = gate_coupling.coupling_stats({"i": torch.from_numpy(i), "o": torch.from_numpy(o)})
-    for pair in range(2):
-        c = [o[pair, d, k, b, u] + i[pair + 1, d, k, b, u] for d, k, b, u in np.ndindex(2, 4, 5, 6)]
-        assert stats["mean"][pair] == pytest.approx(np.mean(c), rel=1e-13)
-        assert stats["violations"][pair] == np.mean(np.array(c) < 1)
-    assert sum(stats["histogram"]) == 2 * 2 * 4 * 5 * 6  # every value lies in (0, 2)
-
-
-def test_no_violations_is_a_zero_penalty():
-    """The violations the study counts are exactly where rnnode's penalty is non-zero."""
-    i = torch.tensor([0.2, 0.6, 0.9]).reshape(1, 1, 3, 1, 1)
-    o = torch.tensor([0.5, 0.5, 0.5]).reshape(1, 1, 3, 1, 1)
-    gates = {"i": torch.cat([i, i]), "o": torch.cat([o, o])}
-    assert gate_coupling.coupling_stats(gates)["violations"] == [1 / 3]
-    # Only 1 - 0.5 - 0.2 = 0.3 is positive: penalty mean(0.3^2, 0, 0).
-    assert float(rnnode.training.gate_coupling_penalty(gates)) == pytest.approx(0.09 / 3, rel=1e-14)
-    gates["i"] = gates["i"] + 0.3
-    assert gate_coupling.coupling_stats(gates)["violations"] == [0.0]
-    assert float(rnnode.training.gate_coupling_penalty(gates)) == 0.0
-
-
 def assert_seed_finding(claim: dict, samples) -> None:
     """A finding over seeds: the mean of the per-seed numbers, their bootstrap interval, the
     sign test against the bound, recomputed here from the metrics."""
@@ -117,21 +89,6 @@ def assert_seed_finding(claim: dict, samples) -> None:
     assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
     assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
     assert claim["seeds"] == samples.size
-
-
-def test_gate_coupling_quick_numbers(quick_runs):
-    m = quick_runs[0]["gate_coupling"]
-    plain, penalty = np.array(m["violations"]["plain"]), np.array(m["violations"]["penalty"])
-    assert plain.shape == penalty.shape == (2, 1)  # 2 seeds, 1 adjacent pair
-    assert m["claims"]["fewer_violations"]["value"] == pytest.approx((penalty - plain).max())
-    accuracy = {k: np.array(v) for k, v in m["accuracy"].items()}
-    difference = accuracy["penalty"] - accuracy["plain"]
-    assert_seed_finding(m["claims"]["penalty_raises_accuracy"], difference)
-    assert_seed_finding(m["claims"]["accuracy_kept"], difference)
-    assert m["claims"]["accuracy_kept"]["bound"] == -m["settings"]["accuracy_band"]
-    assert_seed_finding(m["claims"]["both_learn"], accuracy["plain"])
-    assert m["claims"]["both_learn"]["control"] == {"label": "chance", "value": 0.1}
-    assert m["mean_violations"]["penalty"] == pytest.approx(penalty.mean(), rel=1e-14)
 
 
 # -- predictive coding ------------------------------------------------------------------------
