@@ -410,19 +410,28 @@ def _step_counts(times: torch.Tensor, step_size: float | None) -> list[int]:
     return [max(1, math.ceil(abs(w) / step_size * (1 - 1e-12))) for w in widths.tolist()]
 
 
-def _steps(step, starts, widths, ends, y):
-    for start, width, end in zip(starts, widths, ends, strict=True):
-        y = y + step(start, width, end, y)
+def _steps(step, enter, k, starts, widths, ends, y):
+    # Every stage of these steps lies in sample interval k: the field may read it from there
+    # (``enter``) instead of looking it up; said again when the discrete adjoint recomputes.
+    if enter is not None:
+        enter(k)
+    try:
+        for start, width, end in zip(starts, widths, ends, strict=True):
+            y = y + step(start, width, end, y)
+    finally:
+        if enter is not None:
+            enter(None)
     return y
 
 
-def _run_fixed(step, y0, grid, counts, probes=None, recompute=False):
+def _run_fixed(step, y0, grid, counts, probes=None, recompute=False, enter=None):
     """Step along ``grid``, keeping the state at each interval end.
 
     ``probes`` (T + 1, *state), zeros that require grad, are added to the state at each sample
     time, so that the gradient of a loss with respect to ``probes[k]`` is dLoss/dy(t_k).
     ``recompute``: keep no intermediate values of an interval's steps; the backward pass
-    recomputes them interval by interval (the discrete adjoint).
+    recomputes them interval by interval (the discrete adjoint). ``enter(k)``, where given, is
+    told the sample interval k that the next steps lie in (``enter(None)``: none).
     """
     y = y0 if probes is None else y0 + probes[0]
     states = [y]
@@ -434,9 +443,9 @@ def _run_fixed(step, y0, grid, counts, probes=None, recompute=False):
         # arguments at every call, and the whole grid's would make the solve quadratic in T.
         piece = tuple(g[first : first + count] for g in (starts, widths, ends))
         if recompute:
-            y = checkpoint(_steps, step, *piece, y, use_reentrant=False)
+            y = checkpoint(_steps, step, enter, k, *piece, y, use_reentrant=False)
         else:
-            y = _steps(step, *piece, y)
+            y = _steps(step, enter, k, *piece, y)
         first += count
         if probes is not None:
             y = y + probes[k + 1]
@@ -447,15 +456,21 @@ def _run_fixed(step, y0, grid, counts, probes=None, recompute=False):
 # -- adaptive solves ----------------------------------------------------------------------------
 
 
-def _run_adaptive(stepper, y0, times, budget, user_set, method):
+def _run_adaptive(stepper, y0, times, budget, user_set, method, enter=None):
     """Advance an adaptive stepper onto each sample time in turn, within ``budget`` steps.
+
+    ``enter(k, exact=False)``, where given, is told that the next evaluations lie in
+    [t_k, t_{k+2}) (the steps towards t_{k+1}, which end exactly on it, and the re-evaluation
+    just after it at a jump).
 
     Returns the states at ``times`` and the accepted steps per interval.
     """
     stepper.start(times)
     targets = times.to(stepper.time_dtype)
     states, per_interval, steps = [y0], [], 0
-    for target in targets[1:].unbind(0):
+    for k, target in enumerate(targets[1:].unbind(0)):
+        if enter is not None:
+            enter(k, exact=False)
         before = stepper.accepted
         while target > stepper.t:
             t_now, dt = stepper.t, stepper.dt
@@ -471,6 +486,8 @@ def _run_adaptive(stepper, y0, times, budget, user_set, method):
             steps += 1
         per_interval.append(stepper.accepted - before)
         states.append(stepper.value_at(target))
+    if enter is not None:
+        enter(None)
     return torch.stack(states), per_interval
 
 
@@ -670,6 +687,9 @@ def integrate(
 
     tally = _Tally(stats, None if fixed else budget * _EVALS_PER_STEP, on_budget)
     counted = _Counted(func, tally, check_finite=not fixed)
+    # A field that can be told the sample interval of its evaluations reads its input there,
+    # without looking the interval up on the host.
+    enter = getattr(func, "at_interval", None)
     per_interval: list[int] | None = None
     rejected = 0
     if fixed:
@@ -680,7 +700,7 @@ def integrate(
         perturb = discontinuous and method != "euler"
         step = _td.FixedStepper(method, _Perturbed(counted), y0, perturb)
         recompute = adjoint and torch.is_grad_enabled()
-        trajectory = _run_fixed(step, y0, grid, counts, probes, recompute=recompute)
+        trajectory = _run_fixed(step, y0, grid, counts, probes, recompute=recompute, enter=enter)
         per_interval = counts
     elif method == "scipy_solver":
         trajectory = _td.scipy_solve(counted, y0, times, rtol, atol, **opts)
@@ -706,7 +726,13 @@ def integrate(
         else:
             knots = {"step_t": times[1:]}
         stepper = _td.AdaptiveStepper(method, _Perturbed(counted), y0, rtol, atol, **knots, **opts)
-        trajectory, per_interval = _run_adaptive(stepper, y0, times, budget, user_set, method)
+        try:
+            trajectory, per_interval = _run_adaptive(
+                stepper, y0, times, budget, user_set, method, enter
+            )
+        finally:
+            if enter is not None:
+                enter(None)
         rejected = stepper.rejected
     tally.phase = "backward"
     if stats is not None:
