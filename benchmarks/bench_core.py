@@ -8,6 +8,7 @@ process per configuration.
     python benchmarks/bench_core.py --quick    # a small smoke run
     python benchmarks/bench_core.py --out results.json
     python benchmarks/bench_core.py --part adjoint_scaling   # adjoint time at T = 500..4000
+    python benchmarks/bench_core.py --part memory --lengths 256 1024
 """
 
 from __future__ import annotations
@@ -221,6 +222,9 @@ def main(argv: list[str] | None = None) -> dict:
         default="all",
         help="run only the timings or only the memory measurements",
     )
+    parser.add_argument(
+        "--lengths", type=int, nargs="+", help="sequence lengths of the memory measurements"
+    )
     parser.add_argument("--child", nargs=6, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -262,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.part in ("all", "memory"):
         mem_sizes = {k: v for k, v in sizes.items() if k != "T"}
         print(f"peak memory growth of one forward + backward (MiB), {MEMORY_SOLVE}:")
-        results["memory"] = memory(lengths, **mem_sizes)
+        results["memory"] = memory(args.lengths or lengths, **mem_sizes)
     if args.part in ("all", "adjoint_scaling"):
         lengths = [50, 100, 200] if args.quick else [500, 1000, 2000, 4000]
         print("adjoint forward + backward, 2 layers, hidden 16, batch 8, sampled coupling:")
