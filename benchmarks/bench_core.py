@@ -8,6 +8,7 @@ process per configuration.
     python benchmarks/bench_core.py --quick    # a small smoke run
     python benchmarks/bench_core.py --out results.json
     python benchmarks/bench_core.py --part adjoint_scaling   # adjoint time at T = 500..4000
+    python benchmarks/bench_core.py --part memory --lengths 256 1024
 """
 
 from __future__ import annotations
@@ -30,48 +31,110 @@ def _fwd_bwd(model, x, **kwargs) -> tuple[float, int | None]:
     if isinstance(model, rnnode.ODERNN):
         sol = model.solve(x, **kwargs)
         output, nfe = sol.output, sol.nfe
-    else:
+    elif isinstance(model, torch.nn.RNNBase):
         output, nfe = model(x)[0], None
+    else:
+        output, nfe = model(x)
     output.pow(2).mean().backward()
     return time.perf_counter() - start, nfe
 
 
+class FusedRK4(torch.nn.Module):
+    """A hand-written RK4 loop (torchdiffeq's 3/8 rule, the input held on each interval) over a
+    continuously coupled tanh stack: the same arithmetic as ``coupling="continuous"``, with every
+    layer's inter-layer products in one baddbmm and the recurrent ones in another per evaluation.
+    """
+
+    def __init__(self, model: rnnode.ODERNN, step_size: float):
+        super().__init__()
+        self.model = model
+        self.substeps = round(1 / step_size)
+        self.h = 1.0 / self.substeps
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        fields = self.model.layers
+        w_hh = torch.stack([f.weight_hh for f in fields]).transpose(1, 2)
+        b_hh = torch.stack([f.bias_hh for f in fields]).unsqueeze(1)
+        w_ih = torch.stack([f.weight_ih for f in fields[1:]]).transpose(1, 2)
+        b_ih = torch.stack([f.bias_ih for f in fields[1:]]).unsqueeze(1)
+        drive = fields[0].project(x)  # (T, B, H): the first layer's held input, projected once
+
+        def rate(y, u0):
+            inter = torch.baddbmm(b_ih, y[:-1], w_ih)
+            return (
+                torch.tanh(torch.cat([u0.unsqueeze(0), inter]) + torch.baddbmm(b_hh, y, w_hh)) - y
+            )
+
+        h = self.h
+        y = x.new_zeros(len(fields), x.shape[1], self.model.hidden_size)
+        outputs, nfe = [], 0
+        for u0 in drive.unbind(0):
+            for _ in range(self.substeps):
+                k1 = rate(y, u0)
+                k2 = rate(torch.add(y, k1, alpha=h / 3), u0)
+                k3 = rate(y + h * (k2 - k1 / 3), u0)
+                k4 = rate(y + h * (k1 - k2 + k3), u0)
+                y = y + (k1 + 3 * (k2 + k3) + k4) * (h / 8)
+                nfe += 4
+            outputs.append(y[-1])
+        return torch.stack(outputs), nfe
+
+
 def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: int) -> dict:
-    """Seconds per forward + backward of each variant and its ratio to torch.nn.RNN."""
+    """Seconds per forward + backward of each variant, its ratio to torch.nn.RNN and the time per
+    layer-evaluation relative to torch.nn.RNN's per layer-step."""
     torch.manual_seed(0)
     reference = torch.nn.RNN(inputs, hidden, num_layers=layers)
     model = rnnode.from_torch(reference)
     x = torch.randn(T, batch, inputs)
+    continuous = {"coupling": "continuous", "method": "rk4", "step_size": 0.5}
+    per_sample = torch.arange(T + 1, dtype=x.dtype).unsqueeze(1).expand(T + 1, batch)
+    # (model, keywords, layer evaluations per counted evaluation)
     variants = {
-        "torch.nn.RNN": (reference, {}),
-        "from_torch default (euler, hold, sampled)": (model, {}),
-        "continuous rk4 step 0.5": (
-            model,
-            {"coupling": "continuous", "method": "rk4", "step_size": 0.5},
-        ),
+        "torch.nn.RNN": (reference, {}, None),
+        "from_torch default (euler, hold, sampled)": (model, {}, 1),
+        "continuous rk4 step 0.5": (model, continuous, layers),
+        "hand-written fused rk4 loop, step 0.5": (FusedRK4(model, 0.5), {}, layers),
+        "continuous rk4 step 0.5, per-sample t": (model, dict(continuous, t=per_sample), layers),
         "continuous dopri5 rtol 1e-5": (
             model,
             {"coupling": "continuous", "method": "dopri5", "rtol": 1e-5, "atol": 1e-7},
+            layers,
         ),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     nfes: dict[str, int | None] = {}
-    for m, kw in variants.values():  # warm-up
+    for m, kw, _ in variants.values():  # warm-up
         _fwd_bwd(m, x, **kw)
     for _ in range(repeats):
-        for name, (m, kw) in variants.items():
+        for name, (m, kw, _) in variants.items():
             m.zero_grad()
             seconds, nfes[name] = _fwd_bwd(m, x, **kw)
             times[name].append(seconds)
     base = statistics.median(times["torch.nn.RNN"])
-    return {
-        name: {
-            "seconds": statistics.median(ts),
-            "ratio_to_torch": statistics.median(ts) / base,
+    rows = {}
+    for name, ts in times.items():
+        seconds = statistics.median(ts)
+        per_eval = variants[name][2]
+        layer_evals = None if nfes[name] is None else nfes[name] * per_eval
+        rows[name] = {
+            "seconds": seconds,
+            "ratio_to_torch": seconds / base,
             "nfe": nfes[name],
+            # torch.nn.RNN takes T * layers layer-steps
+            "per_layer_eval_to_torch": (
+                None if layer_evals is None else seconds / layer_evals / (base / (T * layers))
+            ),
         }
-        for name, ts in times.items()
-    }
+    fused = rows["hand-written fused rk4 loop, step 0.5"]["seconds"]
+    rows["continuous rk4 step 0.5"]["ratio_to_fused_loop"] = (
+        rows["continuous rk4 step 0.5"]["seconds"] / fused
+    )
+    rows["continuous rk4 step 0.5, per-sample t"]["ratio_to_shared_t"] = (
+        rows["continuous rk4 step 0.5, per-sample t"]["seconds"]
+        / rows["continuous rk4 step 0.5"]["seconds"]
+    )
+    return rows
 
 
 #: The memory comparison's solve: the continuous-time stack, where backprop stores every stage.
@@ -159,6 +222,9 @@ def main(argv: list[str] | None = None) -> dict:
         default="all",
         help="run only the timings or only the memory measurements",
     )
+    parser.add_argument(
+        "--lengths", type=int, nargs="+", help="sequence lengths of the memory measurements"
+    )
     parser.add_argument("--child", nargs=6, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -180,16 +246,27 @@ def main(argv: list[str] | None = None) -> dict:
             f"{sizes['inputs']}, hidden {sizes['hidden']}, {sizes['layers']} layers "
             f"(median of {repeats}):"
         )
+        print(f"  {'variant':45s} {'time':>12s} {'/ nn.RNN':>8s} {'per layer-eval':>15s}  nfe")
         for name, row in results["timing"].items():
-            nfe = "" if row["nfe"] is None else f"  nfe {row['nfe']}"
+            nfe = "" if row["nfe"] is None else f"  {row['nfe']}"
+            per = row["per_layer_eval_to_torch"]
+            per = "" if per is None else f"{per:.2f}x"
             print(
-                f"  {name:45s} {row['seconds'] * 1e3:9.1f} ms  {row['ratio_to_torch']:6.2f}x{nfe}",
+                f"  {name:45s} {row['seconds'] * 1e3:9.1f} ms {row['ratio_to_torch']:7.2f}x "
+                f"{per:>15s}{nfe}",
                 flush=True,
             )
+        rows = results["timing"]
+        print(
+            f"  continuous rk4 / fused loop: "
+            f"{rows['continuous rk4 step 0.5']['ratio_to_fused_loop']:.2f}x; per-sample t / "
+            f"shared t: {rows['continuous rk4 step 0.5, per-sample t']['ratio_to_shared_t']:.2f}x",
+            flush=True,
+        )
     if args.part in ("all", "memory"):
         mem_sizes = {k: v for k, v in sizes.items() if k != "T"}
         print(f"peak memory growth of one forward + backward (MiB), {MEMORY_SOLVE}:")
-        results["memory"] = memory(lengths, **mem_sizes)
+        results["memory"] = memory(args.lengths or lengths, **mem_sizes)
     if args.part in ("all", "adjoint_scaling"):
         lengths = [50, 100, 200] if args.quick else [500, 1000, 2000, 4000]
         print("adjoint forward + backward, 2 layers, hidden 16, batch 8, sampled coupling:")

@@ -152,8 +152,16 @@ class RelaxationField(VectorField):
         raise NotImplementedError
 
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        rate = self.update(state, u) - state
+        rate = self._rate(state, u, self._recurrent(self.output(state)))
         return rate if self._unit_tau else rate / self.tau
+
+    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        """Phi(h, u) - h from the drive u and the recurrent product ``W_hh h + b_hh``.
+
+        Elementwise in everything but the last dimension, so that a stack of layers of one cell
+        evaluates it once on the stacked (layers, ..., features) blocks.
+        """
+        raise NotImplementedError
 
     def _recurrent(self, h: torch.Tensor) -> torch.Tensor:
         return F.linear(h, self.weight_hh, self.bias_hh)
@@ -188,6 +196,9 @@ class ElmanField(RelaxationField):
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return self._sigma(u + self._recurrent(state))
 
+    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        return self._sigma(u + recurrent) - state
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"
 
@@ -201,6 +212,9 @@ class LinearField(RelaxationField):
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return u + self._recurrent(state)
+
+    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        return (u + recurrent) - state
 
     @property
     def A(self) -> torch.Tensor:
@@ -224,16 +238,13 @@ class GRUField(RelaxationField):
     gates = 3
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return state + self._increment(state, u)
+        return state + self._rate(state, u, self._recurrent(state))
 
-    def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
         # (1 - z) * (n - h) directly, rather than Phi - h, so no cancellation error is added.
-        rate = self._increment(state, u)
-        return rate if self._unit_tau else rate / self.tau
-
-    def _increment(self, h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        h = state
         ur, uz, un = u.chunk(3, dim=-1)
-        wr, wz, wn = self._recurrent(h).chunk(3, dim=-1)
+        wr, wz, wn = recurrent.chunk(3, dim=-1)
         r = torch.sigmoid(ur + wr)
         z = torch.sigmoid(uz + wz)
         n = torch.tanh(un + r * wn)
@@ -253,8 +264,11 @@ class LSTMField(RelaxationField):
 
     def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates i, f, g, o, each (..., hidden), at the given state and drive."""
-        h = state[..., : self.hidden_size]
-        i, f, g, o = (u + self._recurrent(h)).chunk(4, dim=-1)
+        return self._gates(u + self._recurrent(self.output(state)))
+
+    @staticmethod
+    def _gates(preactivation: torch.Tensor) -> dict[str, torch.Tensor]:
+        i, f, g, o = preactivation.chunk(4, dim=-1)
         return {
             "i": torch.sigmoid(i),
             "f": torch.sigmoid(f),
@@ -263,7 +277,13 @@ class LSTMField(RelaxationField):
         }
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        gates = self.gate_values(state, u)
+        return self._next(state, u, self._recurrent(self.output(state)))
+
+    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        return self._next(state, u, recurrent) - state
+
+    def _next(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        gates = self._gates(u + recurrent)
         c = state[..., self.hidden_size :]
         c_next = gates["f"] * c + gates["i"] * gates["g"]
         return torch.cat([gates["o"] * torch.tanh(c_next), c_next], dim=-1)

@@ -70,9 +70,38 @@ class InputPath:
         """Polynomial coefficients per interval, lowest power first, each (T, ..., C)."""
         raise NotImplementedError
 
-    def evaluate(self, t: torch.Tensor) -> torch.Tensor:
-        """x(t), shape (..., C); constant outside [t_0, t_T]."""
-        j = self._interval(t)
+    def evaluate(self, t: torch.Tensor, interval: int | None = None) -> torch.Tensor:
+        """x(t), shape (..., C); constant outside [t_0, t_T].
+
+        Arguments:
+            t: the time, a 0-d tensor.
+            interval: the index j of the knot interval [t_j, t_{j+1}] that holds t, where the
+                caller knows it (a fixed-step solve knows the interval of every stage from its
+                grid); the path is then read without a host synchronisation. None: the interval
+                is looked up on the host (right-continuous at the knots).
+        """
+        if interval is None:
+            return self._polynomial(t, self._interval(t))
+        return self._polynomial(t, min(interval, len(self._time_rows) - 2))
+
+    def evaluate_near(self, t: torch.Tensor, interval: int) -> torch.Tensor:
+        """x(t) for t in [t_j, t_{j+2}), j = ``interval``, right-continuous at t_{j+1}.
+
+        The interval is chosen on the device: rows j and j + 1 are both evaluated and
+        ``torch.where`` picks one, so nothing is copied to the host (an adaptive solve stepping
+        in [t_j, t_{j+1}] evaluates there, and just past t_{j+1} after a jump). Indexing the
+        coefficients by a device index instead would scatter, in the backward pass, into a zero
+        tensor of the whole path at every evaluation.
+        """
+        last = len(self._time_rows) - 2
+        j = min(interval, last)
+        if j == last:
+            return self._polynomial(t, j)
+        after = t >= self._time_rows[j + 1]
+        return torch.where(after, self._polynomial(t, j + 1), self._polynomial(t, j))
+
+    def _polynomial(self, t: torch.Tensor, j: int) -> torch.Tensor:
+        """The polynomial of interval j at t (clamped into [t_0, t_T])."""
         rows = [r[j] for r in self._rows]
         if len(rows) == 1:
             return rows[0]
@@ -116,7 +145,9 @@ class InputPath:
 
     def _interval(self, t: torch.Tensor) -> int:
         # Index j of the knot interval [t_j, t_{j+1}) holding t, clamped to 0..T-1, looked up on
-        # the host.
+        # the host (one synchronisation; a single interval needs none).
+        if len(self._knots) == 2:
+            return 0
         j = bisect.bisect_right(self._knots, float(t.detach())) - 1
         return min(max(j, 0), len(self._knots) - 2)
 

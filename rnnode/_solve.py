@@ -9,8 +9,11 @@ jump times (the solver never steps across a discontinuity and re-evaluates after
 continuous input are step times (where its derivatives jump).
 
 The arithmetic of a step is torchdiffeq's (``rnnode._torchdiffeq``, the one module that imports
-it); the loops are rnnode's: they count steps and evaluations (``SolverStats``) and hold one step
-budget for the whole solve (``max_num_steps``; also under ``python -O``).
+it): its step functions and, for fixed steps on times that need no gradient, its tableaus in
+``_LeanStepper`` (the same stages, each stage's input one chain of ``torch.add`` with the step
+size as a number: half the autograd nodes per step). The loops are rnnode's: they count steps and
+evaluations (``SolverStats``) and hold one step budget for the whole solve (``max_num_steps``;
+also under ``python -O``).
 
 Gradients: plain backpropagation through the steps by default. ``adjoint=True`` with a
 fixed-step method is the discrete adjoint: the exact gradient of the steps taken, each sample
@@ -410,33 +413,103 @@ def _step_counts(times: torch.Tensor, step_size: float | None) -> list[int]:
     return [max(1, math.ceil(abs(w) / step_size * (1 - 1e-12))) for w in widths.tolist()]
 
 
-def _steps(step, starts, widths, ends, y):
-    for start, width, end in zip(starts, widths, ends, strict=True):
-        y = y + step(start, width, end, y)
+#: The fixed-step methods' tableaus as torchdiffeq steps them (rk4: its 3/8 rule): stage times
+#: c, stage weights a (row i - 1: the weights of stages 0..i-1 in stage i), final weights b.
+_TABLEAUS = {
+    "euler": ((0.0,), (), (1.0,)),
+    "midpoint": ((0.0, 0.5), ((0.5,),), (0.0, 1.0)),
+    "heun3": ((0.0, 1 / 3, 2 / 3), ((1 / 3,), (0.0, 2 / 3)), (0.25, 0.0, 0.75)),
+    "rk4": (
+        (0.0, 1 / 3, 2 / 3, 1.0),
+        ((1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)),
+        (0.125, 0.375, 0.375, 0.125),
+    ),
+}
+
+
+def _combine(y, h, weights, ks):
+    """y + h sum_j w_j k_j, one ``torch.add`` per nonzero term (h, w: numbers)."""
+    terms = [(w, k) for w, k in zip(weights, ks, strict=False) if w != 0.0]
+    w0, acc = terms[0]
+    for w, k in terms[1:]:
+        acc = torch.add(acc, k, alpha=w / w0)
+    return torch.add(y, acc, alpha=h * w0)
+
+
+class _LeanStepper:
+    """One explicit Runge-Kutta step ``y1 = stepper(t0, h, t1, y)`` with the step size h a
+    number: every stage input and the new state is one chain of ``torch.add`` (the fewest
+    autograd nodes the tableau needs; torchdiffeq's tensor arithmetic builds about twice as many).
+
+    ``func(t, y, perturb=...)``; with ``perturb`` the first stage is evaluated just after t0 and
+    a stage on t1 just before it (a field that jumps at the knots), as torchdiffeq does.
+    """
+
+    def __init__(self, method: str, func, perturb: bool):
+        self.c, self.a, self.b = _TABLEAUS[method]
+        self.func = func
+        self.first = _td.Perturb.NEXT if perturb else _td.Perturb.NONE
+        self.last = _td.Perturb.PREV if perturb else _td.Perturb.NONE
+
+    def __call__(self, t0: torch.Tensor, h: float, t1: torch.Tensor, y: torch.Tensor):
+        ks = [self.func(t0, y, perturb=self.first)]
+        for c, weights in zip(self.c[1:], self.a, strict=True):
+            z = _combine(y, h, weights, ks)
+            if c == 1.0:
+                ks.append(self.func(t1, z, perturb=self.last))
+            else:
+                ks.append(self.func(t0 + c * h, z))
+        return _combine(y, h, self.b, ks)
+
+
+class _TensorStepper:
+    """torchdiffeq's fixed step with tensor step sizes (times that need a gradient)."""
+
+    def __init__(self, method: str, func, y0: torch.Tensor, perturb: bool):
+        self.step = _td.FixedStepper(method, func, y0, perturb)
+
+    def __call__(self, t0, dt, t1, y):
+        return y + self.step(t0, dt, t1, y)
+
+
+def _steps(step, enter, k, starts, widths, ends, y):
+    # Every stage of these steps lies in sample interval k: the field may read it from there
+    # (``enter``) instead of looking it up; said again when the discrete adjoint recomputes.
+    if enter is not None:
+        enter(k)
+    try:
+        for start, width, end in zip(starts, widths, ends, strict=True):
+            y = step(start, width, end, y)
+    finally:
+        if enter is not None:
+            enter(None)
     return y
 
 
-def _run_fixed(step, y0, grid, counts, probes=None, recompute=False):
+def _run_fixed(step, y0, grid, counts, probes=None, recompute=False, enter=None):
     """Step along ``grid``, keeping the state at each interval end.
 
     ``probes`` (T + 1, *state), zeros that require grad, are added to the state at each sample
     time, so that the gradient of a loss with respect to ``probes[k]`` is dLoss/dy(t_k).
     ``recompute``: keep no intermediate values of an interval's steps; the backward pass
-    recomputes them interval by interval (the discrete adjoint).
+    recomputes them interval by interval (the discrete adjoint). ``enter(k)``, where given, is
+    told the sample interval k that the next steps lie in (``enter(None)``: none).
     """
     y = y0 if probes is None else y0 + probes[0]
     states = [y]
-    starts, widths = grid[:-1].unbind(0), (grid[1:] - grid[:-1]).unbind(0)
-    ends = grid[1:].unbind(0)
+    starts, ends = grid[:-1].unbind(0), grid[1:].unbind(0)
+    widths = grid[1:] - grid[:-1]
+    # A lean stepper takes the step sizes as numbers (one host copy of the grid per solve).
+    widths = widths.unbind(0) if isinstance(step, _TensorStepper) else widths.tolist()
     first = 0
     for k, count in enumerate(counts):
         # Only this interval's grid goes to the (checkpointed) steps: checkpoint flattens its
         # arguments at every call, and the whole grid's would make the solve quadratic in T.
         piece = tuple(g[first : first + count] for g in (starts, widths, ends))
         if recompute:
-            y = checkpoint(_steps, step, *piece, y, use_reentrant=False)
+            y = checkpoint(_steps, step, enter, k, *piece, y, use_reentrant=False)
         else:
-            y = _steps(step, *piece, y)
+            y = _steps(step, enter, k, *piece, y)
         first += count
         if probes is not None:
             y = y + probes[k + 1]
@@ -447,15 +520,21 @@ def _run_fixed(step, y0, grid, counts, probes=None, recompute=False):
 # -- adaptive solves ----------------------------------------------------------------------------
 
 
-def _run_adaptive(stepper, y0, times, budget, user_set, method):
+def _run_adaptive(stepper, y0, times, budget, user_set, method, enter=None):
     """Advance an adaptive stepper onto each sample time in turn, within ``budget`` steps.
+
+    ``enter(k, exact=False)``, where given, is told that the next evaluations lie in
+    [t_k, t_{k+2}) (the steps towards t_{k+1}, which end exactly on it, and the re-evaluation
+    just after it at a jump).
 
     Returns the states at ``times`` and the accepted steps per interval.
     """
     stepper.start(times)
     targets = times.to(stepper.time_dtype)
     states, per_interval, steps = [y0], [], 0
-    for target in targets[1:].unbind(0):
+    for k, target in enumerate(targets[1:].unbind(0)):
+        if enter is not None:
+            enter(k, exact=False)
         before = stepper.accepted
         while target > stepper.t:
             t_now, dt = stepper.t, stepper.dt
@@ -471,6 +550,8 @@ def _run_adaptive(stepper, y0, times, budget, user_set, method):
             steps += 1
         per_interval.append(stepper.accepted - before)
         states.append(stepper.value_at(target))
+    if enter is not None:
+        enter(None)
     return torch.stack(states), per_interval
 
 
@@ -670,6 +751,9 @@ def integrate(
 
     tally = _Tally(stats, None if fixed else budget * _EVALS_PER_STEP, on_budget)
     counted = _Counted(func, tally, check_finite=not fixed)
+    # A field that can be told the sample interval of its evaluations reads its input there,
+    # without looking the interval up on the host.
+    enter = getattr(func, "at_interval", None)
     per_interval: list[int] | None = None
     rejected = 0
     if fixed:
@@ -678,9 +762,12 @@ def integrate(
         # Stages at a step's end must see the interval the step belongs to, not the next sample;
         # Euler has no such stage (it evaluates at the step's start only).
         perturb = discontinuous and method != "euler"
-        step = _td.FixedStepper(method, _Perturbed(counted), y0, perturb)
+        if grid.requires_grad and torch.is_grad_enabled():
+            step = _TensorStepper(method, _Perturbed(counted), y0, perturb)
+        else:
+            step = _LeanStepper(method, _Perturbed(counted), perturb)
         recompute = adjoint and torch.is_grad_enabled()
-        trajectory = _run_fixed(step, y0, grid, counts, probes, recompute=recompute)
+        trajectory = _run_fixed(step, y0, grid, counts, probes, recompute=recompute, enter=enter)
         per_interval = counts
     elif method == "scipy_solver":
         trajectory = _td.scipy_solve(counted, y0, times, rtol, atol, **opts)
@@ -706,7 +793,13 @@ def integrate(
         else:
             knots = {"step_t": times[1:]}
         stepper = _td.AdaptiveStepper(method, _Perturbed(counted), y0, rtol, atol, **knots, **opts)
-        trajectory, per_interval = _run_adaptive(stepper, y0, times, budget, user_set, method)
+        try:
+            trajectory, per_interval = _run_adaptive(
+                stepper, y0, times, budget, user_set, method, enter
+            )
+        finally:
+            if enter is not None:
+                enter(None)
         rejected = stepper.rejected
     tally.phase = "backward"
     if stats is not None:

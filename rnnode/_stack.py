@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._fields import CELLS, VectorField, make_field
+from ._fields import CELLS, RelaxationField, VectorField, make_field
 from ._paths import HoldPath, InputPath, LinearPath, causal_samples, clock_path, make_path
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solve import SolverStats, integrate
@@ -167,11 +167,119 @@ class Solution:
         return result.squeeze(3) if self._unbatched else result
 
 
+#: Evaluate a continuously coupled stack of one cell as one block-structured operation
+#: (``_Block``); False forces the per-layer loop (the reference the tests compare it with).
+_FUSE = True
+
+
+class _Block:
+    """A group's layers stacked for one block-structured evaluation of their joint field.
+
+    For layers of one relaxation cell and hidden size H, with states stacked as (L, B, S), the
+    joint field is
+
+        rec = b_hh + h W_hh^T            one baddbmm over the L layers,
+        u_i = e_i + sum_s W_{i,s} h_{i-s}  one (b)addbmm per skip offset s over its readers,
+        rate = (Phi(h, u, rec) - h) / tau  the cell's nonlinearity once on the (L, B, .) blocks,
+
+    where e_i is layer i's external drive (its projected path, or b_ih) and W_{i,s} the columns
+    of layer i's W_ih reading layer i - s. The stacked weights are made once per solve from the
+    layers' own Parameters (gradients reach them through the stacking).
+    """
+
+    def __init__(self, fields, offsets, tau):
+        self.cell = fields[0]
+        self.hidden = fields[0].hidden_size
+        self.w_hh = torch.stack([f.weight_hh for f in fields]).transpose(1, 2)  # (L, H, GH)
+        bias = fields[0].bias_hh is not None
+        self.b_hh = torch.stack([f.bias_hh for f in fields]).unsqueeze(1) if bias else None
+        self.b_ih = torch.stack([f.bias_ih for f in fields]).unsqueeze(1) if bias else None
+        #: (s, first reader, end of readers, stacked columns (readers, H, GH)) per offset s.
+        self.offsets = offsets
+        self.tau = tau  # (L, 1, 1), or None when every tau is a fixed 1
+
+    @staticmethod
+    def make(fields, internal, internal_weights) -> _Block | None:
+        """The block of ``fields``, or None where the stack does not fit one (one layer,
+        different cells or sizes, a field of its own making, readers of an offset that are not
+        consecutive layers)."""
+        first = fields[0]
+        kind = type(first)
+        if (
+            len(fields) < 2
+            or not isinstance(first, RelaxationField)
+            or kind.forward is not RelaxationField.forward
+            or kind._recurrent is not RelaxationField._recurrent
+            or kind.output is not VectorField.output
+        ):
+            return None
+        same = ("hidden_size", "state_parts", "nonlinearity")
+        for f in fields[1:]:
+            if type(f) is not kind or any(
+                getattr(f, a, None) != getattr(first, a, None) for a in same
+            ):
+                return None
+            if (f.bias_hh is None) != (first.bias_hh is None):
+                return None
+        by_offset: dict[int, list[tuple[int, torch.Tensor]]] = {}
+        for i, (sources, weights) in enumerate(zip(internal, internal_weights, strict=True)):
+            for (j, _), weight in zip(sources, weights, strict=True):
+                by_offset.setdefault(i - j, []).append((i, weight))
+        offsets = []
+        for s, readers in sorted(by_offset.items()):
+            rows = [i for i, _ in readers]
+            if s < 1 or rows != list(range(rows[0], rows[0] + len(rows))):
+                return None
+            weight = torch.stack([w for _, w in readers]).transpose(1, 2)
+            offsets.append((s, rows[0], rows[-1] + 1, weight))
+        tau = None
+        if not all(f._unit_tau for f in fields):
+            tau = torch.stack([f.tau for f in fields]).reshape(-1, 1, 1)
+        return _Block(fields, offsets, tau)
+
+    def rate(self, y: torch.Tensor, external: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """d y / dt for stacked states y (L, B, S), given each layer's external drive (None:
+        the layer reads no path; its drive starts from b_ih)."""
+        h = y if self.cell.state_parts == 1 else y[..., : self.hidden]
+        L, B = h.shape[0], h.shape[1]
+        rec = (
+            torch.bmm(h, self.w_hh) if self.b_hh is None else torch.baddbmm(self.b_hh, h, self.w_hh)
+        )
+
+        def base(i: int) -> torch.Tensor:
+            e = external[i]
+            if e is not None:
+                return e.expand(B, -1)
+            if self.b_ih is not None:
+                return self.b_ih[i].expand(B, -1)
+            return h.new_zeros(B, rec.shape[-1])
+
+        u = None
+        for s, a, b, weight in self.offsets:
+            if u is None:  # the first offset's readers start from their external drives
+                if all(external[i] is None for i in range(a, b)) and self.b_ih is not None:
+                    start = self.b_ih[a:b]
+                else:
+                    start = torch.stack([base(i) for i in range(a, b)])
+                block = torch.baddbmm(start, h[a - s : b - s], weight)
+                parts = [base(i).unsqueeze(0) for i in range(a)]
+                parts += [block] + [base(i).unsqueeze(0) for i in range(b, L)]
+                u = torch.cat(parts) if len(parts) > 1 else block
+            else:
+                u = torch.cat([u[:a], torch.baddbmm(u[a:b], h[a - s : b - s], weight), u[b:]])
+        rate = self.cell._rate(y, u, rec)
+        return rate if self.tau is None else rate / self.tau
+
+
 class _StackODE(nn.Module):
     """Joint vector field of consecutive layers of one direction.
 
     Layer i's drive is its projected external path (input x, or in sampled coupling the sources'
     sampled outputs) plus ``W_ih[:, cols] h_j`` for every source j that is solved in the same ODE.
+    Where the layers fit one ``_Block`` (one cell and size), the joint field is evaluated as one
+    block-structured operation on states stacked as (layers, batch, state); otherwise layer by
+    layer on states concatenated as (batch, sum of state sizes). ``pack`` and ``unpack`` convert
+    between the per-layer states and the ODE's layout.
 
     Arguments:
         fields: the layers' fields, in group order.
@@ -183,6 +291,7 @@ class _StackODE(nn.Module):
         speed, clock: with per-sample times, the ODE is solved in a shared clock s: ``speed``
             holds dt_b/ds (B, 1) on every interval and ``clock`` t_b(s) (B, 1); the rate is
             dy/ds = F(t_b(s), y, u(s)) dt_b/ds. None: s is t.
+        block: the stacked weights (made here when None and the layers fit one).
     """
 
     def __init__(
@@ -194,6 +303,7 @@ class _StackODE(nn.Module):
         internal_weights: Sequence[Sequence[torch.Tensor]] | None = None,
         speed: InputPath | None = None,
         clock: InputPath | None = None,
+        block: _Block | None = None,
     ):
         super().__init__()
         self.speed = speed
@@ -212,6 +322,34 @@ class _StackODE(nn.Module):
         self._internal_weights = [list(w) for w in internal_weights]
         self.sizes = [f.state_size for f in fields]
         self.raw_columns = list(raw_columns) if raw_columns is not None else [None] * len(fields)
+        if block is None and _FUSE:
+            block = _Block.make(fields, self.internal, self._internal_weights)
+        self.block = block
+        # The knot interval every evaluation lies in, where the solver knows it (``at_interval``).
+        self._hint: tuple[int, bool] | None = None
+
+    def pack(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The ODE's state from the layers' states (each (..., B, S)): (..., L, B, S) stacked
+        for a block, (..., B, sum S) concatenated otherwise."""
+        if self.block is not None:
+            return torch.stack(states, dim=-3)
+        return torch.cat(states, dim=-1)
+
+    def unpack(self, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The layers' states (each (..., B, S)) from the ODE's state (``pack``'s inverse)."""
+        return y.unbind(-3) if self.block is not None else y.split(self.sizes, dim=-1)
+
+    def layout(self, flat: torch.Tensor) -> torch.Tensor:
+        """A (..., B, sum S) tensor in the ODE's layout (a view)."""
+        if self.block is None:
+            return flat
+        return flat.unflatten(-1, (len(self.sizes), self.sizes[0])).transpose(-3, -2)
+
+    def at_interval(self, interval: int | None, exact: bool = True) -> None:
+        """Tell the paths which knot interval the next evaluations lie in, so that they read it
+        without a host synchronisation: ``exact``: in [s_j, s_{j+1}] (a fixed-step solve);
+        otherwise in [s_j, s_{j+2}) (an adaptive one, chosen on the device). None: look up."""
+        self._hint = None if interval is None else (interval, exact)
 
     def segment(self, j: int) -> _StackODE:
         """The same stack driven by its paths' interval j only (see ``InputPath.segment``)."""
@@ -235,6 +373,7 @@ class _StackODE(nn.Module):
             self._internal_weights,
             speed,
             clock,
+            self.block,
         )
 
     def path_tensors(self) -> tuple[torch.Tensor, ...]:
@@ -257,28 +396,42 @@ class _StackODE(nn.Module):
         *paths, speed, clock = rebuilt
         return self._with_paths(paths, speed, clock)
 
+    def _read(self, path: InputPath, s: torch.Tensor) -> torch.Tensor:
+        hint = self._hint
+        if hint is None:
+            return path.evaluate(s)
+        return path.evaluate(s, hint[0]) if hint[1] else path.evaluate_near(s, hint[0])
+
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        t = s if self.clock is None else self.clock.evaluate(s)
-        if len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
-            rate = self.fields[0](t, y, self.paths[0].evaluate(s))
+        t = s if self.clock is None else self._read(self.clock, s)
+        if self.block is not None:
+            rate = self.block.rate(y, self.external(s))
+        elif len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
+            rate = self.fields[0](t, y, self._read(self.paths[0], s))
         else:
-            states = y.split(self.sizes, dim=-1)
+            states = self.unpack(y)
             drives = self.drives(s, states)
             rates = [f(t, h, u) for f, h, u in zip(self.fields, states, drives, strict=True)]
             rate = torch.cat(rates, dim=-1)
-        return rate if self.speed is None else rate * self.speed.evaluate(s)
+        return rate if self.speed is None else rate * self._read(self.speed, s)
+
+    def external(self, t: torch.Tensor) -> list[torch.Tensor | None]:
+        """Each layer's projected external drive at (clock) time t (None: no path)."""
+        out: list[torch.Tensor | None] = []
+        for field, path, raw in zip(self.fields, self.paths, self.raw_columns, strict=True):
+            if path is None:
+                out.append(None)
+            elif raw is None:
+                out.append(self._read(path, t))
+            else:
+                out.append(field.project(self._read(path, t), raw))
+        return out
 
     def drives(self, t: torch.Tensor, states: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Each layer's projected drive u_i at (clock) time t (right-continuous at the knots)."""
         drives = []
-        for i, field in enumerate(self.fields):
-            path, raw = self.paths[i], self.raw_columns[i]
-            if path is None:
-                u = field.bias_ih
-            elif raw is None:
-                u = path.evaluate(t)
-            else:
-                u = field.project(path.evaluate(t), raw)
+        for i, (field, e) in enumerate(zip(self.fields, self.external(t), strict=True)):
+            u = field.bias_ih if e is None else e
             for (j, _), weight in zip(self.internal[i], self._internal_weights[i], strict=True):
                 drive = F.linear(self.fields[j].output(states[j]), weight)
                 u = drive if u is None else u + drive
@@ -746,7 +899,7 @@ class ODERNN(nn.Module):
             fields.append(field)
             paths.append(path)
             internal.append([(group.index(j), c) for j, c in inside])
-        y0 = torch.cat([h0[layer * self.num_directions + direction] for layer in group], -1)
+        states0 = [h0[layer * self.num_directions + direction] for layer in group]
         knots = grid.knots if direction == 0 else _reflect(grid.knots)
         speed = clock = None
         if grid.per_sample:
@@ -755,19 +908,26 @@ class ODERNN(nn.Module):
             own = grid.times if direction == 0 else _reflect(grid.times)
             clock = LinearPath(knots, own.unsqueeze(-1))  # t_b(s)
         ode = _StackODE(fields, paths, internal, raw_columns, speed=speed, clock=clock)
-        traj, nfe = integrate(ode, y0, knots, **solve_kw)
+        if solve_kw.get("probes") is not None:
+            solve_kw = dict(solve_kw, probes=ode.layout(solve_kw["probes"]))
+        traj, nfe = integrate(ode, ode.pack(states0), knots, **solve_kw)
+        states = ode.unpack(traj)
         gates = None
         if return_gates:
             # The gates of the step from knot k: state at knot k, drive just after it.
-            before = traj[:-1].split(ode.sizes, dim=-1)
-            steps = [ode.drives(knots[k], [s[k] for s in before]) for k in range(len(knots) - 1)]
+            steps = []
+            for k in range(len(knots) - 1):
+                ode.at_interval(k)
+                steps.append(ode.drives(knots[k], [s[k] for s in states]))
+            ode.at_interval(None)
+            before = [s[:-1] for s in states]
             gates = []
             for i, field in enumerate(fields):
                 values = field.gate_values(before[i], torch.stack([u[i] for u in steps]))
                 gates.append({k: v.flip(0) if direction == 1 else v for k, v in values.items()})
         if direction == 1:
-            traj = traj.flip(0)
-        return _Solved(traj.split(ode.sizes, dim=-1), nfe, gates)
+            states = tuple(s.flip(0) for s in states)
+        return _Solved(tuple(states), nfe, gates)
 
     def joint_field(
         self, state: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None

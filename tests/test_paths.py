@@ -113,3 +113,72 @@ def test_a_segment_is_the_path_on_its_interval(kind):
         end = piece.evaluate(times[j + 1])
         expected = samples[j] if kind == "hold" else path.evaluate(times[j + 1])
         torch.testing.assert_close(end, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("interpolation", ["hold", "linear", "cubic"])
+def test_evaluation_at_a_named_interval_equals_the_host_lookup(interpolation):
+    times, samples = _data()
+    path = make_path(interpolation, times, samples)
+    T = len(times) - 1
+    for j in range(T):
+        # inside the interval, and just after its start (where a held path jumps)
+        for t in (times[j] + 0.3 * (times[j + 1] - times[j]), torch.nextafter(times[j], times[-1])):
+            expected = path.evaluate(t)
+            assert torch.equal(path.evaluate(t, j), expected)
+            assert torch.equal(path.evaluate_near(t, j), expected)
+            if j > 0:  # evaluate_near(t, j - 1) covers [t_{j-1}, t_{j+1}), picking on the device
+                assert torch.equal(path.evaluate_near(t, j - 1), expected)
+        if j + 1 < T:
+            assert torch.equal(path.evaluate_near(times[j + 1], j), path.evaluate(times[j + 1]))
+
+
+def _host_reads(monkeypatch):
+    """Count every copy of a tensor to the host (float, int, bool, item, tolist)."""
+    calls = []
+    for name in ("__float__", "__int__", "__bool__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            calls.append(1)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("coupling", ["sampled", "continuous"])
+@pytest.mark.parametrize("interpolation", ["hold", "cubic"])
+def test_fixed_step_solves_copy_nothing_to_the_host_per_step(coupling, interpolation, monkeypatch):
+    # Host copies per solve are a constant (checks, grids, the final finiteness check); none
+    # per step or evaluation: a solve over 4 times as many steps makes exactly as many.
+    import rnnode
+
+    torch.manual_seed(0)
+    model = rnnode.ODERNN(2, 3, num_layers=2).double()
+    kw = dict(coupling=coupling, interpolation=interpolation, method="rk4", step_size=0.5)
+    counts = []
+    for T in (2, 3, 12):  # the first solve fills caches (the fields' tau = 1 checks)
+        x = torch.randn(T, 2, 2, dtype=torch.float64)
+        with monkeypatch.context() as m:
+            calls = _host_reads(m)
+            out, _ = model(x, **kw)
+            out.sum().backward()
+        counts.append(len(calls))
+    assert counts[1] == counts[2]
+
+
+def test_adaptive_solves_look_up_no_interval_on_the_host_per_evaluation(monkeypatch):
+    import rnnode
+    from rnnode._paths import InputPath
+
+    lookups = []
+    original = InputPath._interval
+    monkeypatch.setattr(
+        InputPath, "_interval", lambda self, t: lookups.append(1) or original(self, t)
+    )
+    torch.manual_seed(0)
+    model = rnnode.ODERNN(2, 3, num_layers=2).double()
+    x = torch.randn(6, 2, 2, dtype=torch.float64)
+    sol = model.solve(x, coupling="continuous", method="dopri5", rtol=1e-6, atol=1e-8)
+    # only the solver's start (its first evaluation and the one that picks the first step)
+    assert len(lookups) <= 2 < sol.nfe
