@@ -94,7 +94,7 @@ FULL = {
     "tau": 2.0,
     "method": "rk4",
     "step_size": 2.0,
-    "steps": 200,
+    "steps": 300,
     "batch_size": 32,
     "lr": 1e-2,
     "seeds": 5,
