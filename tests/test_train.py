@@ -1,14 +1,20 @@
 """Training loop: determinism, checkpoints and resume, NaN detection, plain-data metrics.
 
-References: a second identical run, an uninterrupted run, and a hand-written SGD step.
+References: a second identical run, an uninterrupted run, a hand-written SGD step, and the NFE
+of a fixed-step solve counted by hand.
 """
 
+import copy
 import json
+import math
+import types
 
 import pytest
 import torch
 
 import rnnode
+from rnnode.studies import run_study
+from rnnode.studies._run import train_with
 from rnnode.training import SequenceModel, Trainer
 
 
@@ -26,6 +32,10 @@ def _params(model):
     return [p.detach().clone() for p in model.parameters()]
 
 
+def _without_seconds(metrics):
+    return {k: v for k, v in metrics.items() if k != "seconds"}
+
+
 def test_same_seed_gives_the_same_numbers_twice():
     runs = []
     for _ in range(2):
@@ -34,7 +44,7 @@ def test_same_seed_gives_the_same_numbers_twice():
             model, _task(), steps=4, batch_size=4, seed=3, progress=False
         )
         runs.append((metrics, _params(model)))
-    assert runs[0][0] == runs[1][0]
+    assert _without_seconds(runs[0][0]) == _without_seconds(runs[1][0])
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
     other = rnnode.training.train(_model(), _task(), steps=4, batch_size=4, seed=4, progress=False)
     assert other["history"]["loss"] != runs[0][0]["history"]["loss"]
@@ -47,7 +57,7 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
 
     path = tmp_path / "run" / "checkpoint.pt"
     first = Trainer(_model(), task, batch_size=4, seed=1, checkpoint=path, progress=False)
-    first.fit(3)
+    first_seconds = first.fit(3)["seconds"]
     torch.manual_seed(123)  # the interruption disturbs the global generator
     # A fresh process: a differently initialised model, restored from the checkpoint.
     resumed_model = _model(seed=9)
@@ -61,7 +71,8 @@ def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(tmp_path):
         resume=True,
         progress=False,
     )
-    assert got == expected
+    assert _without_seconds(got) == _without_seconds(expected)
+    assert got["seconds"][:3] == first_seconds and len(got["seconds"]) == 6  # restored, then new
     assert all(
         torch.equal(a, b) for a, b in zip(_params(whole.model), _params(resumed_model), strict=True)
     )
@@ -82,6 +93,7 @@ def test_checkpoint_holds_everything_and_loads_with_weights_only(tmp_path):
         "step",
         "rng",
         "history",
+        "seconds",
         "seed",
         "batch_size",
         "settings",
@@ -119,7 +131,7 @@ def test_nan_loss_stops_with_a_clear_error():
 def test_metrics_are_plain_data():
     metrics = rnnode.training.train(_model(), _task(), steps=2, batch_size=4, progress=False)
     assert json.loads(json.dumps(metrics)) == metrics
-    assert set(metrics["history"]) == {"step", "loss", "task", "auxiliary"}
+    assert set(metrics["history"]) == {"step", "loss", "task", "auxiliary", "nfe", "backward_nfe"}
     assert metrics["history"]["step"] == [1.0, 2.0]
     assert set(metrics["test"]) == {"loss", "rmse"}
     history = metrics["history"]
@@ -356,3 +368,85 @@ def test_resume_restores_the_time_constants_the_solve_uses(tmp_path):
     x = _task().x_test
     with torch.no_grad():
         torch.testing.assert_close(resumed(x), saved(x), rtol=0, atol=0)
+
+
+# -- solver statistics and time per step ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("coupling", ["sampled", "continuous"])
+def test_the_history_records_each_steps_forward_nfe(coupling):
+    """rk4 with step 0.5 on unit sample intervals: 2 steps of 4 evaluations per interval, in each
+    solved ODE (one per layer with sampled coupling, one for the stack with continuous)."""
+    task, layers, steps = _task(), 3, 2
+    rnn = rnnode.ODERNN(1, 4, layers, cell="gru", method="rk4", step_size=0.5, coupling=coupling)
+    model = SequenceModel(rnn, 2, per_step=True)
+    metrics = rnnode.training.train(model, task, steps=steps, batch_size=4, progress=False)
+    groups = layers if coupling == "sampled" else 1
+    expected = 4 * (task.length * math.ceil(1 / 0.5)) * groups
+    assert metrics["history"]["nfe"] == [float(expected)] * steps
+    assert metrics["history"]["backward_nfe"] == [0.0] * steps  # plain backprop evaluates nothing
+
+
+def test_the_history_records_the_backward_nfe_of_the_adjoint():
+    """Each step's NFE equals the stats of that step's solve, replayed by hand from the same
+    weights and batch (dopri5: the counts depend on the weights)."""
+    task = _task()
+    torch.manual_seed(0)
+    rnn = rnnode.ODERNN(1, 4, cell="gru", method="dopri5", rtol=1e-4, atol=1e-6)
+    model = SequenceModel(rnn, 2, per_step=True, solve_options={"adjoint": True})
+    replay = copy.deepcopy(model)  # the weights of step 1, before training changes them
+    history = rnnode.training.train(model, task, steps=1, batch_size=4, lr=1e-3, progress=False)[
+        "history"
+    ]
+    x, y = next(task.batches(4, seed=0))
+    _, _, solution = replay.run(x)
+    replay.loss(x, y)[0].backward()
+    stats = replay._solver_stats()
+    assert history["nfe"] == [float(solution.nfe)] == [float(sum(s.nfe for s in stats))]
+    assert history["backward_nfe"] == [float(sum(s.backward_nfe for s in stats))]
+    assert history["backward_nfe"][0] > 0
+
+
+def test_seconds_per_step_are_kept_apart_from_the_history():
+    trainer = Trainer(_model(), _task(), batch_size=4, progress=False)
+    metrics = trainer.fit(3)
+    assert len(metrics["seconds"]) == 3 and metrics["seconds"] == trainer.seconds
+    assert all(math.isfinite(s) and s > 0 for s in metrics["seconds"])
+    assert "seconds" not in metrics["history"]
+
+
+def test_a_checkpoint_without_seconds_resumes_with_nan_for_its_steps(tmp_path):
+    path = tmp_path / "old.pt"
+    Trainer(_model(), _task(), batch_size=4, checkpoint=path, progress=False).fit(2)
+    state = torch.load(path, weights_only=True)
+    del state["seconds"]
+    torch.save(state, path)
+    got = rnnode.training.train(
+        _model(), _task(), steps=3, batch_size=4, checkpoint=path, resume=True, progress=False
+    )["seconds"]
+    assert all(math.isnan(s) for s in got[:2]) and math.isfinite(got[2]) and len(got) == 3
+
+
+def _training_study(ctx):
+    """A study that stores a whole training history (its NFE too), as studies store losses."""
+    task = _task()
+    torch.manual_seed(ctx.seed)
+    rnn = rnnode.ODERNN(1, 4, cell="gru", method="rk4", step_size=0.5)
+    metrics = train_with(
+        SequenceModel(rnn, 2, per_step=True),
+        task,
+        {"steps": 2, "lr": 1e-2, "batch_size": 4},
+        ctx.seed,
+    )
+    return {"history": metrics["history"], "test": metrics["test"]}
+
+
+def test_a_studys_metrics_with_a_training_history_are_the_same_bytes_twice(tmp_path):
+    study = types.ModuleType("studies.trained", "A study that trains a small model.")
+    study.run = _training_study
+    runs = []
+    for out in ("a", "b"):
+        run_study(study, out=tmp_path / out, seed=3, workers=1, show_progress=False)
+        runs.append((tmp_path / out / "trained" / "metrics.json").read_bytes())
+    assert runs[0] == runs[1]
+    assert b'"nfe"' in runs[0] and b"seconds" not in runs[0]

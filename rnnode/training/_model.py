@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .._solve import SolverStats
 from .._stack import ODERNN, Solution
 from .._validate import check_bool, check_choice, check_int, check_nonnegative
 from ._losses import gate_coupling_penalty, layer_features, task_loss
@@ -93,6 +94,8 @@ class SequenceModel(nn.Module):
         self.aux_heads = nn.ModuleDict(
             {str(layer): nn.Linear(features, output_size) for layer in self.aux_weights}
         )
+        # The statistics of the last ``run``'s solve (filled in further by its backward).
+        self._last_stats: dict[tuple[int, int], SolverStats] = {}
 
     @classmethod
     def for_task(cls, rnn: ODERNN, task: Task, **kwargs) -> SequenceModel:
@@ -121,12 +124,19 @@ class SequenceModel(nn.Module):
             return_gates=self.gate_weight > 0,
             **self.solve_options,
         )
+        self._last_stats = solution.stats
         top = self._read(self.head, layer_features(solution, self.rnn.num_layers - 1))
         aux = {
             layer: self._read(self.aux_heads[str(layer)], layer_features(solution, layer))
             for layer in self.aux_weights
         }
         return top, aux, solution
+
+    def _solver_stats(self) -> list[SolverStats]:
+        """``rnnode.SolverStats`` of every ODE the last ``run`` solved (its ``backward_nfe``
+        counts once that run's loss has been backpropagated); what ``rnnode.training.train``
+        records per step."""
+        return list(self._last_stats.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The top readout's prediction for x (batch, T, input_size)."""

@@ -7,6 +7,12 @@ the CPU: batches come from ``Task.batches(batch_size, seed)``, torch's global ge
 is seeded with ``seed`` at step 0, and a checkpoint stores everything that changes (weights,
 optimiser state, step, generator state, history), so a run resumed from a checkpoint continues
 exactly as the uninterrupted run.
+
+The history records per step the loss and its parts and, for models that report their solves'
+statistics (``SequenceModel``), the forward and backward NFE of the step's solve; it is a pure
+function of the run, as above. The wall-clock seconds of each step are kept apart from it
+(``Trainer.seconds``, ``metrics()["seconds"]``): they differ on every run, so a history stays
+byte-identical across runs and resumes.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import io
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -128,7 +135,12 @@ class Trainer:
         self.progress = progress
         self.optimizer = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
         self.step = 0
+        #: Per step (a pure function of the run): ``step``, ``loss``, the loss's parts and, for
+        #: models that report solver statistics, ``nfe`` and ``backward_nfe``.
         self.history: dict[str, list[float]] = {"step": [], "loss": []}
+        #: Wall-clock seconds of each step (forward, backward and update), apart from the
+        #: history because no two runs share them.
+        self.seconds: list[float] = []
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -151,6 +163,7 @@ class Trainer:
         with _progress_bar(self.progress, total=steps, initial=min(self.step, steps)) as bar:
             while self.step < steps:
                 x, y = next(batches)
+                started = time.perf_counter()
                 try:
                     loss, parts = self.model.loss(x, y)
                 except DivergenceError as error:
@@ -172,6 +185,9 @@ class Trainer:
                 if self.clip_grad is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
                 self.optimizer.step()
+                if loss.is_cuda:  # the step's kernels are queued: wait for them before timing
+                    torch.cuda.synchronize(loss.device)
+                self.seconds.append(time.perf_counter() - started)
                 self.step += 1
                 self._record(value, parts)
                 bar.update(1)
@@ -198,6 +214,12 @@ class Trainer:
         self.history["loss"].append(loss)
         for name, value in parts.items():
             self.history.setdefault(name, []).append(float(value))
+        stats = _solver_stats(self.model)
+        if stats is not None:
+            self.history.setdefault("nfe", []).append(float(sum(s.nfe for s in stats)))
+            self.history.setdefault("backward_nfe", []).append(
+                float(sum(s.backward_nfe for s in stats))
+            )
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Scores of the model on the ``"train"`` or ``"test"`` split (``task_metrics``)."""
@@ -212,10 +234,13 @@ class Trainer:
         return task_metrics(prediction, y, self.task.kind)
 
     def metrics(self) -> dict:
-        """``{"step": int, "history": {name: [float, ...]}, "test": {name: float}}``."""
+        """``{"step": int, "history": {name: [float, ...]}, "seconds": [float, ...],
+        "test": {name: float}}``; ``seconds`` (wall clock, per step) is the one entry that
+        differs between two runs of the same settings."""
         return {
             "step": self.step,
             "history": {k: list(v) for k, v in self.history.items()},
+            "seconds": list(self.seconds),
             "test": self.evaluate("test"),
         }
 
@@ -243,6 +268,7 @@ class Trainer:
             "step": self.step,
             "rng": torch.get_rng_state(),
             "history": {k: list(v) for k, v in self.history.items()},
+            "seconds": list(self.seconds),
             "seed": self.seed,
             "batch_size": self.batch_size,
             "settings": self.settings(),
@@ -277,9 +303,18 @@ class Trainer:
         self.step = int(state["step"])
         torch.set_rng_state(state["rng"])
         self.history = {k: [float(v) for v in vs] for k, vs in state["history"].items()}
+        # Checkpoints written before the seconds were kept: NaN, not measured.
+        self.seconds = [float(v) for v in state.get("seconds", [math.nan] * self.step)]
 
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "step", "rng", "history", "seed", "batch_size")
+
+
+def _solver_stats(model: nn.Module) -> list | None:
+    """The ``rnnode.SolverStats`` of the model's last solve, if it reports them (a private
+    ``_solver_stats()`` method, as ``SequenceModel``'s); None otherwise."""
+    report = getattr(model, "_solver_stats", None)
+    return None if report is None else list(report())
 
 
 def _check_checkpoint_path(checkpoint: object) -> Path:
@@ -376,8 +411,13 @@ def train(
     optimizer, batch size, seed, clipping, task) is refused with an error naming the setting.
 
     Returns:
-        Plain data: ``{"step": int, "history": {"step", "loss", parts...: [float]},
-        "test": {"loss": float, "accuracy" or "rmse": float}}``.
+        Plain data: ``{"step": int, "history": {"step", "loss", parts..., and for models that
+        report solver statistics "nfe", "backward_nfe": [float]}, "seconds": [float],
+        "test": {"loss": float, "accuracy" or "rmse": float}}``. ``history["nfe"][i]`` is the
+        forward NFE of step i's solve summed over its ODEs (``Solution.stats``),
+        ``backward_nfe`` the evaluations its ``backward()`` made (0 with plain backprop);
+        ``seconds[i]`` the step's wall-clock time (forward, backward and update), kept out of
+        the history because it differs on every run.
     """
     trainer = Trainer(
         model,
