@@ -151,11 +151,27 @@ def fit_accuracy_model(
     def residual(theta):
         return accuracy_model(n, *theta) - acc
 
+    def jacobian(theta):
+        # d/d(a_min, a_max, b, m) of a_min + (a_max - a_min) c p, c = 1 - e^{-bN}, p = m^N.
+        a_min, a_max, b, m = theta
+        c, p = -np.expm1(-b * n), np.power(m, n)
+        return np.stack(
+            [
+                1 - c * p,
+                c * p,
+                (a_max - a_min) * n * np.exp(-b * n) * p,
+                (a_max - a_min) * c * n * np.power(m, n - 1),
+            ],
+            axis=1,
+        )
+
     best = None
     for b0 in np.geomspace(max(b_bounds[0], 0.05), min(b_bounds[1], 2.0), 4):
         for m0 in (0.7, 0.9, 0.98):
             start = np.clip([acc.min(), acc.max(), b0, m0], low + 1e-9, high - 1e-9)
-            fit = least_squares(residual, start, bounds=(low, high), method="trf", x_scale="jac")
+            fit = least_squares(
+                residual, start, jac=jacobian, bounds=(low, high), method="trf", x_scale="jac"
+            )
             if best is None or fit.cost < best.cost:
                 best = fit
     theta = np.clip(best.x, low, high)  # trf keeps x feasible; clip rounding at the faces

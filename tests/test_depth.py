@@ -163,3 +163,4 @@ def test_bounded_fit_stays_inside_the_box_on_random_curves():
 def test_fit_refuses_accuracies_outside_the_unit_interval(bad):
     with pytest.raises(ValueError, match=r"accuracies: expected fractions in \[0, 1\]"):
         fit_accuracy_model([0, 1, 2, 3], [0.1, 0.5, bad, 0.4])
+
