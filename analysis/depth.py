@@ -87,6 +87,36 @@ def sweet_spot(b: ArrayLike, m: ArrayLike) -> np.ndarray:
     return np.where(m < 1, _sweet_spot_formula()[1](b, safe), np.inf)
 
 
+def _grid_starts(
+    n: np.ndarray,
+    acc: np.ndarray,
+    b_bounds: tuple[float, float],
+    m_bounds: tuple[float, float],
+    *,
+    size: int = 24,
+    keep: int = 3,
+) -> list[np.ndarray]:
+    """Starts for the local fit: the ``keep`` best points of a (b, m) grid (geometric in b,
+    linear in m), each with the levels (a_min, a_max) that minimise the squared residual for its
+    (b, m) (A is linear in them: normal equations), clipped to [0, 1]."""
+    b = np.geomspace(b_bounds[0], b_bounds[1], size)
+    m = np.linspace(m_bounds[0], m_bounds[1], size)
+    bb, mm = (g.ravel() for g in np.meshgrid(b, m, indexing="ij"))
+    g = -np.expm1(-bb[:, None] * n) * np.power(mm[:, None], n)  # (P, K) = c p
+    u = 1.0 - g
+    s11, s12, s22 = (u * u).sum(1), (u * g).sum(1), (g * g).sum(1)
+    r1, r2 = (u * acc).sum(1), (g * acc).sum(1)
+    det = s11 * s22 - s12**2
+    ok = det > 1e-12 * np.maximum(s11 * s22, 1e-300)
+    safe = np.where(ok, det, 1.0)
+    a_min = np.where(ok, (s22 * r1 - s12 * r2) / safe, acc.mean())
+    a_max = np.where(ok, (s11 * r2 - s12 * r1) / safe, acc.mean())
+    a_min, a_max = np.clip(a_min, 0.0, 1.0), np.clip(a_max, 0.0, 1.0)
+    cost = ((a_min[:, None] * u + a_max[:, None] * g - acc) ** 2).sum(1)
+    order = np.argsort(cost, kind="stable")[:keep]
+    return [np.array([a_min[i], a_max[i], bb[i], mm[i]]) for i in order]
+
+
 def fit_accuracy_model(
     depths: ArrayLike,
     accuracies: ArrayLike,
@@ -101,10 +131,11 @@ def fit_accuracy_model(
         0 <= a_min <= 1,   0 <= a_max <= 1,   b_low <= b <= b_high (b > 0),
         m_low <= m <= m_high (0 < m <= 1),
 
-    with the trust-region reflective method from a small grid of starts in (b, m), keeping the
-    best. An accuracy is a fraction, so neither level can leave [0, 1]: an unbounded fit of a
-    curve that rises and falls steeply puts a_max above 1 (the capacity term never reaches
-    a_max once m < 1), and the bound stops it there. All-equal accuracies have no trade-off
+    with the trust-region reflective method (analytic Jacobian) from the three best points of
+    a 24 x 24 grid in (b, m) (each with its least-squares levels), keeping the best. An
+    accuracy is a fraction, so neither level can leave [0, 1]: an unbounded fit of a curve that
+    rises and falls steeply puts a_max above 1 (the capacity term never reaches a_max once
+    m < 1), and the bound stops it there. All-equal accuracies have no trade-off
     to fit: they give a_min = a_max = that accuracy, m = 1 and b at its upper bound (a flat
     curve).
 
@@ -166,13 +197,12 @@ def fit_accuracy_model(
         )
 
     best = None
-    for b0 in np.geomspace(max(b_bounds[0], 0.05), min(b_bounds[1], 2.0), 4):
-        for m0 in (0.7, 0.9, 0.98):
-            start = np.clip([acc.min(), acc.max(), b0, m0], low + 1e-9, high - 1e-9)
-            fit = least_squares(
-                residual, start, jac=jacobian, bounds=(low, high), method="trf", x_scale="jac"
-            )
-            if best is None or fit.cost < best.cost:
-                best = fit
+    for start in _grid_starts(n, acc, b_bounds, m_bounds):
+        start = np.clip(start, low + 1e-9, high - 1e-9)
+        fit = least_squares(
+            residual, start, jac=jacobian, bounds=(low, high), method="trf", x_scale="jac"
+        )
+        if best is None or fit.cost < best.cost:
+            best = fit
     theta = np.clip(best.x, low, high)  # trf keeps x feasible; clip rounding at the faces
     return dict(zip(PARAMETERS, (float(v) for v in theta), strict=True))
