@@ -88,7 +88,7 @@ M_TOLERANCE = 0.1  # |m_fit - measured gradient factor| allowed for "m is the gr
 
 #: The full setting; ``QUICK`` lists what the quick setting changes.
 FULL = {
-    "depths": [1, 2, 3, 4, 6, 8, 12],
+    "depths": [1, 2, 3, 4, 6, 8],
     "seeds": 5,
     "hidden_size": 16,
     "steps": 100,
