@@ -195,3 +195,32 @@ def test_bounded_fit_is_no_worse_than_many_bounded_local_fits():
             for m0 in (0.3, 0.6, 0.8, 0.9, 0.95, 0.99)
         )
         assert cost(list(fit.values())) <= best + 1e-10
+
+
+def test_plot_depth_curve_draws_into_a_given_axes_with_label_and_colour():
+    from matplotlib.figure import Figure
+
+    from rnnode.analysis.plots import plot_depth_curve
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    depths = np.arange(0, 9)
+    for k, m in enumerate((0.9, 0.8)):
+        params = dict(a_min=0.1, a_max=0.9, b=0.5, m=m)
+        assert (
+            plot_depth_curve(
+                depths,
+                accuracy_model(depths, **params),
+                params,
+                ax=ax,
+                label=f"run {k}",
+                color=f"C{k}",
+            )
+            is fig
+        )
+    lines = ax.get_lines()
+    assert len(lines) == 6 and not ax.get_title()
+    data, curve, star = lines[3:]
+    assert data.get_label() == "run 1: measured" and data.get_color() == "C1"
+    assert curve.get_color() == star.get_color() == "C1"
+    np.testing.assert_allclose(star.get_xdata(), [float(sweet_spot(0.5, 0.8))] * 2)
