@@ -87,6 +87,36 @@ def sweet_spot(b: ArrayLike, m: ArrayLike) -> np.ndarray:
     return np.where(m < 1, _sweet_spot_formula()[1](b, safe), np.inf)
 
 
+def _grid_starts(
+    n: np.ndarray,
+    acc: np.ndarray,
+    b_bounds: tuple[float, float],
+    m_bounds: tuple[float, float],
+    *,
+    size: int = 24,
+    keep: int = 3,
+) -> list[np.ndarray]:
+    """Starts for the local fit: the ``keep`` best points of a (b, m) grid (geometric in b,
+    linear in m), each with the levels (a_min, a_max) that minimise the squared residual for its
+    (b, m) (A is linear in them: normal equations), clipped to [0, 1]."""
+    b = np.geomspace(b_bounds[0], b_bounds[1], size)
+    m = np.linspace(m_bounds[0], m_bounds[1], size)
+    bb, mm = (g.ravel() for g in np.meshgrid(b, m, indexing="ij"))
+    g = -np.expm1(-bb[:, None] * n) * np.power(mm[:, None], n)  # (P, K) = c p
+    u = 1.0 - g
+    s11, s12, s22 = (u * u).sum(1), (u * g).sum(1), (g * g).sum(1)
+    r1, r2 = (u * acc).sum(1), (g * acc).sum(1)
+    det = s11 * s22 - s12**2
+    ok = det > 1e-12 * np.maximum(s11 * s22, 1e-300)
+    safe = np.where(ok, det, 1.0)
+    a_min = np.where(ok, (s22 * r1 - s12 * r2) / safe, acc.mean())
+    a_max = np.where(ok, (s11 * r2 - s12 * r1) / safe, acc.mean())
+    a_min, a_max = np.clip(a_min, 0.0, 1.0), np.clip(a_max, 0.0, 1.0)
+    cost = ((a_min[:, None] * u + a_max[:, None] * g - acc) ** 2).sum(1)
+    order = np.argsort(cost, kind="stable")[:keep]
+    return [np.array([a_min[i], a_max[i], bb[i], mm[i]]) for i in order]
+
+
 def fit_accuracy_model(
     depths: ArrayLike,
     accuracies: ArrayLike,
@@ -94,23 +124,33 @@ def fit_accuracy_model(
     b_bounds: tuple[float, float] = (1e-3, 20.0),
     m_bounds: tuple[float, float] = (1e-3, 1.0),
 ) -> dict[str, float]:
-    """Least-squares fit of A(N) to measured accuracies, with bounds (scipy.optimize).
+    """Bounded least-squares fit of A(N) to measured accuracies (scipy.optimize.least_squares).
 
-    ``scipy.optimize.least_squares`` (trust-region reflective) minimises the squared residuals
-    from a small grid of starts in (b, m) and keeps the best. Bounds: b and m as given
-    (m <= 1: the model's retention factor), a_min and a_max within the data's range widened by
-    its spread on each side (so a_max may exceed every measured accuracy, as it does when
-    m < 1) and a_max <= 1 (an accuracy). All-equal accuracies have no trade-off to fit: they
-    give a_min = a_max = that accuracy, m = 1 and b at its upper bound (flat curve).
+    Minimises sum_k (A(N_k) - accuracy_k)^2 over the box
+
+        0 <= a_min <= 1,   0 <= a_max <= 1,   b_low <= b <= b_high (b > 0),
+        m_low <= m <= m_high (0 < m <= 1),
+
+    with the trust-region reflective method (analytic Jacobian) from the three best points of
+    a 24 x 24 grid in (b, m) (each with its least-squares levels), keeping the best. An
+    accuracy is a fraction, so neither level can leave [0, 1]: an unbounded fit of a curve that
+    rises and falls steeply puts a_max above 1 (the capacity term never reaches a_max once
+    m < 1), and the bound stops it there. All-equal accuracies have no trade-off
+    to fit: they give a_min = a_max = that accuracy, m = 1 and b at its upper bound (a flat
+    curve).
 
     Arguments:
-        depths: (K,) depths N (K >= 4).
-        accuracies: (K,) measured accuracies.
-        b_bounds: (low, high) for b.
-        m_bounds: (low, high) for m.
+        depths: (K,) depths N >= 0 (K >= 4).
+        accuracies: (K,) measured accuracies, fractions in [0, 1].
+        b_bounds: (low, high) for b, 0 < low < high.
+        m_bounds: (low, high) for m, 0 < low < high <= 1.
 
     Returns:
-        dict with keys ``a_min``, ``a_max``, ``b``, ``m`` (floats).
+        dict with keys ``a_min``, ``a_max``, ``b``, ``m`` (floats inside the bounds).
+
+    Raises:
+        ValueError: shapes that differ or fewer than 4 points, negative or non-finite depths,
+            accuracies outside [0, 1], or bounds outside the ranges above.
     """
     n = np.asarray(depths, dtype=np.float64)
     acc = np.asarray(accuracies, dtype=np.float64)
@@ -119,8 +159,13 @@ def fit_accuracy_model(
             f"accuracies: expected a 1-D array as long as depths with at least 4 points, got "
             f"depths {n.shape} and accuracies {acc.shape}"
         )
-    if not (np.all(np.isfinite(n)) and np.all(np.isfinite(acc)) and np.all(n >= 0)):
-        raise ValueError("depths: expected finite non-negative depths and finite accuracies")
+    if not (np.all(np.isfinite(n)) and np.all(n >= 0)):
+        raise ValueError(f"depths: expected finite non-negative depths, got {n.tolist()}")
+    if not (np.all(np.isfinite(acc)) and np.all((acc >= 0) & (acc <= 1))):
+        raise ValueError(
+            f"accuracies: expected fractions in [0, 1], got values from {np.nanmin(acc)!r} "
+            f"to {np.nanmax(acc)!r}"
+        )
     for name, bounds, top in (("b_bounds", b_bounds, np.inf), ("m_bounds", m_bounds, 1.0)):
         lo, hi = (float(v) for v in bounds)
         if not (0 < lo < hi <= top):
@@ -131,22 +176,33 @@ def fit_accuracy_model(
             )
     if acc.max() == acc.min():
         return dict(a_min=float(acc[0]), a_max=float(acc[0]), b=float(b_bounds[1]), m=1.0)
-    spread = float(acc.max() - acc.min())
-    cap = 1.0 if acc.max() <= 1 else np.inf  # accuracies as fractions: A_max <= 1
-    a_top = max(min(acc.max() + 3 * spread, cap), acc.max())
-    low = [acc.min() - spread, acc.min() - spread, b_bounds[0], m_bounds[0]]
-    high = [acc.max() + spread, a_top, b_bounds[1], m_bounds[1]]
+    low = np.array([0.0, 0.0, b_bounds[0], m_bounds[0]])
+    high = np.array([1.0, 1.0, b_bounds[1], m_bounds[1]])
 
     def residual(theta):
         return accuracy_model(n, *theta) - acc
 
+    def jacobian(theta):
+        # d/d(a_min, a_max, b, m) of a_min + (a_max - a_min) c p, c = 1 - e^{-bN}, p = m^N.
+        a_min, a_max, b, m = theta
+        c, p = -np.expm1(-b * n), np.power(m, n)
+        return np.stack(
+            [
+                1 - c * p,
+                c * p,
+                (a_max - a_min) * n * np.exp(-b * n) * p,
+                (a_max - a_min) * c * n * np.power(m, n - 1),
+            ],
+            axis=1,
+        )
+
     best = None
-    for b0 in np.geomspace(max(b_bounds[0], 0.05), min(b_bounds[1], 2.0), 4):
-        for m0 in (0.7, 0.9, 0.98):
-            m0 = float(np.clip(m0, m_bounds[0], m_bounds[1]))
-            start = [acc.min(), acc.max(), b0, m0]
-            start = np.clip(start, np.add(low, 1e-9), np.subtract(high, 1e-9))
-            fit = least_squares(residual, start, bounds=(low, high), method="trf", x_scale="jac")
-            if best is None or fit.cost < best.cost:
-                best = fit
-    return dict(zip(PARAMETERS, (float(v) for v in best.x), strict=True))
+    for start in _grid_starts(n, acc, b_bounds, m_bounds):
+        start = np.clip(start, low + 1e-9, high - 1e-9)
+        fit = least_squares(
+            residual, start, jac=jacobian, bounds=(low, high), method="trf", x_scale="jac"
+        )
+        if best is None or fit.cost < best.cost:
+            best = fit
+    theta = np.clip(best.x, low, high)  # trf keeps x feasible; clip rounding at the faces
+    return dict(zip(PARAMETERS, (float(v) for v in theta), strict=True))

@@ -11,6 +11,7 @@ theory drawn dashed *over* the measurement, and legends outside the data.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.colors import CenteredNorm
@@ -265,7 +266,14 @@ def plot_gradient_norms(
 
 
 def plot_depth_curve(
-    depths: ArrayLike, accuracies: ArrayLike, params: dict, *, num_points: int = 200
+    depths: ArrayLike,
+    accuracies: ArrayLike,
+    params: dict,
+    *,
+    num_points: int = 200,
+    ax: Any = None,
+    label: str | None = None,
+    color: str | None = None,
 ) -> Figure:
     """Accuracy against depth: the data, the fitted A(N), and the sweet spot N* (vertical line).
 
@@ -274,25 +282,39 @@ def plot_depth_curve(
         accuracies: (K,) accuracies.
         params: dict with ``a_min``, ``a_max``, ``b``, ``m`` (``fit_accuracy_model``).
         num_points: samples of the fitted curve.
+        ax: a matplotlib ``Axes`` to draw into (several curves on one axes, or panels of a
+            larger figure); None: a new figure with one axes, a title and a legend.
+        label: prefix of the three lines' legend labels (None: none).
+        color: colour of the three lines (None: matplotlib's cycle).
 
     Returns:
-        Figure with one axes: the data (markers), the curve, and the line at N* (if finite).
+        The figure holding the axes: the data (markers), the curve, and the line at N* (if
+        finite), drawn in that order.
     """
     n = np.asarray(depths, dtype=np.float64)
     acc = np.asarray(accuracies, dtype=np.float64)
     missing = {"a_min", "a_max", "b", "m"} - set(params)
     if missing:
         raise ValueError(f"params: expected keys a_min, a_max, b, m; missing {sorted(missing)}")
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.add_subplot()
-    ax.plot(n, acc, "o", label="measured")
+    own = ax is None
+    if own:
+        fig = Figure(figsize=(7, 4), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    prefix = "" if label is None else f"{label}: "
+    style = {} if color is None else {"color": color}
+    ax.plot(n, acc, "o", label=f"{prefix}measured", **style)
     grid = np.linspace(0.0, float(n.max()), num_points)
-    ax.plot(grid, accuracy_model(grid, **params), "-", label="A(N) fit")
+    ax.plot(grid, accuracy_model(grid, **params), "-", label=f"{prefix}A(N) fit", **style)
     star = float(sweet_spot(params["b"], params["m"]))
     if np.isfinite(star):
-        ax.axvline(star, color="k", linestyle=":", label=f"N* = {star:.2f}")
+        ax.axvline(star, linestyle=":", label=f"{prefix}N* = {star:.2f}", **{"color": "k", **style})
     ax.set_xlabel("depth N")
     ax.set_ylabel("accuracy")
-    ax.set_title("Accuracy against depth: data, fitted A(N) and its sweet spot", fontsize="medium")
-    fig.legend(loc="outside right upper", fontsize="small")
+    if own:
+        ax.set_title(
+            "Accuracy against depth: data, fitted A(N) and its sweet spot", fontsize="medium"
+        )
+        fig.legend(loc="outside right upper", fontsize="small")
     return fig

@@ -1,21 +1,19 @@
-"""The dynamics studies (stability_maps, vanishing_gradients, depth_tradeoff,
-skip_paths): their quick runs through the real runner, the claims in their metrics, and their
-helpers against independent references (closed forms, brute-force path enumeration, numpy).
+"""The dynamics studies (stability_maps, vanishing_gradients, skip_paths): their quick runs
+through the real runner, the claims in their metrics, and their helpers against independent
+references (closed forms, brute-force path enumeration, numpy).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
 
 import rnnode
-from rnnode.analysis.depth import accuracy_model
-from rnnode.studies import depth_tradeoff, run_study, skip_paths, stability_maps
+from rnnode.studies import run_study, skip_paths, stability_maps
 from rnnode.studies import vanishing_gradients as vanishing
 from rnnode.studies._claims import check_claims
 from rnnode.studies._stats import bootstrap_interval, sign_test
@@ -23,7 +21,6 @@ from rnnode.studies._stats import bootstrap_interval, sign_test
 STUDIES = {
     "stability_maps": stability_maps,
     "vanishing_gradients": vanishing,
-    "depth_tradeoff": depth_tradeoff,
     "skip_paths": skip_paths,
 }
 
@@ -208,44 +205,3 @@ def test_vanishing_gradients_quick_run(runs):
     assert _holds(m, "auxiliary_keeps_gradient") == bool(
         np.all(layer1["auxiliary"] > vanishing.AUX_FLOOR * layer1["auxiliary"][0])
     )
-
-
-# -- depth_tradeoff ---------------------------------------------------------------------------
-
-
-def test_depth_tradeoff_quick_run(runs):
-    folder, m = runs["depth_tradeoff"]
-    accuracy = np.array(m["accuracy"])
-    assert accuracy.shape == (len(m["depths"]), len(m["seeds"]))
-    # One saved result per (depth, seed) point: a rerun resumes from them.
-    saved = [json.loads(f.read_text()) for f in (folder / "depths").glob("*.json")]
-    assert len(saved) == accuracy.size
-    for record in saved:
-        i, j = (
-            m["depths"].index(record["point"]["depth"]),
-            m["seeds"].index(record["point"]["seed"]),
-        )
-        assert record["result"]["accuracy"] == accuracy[i, j]
-    assert np.all((accuracy >= 0) & (accuracy <= 1))
-    np.testing.assert_allclose(m["mean_accuracy"], accuracy.mean(axis=1), rtol=1e-14)
-    np.testing.assert_allclose(m["std_accuracy"], accuracy.std(axis=1, ddof=1), rtol=1e-12)
-    # Depth 0 predicts a constant class: about a tenth of the balanced digits.
-    assert all(0.05 < a < 0.15 for a in m["depth0_accuracy"])
-    fit = m["fit"]
-    # The sweet spot against its closed form, the RMS against the model written out.
-    b, mm = fit["b"], fit["m"]
-    assert m["sweet_spot"] == pytest.approx(math.log(1 - b / math.log(mm)) / b, rel=1e-10)
-    rms = np.sqrt(np.mean((accuracy_model(m["depths"], **fit) - accuracy.mean(axis=1)) ** 2))
-    assert m["fit_rms"] == pytest.approx(rms, rel=1e-12)
-    pooled = math.sqrt(np.mean(np.array(m["std_accuracy"]) ** 2) / len(m["seeds"]))
-    assert m["pooled_se"] == pytest.approx(pooled, rel=1e-12)
-    claims = m["claims"]
-    assert claims["fit_describes_data"]["value"] == pytest.approx(m["fit_rms"] / pooled)
-    best = m["depths"].index(m["best_depth"])
-    assert m["best_depth"] == m["depths"][int(np.argmax(m["mean_accuracy"]))]
-    assert_seed_finding(claims["accuracy_rises"], accuracy[best] - accuracy[0])
-    assert_seed_finding(claims["accuracy_falls"], accuracy[best] - accuracy[-1])
-    gap = abs(math.log2(m["sweet_spot"] / m["best_depth"]))
-    assert claims["sweet_spot_near_best"]["value"] == pytest.approx(gap, rel=1e-12)
-    # Two seeds: leaving one out leaves no spread, so the fit claims cannot be decided.
-    assert claims["sweet_spot_near_best"]["verdict"] == "inconclusive"

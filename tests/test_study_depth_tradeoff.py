@@ -1,0 +1,310 @@
+"""depth_tradeoff: its quick run through the real runner, every claim's evidence recomputed from
+the metrics, and its helpers against independent references (numpy, scipy quadrature, a fresh
+training run, the closed-form sweet spot). No test asserts a verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.integrate
+import torch
+
+import rnnode
+from rnnode.analysis.depth import accuracy_model
+from rnnode.studies import depth_tradeoff as dt
+from rnnode.studies import run_study
+from rnnode.studies._claims import check_claims
+from rnnode.studies._run import json_bytes
+from rnnode.studies._stats import bootstrap_interval, sign_test
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    metrics = run_study(dt, out=out, quick=True, seed=0, workers=1, show_progress=False)
+    return out / "depth_tradeoff-quick", metrics
+
+
+def _arrays(m):
+    accuracy = {v: np.array(m["accuracy"][v], dtype=float) for v in dt.VARIANTS}
+    return accuracy, np.array(m["depth0_accuracy"], dtype=float)
+
+
+def assert_seed_finding(claim: dict, samples) -> None:
+    """A finding over seeds: the mean, its bootstrap interval and the sign test, recomputed."""
+    samples = np.asarray(samples, dtype=np.float64)
+    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
+    interval = [float(v) for v in claim["interval"]]
+    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
+    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
+    assert claim["seeds"] == samples.size
+
+
+def test_quick_run_writes_every_claim_with_value_interval_and_control(quick):
+    folder, m = quick
+    assert json.loads((folder / "metrics.json").read_text()) == m
+    assert (folder / "report.html").is_file() and (folder / "config.json").is_file()
+    for name in ("depth_curve", "m_vs_factor"):
+        assert (folder / f"{name}.png").is_file() and (folder / f"{name}.pdf").is_file()
+    claims = m["claims"]
+    expected = {
+        "fit_describes_data",
+        "accuracy_rises",
+        "accuracy_falls",
+        "sweet_spot_near_best",
+        "sweet_spot_budget_independent",
+        "m_matches_gradient_factor",
+        *(f"{v}_moves_sweet_spot_deeper" for v in dt.VARIANTS[1:]),
+        *(f"{v}_raises_deep_accuracy" for v in dt.VARIANTS[1:]),
+    }
+    assert set(claims) == expected
+    check_claims(claims)  # value, interval, bound, control label, seeds; verdict from interval
+    for claim in claims.values():
+        assert claim["kind"] == "finding"
+        assert math.isfinite(claim["value"])
+        assert claim["control"]["label"]
+        assert claim["seeds"] == dt.settings(True)["seeds"]
+        # Two seeds: every interval is unbounded, so the quick run decides nothing.
+        assert [float(v) for v in claim["interval"]] == [-math.inf, math.inf]
+
+
+def test_every_point_is_saved_and_read_back(quick):
+    folder, m = quick
+    accuracy, _ = _arrays(m)
+    saved = [json.loads(f.read_text()) for f in (folder / "points").glob("*.json")]
+    cfg = dt.settings(True)
+    assert len(saved) == len(dt.VARIANTS) * len(cfg["depths"]) * cfg["seeds"]
+    for record in saved:
+        p = record["point"]
+        d, s = m["depths"].index(p["depth"]), m["seeds"].index(p["seed"])
+        assert record["result"]["accuracy"] == list(accuracy[p["variant"]][:, d, s])
+        norms = m["gradient_norms"][p["variant"]][d][s]
+        assert record["result"]["gradient_norms"] == norms
+        assert len(norms) == p["depth"]
+    assert m["steps"] == [b * cfg["steps"] for b in dt.BUDGETS]
+    for a in accuracy.values():
+        assert a.shape == (len(dt.BUDGETS), len(cfg["depths"]), cfg["seeds"])
+        assert np.all((a >= 0) & (a <= 1))
+
+
+def test_fits_sweet_spots_and_factors_recomputed_from_the_metrics(quick):
+    _, m = quick
+    accuracy, depth0 = _arrays(m)
+    depths, seeds = m["depths"], m["seeds"]
+    assert list(depth0) == [dt.constant_accuracy(s) for s in seeds]
+    for v in dt.VARIANTS:
+        # The factor: (||g^1|| / ||g^L||)^(1 / (L - 1)) of the deepest stack, per seed.
+        deepest = [np.array(n) for n in m["gradient_norms"][v][-1]]
+        factor = [(n[0] / n[-1]) ** (1 / (len(n) - 1)) for n in deepest]
+        np.testing.assert_allclose(m["gradient_factor"][v], factor, rtol=1e-12)
+        for k, b in enumerate(dt.BUDGETS):
+            fit = m["fit"][v][f"{b}x"]
+            assert fit == dt.fit_variant(depths, accuracy[v][k], depth0)
+            assert 0 <= fit["a_min"] <= 1 and 0 <= fit["a_max"] <= 1
+            assert fit["b"] > 0 and 0 < fit["m"] <= 1
+            star = m["sweet_spot"][v][f"{b}x"]
+            if fit["m"] < 1:
+                closed = math.log(1 - fit["b"] / math.log(fit["m"])) / fit["b"]
+                assert float(star) == pytest.approx(closed, rel=1e-12)
+            else:
+                assert float(star) == math.inf
+
+
+def test_fitted_findings_recomputed_from_the_metrics(quick):
+    _, m = quick
+    accuracy, depth0 = _arrays(m)
+    depths, claims = m["depths"], m["claims"]
+    plain = accuracy["plain"][-1]
+    fit = m["fit"]["plain"][f"{dt.BUDGETS[-1]}x"]
+    mean = plain.mean(axis=1)
+    rms = np.sqrt(np.mean((accuracy_model(depths, **fit) - mean) ** 2))
+    se = np.sqrt(np.mean(plain.std(axis=1, ddof=1) ** 2) / plain.shape[1])
+    expected = min(rms / se, dt.GAP_CAP) if se > 0 else dt.GAP_CAP
+    assert claims["fit_describes_data"]["value"] == pytest.approx(expected, rel=1e-12)
+
+    def star(v, b):
+        return float(m["sweet_spot"][v][f"{b}x"])
+
+    best = depths[int(np.argmax(mean))]
+    assert m["best_depth"] == best
+    assert claims["sweet_spot_near_best"]["value"] == pytest.approx(
+        abs(dt.log2_ratio(star("plain", dt.BUDGETS[-1]), best)), rel=1e-12, abs=1e-15
+    )
+    assert claims["sweet_spot_budget_independent"]["value"] == pytest.approx(
+        abs(dt.log2_ratio(star("plain", dt.BUDGETS[-1]), star("plain", dt.BUDGETS[0]))),
+        rel=1e-12,
+        abs=1e-15,
+    )
+    factor = np.mean(m["gradient_factor"]["plain"])
+    assert claims["m_matches_gradient_factor"]["value"] == pytest.approx(
+        abs(fit["m"] - factor), rel=1e-12
+    )
+    assert claims["m_matches_gradient_factor"]["control"]["value"] == pytest.approx(factor)
+    for v in dt.VARIANTS[1:]:
+        shift = dt.log2_ratio(star(v, dt.BUDGETS[-1]), star("plain", dt.BUDGETS[-1]))
+        assert claims[f"{v}_moves_sweet_spot_deeper"]["value"] == pytest.approx(
+            shift, rel=1e-12, abs=1e-15
+        )
+        assert_seed_finding(claims[f"{v}_raises_deep_accuracy"], accuracy[v][-1][-1] - plain[-1])
+        assert claims[f"{v}_raises_deep_accuracy"]["control"]["value"] == pytest.approx(mean[-1])
+    i = int(np.argmax(mean))
+    assert_seed_finding(claims["accuracy_rises"], plain[i] - plain[0])
+    assert_seed_finding(claims["accuracy_falls"], plain[i] - plain[-1])
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def test_layer_factor_of_geometric_norms_is_their_ratio():
+    norms = 3.0 * 0.6 ** np.arange(7)[::-1]  # layer l: 3 * 0.6^(L - l), shrinking downwards
+    assert dt.layer_factor(norms) == pytest.approx(0.6, rel=1e-14)
+    rng = np.random.default_rng(0)
+    n = rng.uniform(0.1, 2.0, 9)
+    assert dt.layer_factor(n) == pytest.approx((n[0] / n[-1]) ** (1 / 8), rel=1e-13)
+    assert math.isnan(dt.layer_factor([1.0]))
+
+
+def test_log2_ratio_handles_infinite_sweet_spots():
+    assert dt.log2_ratio(8.0, 2.0) == pytest.approx(2.0, rel=1e-15)
+    assert dt.log2_ratio(math.inf, 2.0) == dt.GAP_CAP
+    assert dt.log2_ratio(2.0, math.inf) == -dt.GAP_CAP
+    assert dt.log2_ratio(math.inf, math.inf) == 0.0
+
+
+def test_critical_gain_puts_the_mean_field_factor_at_one():
+    # Independent of rnnode.analysis.meanfield: q* by fixed-point iteration with scipy quad.
+    hidden = 16
+    s2 = dt.critical_gain(hidden) ** 2 / 3
+
+    def gauss(f, q):
+        value, _ = scipy.integrate.quad(
+            lambda z: f(math.sqrt(q) * z) * math.exp(-(z**2) / 2) / math.sqrt(2 * math.pi),
+            -40,
+            40,
+            epsabs=1e-14,
+            epsrel=1e-13,
+            limit=200,
+        )
+        return value
+
+    q = 1.0
+    for _ in range(500):
+        q = (s2 + 1 / 3) * gauss(lambda x: math.tanh(x) ** 2, q) + 2 / (3 * hidden)
+    factor = math.sqrt(s2 * gauss(lambda x: 1 / math.cosh(x) ** 4, q))
+    assert factor == pytest.approx(1.0, abs=1e-8)
+
+
+def test_variants_differ_from_plain_only_where_they_should():
+    task = dt._digits(0, torch.get_default_dtype())
+    models = {}
+    for v in dt.VARIANTS:
+        torch.manual_seed(5)
+        models[v] = dt.build(v, 3, 8, task)
+    plain, critical = models["plain"].rnn, models["critical_init"].rnn
+    gain = dt.critical_gain(8)
+    for layer, (a, b) in enumerate(zip(plain.layers, critical.layers, strict=True)):
+        scale = 1.0 if layer == 0 else gain
+        torch.testing.assert_close(b.weight_ih, scale * a.weight_ih, rtol=1e-15, atol=0)
+        torch.testing.assert_close(b.weight_hh, a.weight_hh, rtol=0, atol=0)
+    assert tuple(models["skips"].rnn.skips) == (1, 2)
+    assert models["auxiliary"].aux_weights == {0: dt.AUX_WEIGHT, 1: dt.AUX_WEIGHT}
+    assert models["plain"].aux_weights == {} and tuple(plain.skips) == (1,)
+    with pytest.raises(ValueError, match="variant: expected one of"):
+        dt.build("residual", 2, 8, task)
+
+
+def test_a_budget_reads_the_same_run_as_training_for_that_many_steps():
+    point = {"variant": "auxiliary", "depth": 2, "seed": 1, "quick": True}
+    result = dt.depth_point(point)
+    cfg = dt.settings(True)
+    task = dt._digits(1, torch.get_default_dtype())
+    torch.manual_seed(1)
+    model = dt.build("auxiliary", 2, cfg["hidden_size"], task)
+    fresh = rnnode.training.train(
+        model,
+        task,
+        steps=dt.BUDGETS[1] * cfg["steps"],
+        lr=cfg["lr"],
+        batch_size=cfg["batch_size"],
+        seed=1,
+        progress=False,
+    )
+    assert result["accuracy"][1] == fresh["test"]["accuracy"]
+    assert result["diverged_at"] is None
+    torch.manual_seed(123)  # the global generator's state must not matter
+    assert json_bytes(dt.depth_point(point)) == json_bytes(result)
+
+
+def test_untrained_gradient_norms_are_the_model_loss_gradients():
+    # ||dLoss/dh_T^l|| at the last sample against autograd through a torch.nn.RNN copy.
+    task = dt._digits(0, torch.get_default_dtype())
+    torch.manual_seed(2)
+    model = dt.build("plain", 3, 8, task)
+    x = task.x_train[: dt.GRADIENT_BATCH]
+    y = task.y_train[: dt.GRADIENT_BATCH]
+    reference = rnnode.to_torch(model.rnn)
+    layers = []
+    h_in = x
+    for layer in range(3):
+        single = torch.nn.RNN(h_in.shape[-1], 8, batch_first=True)
+        with torch.no_grad():
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(single, f"{name}_l0").copy_(getattr(reference, f"{name}_l{layer}"))
+        out, _ = single(h_in)
+        layers.append(out)
+        h_in = out
+    for out in layers:
+        out.retain_grad()
+    loss = rnnode.training.task_loss(model.head(layers[-1][:, -1]), y, model.kind)
+    loss.backward()
+    # The last sample's state reaches the loss only through the layers above at that sample.
+    expected = [float(out.grad[:, -1].norm()) for out in layers]
+    got = rnnode.analysis.gradients.gradient_norms(
+        model.rnn, x.transpose(0, 1), dt._model_loss(model, y)
+    )[:, -1]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)
+
+
+def test_seed_bootstrap_resamples_seeds_like_the_plain_bootstrap():
+    # numbers(seeds) = mean of per-seed values: the seed bootstrap is then the ordinary one.
+    values = np.array([0.3, 0.9, 0.5, 0.65, 0.1])
+    calls = []
+
+    def numbers(drawn):
+        calls.append(drawn)
+        assert list(drawn) == sorted(drawn)
+        return {"mean": float(values[list(drawn)].mean())}
+
+    got = dt._seed_bootstrap(numbers, values.size, "mean")
+    assert got == pytest.approx(bootstrap_interval(values), rel=1e-12)
+    assert dt._seed_bootstrap(numbers, 2, "mean") == (-math.inf, math.inf)
+
+
+def test_fitted_numbers_recover_known_sweet_spot_shifts():
+    # Noise-free curves with known (b, m) per variant, small seed-to-seed offsets: the shifts
+    # are the log2 ratios of the closed-form sweet spots.
+    depths = [1, 2, 3, 4, 6, 8, 12, 16, 24]
+    truth = {"plain": 0.8, "skips": 0.9, "auxiliary": 0.95, "critical_init": 0.7}
+    offsets = np.array([-0.002, 0.0, 0.002])
+    depth0 = 0.1 + offsets
+
+    def curve(m_true, b_true=0.6):
+        clean = accuracy_model(np.array(depths, float), 0.1, 0.95, b_true, m_true)
+        return clean[:, None] + offsets
+
+    accuracy = {v: np.stack([curve(0.6), curve(mt), curve(mt)]) for v, mt in truth.items()}
+    factor = np.array([0.5, 0.55, 0.6])
+    numbers = dt.fitted_numbers(depths, accuracy, depth0, factor, (0, 1, 2))
+    star = {v: math.log(1 - 0.6 / math.log(mt)) / 0.6 for v, mt in truth.items()}
+    assert numbers["sweet_spot_plain"] == pytest.approx(star["plain"], rel=1e-4)
+    for v in dt.VARIANTS[1:]:
+        assert numbers[f"{v}_shift"] == pytest.approx(math.log2(star[v] / star["plain"]), abs=1e-4)
+    assert numbers["m"] == pytest.approx(0.8, rel=1e-5)
+    assert numbers["m_gap"] == pytest.approx(abs(0.8 - 0.55), rel=1e-4)
+    star_first = math.log(1 - 0.6 / math.log(0.6)) / 0.6
+    assert numbers["budget_shift"] == pytest.approx(
+        abs(math.log2(star["plain"] / star_first)), abs=1e-4
+    )
