@@ -42,13 +42,12 @@ construction, not a finding).
 digits read row by row (T = 8; the input enters only through layer 1, so the task needs it), with
 SGD (lr ``LR["sgd"]``) and with Adam (lr ``LR["adam"]``), gradient norm clipped to ``CLIP`` (a
 global rescaling: the same for every layer), at the initialisations listed in ``inits``:
-``"default"``, and ``"critical"`` (each variant's g_c). The full setting trains at the default init
-only, ``steps`` = 150 (two minutes of a shared core per model; the critical gain did not fit this
-session's budget: pass ``inits`` with it to add the ``_critical`` findings). Per layer: the
-relative weight change ||theta_after - theta_before|| / ||theta_before|| over the layer's weights
-and biases, and a frozen linear probe's test accuracy (``probe_accuracy``: ridge least squares from
-the standardised final state to one-hot labels, trained on the training split with the network
-frozen) on the trained network and on the same network before training (the control).
+``"default"``, and ``"critical"`` (each variant's g_c); ``steps`` = 150 (about 15 s of one core per
+model). Per layer: the relative weight change ||theta_after - theta_before|| / ||theta_before||
+over the layer's weights and biases, and a frozen linear probe's test accuracy (``probe_accuracy``:
+ridge least squares from the standardised final state to one-hot labels, trained on the training
+split with the network frozen) on the trained network and on the same network before training (the
+control).
 
 Predictions, written before the data: with SGD the update of a layer is its gradient, which
 shrinks by the per-layer factor on the way down (0.53 per layer at the default init), so layer 1
@@ -121,7 +120,7 @@ FULL = {
     "train_hidden": 16,
     "steps": 150,
     "batch_size": 32,
-    "inits": ["default"],
+    "inits": ["default", "critical"],
     "train_variants": ["plain", "skips"],
 }
 QUICK = {
