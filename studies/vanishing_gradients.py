@@ -1,42 +1,112 @@
-"""Vanishing gradients: error-signal norms through depth and time; skips and auxiliary losses.
+"""Vanishing gradients: error-signal norms through depth and time across the initialisation's
+critical point, and whether the lowest layers of a trained stack stay untrained.
 
-Norms through depth (1 to 64 layers) and time, for plain tanh stacks, stacks with skips (1, 2)
-and stacks with auxiliary readout losses.
+Stacks are tanh ``ODERNN``s (the discrete RNN: Euler, step 1) at torch's default initialisation
+(every weight and bias U(-1/sqrt(H), 1/sqrt(H))) with every stack parameter multiplied by a
+``gain`` (1: the default), read out by an ``rnnode.training.SequenceModel`` head at the last
+sample. Variants: ``plain`` (skips (1,)), ``skips`` (1, 2) and ``auxiliary`` (a readout head
+with weight ``AUX_WEIGHT`` on every lower layer, ``SequenceModel(aux_weights=...)``).
 
-Every stack is a tanh ``ODERNN`` at torch's default initialisation (the discrete RNN: Euler,
-step 1), read out by an ``rnnode.training.SequenceModel`` head at its last sample; the loss is the
-MSE
-(``rnnode.training.task_loss``) against fixed random targets. The auxiliary variant adds a readout
-head
-on every lower layer with weight ``AUX_WEIGHT`` (``SequenceModel(aux_weights=...)``), so each
-layer gets an error signal that does not cross the layers above it. The norms
-||dLoss/dh_t^l|| come from ``rnnode.analysis.gradients.gradient_norms`` (one backward pass).
+**Part 1: norms at initialisation.** ||dLoss/dh_t^l|| (MSE against fixed random targets, one
+backward pass, ``rnnode.analysis.gradients.gradient_norms``). The per-layer factor of a seed is
+exp(slope of log ||dLoss/dh^1_T|| against depth) over stacks of the listed depths. Mean-field
+theory (``rnnode.analysis.meanfield``; Poole et al. 2016, Schoenholz et al. 2017) predicts it:
+q* = (m g^2 / 3) E[tanh^2(sqrt(q*) z)] + 2 g^2 / (3H) with m = 2 weight matrices feeding a unit
+(3 with skips), chi = (g^2 / 3) E[sech^4(sqrt(q*) z)], factor sqrt(chi) (plain) or sqrt(mu) with
+mu^2 = chi mu + chi (skips: two paths, see ``signal_propagation``). At the default gain, H = 16,
+that is 0.534 (plain) and 0.809 (skips): **the decay the study measures at torch's default
+initialisation is the one mean field predicts for that initialisation**, and a different init
+gives a different answer. The critical gain g_c (predicted factor 1) is 4.23 (plain) and 2.41
+(skips) at H = 16. ``signal_propagation`` checks the theory's accuracy (Gaussian weights, sigma_w
+sweep, tolerance 0.05); here the same question is asked of the init researchers use, scaled.
 
-Findings (rules fixed before the data; bootstrap over seeds, sign test against the bound):
-``plain_vanishes_with_depth``: the per-seed fitted per-layer factor exp(slope of log norm
-against depth) of the plain stack is below 1 (control: no decay); ``skips_slow_the_decay``: skips
-(1, 2) raise that factor (per-seed difference > 0; it stays below 1: exponential decay, slower);
-``vanishes_through_time``: the top layer's norm at t_0 over its norm at the last sample is below
-1 (log10, mean over depths per seed). Verification: ``auxiliary_keeps_gradient`` (the auxiliary
-heads give layer 1 its own error signal, so its norm stays above ``AUX_FLOOR`` times its one-layer
-value by construction). All at torch's default initialisation, whose mean-field gain sets the
-per-layer factor.
+Findings (rules fixed before any run; per seed, bootstrap over seeds, sign test against the
+bound):
 
-Figures: ``depth`` (layer-1 norm against depth, three variants, every seed) and ``heatmaps``
-(``rnnode.analysis.plots.plot_gradient_norms`` of the deepest stack of each variant, first seed).
+- ``plain_vanishes_with_depth``: default init, plain factor < 1 (control: mean field 0.534).
+- ``skips_slow_the_decay``: skips minus plain factor > 0 (control: the plain factor).
+- ``skips_still_vanish``: default init, skips factor < 1: skips slow the exponential decay but
+  do not remove it (control: mean field 0.809).
+- ``vanishes_through_time``: log10 of the top layer's norm at t_0 over the last sample < 0.
+- ``vanishes_below_critical_{plain,skips}``: mean over the swept gains g < ``BELOW`` g_c of ln
+  factor < 0; ``grows_above_critical_{plain,skips}``: mean over g > ``ABOVE`` g_c of ln factor
+  > 0 (control: mean field's value of the same mean); ``crosses_near_critical_{plain,skips}``:
+  |g_x / g_c - 1| < ``CROSSING_TOL`` where g_x is the gain at which the seed's ln factor
+  crosses 0 (linear interpolation; the grid's end if it never crosses; control: g_c).
+
+Verification: ``auxiliary_keeps_gradient`` (layer 1's own head gives it an error signal that
+does not cross the stack, so its norm stays above ``AUX_FLOOR`` times its one-layer value: by
+construction, not a finding).
+
+**Part 2: is layer 1 untrained?** ``train_depth``-layer tanh stacks (plain and skips) trained on
+digits read row by row (T = 8; the input enters only through layer 1, so the task needs it), with
+SGD (lr ``LR["sgd"]``) and with Adam (lr ``LR["adam"]``), gradient norm clipped to ``CLIP`` (a
+global rescaling: the same for every layer), at the initialisations listed in ``inits``:
+``"default"``, and ``"critical"`` (each variant's g_c); ``steps`` = 150 (about 15 s of one core per
+model). Per layer: the relative weight change ||theta_after - theta_before|| / ||theta_before||
+over the layer's weights and biases, and a frozen linear probe's test accuracy (``probe_accuracy``:
+ridge least squares from the standardised final state to one-hot labels, trained on the training
+split with the network frozen) on the trained network and on the same network before training (the
+control).
+
+Predictions, written before the data: with SGD the update of a layer is its gradient, which
+shrinks by the per-layer factor on the way down (0.53 per layer at the default init), so layer 1
+changes least: log10(change of layer 1 / change of the top layer) < 0. Adam divides each
+parameter's update by its own gradient's running RMS, so the size of the gradient drops out and
+layer 1 changes about as much as the top: the same rule is predicted *not* to hold with Adam
+(ratio near 1), and Adam's log ratio above SGD's. At the critical gain the factor is about 1,
+so SGD's ratio is predicted near 1 too. The probe on layer 1 is predicted to gain over the
+untrained layer 1 with Adam, and much less (if at all) with SGD at the default init.
+
+Findings (per seed, bootstrap over seeds; suffix ``_skips`` for the skip stack and
+``_critical`` for the critical gain):
+
+- ``lowest_layer_changes_least_{sgd,adam}[_skips][_critical]``: log10(relative change of layer 1
+  over that of the top layer) < 0 (control: 0, every layer moving alike).
+- ``adam_moves_lowest_layer_more[_skips][_critical]``: Adam's log ratio minus SGD's > 0 (control:
+  SGD's mean log ratio).
+- ``layer1_probe_above_untrained_{sgd,adam}[_skips][_critical]``: probe accuracy on trained
+  layer 1 minus on the untrained layer 1 > 0 (control: the untrained layer 1's accuracy).
+
+Full run (5 seeds; 95% bootstrap intervals; about 19 min on the 2 shared cores under heavy
+load): at the default init the plain factor is 0.521 [0.518, 0.524] against mean field's 0.534,
+with skips 0.788 [0.779, 0.797] against 0.809: still exponential decay. Across the gain, below
+0.8 g_c mean ln factor -0.48 [-0.52, -0.44] (theory -0.49) and -0.29 [-0.32, -0.27] with skips
+(theory -0.29), above 1.2 g_c +0.12 [0.09, 0.15] (theory +0.23) and +0.17 [0.15, 0.18] (theory
++0.21): supported; the crossing lies within 15% of g_c only inconclusively (plain 0.24 [0.07,
+0.41], skips 0.12 [0.09, 0.19]); at H = 16 the measured factor rises more slowly than mean field
+above g_c. Training (150 steps): layer 1 changes less than the top layer at the default init
+with SGD (log10 ratio -0.11 [-0.15, -0.07]) and, against the prediction, also with Adam (-0.26
+[-0.27, -0.23]); Adam's ratio is not above SGD's (-0.14 [-0.18, -0.11], not supported). Layer 1
+is not the least-changed layer with SGD (layers 2 to 5 change less), and it is not untrained:
+its probe gains over the untrained layer 1 with Adam (+0.039 [0.016, 0.064]) and with skips
+(SGD +0.037, Adam +0.033), inconclusively with plain SGD (+0.011 [-0.009, 0.032]), whose stack
+barely learns in 150 steps (test accuracy 0.35; Adam 0.72, skips 0.82 and 0.93). At the critical
+gain (4.23 plain, 2.41 skips; the recurrent weights share the gain, so the stack is chaotic in
+time) the plain stack does not learn (test 0.12 SGD, 0.19 Adam), SGD moves layer 1 most (log10
+ratio +1.10, not supported) and the probes stay near their controls.
+
+Figures: ``depth`` (layer-1 norm against depth, three variants, every seed), ``heatmaps``
+(``rnnode.analysis.plots.plot_gradient_norms`` of the deepest stack of each variant, first seed),
+``gain_sweep`` (per-layer factor against gain, every seed and the mean, mean-field curves and
+g_c), ``layer_training`` (per-layer relative weight change and probe accuracy, SGD and Adam,
+trained and untrained, default and critical gain).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from scipy.optimize import brentq
 
 import rnnode
 from rnnode.analysis.gradients import gradient_norms
+from rnnode.analysis.meanfield import gradient_factor, stable_variance
 from rnnode.analysis.plots import plot_gradient_norms
 
 from ._run import Context, settings_for
@@ -44,11 +114,48 @@ from ._run import Context, settings_for
 VARIANTS = ("plain", "skips", "auxiliary")
 AUX_WEIGHT = 0.5
 AUX_FLOOR = 0.1
+#: Swept gains count as below / above the critical gain g_c under BELOW g_c / over ABOVE g_c.
+BELOW, ABOVE = 0.8, 1.2
+CROSSING_TOL = 0.15
+#: Optimisers of part 2 and their learning rates; the gradient norm is clipped to CLIP.
+OPTIMIZERS = ("sgd", "adam")
+LR = {"sgd": 0.1, "adam": 3e-3}
+CLIP = 1.0
+#: Ridge penalty of the linear probe, relative to the number of training examples.
+PROBE_RIDGE = 1e-3
 
 
 #: The full setting; ``QUICK`` lists what the quick setting changes.
-FULL = {"depths": [1, 2, 4, 8, 16, 32, 64], "seeds": 3, "hidden_size": 16, "length": 16, "batch": 8}
-QUICK = {"depths": [1, 2, 4, 8], "seeds": 2, "hidden_size": 8, "length": 8, "batch": 4}
+FULL = {
+    "depths": [1, 2, 4, 8, 16, 32, 64],
+    "seeds": 5,
+    "hidden_size": 16,
+    "length": 16,
+    "batch": 8,
+    "gains": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0],
+    "gain_depths": [1, 2, 4, 8, 16],
+    "train_depth": 8,
+    "train_hidden": 16,
+    "steps": 150,
+    "batch_size": 32,
+    "inits": ["default", "critical"],
+    "train_variants": ["plain", "skips"],
+}
+QUICK = {
+    "depths": [1, 2, 4, 8],
+    "seeds": 2,
+    "hidden_size": 8,
+    "length": 8,
+    "batch": 4,
+    "gains": [1.0, 4.0, 8.0],
+    "gain_depths": [1, 2, 4],
+    "train_depth": 3,
+    "train_hidden": 8,
+    "steps": 10,
+    "batch_size": 16,
+    "inits": ["default"],
+    "train_variants": ["plain"],
+}
 
 
 def settings(quick: bool) -> dict[str, Any]:
@@ -56,11 +163,73 @@ def settings(quick: bool) -> dict[str, Any]:
     return settings_for(quick, FULL, QUICK)
 
 
-def build(variant: str, depth: int, hidden: int) -> rnnode.training.SequenceModel:
-    """The variant's model: a tanh stack with a last-sample readout (and auxiliary heads)."""
-    rnn = rnnode.ODERNN(1, hidden, depth, cell="rnn", skips=(1, 2) if variant == "skips" else (1,))
+# -- mean-field theory ------------------------------------------------------------------------
+
+
+def predicted_factor(gain: float, hidden: int, skips: bool = False) -> float:
+    """Mean-field per-layer factor of a tanh stack at torch's default init times ``gain``.
+
+    Every weight and bias is U(-g/sqrt(H), g/sqrt(H)): sigma_w^2 = g^2 / 3 per matrix and
+    sigma_b^2 = g^2 / (3H) per bias. A unit is fed by m = 2 matrices (3 with skips (1, 2)) and
+    2 biases, q* = ``stable_variance(m g^2 / 3, 2 g^2 / (3H))``, chi = (g^2 / 3)
+    E[sech^4(sqrt(q*) z)] (``gradient_factor`` squared). Plain: sqrt(chi); skips: the error
+    signal's mean square obeys s_l = chi (s_{l+1} + s_{l+2}), growing per layer by mu with
+    mu^2 = chi mu + chi, so the factor is sqrt(mu).
+
+    Arguments:
+        gain: g > 0.
+        hidden: H, units per layer.
+        skips: skips (1, 2) instead of the plain stack.
+
+    Returns:
+        The factor per layer (0.534 plain, 0.809 skips at g = 1, H = 16).
+    """
+    g2 = float(gain) ** 2
+    q = stable_variance((3 if skips else 2) * g2 / 3, 2 * g2 / (3 * hidden))
+    chi = float(gradient_factor(g2 / 3, q)) ** 2
+    if not skips:
+        return chi**0.5
+    return ((chi + (chi**2 + 4 * chi) ** 0.5) / 2) ** 0.5
+
+
+def critical_gain(hidden: int, skips: bool = False) -> float:
+    """The gain g_c at which ``predicted_factor`` is 1 (root on [0.5, 50], 1e-12)."""
+    return float(brentq(lambda g: predicted_factor(g, hidden, skips) - 1.0, 0.5, 50.0, xtol=1e-12))
+
+
+def crossing_gain(gains: Sequence[float], log_factors: Sequence[float]) -> float:
+    """The gain at which ln(factor) first crosses 0 going up, by linear interpolation.
+
+    When it never crosses: the largest gain if every value is below 0, the smallest if none is.
+    """
+    g, f = np.asarray(gains, dtype=float), np.asarray(log_factors, dtype=float)
+    for k in range(len(g) - 1):
+        if f[k] < 0 <= f[k + 1]:
+            return float(g[k] + (g[k + 1] - g[k]) * (-f[k]) / (f[k + 1] - f[k]))
+    return float(g[-1] if (f < 0).all() else g[0])
+
+
+# -- part 1: norms at initialisation ------------------------------------------------------------
+
+
+def scale_parameters(module: torch.nn.Module, gain: float) -> None:
+    """Multiply every parameter of ``module`` by ``gain`` in place."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(gain)
+
+
+def build(
+    variant: str, depth: int, hidden: int, gain: float = 1.0, input_size: int = 1, outputs: int = 1
+) -> rnnode.training.SequenceModel:
+    """The variant's model: a tanh stack (parameters times ``gain``) with a last-sample readout
+    (and auxiliary heads); regression with ``outputs`` targets."""
+    rnn = rnnode.ODERNN(
+        input_size, hidden, depth, cell="rnn", skips=(1, 2) if variant == "skips" else (1,)
+    )
+    scale_parameters(rnn, gain)
     aux = {layer: AUX_WEIGHT for layer in range(depth - 1)} if variant == "auxiliary" else None
-    return rnnode.training.SequenceModel(rnn, 1, kind="regression", aux_weights=aux)
+    return rnnode.training.SequenceModel(rnn, outputs, kind="regression", aux_weights=aux)
 
 
 def readout_loss(
@@ -83,14 +252,14 @@ def readout_loss(
 
 
 def gradient_point(point: dict[str, Any]) -> dict[str, Any]:
-    """||dLoss/dh_t^l|| of one (variant, depth, seed): (depth, T + 1) norms.
+    """||dLoss/dh_t^l|| of one (variant, depth, gain, seed): (depth, T + 1) norms.
 
     Arguments:
-        point: ``{"variant", "depth", "seed", "quick"}``.
+        point: ``{"variant", "depth", "gain", "seed", "quick"}``.
     """
     cfg = settings(point["quick"])
     torch.manual_seed(point["seed"])
-    model = build(point["variant"], point["depth"], cfg["hidden_size"])
+    model = build(point["variant"], point["depth"], cfg["hidden_size"], point["gain"])
     x = torch.randn(cfg["length"], cfg["batch"], 1)
     y = torch.randn(cfg["batch"], 1)
     norms = gradient_norms(model.rnn, x, readout_loss(model, y))
@@ -102,11 +271,140 @@ def per_layer_factor(depths, norms) -> float:
     return float(np.exp(np.polyfit(depths, np.log(norms), 1)[0]))
 
 
+# -- part 2: training ---------------------------------------------------------------------------
+
+
+def relative_change(before: Sequence[torch.Tensor], after: Sequence[torch.Tensor]) -> float:
+    """||theta_after - theta_before|| / ||theta_before||, the norms over all the tensors together
+    (Frobenius: the square root of the sum of every entry's square)."""
+    diff = sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True))
+    base = sum(float((b**2).sum()) for b in before)
+    return (diff / base) ** 0.5
+
+
+def probe_accuracy(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    classes: int,
+    ridge: float = PROBE_RIDGE,
+) -> float:
+    """Test accuracy of a linear probe: ridge least squares from features to one-hot labels.
+
+    Features are standardised with the training split's mean and standard deviation (a constant
+    feature is left centred), a constant 1 is appended, and W = (X^T X + ridge n I)^-1 X^T Y
+    (the constant unpenalised) with Y the one-hot labels; the prediction is argmax_k (x W)_k.
+
+    Arguments:
+        train_features, test_features: (n, F) and (m, F).
+        train_labels, test_labels: (n,) and (m,) class indices in 0..classes-1.
+        classes: number of classes.
+        ridge: penalty per training example.
+
+    Returns:
+        The fraction of test examples classified correctly.
+    """
+    a = np.asarray(train_features, dtype=np.float64)
+    b = np.asarray(test_features, dtype=np.float64)
+    mean, std = a.mean(axis=0), a.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    a, b = (a - mean) / std, (b - mean) / std
+    a = np.hstack([a, np.ones((len(a), 1))])
+    b = np.hstack([b, np.ones((len(b), 1))])
+    targets = np.eye(classes)[np.asarray(train_labels)]
+    penalty = ridge * len(a) * np.eye(a.shape[1])
+    penalty[-1, -1] = 0.0
+    weights = np.linalg.solve(a.T @ a + penalty, a.T @ targets)
+    return float(((b @ weights).argmax(axis=1) == np.asarray(test_labels)).mean())
+
+
+def _layer_states(rnn: rnnode.ODERNN, x: torch.Tensor) -> torch.Tensor:
+    """Every layer's state at the last sample, (layers, batch, H), for x (batch, T, in)."""
+    with torch.no_grad():
+        return rnn.solve(x.transpose(0, 1)).h_n.detach()
+
+
+def _layer_probes(rnn: rnnode.ODERNN, task: rnnode.training.Task) -> list[float]:
+    train, test = _layer_states(rnn, task.x_train), _layer_states(rnn, task.x_test)
+    return [
+        probe_accuracy(train[l], task.y_train, test[l], task.y_test, task.output_size)
+        for l in range(rnn.num_layers)
+    ]
+
+
+@functools.lru_cache(maxsize=1)
+def _digits() -> rnnode.training.Task:
+    """Digits read row by row, the fixed split of seed 0 (loaded once per process)."""
+    return rnnode.training.digits_task("rows", seed=0)
+
+
+def train_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Train one stack on digits rows; per layer its relative weight change and probe accuracy.
+
+    Arguments:
+        point: ``{"variant": "plain" | "skips", "optimizer": "sgd" | "adam",
+            "init": "default" | "critical", "seed", "steps", "quick"}``.
+
+    Returns:
+        ``{"gain", "relative_change": [per layer], "probe_trained": [...],
+        "probe_untrained": [...], "test_accuracy", "final_loss"}``.
+    """
+    cfg = settings(point["quick"])
+    task = _digits()
+    skips = point["variant"] == "skips"
+    gain = 1.0 if point["init"] == "default" else critical_gain(cfg["train_hidden"], skips)
+    torch.manual_seed(point["seed"])
+    rnn = rnnode.ODERNN(
+        task.input_size,
+        cfg["train_hidden"],
+        cfg["train_depth"],
+        cell="rnn",
+        skips=(1, 2) if skips else (1,),
+    )
+    scale_parameters(rnn, gain)
+    model = rnnode.training.SequenceModel.for_task(rnn, task)
+    before = [[p.detach().clone() for p in layer.parameters()] for layer in rnn.layers]
+    untrained = _layer_probes(rnn, task)
+    result = rnnode.training.train(
+        model,
+        task,
+        steps=point["steps"],
+        lr=LR[point["optimizer"]],
+        batch_size=cfg["batch_size"],
+        seed=point["seed"],
+        optimizer=point["optimizer"],
+        clip_grad=CLIP,
+        progress=False,
+    )
+    changes = [
+        relative_change(b, [p.detach() for p in layer.parameters()])
+        for b, layer in zip(before, rnn.layers, strict=True)
+    ]
+    return {
+        "gain": gain,
+        "relative_change": changes,
+        "probe_trained": _layer_probes(rnn, task),
+        "probe_untrained": untrained,
+        "test_accuracy": result["test"]["accuracy"],
+        "final_loss": result["history"]["loss"][-1],
+    }
+
+
+def _suffix(variant: str, init: str) -> str:
+    return ("_skips" if variant == "skips" else "") + ("_critical" if init == "critical" else "")
+
+
 def run(ctx: Context) -> dict[str, Any]:
     cfg = settings(ctx.quick)
     depths, seeds = cfg["depths"], list(range(ctx.seed, ctx.seed + cfg["seeds"]))
+    hidden = cfg["hidden_size"]
+    predicted = {v: predicted_factor(1.0, hidden, v == "skips") for v in ("plain", "skips")}
+    critical = {v: critical_gain(hidden, v == "skips") for v in ("plain", "skips")}
+
+    # -- part 1: default initialisation ---------------------------------------------------------
     points = [
-        {"variant": v, "depth": d, "seed": s, "quick": ctx.quick}
+        {"variant": v, "depth": d, "gain": 1.0, "seed": s, "quick": ctx.quick}
         for v in VARIANTS
         for d in depths
         for s in seeds
@@ -128,9 +426,6 @@ def run(ctx: Context) -> dict[str, Any]:
             for d in depths
         ]
     )
-
-    # Per seed: the fitted per-layer factor of each variant, and the through-time ratio (log10,
-    # mean over depths).
     seed_factors = {
         v: [per_layer_factor(depths, layer1[v][:, k]) for k in range(len(seeds))] for v in VARIANTS
     }
@@ -138,22 +433,33 @@ def run(ctx: Context) -> dict[str, Any]:
     ctx.finding_over_seeds(
         "plain_vanishes_with_depth",
         "plain tanh stacks at torch's default initialisation: the layer-1 error signal shrinks "
-        "with depth, a per-seed fitted per-layer factor below 1",
+        "with depth, a per-seed fitted per-layer factor below 1 (the control is what mean field "
+        "predicts for this initialisation: the init sets the factor)",
         seed_factors["plain"],
         comparison="<",
         bound=1.0,
-        control=1.0,
-        control_label="no decay (factor 1)",
+        control=predicted["plain"],
+        control_label=f"mean-field factor at the default init, H = {hidden}",
     )
     ctx.finding_over_seeds(
         "skips_slow_the_decay",
         "skips (1, 2) raise the fitted per-layer factor over the plain stack (per-seed "
-        "difference > 0); both stay below 1: slower exponential decay, not none",
+        "difference > 0)",
         np.subtract(seed_factors["skips"], seed_factors["plain"]),
         comparison=">",
         bound=0.0,
         control=float(np.mean(seed_factors["plain"])),
         control_label="plain stack's mean factor",
+    )
+    ctx.finding_over_seeds(
+        "skips_still_vanish",
+        "with skips (1, 2) at the default initialisation the per-seed fitted per-layer factor "
+        "is still below 1: exponential decay, slower, not removed",
+        seed_factors["skips"],
+        comparison="<",
+        bound=1.0,
+        control=predicted["skips"],
+        control_label=f"mean-field factor with skips at the default init, H = {hidden}",
     )
     worst_aux = float((layer1["auxiliary"] / layer1["auxiliary"][0]).min())
     ctx.verify(
@@ -176,12 +482,151 @@ def run(ctx: Context) -> dict[str, Any]:
         control_label="no decay (ratio 1)",
     )
 
+    # -- part 1: the gain across the critical point ---------------------------------------------
+    gains, gain_depths = cfg["gains"], cfg["gain_depths"]
+    gain_points = [
+        {"variant": v, "depth": d, "gain": g, "seed": s, "quick": ctx.quick}
+        for v in ("plain", "skips")
+        for g in gains
+        for d in gain_depths
+        for s in seeds
+    ]
+    gain_results = ctx.sweep(gradient_point, gain_points, name="gains")
+    gain_layer1 = {
+        (p["variant"], p["gain"], p["depth"], p["seed"]): float(np.array(r["norms"])[0, -1])
+        for p, r in zip(gain_points, gain_results, strict=True)
+    }
+    gain_factors: dict[str, np.ndarray] = {}  # (gains, seeds)
+    theory: dict[str, list[float]] = {}
+    for v in ("plain", "skips"):
+        gain_factors[v] = np.array(
+            [
+                [
+                    per_layer_factor(gain_depths, [gain_layer1[v, g, d, s] for d in gain_depths])
+                    for s in seeds
+                ]
+                for g in gains
+            ]
+        )
+        theory[v] = [predicted_factor(g, hidden, v == "skips") for g in gains]
+        gc = critical[v]
+        below = [i for i, g in enumerate(gains) if g < BELOW * gc]
+        above = [i for i, g in enumerate(gains) if g > ABOVE * gc]
+        if not below or not above:
+            raise ValueError(
+                f"gains: expected gains below {BELOW} g_c and above {ABOVE} g_c = {gc:.3g} "
+                f"({v}), got {gains}"
+            )
+        log_f = np.log(gain_factors[v])
+        log_theory = np.log(theory[v])
+        label = "mean-field value of the same mean"
+        ctx.finding_over_seeds(
+            f"vanishes_below_critical_{v}",
+            f"{v}: at gains below {BELOW} g_c (g_c = {gc:.3g}, mean field) the error signal "
+            "vanishes with depth: per seed, the mean ln(per-layer factor) over those gains < 0",
+            log_f[below].mean(axis=0),
+            comparison="<",
+            bound=0.0,
+            control=float(log_theory[below].mean()),
+            control_label=label,
+        )
+        ctx.finding_over_seeds(
+            f"grows_above_critical_{v}",
+            f"{v}: at gains above {ABOVE} g_c the error signal grows with depth: per seed, the "
+            "mean ln(per-layer factor) over those gains > 0",
+            log_f[above].mean(axis=0),
+            comparison=">",
+            bound=0.0,
+            control=float(log_theory[above].mean()),
+            control_label=label,
+        )
+        ctx.finding_over_seeds(
+            f"crosses_near_critical_{v}",
+            f"{v}: the gain at which the measured factor crosses 1 is within {CROSSING_TOL:.0%} "
+            "of mean field's critical gain: per seed |g_x / g_c - 1| below the bound",
+            [abs(crossing_gain(gains, log_f[:, k]) / gc - 1) for k in range(len(seeds))],
+            comparison="<",
+            bound=CROSSING_TOL,
+            control=gc,
+            control_label="mean-field critical gain g_c",
+        )
+
+    # -- part 2: training -----------------------------------------------------------------------
+    train_points = [
+        {
+            "variant": v,
+            "optimizer": o,
+            "init": i,
+            "seed": s,
+            "steps": cfg["steps"],
+            "quick": ctx.quick,
+        }
+        for i in cfg["inits"]
+        for v in cfg["train_variants"]
+        for o in OPTIMIZERS
+        for s in seeds
+    ]
+    train_results = ctx.sweep(train_point, train_points, name="training")
+    by_point = {
+        (p["init"], p["variant"], p["optimizer"], p["seed"]): r
+        for p, r in zip(train_points, train_results, strict=True)
+    }
+    keys = ("relative_change", "probe_trained", "probe_untrained", "test_accuracy")
+    training: dict[str, Any] = {}
+    for i in cfg["inits"]:
+        training[i] = {}
+        for v in cfg["train_variants"]:
+            training[i][v] = {"gain": by_point[i, v, OPTIMIZERS[0], seeds[0]]["gain"]}
+            for o in OPTIMIZERS:
+                # (seeds, layers) per quantity; test_accuracy (seeds,)
+                training[i][v][o] = {
+                    k: np.array([by_point[i, v, o, s][k] for s in seeds]) for k in keys
+                }
+    log_ratio: dict[tuple[str, str, str], np.ndarray] = {}
+    for i in cfg["inits"]:
+        for v in cfg["train_variants"]:
+            suffix = _suffix(v, i)
+            where = f"{v} {cfg['train_depth']}-layer stack at gain {training[i][v]['gain']:.3g}"
+            for o in OPTIMIZERS:
+                t = training[i][v][o]
+                change = t["relative_change"]
+                log_ratio[i, v, o] = np.log10(change[:, 0] / change[:, -1])
+                ctx.finding_over_seeds(
+                    f"lowest_layer_changes_least_{o}{suffix}",
+                    f"{where}, {o}: layer 1's relative weight change is below the top layer's, "
+                    "log10(ratio) < 0 per seed",
+                    log_ratio[i, v, o],
+                    comparison="<",
+                    bound=0.0,
+                    control=0.0,
+                    control_label="every layer changing alike (log ratio 0)",
+                )
+                ctx.finding_over_seeds(
+                    f"layer1_probe_above_untrained_{o}{suffix}",
+                    f"{where}, {o}: a frozen linear probe reads the digit from trained layer 1 "
+                    "better than from the same layer before training (per-seed difference > 0)",
+                    t["probe_trained"][:, 0] - t["probe_untrained"][:, 0],
+                    comparison=">",
+                    bound=0.0,
+                    control=float(t["probe_untrained"][:, 0].mean()),
+                    control_label="probe accuracy on the untrained layer 1",
+                )
+            ctx.finding_over_seeds(
+                f"adam_moves_lowest_layer_more{suffix}",
+                f"{where}: Adam's log10(layer-1 / top relative change) exceeds SGD's (per seed)",
+                log_ratio[i, v, "adam"] - log_ratio[i, v, "sgd"],
+                comparison=">",
+                bound=0.0,
+                control=float(log_ratio[i, v, "sgd"].mean()),
+                control_label="SGD's mean log ratio",
+            )
+
     ctx.figure(
         "depth",
         _depth_figure(depths, layer1, factors),
-        caption="||dLoss/dh^1|| at the last sample against depth; markers: seeds, lines: "
-        "medians; legend: fitted factor per layer.",
-        numbers={"per_layer_factor": factors},
+        caption="||dLoss/dh^1|| at the last sample against depth at torch's default "
+        "initialisation; markers: seeds, lines: medians; legend: fitted factor per layer.",
+        numbers={"per_layer_factor": factors, "mean_field": predicted},
     )
     deepest = depths[-1]
     ctx.figure(
@@ -191,6 +636,28 @@ def run(ctx: Context) -> dict[str, Any]:
         "up, time right; the loss reads the last sample.",
         numbers={f"{v}_layer1_last": float(norms[v, deepest, seeds[0]][0, -1]) for v in VARIANTS},
     )
+    ctx.figure(
+        "gain_sweep",
+        _gain_figure(gains, gain_factors, critical, hidden),
+        caption="Per-layer factor of the layer-1 error signal (fitted over depths "
+        f"{gain_depths}) against the gain on torch's default initialisation; markers: seeds, "
+        "line: mean; dashed: mean field; dotted: the critical gains g_c.",
+        numbers={"critical_gain": critical, "mean_field": theory},
+    )
+    ctx.figure(
+        "layer_training",
+        _training_figure(training, cfg["inits"], cfg["train_variants"]),
+        caption=f"{cfg['train_depth']}-layer tanh stacks trained on digits rows ({cfg['steps']} "
+        "steps): per layer, the relative weight change (left) and a frozen linear probe's test "
+        "accuracy after (solid) and before training (dotted); mean over seeds; one row per "
+        "initialisation.",
+        numbers={
+            f"{i}_{v}_{o}_test_accuracy": float(training[i][v][o]["test_accuracy"].mean())
+            for i in cfg["inits"]
+            for v in cfg["train_variants"]
+            for o in OPTIMIZERS
+        },
+    )
     return {
         "settings": cfg,
         "depths": depths,
@@ -198,7 +665,18 @@ def run(ctx: Context) -> dict[str, Any]:
         "layer1_gradient": layer1,
         "per_layer_factor": factors,
         "per_layer_factor_per_seed": seed_factors,
+        "mean_field_factor": predicted,
         "time_ratio_plain": through_time,
+        "critical_gain": critical,
+        "gain_factor": gain_factors,
+        "gain_layer1_gradient": {
+            v: np.array(
+                [[[gain_layer1[v, g, d, s] for s in seeds] for d in gain_depths] for g in gains]
+            )
+            for v in ("plain", "skips")
+        },
+        "gain_mean_field": theory,
+        "training": training,
     }
 
 
@@ -242,4 +720,54 @@ def _heatmaps(norms: dict[str, np.ndarray]) -> Figure:
         ax.set_title(name)
         ax.set_xlabel("time")
     axes[0].set_ylabel("layer")
+    return fig
+
+
+def _gain_figure(gains, gain_factors, critical, hidden) -> Figure:
+    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    fine = np.linspace(min(gains), max(gains), 120)
+    for k, (v, f) in enumerate(gain_factors.items()):
+        color = f"C{k}"
+        for column in f.T:
+            ax.semilogy(gains, column, "o", color=color, alpha=0.35, markersize=3)
+        ax.semilogy(gains, np.exp(np.log(f).mean(axis=1)), "-", color=color, label=f"{v}")
+        ax.semilogy(
+            fine,
+            [predicted_factor(g, hidden, v == "skips") for g in fine],
+            "--",
+            color=color,
+            alpha=0.8,
+            label=f"{v}: mean field",
+        )
+        ax.axvline(critical[v], color=color, ls=":", lw=1)
+    ax.axhline(1.0, color="0.5", lw=0.8)
+    ax.axvline(1.0, color="k", lw=0.6, alpha=0.4)
+    ax.set_xlabel("gain on torch's default initialisation (1: the default)")
+    ax.set_ylabel("per-layer factor of ||dLoss/dh^1||")
+    ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def _training_figure(training, inits, variants) -> Figure:
+    fig = Figure(figsize=(10, 3.4 * len(inits)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(inits), 2))
+    for row, i in zip(axes, inits, strict=True):
+        left, right = row
+        for k, (v, o) in enumerate((v, o) for v in variants for o in OPTIMIZERS):
+            t = training[i][v][o]
+            layers = np.arange(1, t["relative_change"].shape[1] + 1)
+            color = f"C{k}"
+            name = f"{v}, {o}"
+            left.semilogy(layers, t["relative_change"].mean(axis=0), "o-", color=color, label=name)
+            right.plot(layers, t["probe_trained"].mean(axis=0), "o-", color=color, label=name)
+            right.plot(layers, t["probe_untrained"].mean(axis=0), ":", color=color)
+        left.set_title(f"{i} init: relative weight change", fontsize=9)
+        right.set_title(f"{i} init: probe accuracy (dotted: untrained)", fontsize=9)
+        left.set_xlabel("layer")
+        right.set_xlabel("layer")
+        left.legend(fontsize="small")
+        left.grid(True, alpha=0.3)
+        right.grid(True, alpha=0.3)
     return fig

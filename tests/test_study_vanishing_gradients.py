@@ -1,0 +1,355 @@
+"""The studies vanishing_gradients and skip_paths: their quick runs through the real runner
+(every claim carries its evidence, and every statistic is recomputed here from the metrics), and
+their helpers against independent references: the mean-field factor by scipy quadrature, the
+relative weight change and the linear probe on hand-made cases, path counts by enumeration.
+No test asserts that a finding is supported.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate
+
+from rnnode.studies import run_study, skip_paths
+from rnnode.studies import vanishing_gradients as vanishing
+from rnnode.studies._claims import check_claims
+from rnnode.studies._stats import bootstrap_interval, sign_test
+
+STUDIES = {"vanishing_gradients": vanishing, "skip_paths": skip_paths}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Both studies' quick runs, once, into a temporary folder: {name: (folder, metrics)}."""
+    out = tmp_path_factory.mktemp("runs")
+    done = {}
+    for name, module in STUDIES.items():
+        metrics = run_study(module, out=out, quick=True, seed=0, workers=1, show_progress=False)
+        done[name] = (out / f"{name}-quick", metrics)
+    return done
+
+
+def assert_seed_finding(claim: dict, samples) -> None:
+    """A finding over seeds: the mean of the per-seed numbers, their bootstrap interval and the
+    sign test against the bound, recomputed here from the metrics."""
+    samples = np.asarray(samples, dtype=np.float64)
+    assert claim["kind"] == "finding"
+    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
+    interval = [float(v) for v in claim["interval"]]  # JSON keeps infinities as strings
+    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
+    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
+    assert claim["seeds"] == samples.size
+
+
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_quick_run_writes_every_claim_with_its_evidence(runs, name):
+    folder, metrics = runs[name]
+    assert json.loads((folder / "metrics.json").read_text()) == metrics
+    assert (folder / "report.html").exists()
+    assert metrics["claims"]
+    check_claims(metrics["claims"])  # value, interval, bound, labelled control, verdict
+    for claim in metrics["claims"].values():
+        if claim["kind"] == "finding":
+            assert claim["control"]["label"] and claim["control"]["value"] is not None
+            assert claim["seeds"] == len(metrics.get("seeds") or metrics["tanh"]["seeds"])
+        else:
+            assert claim["holds"], claim["statement"]  # code checks, not findings
+    assert list(folder.glob("*.png")) and list(folder.glob("*.pdf"))
+
+
+# -- vanishing_gradients: theory ----------------------------------------------------------------
+
+
+def _quad_gaussian(f, q: float) -> float:
+    value, _ = integrate.quad(
+        lambda z: f(math.sqrt(q) * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+        -np.inf,
+        np.inf,
+        epsabs=1e-14,
+        epsrel=1e-13,
+    )
+    return value
+
+
+def _quad_factor(gain: float, hidden: int, skips: bool) -> float:
+    """The mean-field factor with scipy.integrate.quad and fixed-point iteration for q*."""
+    sw2 = gain**2 / 3
+    matrices = 3 if skips else 2
+    q = 1.0
+    for _ in range(2000):
+        new = matrices * sw2 * _quad_gaussian(lambda x: math.tanh(x) ** 2, q)
+        new += 2 * gain**2 / (3 * hidden)
+        if abs(new - q) < 1e-14:
+            break
+        q = new
+    chi = sw2 * _quad_gaussian(
+        lambda x: (2 * math.exp(-abs(x)) / (1 + math.exp(-2 * abs(x)))) ** 4, q
+    )
+    if not skips:
+        return math.sqrt(chi)
+    mu = (chi + math.sqrt(chi**2 + 4 * chi)) / 2  # mu^2 = chi mu + chi
+    return math.sqrt(mu)
+
+
+@pytest.mark.parametrize("skips", [False, True])
+@pytest.mark.parametrize("gain", [0.5, 1.0, 3.0, 6.0])
+def test_predicted_factor_matches_quadrature(gain, skips):
+    # The fixed point converges geometrically; the quadratures are good to ~1e-13.
+    expected = _quad_factor(gain, 16, skips)
+    assert vanishing.predicted_factor(gain, 16, skips) == pytest.approx(expected, rel=1e-9)
+
+
+def test_predicted_factor_at_the_default_init_is_the_issues_numbers():
+    assert vanishing.predicted_factor(1.0, 16) == pytest.approx(0.534, abs=5e-4)
+    assert vanishing.predicted_factor(1.0, 16, skips=True) == pytest.approx(0.809, abs=5e-4)
+
+
+@pytest.mark.parametrize("skips", [False, True])
+def test_critical_gain_is_where_the_factor_is_one(skips):
+    g = vanishing.critical_gain(16, skips)
+    assert vanishing.predicted_factor(g, 16, skips) == pytest.approx(1.0, abs=1e-10)
+    assert (
+        vanishing.predicted_factor(0.9 * g, 16, skips)
+        < 1
+        < vanishing.predicted_factor(1.1 * g, 16, skips)
+    )
+
+
+def test_crossing_gain_interpolates_and_falls_back_to_the_grids_end():
+    assert vanishing.crossing_gain([1, 2, 3], [-1.0, -0.5, 0.5]) == pytest.approx(2.5)
+    # The first upward crossing counts.
+    assert vanishing.crossing_gain([1, 2, 3, 4], [-1.0, 1.0, -1.0, 1.0]) == pytest.approx(1.5)
+    assert vanishing.crossing_gain([1, 2, 3], [-3.0, -2.0, -1.0]) == 3.0
+    assert vanishing.crossing_gain([1, 2, 3], [1.0, 2.0, 3.0]) == 1.0
+
+
+def test_per_layer_factor_recovers_a_geometric_decay():
+    depths = [1, 2, 4, 8, 16]
+    assert vanishing.per_layer_factor(depths, [3 * 0.6**d for d in depths]) == pytest.approx(
+        0.6, rel=1e-12
+    )
+
+
+# -- vanishing_gradients: models and measurements -----------------------------------------------
+
+
+@pytest.mark.parametrize("variant", vanishing.VARIANTS)
+def test_readout_loss_is_the_sequence_models_loss(variant):
+    torch.manual_seed(3)
+    model = vanishing.build(variant, 3, 4)
+    x, y = torch.randn(5, 2, 1), torch.randn(2, 1)
+    solution = model.rnn.solve(x)
+    ours = vanishing.readout_loss(model, y)(solution.output, solution.h_n)
+    theirs, _ = model.loss(x.transpose(0, 1), y)
+    assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-13)
+
+
+@pytest.mark.parametrize("variant", ["plain", "skips"])
+def test_build_multiplies_every_stack_parameter_by_the_gain(variant):
+    torch.manual_seed(0)
+    base = vanishing.build(variant, 3, 4)
+    torch.manual_seed(0)
+    scaled = vanishing.build(variant, 3, 4, gain=2.5)
+    for (name, p), q in zip(base.rnn.named_parameters(), scaled.rnn.parameters(), strict=True):
+        torch.testing.assert_close(q, 2.5 * p, rtol=0, atol=0, msg=name)
+
+
+def test_relative_change_on_a_hand_made_case():
+    before = [torch.tensor([3.0, 0.0]), torch.tensor([[4.0]])]
+    after = [torch.tensor([3.0, 1.0]), torch.tensor([[4.0]])]
+    assert vanishing.relative_change(before, after) == pytest.approx(1 / 5, rel=1e-15)
+    twice = [2 * b for b in before]
+    assert vanishing.relative_change(before, twice) == pytest.approx(1.0, rel=1e-15)
+    assert vanishing.relative_change(before, before) == 0.0
+
+
+def test_probe_separates_separable_classes():
+    rng = np.random.default_rng(0)
+    centres = np.array([[5.0, 0.0], [0.0, 5.0], [-5.0, -5.0]])
+    labels = rng.integers(0, 3, size=60)
+    features = centres[labels] + 0.1 * rng.standard_normal((60, 2))
+    accuracy = vanishing.probe_accuracy(
+        features[:40], labels[:40], features[40:], labels[40:], classes=3
+    )
+    assert accuracy == 1.0
+
+
+def test_probe_without_information_predicts_the_majority_class():
+    # A constant feature carries nothing: the fit is the bias, the mean one-hot label.
+    train = np.ones((3, 1))
+    accuracy = vanishing.probe_accuracy(
+        train, np.array([0, 0, 1]), np.ones((4, 1)), np.array([0, 1, 1, 1]), classes=2
+    )
+    assert accuracy == 0.25
+
+
+def test_probe_without_ridge_is_least_squares():
+    rng = np.random.default_rng(1)
+    x, labels = rng.standard_normal((50, 4)), rng.integers(0, 3, size=50)
+    test = rng.standard_normal((30, 4))
+    test_labels = rng.integers(0, 3, size=30)
+    # numpy's least squares on the same standardised features and a constant column.
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    design = np.hstack([(x - mean) / std, np.ones((50, 1))])
+    weights = np.linalg.lstsq(design, np.eye(3)[labels], rcond=None)[0]
+    predicted = (np.hstack([(test - mean) / std, np.ones((30, 1))]) @ weights).argmax(axis=1)
+    expected = float((predicted == test_labels).mean())
+    assert vanishing.probe_accuracy(x, labels, test, test_labels, 3, ridge=0.0) == expected
+
+
+# -- vanishing_gradients: the quick run's statistics --------------------------------------------
+
+
+def test_default_init_findings_are_computed_from_the_metrics(runs):
+    _, m = runs["vanishing_gradients"]
+    layer1 = {k: np.array(v) for k, v in m["layer1_gradient"].items()}
+    assert m["per_layer_factor"]["plain"] == pytest.approx(
+        vanishing.per_layer_factor(m["depths"], np.median(layer1["plain"], axis=1)), rel=1e-12
+    )
+    per_seed = {
+        v: [vanishing.per_layer_factor(m["depths"], c) for c in layer1[v].T] for v in layer1
+    }
+    assert m["per_layer_factor_per_seed"] == pytest.approx(per_seed, rel=1e-12)
+    claims = m["claims"]
+    hidden = m["settings"]["hidden_size"]
+    assert_seed_finding(claims["plain_vanishes_with_depth"], per_seed["plain"])
+    assert claims["plain_vanishes_with_depth"]["control"]["value"] == pytest.approx(
+        vanishing.predicted_factor(1.0, hidden), rel=1e-12
+    )
+    assert_seed_finding(
+        claims["skips_slow_the_decay"], np.subtract(per_seed["skips"], per_seed["plain"])
+    )
+    assert_seed_finding(claims["skips_still_vanish"], per_seed["skips"])
+    assert claims["skips_still_vanish"]["control"]["value"] == pytest.approx(
+        vanishing.predicted_factor(1.0, hidden, skips=True), rel=1e-12
+    )
+    ratio = np.log10(np.array(m["time_ratio_plain"])).mean(axis=0)
+    assert_seed_finding(claims["vanishes_through_time"], ratio)
+    # One layer: the three variants are the same stack and loss.
+    np.testing.assert_allclose(layer1["skips"][0], layer1["plain"][0], rtol=1e-12)
+    np.testing.assert_allclose(layer1["auxiliary"][0], layer1["plain"][0], rtol=1e-12)
+    assert claims["auxiliary_keeps_gradient"]["holds"] == bool(
+        np.all(layer1["auxiliary"] > vanishing.AUX_FLOOR * layer1["auxiliary"][0])
+    )
+
+
+def test_gain_sweep_findings_are_computed_from_the_metrics(runs):
+    _, m = runs["vanishing_gradients"]
+    cfg, claims = m["settings"], m["claims"]
+    gains = np.array(cfg["gains"])
+    for v in ("plain", "skips"):
+        norms = np.array(m["gain_layer1_gradient"][v])  # (gains, depths, seeds)
+        factors = np.array(
+            [
+                [vanishing.per_layer_factor(cfg["gain_depths"], norms[i, :, k]) for k in range(2)]
+                for i in range(len(gains))
+            ]
+        )
+        np.testing.assert_allclose(m["gain_factor"][v], factors, rtol=1e-12)
+        gc = vanishing.critical_gain(cfg["hidden_size"], v == "skips")
+        assert m["critical_gain"][v] == pytest.approx(gc, rel=1e-12)
+        theory = np.log(
+            [vanishing.predicted_factor(g, cfg["hidden_size"], v == "skips") for g in gains]
+        )
+        below, above = gains < vanishing.BELOW * gc, gains > vanishing.ABOVE * gc
+        log_f = np.log(factors)
+        assert_seed_finding(claims[f"vanishes_below_critical_{v}"], log_f[below].mean(axis=0))
+        assert claims[f"vanishes_below_critical_{v}"]["control"]["value"] == pytest.approx(
+            theory[below].mean(), rel=1e-12
+        )
+        assert_seed_finding(claims[f"grows_above_critical_{v}"], log_f[above].mean(axis=0))
+        crossing = [abs(vanishing.crossing_gain(gains, log_f[:, k]) / gc - 1) for k in range(2)]
+        assert_seed_finding(claims[f"crosses_near_critical_{v}"], crossing)
+    # At gain 1 the sweep's stacks are the default-initialisation stacks of the same depth.
+    first = np.array(m["layer1_gradient"]["plain"])[: len(cfg["gain_depths"])]
+    at_one = np.array(m["gain_layer1_gradient"]["plain"])[list(gains).index(1.0)]
+    np.testing.assert_allclose(at_one, first, rtol=1e-12)
+
+
+def test_training_findings_are_computed_from_the_metrics(runs):
+    _, m = runs["vanishing_gradients"]
+    cfg, claims = m["settings"], m["claims"]
+    for init in cfg["inits"]:
+        for v in cfg["train_variants"]:
+            suffix = ("_skips" if v == "skips" else "") + (
+                "_critical" if init == "critical" else ""
+            )
+            t = m["training"][init][v]
+            ratios = {}
+            for o in vanishing.OPTIMIZERS:
+                change = np.array(t[o]["relative_change"])
+                trained, untrained = (
+                    np.array(t[o]["probe_trained"]),
+                    np.array(t[o]["probe_untrained"]),
+                )
+                assert change.shape == trained.shape == (2, cfg["train_depth"])
+                assert np.all(change > 0)
+                assert np.all((trained >= 0) & (trained <= 1) & (untrained >= 0) & (untrained <= 1))
+                ratios[o] = np.log10(change[:, 0] / change[:, -1])
+                assert_seed_finding(claims[f"lowest_layer_changes_least_{o}{suffix}"], ratios[o])
+                assert_seed_finding(
+                    claims[f"layer1_probe_above_untrained_{o}{suffix}"],
+                    trained[:, 0] - untrained[:, 0],
+                )
+                assert claims[f"layer1_probe_above_untrained_{o}{suffix}"]["control"][
+                    "value"
+                ] == pytest.approx(untrained[:, 0].mean(), rel=1e-12)
+            assert_seed_finding(
+                claims[f"adam_moves_lowest_layer_more{suffix}"], ratios["adam"] - ratios["sgd"]
+            )
+            # The untrained probe does not depend on the optimiser: the same initial network.
+            np.testing.assert_array_equal(t["sgd"]["probe_untrained"], t["adam"]["probe_untrained"])
+
+
+# -- skip_paths -------------------------------------------------------------------------------
+
+
+def brute_force_paths(num_layers: int, skips) -> int:
+    """Sequences of offsets from ``skips`` that step from layer L exactly down to layer 1."""
+    total = 0
+    for length in range(num_layers):
+        for steps in itertools.product(skips, repeat=length):
+            total += sum(steps) == num_layers - 1
+    return total
+
+
+@pytest.mark.parametrize("n", range(1, 15))
+def test_binet_is_the_fibonacci_recurrence(n):
+    a, b = 1, 1
+    for _ in range(n - 1):
+        a, b = b, a + b
+    assert skip_paths.binet(n) == a
+
+
+@pytest.mark.parametrize("skips", skip_paths.PATTERNS)
+@pytest.mark.parametrize("num_layers", [1, 2, 5, 7])
+def test_measured_paths_equal_brute_force_enumeration(skips, num_layers):
+    assert skip_paths.measured_paths(num_layers, skips) == brute_force_paths(num_layers, skips)
+
+
+def test_skip_paths_quick_run(runs):
+    _, m = runs["skip_paths"]
+    layers = m["layers"]
+    assert m["fibonacci"] == [brute_force_paths(n, (1, 2)) for n in layers]
+    for key, values in m["measured_paths"].items():
+        skips = tuple(json.loads(key))
+        assert values == [float(brute_force_paths(n, skips)) for n in layers]
+    tanh = m["tanh"]
+    ratio = np.array(tanh["ratio_skip_over_plain"])
+    np.testing.assert_allclose(tanh["median_ratio"], np.median(ratio, axis=1), rtol=1e-14)
+    slopes = {
+        v: [np.polyfit(tanh["depths"], np.log(c), 1)[0] for c in np.array(g).T]
+        for v, g in tanh["layer1_gradient"].items()
+    }
+    assert_seed_finding(m["claims"]["plain_vanishes"], slopes["plain"])
+    assert_seed_finding(m["claims"]["skips_still_decay"], slopes["skips"])
+    assert m["claims"]["skips_still_decay"]["control"]["value"] == pytest.approx(
+        math.log(vanishing.predicted_factor(1.0, m["settings"]["hidden_size"], skips=True))
+    )
+    assert_seed_finding(m["claims"]["skips_carry_gradient"], np.log10(ratio[-1]))
