@@ -108,7 +108,18 @@ def test_compare_with_backprop_starts_both_from_the_same_network():
     assert untrained["predictive_coding"]["test"] == untrained["backprop"]["test"]
     trained = compare_with_backprop(task, make_rnn, steps=3, batch_size=8)
     pc, bp = trained["predictive_coding"], trained["backprop"]
-    assert set(pc["history"]) == {"step", "loss", "task", "local_0", "local_1"}
+    assert set(pc["history"]) == {
+        "step",
+        "loss",
+        "task",
+        "local_0",
+        "local_1",
+        "nfe",
+        "backward_nfe",
+    }
+    # Euler step 1, 2 sampled layers: one evaluation per layer per sample step
+    T = task.x_train.shape[1]
+    assert pc["history"]["nfe"] == [2 * T] * 3
     assert len(pc["history"]["loss"]) == len(bp["history"]["loss"]) == 3
     # The first step scores the same untrained readout on the same batch.
     assert pc["history"]["task"][0] == bp["history"]["task"][0]

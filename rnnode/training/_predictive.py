@@ -114,6 +114,7 @@ class PredictiveCoding(nn.Module):
             detach_layers=True,
             **self.solve_options,
         )
+        self._last_stats = solution.stats
         top = layer_features(solution, self.rnn.num_layers - 1).detach()
         prediction = self.head(top).transpose(0, 1) if self.per_step else self.head(top[-1])
         return prediction, solution
@@ -121,6 +122,11 @@ class PredictiveCoding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The readout's prediction for x (batch, T, input_size)."""
         return self.run(x)[0]
+
+    def _solver_stats(self) -> list:
+        """``rnnode.SolverStats`` of every ODE the last ``run`` solved; what
+        ``rnnode.training.train`` records per step (``nfe``, ``backward_nfe``)."""
+        return list(getattr(self, "_last_stats", {}).values())
 
     def local_losses(self, solution: Solution, x: torch.Tensor) -> list[torch.Tensor]:
         """Every layer's prediction loss L_l, a list of 0-d tensors (layer order).
