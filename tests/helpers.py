@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.integrate
 import scipy.interpolate
 import torch
@@ -84,3 +85,20 @@ def observed_order(steps, errors) -> float:
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+def assert_seed_finding(claim: dict, samples, control: float | None = None) -> None:
+    """A finding over seeds: the mean of the per-seed numbers, their bootstrap interval and the
+    sign test against the bound (and the control's value, if given), recomputed from the
+    metrics."""
+    from rnnode.studies._stats import bootstrap_interval, sign_test
+
+    samples = np.asarray(samples, dtype=np.float64)
+    assert claim["kind"] == "finding"
+    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
+    interval = [float(v) for v in claim["interval"]]  # JSON keeps infinities as strings
+    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
+    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
+    assert claim["seeds"] == samples.size
+    if control is not None:
+        assert claim["control"]["value"] == pytest.approx(control, rel=1e-12, abs=1e-15)

@@ -27,7 +27,8 @@ from rnnode.studies import (
 )
 from rnnode.studies._claims import check_claims
 from rnnode.studies._run import json_bytes
-from rnnode.studies._stats import bootstrap_interval, sign_test
+from rnnode.studies._stats import bootstrap_interval
+from tests.helpers import assert_seed_finding
 
 STUDIES = (predictive_coding, bidirectional, sunspots)
 
@@ -78,17 +79,6 @@ def test_quick_setting_is_smaller_than_the_full_one(study):
     for key in ("hidden_size", "num_layers", "steps", "seeds"):
         assert quick[key] <= full[key]
     assert full["seeds"] >= 5  # the full run's claims rest on several seeds
-
-
-def assert_seed_finding(claim: dict, samples) -> None:
-    """A finding over seeds: the mean of the per-seed numbers, their bootstrap interval, the
-    sign test against the bound, recomputed here from the metrics."""
-    samples = np.asarray(samples, dtype=np.float64)
-    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
-    interval = [float(v) for v in claim["interval"]]  # JSON keeps infinities as strings
-    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
-    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
-    assert claim["seeds"] == samples.size
 
 
 # -- predictive coding ------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from rnnode.studies import depth_tradeoff as dt
 from rnnode.studies import run_study
 from rnnode.studies._claims import check_claims
 from rnnode.studies._run import json_bytes
-from rnnode.studies._stats import bootstrap_interval, sign_test
+from rnnode.studies._stats import bootstrap_interval
+from tests.helpers import assert_seed_finding
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +32,6 @@ def quick(tmp_path_factory):
 def _arrays(m):
     accuracy = {v: np.array(m["accuracy"][v], dtype=float) for v in dt.VARIANTS}
     return accuracy, np.array(m["depth0_accuracy"], dtype=float)
-
-
-def assert_seed_finding(claim: dict, samples) -> None:
-    """A finding over seeds: the mean, its bootstrap interval and the sign test, recomputed."""
-    samples = np.asarray(samples, dtype=np.float64)
-    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
-    interval = [float(v) for v in claim["interval"]]
-    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
-    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
-    assert claim["seeds"] == samples.size
 
 
 def test_quick_run_writes_every_claim_with_value_interval_and_control(quick):

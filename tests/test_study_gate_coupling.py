@@ -13,8 +13,8 @@ import torch
 import rnnode
 from rnnode.studies import gate_coupling, read_json, run_study
 from rnnode.studies._claims import check_claims
-from rnnode.studies._stats import bootstrap_interval, sign_test
 from rnnode.training import SequenceModel, gate_coupling_penalty, task_loss
+from tests.helpers import assert_seed_finding
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +26,6 @@ def quick_run(tmp_path_factory):
 
 def _samples(metrics, depth, variant, key):
     return np.array([r[key] for r in metrics["results"][str(depth)][variant]], dtype=np.float64)
-
-
-def _assert_seed_finding(claim, samples, control):
-    samples = np.asarray(samples, dtype=np.float64)
-    assert claim["kind"] == "finding"
-    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
-    interval = [float(v) for v in claim["interval"]]  # JSON keeps infinities as strings
-    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
-    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
-    assert claim["seeds"] == samples.size
-    assert claim["control"]["value"] == pytest.approx(control, rel=1e-12, abs=1e-15)
 
 
 def test_quick_run_writes_its_files_and_every_claim_carries_its_evidence(quick_run):
@@ -69,7 +58,7 @@ def test_quick_run_statistics_are_recomputed_from_the_metrics(quick_run):
     for depth in metrics["settings"]["depths"]:
         none = {k: _samples(metrics, depth, "none", k) for k in ("final_accuracy", "area")}
         none["trained_ratio"] = _samples(metrics, depth, "none", "trained_ratio")
-        _assert_seed_finding(claims[f"baseline_learns_{depth}"], none["final_accuracy"], 0.1)
+        assert_seed_finding(claims[f"baseline_learns_{depth}"], none["final_accuracy"], control=0.1)
         assert claims[f"baseline_learns_{depth}"]["bound"] == gate_coupling.LEARNED
         for variant, prefix in (("uniform", "penalty"), ("input_weight", "weighted_penalty")):
             for rule, key in (
@@ -80,12 +69,12 @@ def test_quick_run_statistics_are_recomputed_from_the_metrics(quick_run):
                 claim = claims[f"{prefix}_{rule}_{depth}"]
                 assert (claim["comparison"], claim["bound"]) == (">", 0.0)
                 difference = _samples(metrics, depth, variant, key) - none[key]
-                _assert_seed_finding(claim, difference, none[key].mean())
+                assert_seed_finding(claim, difference, control=none[key].mean())
         uniform = _samples(metrics, depth, "uniform", "final_accuracy")
-        _assert_seed_finding(
+        assert_seed_finding(
             claims[f"input_weight_beats_uniform_{depth}"],
             _samples(metrics, depth, "input_weight", "final_accuracy") - uniform,
-            uniform.mean(),
+            control=uniform.mean(),
         )
         for variant in gate_coupling.VARIANTS:
             for r in metrics["results"][str(depth)][variant]:

@@ -19,7 +19,7 @@ from scipy import integrate
 from rnnode.studies import run_study, skip_paths
 from rnnode.studies import vanishing_gradients as vanishing
 from rnnode.studies._claims import check_claims
-from rnnode.studies._stats import bootstrap_interval, sign_test
+from tests.helpers import assert_seed_finding
 
 STUDIES = {"vanishing_gradients": vanishing, "skip_paths": skip_paths}
 
@@ -33,18 +33,6 @@ def runs(tmp_path_factory):
         metrics = run_study(module, out=out, quick=True, seed=0, workers=1, show_progress=False)
         done[name] = (out / f"{name}-quick", metrics)
     return done
-
-
-def assert_seed_finding(claim: dict, samples) -> None:
-    """A finding over seeds: the mean of the per-seed numbers, their bootstrap interval and the
-    sign test against the bound, recomputed here from the metrics."""
-    samples = np.asarray(samples, dtype=np.float64)
-    assert claim["kind"] == "finding"
-    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
-    interval = [float(v) for v in claim["interval"]]  # JSON keeps infinities as strings
-    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
-    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
-    assert claim["seeds"] == samples.size
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
