@@ -76,6 +76,7 @@ from rnnode.analysis.plots import plot_depth_curve
 
 from ._run import Context, settings_for
 from ._stats import bootstrap_interval
+from .vanishing_gradients import readout_loss  # the model's loss from a solve's outputs
 
 VARIANTS = ("plain", "skips", "auxiliary", "critical_init")
 BUDGETS = (1, 2, 4)  # multiples of ``steps`` at which every trajectory is scored
@@ -136,22 +137,6 @@ def build(variant: str, depth: int, hidden: int, task: Any) -> rnnode.training.S
     return rnnode.training.SequenceModel.for_task(rnn, task, aux_weights=aux)
 
 
-def _model_loss(
-    model: rnnode.training.SequenceModel, y: torch.Tensor
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``loss_fn(output, h_n)`` for ``gradient_norms``: ``model.loss`` from the solve's outputs
-    (the top head reads ``output[-1]``, auxiliary head l reads ``h_n[l]``)."""
-
-    def loss_fn(output: torch.Tensor, h_n: torch.Tensor) -> torch.Tensor:
-        total = rnnode.training.task_loss(model.head(output[-1]), y, model.kind)
-        for layer, weight in model.aux_weights.items():
-            head = model.aux_heads[str(layer)]
-            total = total + weight * rnnode.training.task_loss(head(h_n[layer]), y, model.kind)
-        return total
-
-    return loss_fn
-
-
 @functools.lru_cache(maxsize=8)
 def _digits(seed: int, dtype: torch.dtype) -> rnnode.training.Task:
     """``digits_task("rows", seed=seed)``, read once per process (every point of a seed shares
@@ -176,7 +161,7 @@ def depth_point(point: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(point["seed"])
     model = build(point["variant"], point["depth"], cfg["hidden_size"], task)
     x = task.x_train[:GRADIENT_BATCH].transpose(0, 1)
-    norms = gradient_norms(model.rnn, x, _model_loss(model, task.y_train[:GRADIENT_BATCH]))
+    norms = gradient_norms(model.rnn, x, readout_loss(model, task.y_train[:GRADIENT_BATCH]))
     trainer = rnnode.training.Trainer(
         model,
         task,

@@ -254,7 +254,7 @@ def test_untrained_gradient_norms_are_the_model_loss_gradients():
     # The last sample's state reaches the loss only through the layers above at that sample.
     expected = [float(out.grad[:, -1].norm()) for out in layers]
     got = rnnode.analysis.gradients.gradient_norms(
-        model.rnn, x.transpose(0, 1), dt._model_loss(model, y)
+        model.rnn, x.transpose(0, 1), dt.readout_loss(model, y)
     )[:, -1]
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)
 
