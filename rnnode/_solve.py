@@ -8,12 +8,13 @@ interpolated, and a held input is seen exactly as the discrete RNN sees it. Adap
 jump times (the solver never steps across a discontinuity and re-evaluates after it), those of a
 continuous input are step times (where its derivatives jump).
 
-The arithmetic of a step is torchdiffeq's (``rnnode._torchdiffeq``, the one module that imports
-it): its step functions and, for fixed steps on times that need no gradient, its tableaus in
-``_LeanStepper`` (the same stages, each stage's input one chain of ``torch.add`` with the step
-size as a number: half the autograd nodes per step). The loops are rnnode's: they count steps and
-evaluations (``SolverStats``) and hold one step budget for the whole solve (``max_num_steps``;
-also under ``python -O``).
+The tableaus are torchdiffeq's (``rnnode._torchdiffeq``, the one module that imports it). Fixed
+steps on times that need no gradient run them in ``_LeanStepper`` (the same stages, each stage's
+input one chain of ``torch.add`` with the step size as a number: half the autograd nodes per
+step), on times that need one in torchdiffeq's step functions; the embedded pairs step in
+``rnnode._adaptive`` (torchdiffeq's steps and step-size rule, without its per-step dense-output
+fit). The loops are rnnode's: they count steps and evaluations (``SolverStats``) and hold one
+step budget for the whole solve (``max_num_steps``; also under ``python -O``).
 
 Gradients: plain backpropagation through the steps by default. ``adjoint=True`` with a
 fixed-step method is the discrete adjoint: the exact gradient of the steps taken, each sample
@@ -34,6 +35,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from . import _torchdiffeq as _td
+from ._adaptive import AdaptiveRungeKutta
 
 #: Fixed-grid Runge-Kutta methods: explicit Euler (order 1), midpoint (2), Heun's third-order
 #: method (3) and the classic fourth-order method in its 3/8-rule form (4).
@@ -520,19 +522,21 @@ def _run_fixed(step, y0, grid, counts, probes=None, recompute=False, enter=None)
 # -- adaptive solves ----------------------------------------------------------------------------
 
 
-def _run_adaptive(stepper, y0, times, budget, user_set, method, enter=None):
+def _run_adaptive(stepper, y0, times, budget, user_set, method, jumps, enter=None):
     """Advance an adaptive stepper onto each sample time in turn, within ``budget`` steps.
 
-    ``enter(k, exact=False)``, where given, is told that the next evaluations lie in
-    [t_k, t_{k+2}) (the steps towards t_{k+1}, which end exactly on it, and the re-evaluation
-    just after it at a jump).
+    ``jumps``: the field jumps at the inner sample times (a held input), so a step ending on
+    one re-evaluates just after it. ``enter(k, exact=False)``, where given, is told that the next
+    evaluations lie in [t_k, t_{k+2}) (the steps towards t_{k+1}, which end exactly on it, and
+    the re-evaluation just after it at a jump).
 
     Returns the states at ``times`` and the accepted steps per interval.
     """
-    stepper.start(times)
-    targets = times.to(stepper.time_dtype)
+    stepper.start(times[0])
+    targets = times.to(stepper.time_dtype)[1:].unbind(0)
     states, per_interval, steps = [y0], [], 0
-    for k, target in enumerate(targets[1:].unbind(0)):
+    last = len(targets) - 1
+    for k, target in enumerate(targets):
         if enter is not None:
             enter(k, exact=False)
         before = stepper.accepted
@@ -546,10 +550,16 @@ def _run_adaptive(stepper, y0, times, budget, user_set, method, enter=None):
                     f"{float(t_now):.6g}): the system is stiff, or the field jumps where no "
                     "sample time says so"
                 )
-            stepper.step()
+            stepper.step(target, jump=jumps and k < last)
             steps += 1
+            # A non-finite state or field makes the error estimate non-finite: every later
+            # attempt would be rejected until the budget ran out.
+            if not math.isfinite(stepper.error_ratio):
+                raise DivergenceError(
+                    f"the state became non-finite near t = {float(t_now):.6g}: the dynamics diverge"
+                )
         per_interval.append(stepper.accepted - before)
-        states.append(stepper.value_at(target))
+        states.append(stepper.y)
     if enter is not None:
         enter(None)
     return torch.stack(states), per_interval
@@ -750,7 +760,9 @@ def integrate(
         return _out_of_budget(method, budget, user_set, times, t, None)
 
     tally = _Tally(stats, None if fixed else budget * _EVALS_PER_STEP, on_budget)
-    counted = _Counted(func, tally, check_finite=not fixed)
+    # scipy's loop would shrink its step to underflow on a non-finite state: check each
+    # evaluation. rnnode's loops check once per step (fixed: at the end; adaptive: the error).
+    counted = _Counted(func, tally, check_finite=method == "scipy_solver")
     # A field that can be told the sample interval of its evaluations reads its input there,
     # without looking the interval up on the host.
     enter = getattr(func, "at_interval", None)
@@ -788,14 +800,11 @@ def integrate(
         # Step exactly onto every sample time: the input is only piecewise smooth (its knots,
         # and the constant extension past t_T), and the dense output of a step straddling a
         # knot loses accuracy (seen: 13x the tolerance with dopri5 and a cubic input).
-        if discontinuous and times.shape[0] > 2:
-            knots = {"jump_t": times[1:-1], "step_t": times[-1:]}
-        else:
-            knots = {"step_t": times[1:]}
-        stepper = _td.AdaptiveStepper(method, _Perturbed(counted), y0, rtol, atol, **knots, **opts)
+        jumps = discontinuous and times.shape[0] > 2
+        stepper = AdaptiveRungeKutta(method, _Perturbed(counted), y0, rtol, atol, **opts)
         try:
             trajectory, per_interval = _run_adaptive(
-                stepper, y0, times, budget, user_set, method, enter
+                stepper, y0, times, budget, user_set, method, jumps, enter
             )
         finally:
             if enter is not None:
