@@ -118,7 +118,10 @@ class AdaptiveRungeKutta:
             tol = self.atol + self.rtol * torch.maximum(y0.abs(), y1.abs())
             ratio = float((error / tol).abs().pow(2).mean().sqrt())
         self.error_ratio = ratio
-        accept = ratio <= 1.0 and not bool(dt > self.max_step)
+        # (torchdiffeq also rejects a step longer than max_step; here every attempt is clamped
+        # to it, and only the rounding of target - t0 could exceed it: a step to land on a
+        # sample time is never rejected for that.)
+        accept = ratio <= 1.0
         if accept:
             self.accepted += 1
             self.t, self.y = t1, y1
