@@ -772,8 +772,9 @@ def integrate(
         grid, counts = step_grid(times, step_size)
         _check_fixed_budget(method, step_size, counts, budget, user_set, times)
         # Stages at a step's end must see the interval the step belongs to, not the next sample;
-        # Euler has no such stage (it evaluates at the step's start only).
-        perturb = discontinuous and method != "euler"
+        # Euler has no such stage (it evaluates at the step's start only). A field told each
+        # step's interval (``enter``) reads it from there, at any t.
+        perturb = discontinuous and method != "euler" and enter is None
         if grid.requires_grad and torch.is_grad_enabled():
             step = _TensorStepper(method, _Perturbed(counted), y0, perturb)
         else:

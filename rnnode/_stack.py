@@ -237,6 +237,27 @@ class _Block:
             tau = torch.stack([f.tau for f in fields]).reshape(-1, 1, 1)
         return _Block(fields, offsets, tau)
 
+    @property
+    def chain(self) -> bool:
+        """Every layer above the first reads the one below it and nothing else of this ODE
+        (the plain stack), so ``rate_chain`` applies when only the first reads a path."""
+        return (
+            self.b_ih is not None
+            and len(self.offsets) == 1
+            and self.offsets[0][:3] == (1, 1, self.w_hh.shape[0])
+        )
+
+    def rate_chain(self, y: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+        """``rate`` of a chain (see ``chain``) whose first layer's external drive is ``drive``
+        and whose other layers read no path: the same operations, without assembling them
+        layer by layer at every evaluation."""
+        h = y if self.cell.state_parts == 1 else y[..., : self.hidden]
+        rec = torch.baddbmm(self.b_hh, h, self.w_hh)
+        inter = torch.baddbmm(self.b_ih[1:], h[:-1], self.offsets[0][3])
+        u = torch.cat([drive.expand(h.shape[1], -1).unsqueeze(0), inter])
+        rate = self.cell._rate(y, u, rec)
+        return rate if self.tau is None else rate / self.tau
+
     def rate(self, y: torch.Tensor, external: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """d y / dt for stacked states y (L, B, S), given each layer's external drive (None:
         the layer reads no path; its drive starts from b_ih)."""
@@ -325,6 +346,14 @@ class _StackODE(nn.Module):
         if block is None and _FUSE:
             block = _Block.make(fields, self.internal, self._internal_weights)
         self.block = block
+        # The plain stack driven through its first layer only: the block's short path.
+        self._chain = (
+            block is not None
+            and block.chain
+            and self.paths[0] is not None
+            and self.raw_columns[0] is None
+            and all(p is None for p in self.paths[1:])
+        )
         # The knot interval every evaluation lies in, where the solver knows it (``at_interval``).
         self._hint: tuple[int, bool] | None = None
 
@@ -404,7 +433,9 @@ class _StackODE(nn.Module):
 
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = s if self.clock is None else self._read(self.clock, s)
-        if self.block is not None:
+        if self._chain:
+            rate = self.block.rate_chain(y, self._read(self.paths[0], s))
+        elif self.block is not None:
             rate = self.block.rate(y, self.external(s))
         elif len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
             rate = self.fields[0](t, y, self._read(self.paths[0], s))

@@ -33,8 +33,11 @@ def _solve(model, fuse, monkeypatch, x, **kw):
     """Outputs, final states and the gradients of a loss on both (x, every parameter)."""
     monkeypatch.setattr(_stack, "_FUSE", fuse)
     used = []
-    rate = _stack._Block.rate
-    monkeypatch.setattr(_stack._Block, "rate", lambda *a: used.append(1) or rate(*a))
+    for name in ("rate", "rate_chain"):  # the plain stack takes the block's short path
+        method = getattr(_stack._Block, name)
+        monkeypatch.setattr(
+            _stack._Block, name, lambda *a, method=method: used.append(1) or method(*a)
+        )
     model.zero_grad()
     x = x.clone().requires_grad_(True)
     sol = model.solve(x, coupling="continuous", **kw)
@@ -144,3 +147,20 @@ def test_stacks_without_a_block_fall_back_to_the_loop(kwargs, monkeypatch):
     assert not calls
     ref, _ = model(x, coupling="sampled", method="rk4") if kwargs["num_layers"] == 1 else (out, 0)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_the_chain_short_path_is_the_block_rate_to_the_bit(cell):
+    """``rate_chain`` (a plain stack driven through its first layer) does ``rate``'s
+    operations in the same order: the same numbers exactly, not just to rounding."""
+    model = _model({"cell": cell, "tau": [1.0, 0.5, 2.0]})
+    fields = list(model.layers)
+    internal = [[]] + [[(i - 1, slice(None))] for i in range(1, 3)]
+    weights = [[]] + [[f.weight_ih] for f in fields[1:]]
+    block = _stack._Block.make(fields, internal, weights)
+    assert block.chain
+    torch.manual_seed(1)
+    y = torch.randn(3, 5, fields[0].state_size, dtype=torch.float64)
+    drive = torch.randn(5, fields[0].weight_ih.shape[0], dtype=torch.float64)
+    want = block.rate(y, [drive, None, None])
+    assert torch.equal(block.rate_chain(y, drive), want)
