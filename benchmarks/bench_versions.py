@@ -30,8 +30,10 @@ import json, statistics, sys, time
 import torch
 import rnnode
 
-T, batch, inputs, hidden, layers, repeats = (int(a) for a in sys.argv[1:7])
-variant = sys.argv[7]
+T, batch, inputs, hidden, layers, repeats, threads = (int(a) for a in sys.argv[1:8])
+variant = sys.argv[8]
+if threads:
+    torch.set_num_threads(threads)
 KWARGS = {
     "bridge": {},
     "rk4": {"coupling": "continuous", "method": "rk4", "step_size": 0.5},
@@ -61,11 +63,11 @@ print(json.dumps({"ratio": statistics.median(ratios), "file": rnnode.__file__}))
 VARIANTS = ("bridge", "rk4", "dopri5")
 
 
-def _measure(tree: Path, sizes: list[int], variant: str) -> dict:
+def _measure(tree: Path, sizes: list[int], variant: str, threads: int) -> dict:
     """One fresh process importing ``tree``'s rnnode (its repository root first on the path)."""
     code = f"import sys; sys.path.insert(0, {str(tree)!r}); " + _CHILD
     out = subprocess.run(
-        [sys.executable, "-c", code, *map(str, sizes), variant],
+        [sys.executable, "-c", code, *map(str, sizes), str(threads), variant],
         check=True,
         capture_output=True,
         text=True,
@@ -81,6 +83,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=7, help="alternating process pairs")
     parser.add_argument(
         "--variants", nargs="+", choices=VARIANTS, default=["bridge"], help="what to compare"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads per process (0: torch's default)"
     )
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -101,8 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows: dict[str, tuple[list[dict], list[dict]]] = {v: ([], []) for v in args.variants}
         for _ in range(rounds):
             for variant, (now, then) in rows.items():
-                now.append(_measure(ROOT, sizes, variant))
-                then.append(_measure(earlier, sizes, variant))
+                now.append(_measure(ROOT, sizes, variant, args.threads))
+                then.append(_measure(earlier, sizes, variant, args.threads))
         for now, then in rows.values():
             # The child must have imported the tree it was given, not an installed rnnode.
             for measured, tree in ((now, ROOT), (then, earlier)):
@@ -112,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
             zip(("T", "batch", "inputs", "hidden", "layers", "repeats"), sizes, strict=True)
         ),
         "against": args.against,
+        "threads": args.threads,
         "variants": {},
     }
     for variant, (now, then) in rows.items():

@@ -33,7 +33,9 @@ def test_bench_core_timing_reports_every_variant_as_ratios(tmp_path):
 
 def test_bench_versions_compares_two_trees_side_by_side(tmp_path):
     out = tmp_path / "versions.json"
-    args = ["--against", "HEAD", "--quick", "--variants", "dopri5", "--out", str(out)]
+    # One torch thread per process: tiny solves on a busy machine otherwise spin in OpenMP.
+    args = ["--against", "HEAD", "--quick", "--variants", "dopri5", "--threads", "1"]
+    args += ["--out", str(out)]
     results = _load("bench_versions").main(args)
     assert results["variants"].keys() == {"dopri5"}
     for row in results["variants"].values():
