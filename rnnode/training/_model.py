@@ -19,16 +19,15 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .._solve import SolverStats
 from .._stack import ODERNN, Solution
-from .._validate import check_bool, check_choice, check_int, check_nonnegative
+from .._validate import check_int, check_nonnegative
 from ._losses import gate_coupling_penalty, layer_features, task_loss
-from ._tasks import TASK_KINDS, Task
+from ._readout import _Readout
 
 __all__ = ["SequenceModel"]
 
 
-class SequenceModel(nn.Module):
+class SequenceModel(_Readout):
     """An ODERNN with a linear readout on its top layer and optional auxiliary readouts.
 
     prediction = head(h^top) at every step (``per_step``) or at the last step; the loss is
@@ -62,12 +61,9 @@ class SequenceModel(nn.Module):
         gate_weight: float = 0.0,
         solve_options: Mapping[str, object] | None = None,
     ):
-        super().__init__()
-        if not isinstance(rnn, ODERNN):
-            raise TypeError(f"rnn: expected an rnnode.ODERNN, got {type(rnn).__name__}")
-        check_int("output_size", output_size, minimum=1)
-        check_choice("kind", kind, TASK_KINDS)
-        check_bool("per_step", per_step)
+        super().__init__(
+            rnn, output_size, kind=kind, per_step=per_step, solve_options=solve_options
+        )
         gate_weight = check_nonnegative("gate_weight", gate_weight)
         aux_weights = dict(aux_weights or {})
         for layer, weight in aux_weights.items():
@@ -83,24 +79,13 @@ class SequenceModel(nn.Module):
                 "gate_weight: the gate-coupling penalty needs an LSTM stack of >= 2 layers, got "
                 f"cell={rnn.cell!r}, num_layers={rnn.num_layers}"
             )
-        self.rnn = rnn
-        self.kind = kind
-        self.per_step = per_step
         self.aux_weights = {int(k): float(v) for k, v in sorted(aux_weights.items())}
         self.gate_weight = float(gate_weight)
-        self.solve_options = dict(solve_options or {})
         features = rnn.num_directions * rnn.hidden_size
         self.head = nn.Linear(features, output_size)
         self.aux_heads = nn.ModuleDict(
             {str(layer): nn.Linear(features, output_size) for layer in self.aux_weights}
         )
-        # The statistics of the last ``run``'s solve (filled in further by its backward).
-        self._last_stats: dict[tuple[int, int], SolverStats] = {}
-
-    @classmethod
-    def for_task(cls, rnn: ODERNN, task: Task, **kwargs) -> SequenceModel:
-        """The model whose readout fits ``task`` (output size, kind, per-step targets)."""
-        return cls(rnn, task.output_size, kind=task.kind, per_step=task.per_step, **kwargs)
 
     def _read(self, head: nn.Module, features: torch.Tensor) -> torch.Tensor:
         # features (T, batch, F) -> (batch, T, out) per step, else (batch, out) at t_T.
@@ -119,24 +104,13 @@ class SequenceModel(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x: expected a batch-first tensor (batch, T, input_size), got {got}")
-        solution = self.rnn.solve(
-            x if self.rnn.batch_first else x.transpose(0, 1),
-            return_gates=self.gate_weight > 0,
-            **self.solve_options,
-        )
-        self._last_stats = solution.stats
+        solution = self._solve(x, return_gates=self.gate_weight > 0)
         top = self._read(self.head, layer_features(solution, self.rnn.num_layers - 1))
         aux = {
             layer: self._read(self.aux_heads[str(layer)], layer_features(solution, layer))
             for layer in self.aux_weights
         }
         return top, aux, solution
-
-    def _solver_stats(self) -> list[SolverStats]:
-        """``rnnode.SolverStats`` of every ODE the last ``run`` solved (its ``backward_nfe``
-        counts once that run's loss has been backpropagated); what ``rnnode.training.train``
-        records per step."""
-        return list(self._last_stats.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The top readout's prediction for x (batch, T, input_size)."""

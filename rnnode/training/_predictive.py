@@ -23,14 +23,14 @@ from torch import nn
 
 from .._settings import NOT_GIVEN
 from .._stack import ODERNN, Solution
-from .._validate import check_bool, check_choice, check_int, check_nonnegative
+from .._validate import check_nonnegative
+from ._losses import layer_features, task_loss
+from ._readout import _Readout
 
 __all__ = ["PredictiveCoding"]
-from ._losses import layer_features, task_loss
-from ._tasks import TASK_KINDS, Task
 
 
-class PredictiveCoding(nn.Module):
+class PredictiveCoding(_Readout):
     """An ODERNN trained layer by layer from local prediction errors, with a readout on top.
 
     Arguments:
@@ -60,12 +60,9 @@ class PredictiveCoding(nn.Module):
         local_weight: float = 1.0,
         solve_options: Mapping[str, object] | None = None,
     ):
-        super().__init__()
-        if not isinstance(rnn, ODERNN):
-            raise TypeError(f"rnn: expected an rnnode.ODERNN, got {type(rnn).__name__}")
-        check_int("output_size", output_size, minimum=1)
-        check_choice("kind", kind, TASK_KINDS)
-        check_bool("per_step", per_step)
+        super().__init__(
+            rnn, output_size, kind=kind, per_step=per_step, solve_options=solve_options
+        )
         if rnn.bidirectional:
             raise ValueError(
                 "rnn: predictive coding predicts forward in time; expected a unidirectional "
@@ -80,21 +77,12 @@ class PredictiveCoding(nn.Module):
                 f"coupling='sampled', got {coupling!r}"
             )
         local_weight = check_nonnegative("local_weight", local_weight)
-        self.rnn = rnn
-        self.kind = kind
-        self.per_step = per_step
         self.local_weight = float(local_weight)
-        self.solve_options = dict(solve_options or {})
         H = rnn.hidden_size
         self.head = nn.Linear(H, output_size)
         self.predictors = nn.ModuleList(
             nn.Linear(H + rnn.field(layer).input_size, H) for layer in range(rnn.num_layers)
         )
-
-    @classmethod
-    def for_task(cls, rnn: ODERNN, task: Task, **kwargs) -> PredictiveCoding:
-        """The model whose readout fits ``task`` (output size, kind, per-step targets)."""
-        return cls(rnn, task.output_size, kind=task.kind, per_step=task.per_step, **kwargs)
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, Solution]:
         """Solve the stack with the layers cut apart and read out the (detached) top layer.
@@ -109,12 +97,7 @@ class PredictiveCoding(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[1] < 2:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x: expected (batch, T, input_size) with T >= 2, got {got}")
-        solution = self.rnn.solve(
-            x if self.rnn.batch_first else x.transpose(0, 1),
-            detach_layers=True,
-            **self.solve_options,
-        )
-        self._last_stats = solution.stats
+        solution = self._solve(x, detach_layers=True)
         top = layer_features(solution, self.rnn.num_layers - 1).detach()
         prediction = self.head(top).transpose(0, 1) if self.per_step else self.head(top[-1])
         return prediction, solution
@@ -122,11 +105,6 @@ class PredictiveCoding(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The readout's prediction for x (batch, T, input_size)."""
         return self.run(x)[0]
-
-    def _solver_stats(self) -> list:
-        """``rnnode.SolverStats`` of every ODE the last ``run`` solved; what
-        ``rnnode.training.train`` records per step (``nfe``, ``backward_nfe``)."""
-        return list(getattr(self, "_last_stats", {}).values())
 
     def local_losses(self, solution: Solution, x: torch.Tensor) -> list[torch.Tensor]:
         """Every layer's prediction loss L_l, a list of 0-d tensors (layer order).

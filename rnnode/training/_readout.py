@@ -1,0 +1,74 @@
+"""What every readout model on an ``ODERNN`` shares (``SequenceModel``, ``PredictiveCoding``).
+
+The checks of the stack and of the readout's size, kind and timing; the options of every solve;
+and the solver statistics of the last solve, which ``rnnode.training.train`` records per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from .._solve import SolverStats
+from .._stack import ODERNN, Solution
+from .._validate import check_bool, check_choice, check_int
+from ._tasks import TASK_KINDS, Task
+
+
+_R = TypeVar("_R", bound="_Readout")
+
+
+class _Readout(nn.Module):
+    """A readout on an ODERNN.
+
+    Arguments:
+        rnn: the recurrent stack.
+        output_size: features of the prediction (classes for classification).
+        kind: ``"regression"``, ``"classification"`` or ``"forecast"``.
+        per_step: predict at every sample time (else from the last one).
+        solve_options: keyword arguments for every ``rnn.solve`` call.
+    """
+
+    def __init__(
+        self,
+        rnn: ODERNN,
+        output_size: int,
+        *,
+        kind: str,
+        per_step: bool,
+        solve_options: Mapping[str, object] | None,
+    ):
+        super().__init__()
+        if not isinstance(rnn, ODERNN):
+            raise TypeError(f"rnn: expected an rnnode.ODERNN, got {type(rnn).__name__}")
+        check_int("output_size", output_size, minimum=1)
+        check_choice("kind", kind, TASK_KINDS)
+        check_bool("per_step", per_step)
+        self.rnn = rnn
+        self.kind = kind
+        self.per_step = per_step
+        self.solve_options = dict(solve_options or {})
+        # The statistics of the last ``_solve`` (filled in further by its backward).
+        self._last_stats: dict[tuple[int, int], SolverStats] = {}
+
+    @classmethod
+    def for_task(cls: type[_R], rnn: ODERNN, task: Task, **kwargs) -> _R:
+        """The model whose readout fits ``task`` (output size, kind, per-step targets)."""
+        return cls(rnn, task.output_size, kind=task.kind, per_step=task.per_step, **kwargs)
+
+    def _solve(self, x: torch.Tensor, **kwargs) -> Solution:
+        """``rnn.solve`` of batch-first x (batch, T, input_size) with the model's options."""
+        solution = self.rnn.solve(
+            x if self.rnn.batch_first else x.transpose(0, 1), **kwargs, **self.solve_options
+        )
+        self._last_stats = solution.stats
+        return solution
+
+    def _solver_stats(self) -> list[SolverStats]:
+        """``rnnode.SolverStats`` of every ODE the last solve solved (its ``backward_nfe``
+        counts once that solve's loss has been backpropagated); what ``rnnode.training.train``
+        records per step."""
+        return list(self._last_stats.values())
