@@ -17,7 +17,6 @@ from .._stack import ODERNN, Solution
 from .._validate import check_bool, check_choice, check_int
 from ._tasks import TASK_KINDS, Task
 
-
 _R = TypeVar("_R", bound="_Readout")
 
 
