@@ -74,6 +74,7 @@ import rnnode
 from rnnode.training._losses import task_loss
 from rnnode.training._tasks import co2_series, sunspots_series
 
+from ._figures import rmse_by_seed
 from ._run import Context, settings_for, train_with
 
 SERIES = ("sunspots", "co2")
@@ -456,17 +457,11 @@ def _forecast_figure(scored: dict[str, dict[str, Any]]) -> Figure:
 
 
 def _rmse_figure(seeds: list[int], scored: dict[str, dict[str, Any]]) -> Figure:
-    fig = Figure(figsize=(5 * len(scored), 3.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(scored)))
-    for ax, (series, r) in zip(axes, scored.items(), strict=True):
-        for i, (name, marker) in enumerate(
-            (("continuous", "o"), ("delta_t", "s"), ("persistence", "^"))
-        ):
-            ax.plot(np.asarray(seeds) + 0.1 * (i - 1), r["rmse"][name], marker, label=_LABELS[name])
-        ax.set_xticks(seeds)
-        ax.set_title(series)
-        ax.set_xlabel("seed")
-        ax.set_ylabel("test RMSE (normalised)")
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=7)
-    return fig
+    names = ("continuous", "delta_t", "persistence")
+    return rmse_by_seed(
+        seeds,
+        {
+            series: [(_LABELS[name], r["rmse"][name]) for name in names]
+            for series, r in scored.items()
+        },
+    )

@@ -46,6 +46,7 @@ from matplotlib.figure import Figure
 import rnnode
 from rnnode.training._tasks import co2_series
 
+from ._figures import rmse_by_seed
 from ._run import Context, settings_for, train_with
 from ._stats import bootstrap_interval
 
@@ -331,16 +332,14 @@ def _forecast_figure(scored: dict[str, dict[str, Any]]) -> Figure:
 
 
 def _rmse_figure(seeds: list[int], scored: dict[str, dict[str, Any]]) -> Figure:
-    fig = Figure(figsize=(5 * len(scored), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(scored))
-    for ax, (series, r) in zip(axes, scored.items(), strict=True):
-        ax.axhline(r["rmse_persistence"], color="C0", linestyle="--", label="persistence")
-        ax.axhline(r["rmse_baseline"], color="C1", linestyle="--", label=r["label"])
-        ax.plot(seeds, r["rmse_odernn"], "o", color="C2", label="ODERNN")
-        ax.set_xticks(seeds)
-        ax.set_title(series)
-        ax.set_xlabel("seed")
-        ax.set_ylabel("test RMSE (normalised)")
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=7)
-    return fig
+    return rmse_by_seed(
+        seeds,
+        {
+            series: [
+                ("persistence", r["rmse_persistence"]),
+                (r["label"], r["rmse_baseline"]),
+                ("ODERNN", r["rmse_odernn"]),
+            ]
+            for series, r in scored.items()
+        },
+    )

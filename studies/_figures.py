@@ -1,0 +1,42 @@
+"""Figures more than one study draws."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def rmse_by_seed(
+    seeds: Sequence[int],
+    panels: Mapping[str, Sequence[tuple[str, float | Sequence[float]]]],
+) -> Figure:
+    """Test RMSE against seed, one panel per series.
+
+    Arguments:
+        seeds: the x positions.
+        panels: ``{series: [(label, values), ...]}``; values a number (a model fitted once: a
+            dashed horizontal line) or one value per seed (markers, each model's shifted by a
+            tenth so that equal values stay visible). Entry i is drawn in colour Ci.
+    """
+    markers = "os^Dv"
+    fig = Figure(figsize=(5 * len(panels), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (series, entries) in zip(axes, panels.items(), strict=True):
+        per_seed = [i for i, (_, v) in enumerate(entries) if not np.isscalar(v)]
+        for i, (label, values) in enumerate(entries):
+            if np.isscalar(values):
+                ax.axhline(values, color=f"C{i}", linestyle="--", label=label)
+                continue
+            rank = per_seed.index(i)
+            shift = 0.1 * (rank - (len(per_seed) - 1) / 2)
+            x = np.asarray(seeds) + shift
+            ax.plot(x, values, markers[rank], color=f"C{i}", label=label)
+        ax.set_xticks(seeds)
+        ax.set_title(series)
+        ax.set_xlabel("seed")
+        ax.set_ylabel("test RMSE (normalised)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+    return fig
