@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from . import _torchdiffeq as _td
-from ._adaptive import AdaptiveRungeKutta
+from ._adaptive import AdaptiveRungeKutta, _combine
 
 #: Fixed-grid Runge-Kutta methods: explicit Euler (order 1), midpoint (2), Heun's third-order
 #: method (3) and the classic fourth-order method in its 3/8-rule form (4).
@@ -427,15 +427,6 @@ _TABLEAUS = {
         (0.125, 0.375, 0.375, 0.125),
     ),
 }
-
-
-def _combine(y, h, weights, ks):
-    """y + h sum_j w_j k_j, one ``torch.add`` per nonzero term (h, w: numbers)."""
-    terms = [(w, k) for w, k in zip(weights, ks, strict=False) if w != 0.0]
-    w0, acc = terms[0]
-    for w, k in terms[1:]:
-        acc = torch.add(acc, k, alpha=w / w0)
-    return torch.add(y, acc, alpha=h * w0)
 
 
 class _LeanStepper:
