@@ -126,6 +126,9 @@ class AdaptiveRungeKutta:
             self.accepted += 1
             self.t, self.y = t1, y1
             # torchdiffeq's convention: the last stage's evaluation is the next first stage.
+            # For the first-same-as-last pairs that is f(t1, y1); for fehlberg2 and
+            # adaptive_heun the last stage is evaluated at a lower-order state, not at y1 (kept
+            # so that the steps are torchdiffeq's; see tests/test_solve_contract.py).
             self.f = self.func(t1, y1, perturb=_td.Perturb.NEXT) if landing and jump else ks[-1]
         else:
             self.rejected += 1
