@@ -50,6 +50,21 @@ test images each penalty's own value is lower after training with it than after 
 any penalty, for every seed (``uniform_penalty_lowered_L``, ``weighted_penalty_lowered_L``), and
 all three runs of a seed start from the same gradient ratio (``same_start_L``).
 
+Full run (hidden 32, 300 steps, 5 seeds; 86 min wall with 2 workers on the shared 2-core
+machine). Verifications hold (each penalty lower after training with it; same starts). 4 layers:
+baseline test accuracy 0.812 [0.789, 0.841] (supported, chance 0.1); uniform penalty minus none:
+accuracy +0.002 [-0.045, 0.038], area -0.018 [-0.074, 0.035], log10 gradient ratio +0.04
+[-0.19, 0.27], all inconclusive; |W_ih|-weighted: accuracy -0.020 [-0.048, 0.005] and area
+-0.022 [-0.069, 0.024] inconclusive, gradient ratio +0.10 [0.01, 0.19] supported; weighted minus
+uniform -0.022 [-0.071, 0.026] inconclusive. 6 layers: baseline 0.688 [0.638, 0.748] (supported);
+uniform: accuracy -0.132 [-0.339, 0.009], area -0.104 [-0.259, 0.005], gradient -0.99 [-3.19,
+0.22], all inconclusive (wide: the seeds disagree); weighted: accuracy -0.002
+[-0.068, 0.054] inconclusive, area -0.036 [-0.058, -0.015] **not supported** (slower), gradient
++0.06 [-0.10, 0.24] inconclusive; weighted minus uniform +0.130 [-0.044, 0.379] inconclusive.
+With controls that learn the task, neither pairing raises accuracy or speeds training at 4 or 6
+layers; the weighted pairing passes more gradient to layer 1 at 4 layers without any gain in
+accuracy.
+
 Figures: ``learning_curves`` (test accuracy against step, mean and range over seeds, per depth
 and variant), ``lower_gradient`` (log10 gradient ratio against step) and ``accuracy`` (final
 accuracy per seed, mean and bootstrap interval per variant and depth).
