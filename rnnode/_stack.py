@@ -251,21 +251,28 @@ class _Block:
         """``rate`` of a chain (see ``chain``) whose first layer's external drive is ``drive``
         and whose other layers read no path: the same operations, without assembling them
         layer by layer at every evaluation."""
-        h = y if self.cell.state_parts == 1 else y[..., : self.hidden]
-        rec = torch.baddbmm(self.b_hh, h, self.w_hh)
+        h, rec = self._recurrent(y)
         inter = torch.baddbmm(self.b_ih[1:], h[:-1], self.offsets[0][3])
         u = torch.cat([drive.expand(h.shape[1], -1).unsqueeze(0), inter])
+        return self._rate(y, u, rec)
+
+    def _recurrent(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stacked hidden states h (L, B, H) and their recurrent products b_hh + h W_hh^T."""
+        h = y if self.cell.state_parts == 1 else y[..., : self.hidden]
+        if self.b_hh is None:
+            return h, torch.bmm(h, self.w_hh)
+        return h, torch.baddbmm(self.b_hh, h, self.w_hh)
+
+    def _rate(self, y: torch.Tensor, u: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
+        """(Phi(h, u, rec) - h) / tau, the cell's nonlinearity once on the stacked blocks."""
         rate = self.cell._rate(y, u, rec)
         return rate if self.tau is None else rate / self.tau
 
     def rate(self, y: torch.Tensor, external: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """d y / dt for stacked states y (L, B, S), given each layer's external drive (None:
         the layer reads no path; its drive starts from b_ih)."""
-        h = y if self.cell.state_parts == 1 else y[..., : self.hidden]
+        h, rec = self._recurrent(y)
         L, B = h.shape[0], h.shape[1]
-        rec = (
-            torch.bmm(h, self.w_hh) if self.b_hh is None else torch.baddbmm(self.b_hh, h, self.w_hh)
-        )
 
         def base(i: int) -> torch.Tensor:
             e = external[i]
@@ -288,8 +295,7 @@ class _Block:
                 u = torch.cat(parts) if len(parts) > 1 else block
             else:
                 u = torch.cat([u[:a], torch.baddbmm(u[a:b], h[a - s : b - s], weight), u[b:]])
-        rate = self.cell._rate(y, u, rec)
-        return rate if self.tau is None else rate / self.tau
+        return self._rate(y, u, rec)
 
 
 class _StackODE(nn.Module):
