@@ -81,6 +81,11 @@ class FusedRK4(torch.nn.Module):
         return torch.stack(outputs), nfe
 
 
+#: The continuous-time solves the benchmarks time (``bench_versions`` uses them too).
+CONTINUOUS_RK4 = {"coupling": "continuous", "method": "rk4", "step_size": 0.5}
+CONTINUOUS_DOPRI5 = {"coupling": "continuous", "method": "dopri5", "rtol": 1e-5, "atol": 1e-7}
+
+
 def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: int) -> dict:
     """Seconds per forward + backward of each variant, its ratio to torch.nn.RNN and the time per
     layer-evaluation relative to torch.nn.RNN's per layer-step."""
@@ -88,7 +93,7 @@ def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: i
     reference = torch.nn.RNN(inputs, hidden, num_layers=layers)
     model = rnnode.from_torch(reference)
     x = torch.randn(T, batch, inputs)
-    continuous = {"coupling": "continuous", "method": "rk4", "step_size": 0.5}
+    continuous = CONTINUOUS_RK4
     per_sample = torch.arange(T + 1, dtype=x.dtype).unsqueeze(1).expand(T + 1, batch)
     # (model, keywords, layer evaluations per counted evaluation)
     variants = {
@@ -97,11 +102,7 @@ def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: i
         "continuous rk4 step 0.5": (model, continuous, layers),
         "hand-written fused rk4 loop, step 0.5": (FusedRK4(model, 0.5), {}, layers),
         "continuous rk4 step 0.5, per-sample t": (model, dict(continuous, t=per_sample), layers),
-        "continuous dopri5 rtol 1e-5": (
-            model,
-            {"coupling": "continuous", "method": "dopri5", "rtol": 1e-5, "atol": 1e-7},
-            layers,
-        ),
+        "continuous dopri5 rtol 1e-5": (model, CONTINUOUS_DOPRI5, layers),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     nfes: dict[str, int | None] = {}
@@ -139,7 +140,7 @@ def timing(T: int, batch: int, inputs: int, hidden: int, layers: int, repeats: i
 
 
 #: The memory comparison's solve: the continuous-time stack, where backprop stores every stage.
-MEMORY_SOLVE = {"coupling": "continuous", "method": "rk4", "step_size": 0.5}
+MEMORY_SOLVE = CONTINUOUS_RK4
 
 
 def _peak_child(T: int, batch: int, inputs: int, hidden: int, layers: int, adjoint: bool) -> None:

@@ -16,6 +16,7 @@ tree / the earlier one; below 1: faster now).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -31,14 +32,9 @@ import torch
 import rnnode
 
 T, batch, inputs, hidden, layers, repeats, threads = (int(a) for a in sys.argv[1:8])
-variant = sys.argv[8]
+KWARGS = json.loads(sys.argv[8])
 if threads:
     torch.set_num_threads(threads)
-KWARGS = {
-    "bridge": {},
-    "rk4": {"coupling": "continuous", "method": "rk4", "step_size": 0.5},
-    "dopri5": {"coupling": "continuous", "method": "dopri5", "rtol": 1e-5, "atol": 1e-7},
-}[variant]
 torch.manual_seed(0)
 reference = torch.nn.RNN(inputs, hidden, num_layers=layers)
 model = rnnode.from_torch(reference)
@@ -60,14 +56,31 @@ print(json.dumps({"ratio": statistics.median(ratios), "file": rnnode.__file__}))
 """
 
 
+def _solves() -> dict[str, dict]:
+    """Each variant's solve keywords: bench_core's, loaded from this script's folder."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_core", Path(__file__).with_name("bench_core.py")
+    )
+    core = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(core)
+    return {"bridge": {}, "rk4": core.CONTINUOUS_RK4, "dopri5": core.CONTINUOUS_DOPRI5}
+
+
 VARIANTS = ("bridge", "rk4", "dopri5")
 
 
-def _measure(tree: Path, sizes: list[int], variant: str, threads: int) -> dict:
+def _measure(tree: Path, sizes: list[int], solve: dict, threads: int) -> dict:
     """One fresh process importing ``tree``'s rnnode (its repository root first on the path)."""
     code = f"import sys; sys.path.insert(0, {str(tree)!r}); " + _CHILD
     out = subprocess.run(
-        [sys.executable, "-c", code, *map(str, sizes), str(threads), variant],
+        [
+            sys.executable,
+            "-c",
+            code,
+            *map(str, sizes),
+            str(threads),
+            json.dumps(solve),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -103,11 +116,12 @@ def main(argv: list[str] | None = None) -> dict:
         ).stdout
         earlier.mkdir()
         subprocess.run(["tar", "-x", "-C", str(earlier)], input=archive, check=True)
+        solves = _solves()
         rows: dict[str, tuple[list[dict], list[dict]]] = {v: ([], []) for v in args.variants}
         for _ in range(rounds):
             for variant, (now, then) in rows.items():
-                now.append(_measure(ROOT, sizes, variant, args.threads))
-                then.append(_measure(earlier, sizes, variant, args.threads))
+                now.append(_measure(ROOT, sizes, solves[variant], args.threads))
+                then.append(_measure(earlier, sizes, solves[variant], args.threads))
         for now, then in rows.values():
             # The child must have imported the tree it was given, not an installed rnnode.
             for measured, tree in ((now, ROOT), (then, earlier)):
