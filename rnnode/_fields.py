@@ -61,6 +61,10 @@ class VectorField(nn.Module):
     state_parts: int = 1
     #: Names of the state's parts, hidden part first (LSTM: h, c).
     part_names: tuple[str, ...] = ("h",)
+    #: A bound B that the exact flow keeps the hidden part within, for every input:
+    #: |h_i(t)| <= max(B, |h_i(0)|) (None: no such bound). The solver checks it after a
+    #: fixed-step solve (a state outside it means the steps were unstable).
+    hidden_bound: float | None = None
 
     def __init__(
         self,
@@ -143,9 +147,17 @@ class VectorField(nn.Module):
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def decay_rate(self) -> torch.Tensor | None:
+        """The fastest rate of the field's leak -h/tau, 1 / min(tau), a 0-d tensor (None: the
+        field has no leak). The solver compares fixed steps with it before solving."""
+        return None
+
 
 class RelaxationField(VectorField):
     """dh/dt = (Phi(h, u) - h) / tau, where Phi is a discrete cell's update map."""
+
+    def decay_rate(self) -> torch.Tensor | None:
+        return 1.0 / self.tau.detach().min()
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """The discrete cell's map Phi(h, u), same shape as ``state``."""
@@ -192,6 +204,8 @@ class ElmanField(RelaxationField):
         super().__init__(input_size, hidden_size, bias, tau, learn_tau)
         self.nonlinearity = nonlinearity
         self._sigma = _NONLINEARITIES[nonlinearity]
+        # dh/dt < 0 wherever h > 1 (tanh < 1), > 0 wherever h < -1.
+        self.hidden_bound = 1.0 if nonlinearity == "tanh" else None
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return self._sigma(u + self._recurrent(state))
@@ -236,6 +250,7 @@ class GRUField(RelaxationField):
     """
 
     gates = 3
+    hidden_bound = 1.0  # dh/dt = (1 - z) (n - h) with |n| < 1 and 1 - z > 0
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return state + self._rate(state, u, self._recurrent(state))
@@ -261,6 +276,7 @@ class LSTMField(RelaxationField):
     gates = 4
     state_parts = 2
     part_names = ("h", "c")
+    hidden_bound = 1.0  # dh/dt = (o tanh(c+) - h) / tau with |o tanh(c+)| < 1 (c is unbounded)
 
     def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates i, f, g, o, each (..., hidden), at the given state and drive."""
