@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import torch
 from torch.func import vmap
 
-from rnnode import ODERNN
-from rnnode._validate import check_finite
+from rnnode import ODERNN, Solution
+from rnnode._validate import check_bool, check_finite, check_int, check_nonnegative
 
 from ._common import check_real
 from ._newton import _check_newton, _newton
 from .jacobians import _block_eigenvalues, _check_model, _state_shape, eigenvalues, jacobian
 
-__all__ = ["FixedPoints", "find_fixed_points"]
+__all__ = ["FixedPoints", "find_fixed_points", "trajectory_starts"]
 
 
 @dataclass
@@ -121,6 +121,67 @@ def _merge(field, h, keep, fixed, tol: float, dedup_tol: float) -> torch.Tensor:
     return index[root == torch.arange(index.numel(), device=h.device)]
 
 
+def trajectory_starts(
+    states: Solution | torch.Tensor,
+    num_starts: int,
+    *,
+    noise: float = 0.0,
+    seed: int | torch.Generator = 0,
+    return_indices: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Starts for ``find_fixed_points``: states sampled on a unidirectional stack's trajectories.
+
+    Start i is the joint state of every layer at time index t_i and sequence b_i,
+    ``states[:, 0, t_i, b_i]`` (num_layers, state_size), plus optional Gaussian jitter; the
+    (t_i, b_i) are drawn without replacement among the (T + 1) * batch pairs (the initial state
+    t = 0 included).
+
+    Arguments:
+        states: a ``Solution`` (its ``states``; an unbatched solve counts as batch 1) or a
+            tensor (num_layers, directions, T + 1, batch, state_size) with directions = 1.
+        num_starts: K, at most (T + 1) * batch.
+        noise: standard deviation of Gaussian jitter added to every start (0: exact states).
+        seed: an integer seed or a ``torch.Generator`` (its state advances) for the draw and
+            the jitter.
+        return_indices: also return the time and sequence indices t (K,) and b (K,).
+
+    Returns:
+        (K, num_layers, state_size) detached starts; with ``return_indices``, ``(starts, t, b)``.
+    """
+    if isinstance(states, Solution):
+        states = states.states
+        if states.dim() == 4:  # an unbatched solve: (num_layers, D, T + 1, state_size)
+            states = states.unsqueeze(3)
+    if not isinstance(states, torch.Tensor):
+        raise TypeError(
+            f"states: expected an rnnode.Solution or a tensor, got {type(states).__name__}"
+        )
+    if states.dim() != 5 or states.shape[1] != 1 or states.shape[2] * states.shape[3] == 0:
+        raise ValueError(
+            "states: expected shape (num_layers, directions, T + 1, batch, state_size) with "
+            f"directions = 1 (a unidirectional stack) and a state, got {tuple(states.shape)}"
+        )
+    _, _, T1, B, _ = states.shape
+    K = check_int("num_starts", num_starts, minimum=1)
+    if K > T1 * B:
+        raise ValueError(
+            f"num_starts: expected at most (T + 1) * batch = {T1 * B} (distinct states), got {K}"
+        )
+    noise = check_nonnegative("noise", noise)
+    return_indices = check_bool("return_indices", return_indices)
+    if isinstance(seed, torch.Generator):
+        generator = seed
+    else:
+        generator = torch.Generator().manual_seed(check_int("seed", seed))
+    pick = torch.randperm(T1 * B, generator=generator)[:K].to(states.device)
+    t, b = pick // B, pick % B
+    starts = states.detach()[:, 0, t, b].transpose(0, 1).clone()  # (K, num_layers, state_size)
+    if noise > 0:
+        jitter = torch.randn(starts.shape, generator=generator, dtype=starts.dtype)
+        starts += noise * jitter.to(starts.device)
+    return (starts, t, b) if return_indices else starts
+
+
 def find_fixed_points(
     model: ODERNN,
     x: torch.Tensor,
@@ -163,7 +224,10 @@ def find_fixed_points(
         model: a unidirectional ``ODERNN`` (any cell: Elman, GRU, LSTM, ...; float64 advised).
         x: (input_size,) the constant input.
         starts: (K, num_layers, state_size) starting states, e.g. states on the network's
-            own trajectories; or an integer K: the zero state and K - 1 states uniform in
+            own trajectories (``trajectory_starts``; by hand, the state at time index t of
+            sequence b is ``solution.states[:, 0, t, b]``, and
+            ``solution.states[:, 0].permute(1, 2, 0, 3).reshape(-1, L, S)`` lists them all,
+            row t * batch + b); or an integer K: the zero state and K - 1 states uniform in
             [-radius, radius]^n (seeded).
         kind: ``"continuous"`` or ``"discrete"``.
         dt: the Euler step of the discrete map.
@@ -184,6 +248,23 @@ def find_fixed_points(
 
     Returns:
         ``FixedPoints``.
+
+    Example:
+        States on the network's own trajectories as starts; start i is the state at time
+        index t[i] of sequence b[i]:
+
+        >>> import torch, rnnode
+        >>> from rnnode.analysis import find_fixed_points, trajectory_starts
+        >>> _ = torch.manual_seed(0)
+        >>> model = rnnode.ODERNN(2, 8, num_layers=2, cell="gru").double()
+        >>> with torch.no_grad():
+        ...     solution = model.solve(torch.randn(30, 4, 2, dtype=torch.float64))
+        >>> starts, t, b = trajectory_starts(solution, 32, return_indices=True)
+        >>> bool((starts[5] == solution.states[:, 0, t[5], b[5]]).all())
+        True
+        >>> found = find_fixed_points(model, torch.zeros(2, dtype=torch.float64), starts)
+        >>> found.points.shape[1:]
+        torch.Size([2, 8])
     """
     from .linear import _step_map, linearize
 

@@ -16,7 +16,7 @@ import scipy.optimize
 import torch
 
 import rnnode
-from rnnode.analysis import find_fixed_points
+from rnnode.analysis import find_fixed_points, trajectory_starts
 
 
 def _bistable_pair():
@@ -228,3 +228,65 @@ def test_boundary_tolerance_decides_what_is_neutral():
     assert wide.num_neutral.tolist() == [1, 1, 1] and wide.num_unstable.tolist() == [0, 0, 0]
     with pytest.raises(ValueError, match="boundary_tol: expected a non-negative"):
         find_fixed_points(model, torch.zeros(1), STARTS, boundary_tol=-1.0)
+
+
+# -- starts on the trajectories -------------------------------------------------------------------
+
+
+def test_find_fixed_points_docstring_example_runs():
+    import doctest
+
+    import rnnode.analysis.fixed_points as module
+
+    finder = doctest.DocTestFinder()
+    (test,) = [t for t in finder.find(module) if t.name.endswith(".find_fixed_points")]
+    assert len(test.examples) >= 8  # the example is there and uses trajectory_starts
+    assert any("trajectory_starts(solution" in e.source for e in test.examples)
+    result = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS).run(test)
+    assert result.failed == 0 and result.attempted == len(test.examples)
+
+
+def test_trajectory_starts_are_the_states_at_the_drawn_time_and_sequence():
+    torch.manual_seed(1)
+    model = rnnode.ODERNN(2, 3, 2, cell="lstm").double()
+    with torch.no_grad():
+        solution = model.solve(torch.randn(6, 5, 2, dtype=torch.float64))
+    states = solution.states  # (L, 1, T + 1, B, S) = (2, 1, 7, 5, 6)
+    starts, t, b = trajectory_starts(solution, 35, seed=3, return_indices=True)
+    assert starts.shape == (35, 2, 6) and not starts.requires_grad
+    # all 35 = 7 x 5 (t, b) pairs, each once: sampling without replacement covers the pool
+    assert sorted(zip(t.tolist(), b.tolist(), strict=True)) == [
+        (i, j) for i in range(7) for j in range(5)
+    ]
+    for k in range(35):
+        assert torch.equal(starts[k], states[:, 0, t[k], b[k]])
+        # the same state by the index rule of the docstring: row t * batch + b of the pool
+        pool = states[:, 0].permute(1, 2, 0, 3).reshape(-1, 2, 6)
+        assert torch.equal(starts[k], pool[t[k] * 5 + b[k]])
+    # the same draw from a tensor, from a generator with the same seed, and jittered
+    again = trajectory_starts(states, 35, seed=torch.Generator().manual_seed(3))
+    assert torch.equal(again, starts)
+    jittered = trajectory_starts(states, 35, seed=3, noise=0.1)
+    delta = (jittered - starts).reshape(-1)
+    assert 0.08 < float(delta.std()) < 0.12 and float(delta.abs().min()) > 0
+
+
+def test_trajectory_starts_of_an_unbatched_solution_and_bad_arguments():
+    model = rnnode.ODERNN(1, 2, 1).double()
+    with torch.no_grad():
+        solution = model.solve(torch.randn(4, 1, dtype=torch.float64))  # unbatched
+    starts, t, b = trajectory_starts(solution, 5, return_indices=True)
+    assert starts.shape == (5, 1, 2) and b.tolist() == [0] * 5
+    assert sorted(t.tolist()) == [0, 1, 2, 3, 4]
+    for k in range(5):
+        assert torch.equal(starts[k], solution.states[:, 0, t[k]])
+    with pytest.raises(ValueError, match="num_starts: expected at most"):
+        trajectory_starts(solution, 6)
+    with pytest.raises(TypeError, match="num_starts: expected a positive integer"):
+        trajectory_starts(solution, 2.0)
+    with pytest.raises(ValueError, match="noise: expected a non-negative"):
+        trajectory_starts(solution, 2, noise=-0.1)
+    with pytest.raises(TypeError, match="states: expected an rnnode.Solution or a tensor"):
+        trajectory_starts(solution.states.tolist(), 2)
+    with pytest.raises(ValueError, match="directions = 1"):
+        trajectory_starts(torch.zeros(1, 2, 4, 3, 2), 2)
