@@ -46,6 +46,7 @@ from .depth import sweet_spot as sweet_spot
 from .depth import sweet_spot_expression as sweet_spot_expression
 from .fixed_points import FixedPoints as FixedPoints
 from .fixed_points import find_fixed_points as find_fixed_points
+from .fixed_points import trajectory_starts as trajectory_starts
 from .gain import Peaks as Peaks
 from .gain import linear_gain as linear_gain
 from .gain import measure_gain as measure_gain
@@ -128,5 +129,6 @@ __all__ = [
     "stack_gain",
     "sweet_spot",
     "sweet_spot_expression",
+    "trajectory_starts",
     "transfer_gain",
 ]
