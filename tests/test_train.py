@@ -310,6 +310,99 @@ def test_a_diverging_solve_is_the_documented_non_finite_loss_error(backward):
     assert isinstance(caught.value.__cause__, rnnode.DivergenceError)
 
 
+class _Scripted(torch.nn.Module):
+    """A one-weight model, loss (w - 1)^2, whose loss at step ``bad`` is ``kind``: a finite loss
+    with an infinite gradient, sqrt(w - w) = 0; a solve that diverges; or a solve that refuses
+    its step (ValueError, as rnnode's step-stability check)."""
+
+    def __init__(self, bad: int, kind: str):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.bad, self.kind, self.calls = bad, kind, 0
+
+    def loss(self, x, y):
+        self.calls += 1
+        if self.calls == self.bad:
+            if self.kind == "inf_gradient":
+                return torch.sqrt(self.w - self.w.detach()), {}
+            if self.kind == "diverging_solve":
+                raise rnnode.DivergenceError("the state left the box the flow keeps")
+            raise ValueError("step_size: 1 is beyond euler's stable step 0.1 for tau = 0.05")
+        return (self.w - 1.0) ** 2, {}
+
+    def forward(self, x):
+        return torch.zeros(*x.shape[:2], 2, dtype=x.dtype)  # the per-step shape of _task()
+
+
+def _checkpoint_step(path):
+    return torch.load(path, weights_only=True)["step"] if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "match"),
+    [
+        ("inf_gradient", rnnode.training.NonFiniteLossError, "^gradient: became non-finite at"),
+        ("diverging_solve", rnnode.training.NonFiniteLossError, "forward solve diverged at"),
+        ("refused_step", ValueError, "^step_size: "),
+    ],
+)
+@pytest.mark.parametrize("bad", [1, 3])
+def test_a_failing_step_updates_nothing_and_writes_no_checkpoint_of_it(
+    tmp_path, kind, error, match, bad
+):
+    """Before: an infinite gradient (finite loss) made Adam's update NaN, the checkpoint of the
+    next save held the NaN weights, and the error came one step later."""
+    path = tmp_path / "c.pt"
+    model = _Scripted(bad, kind)
+    trainer = Trainer(
+        model, _task(), batch_size=4, checkpoint=path, checkpoint_every=1, progress=False
+    )
+    before = None
+    if bad > 1:
+        trainer.fit(bad - 1)
+        before = model.w.detach().clone()
+    with pytest.raises(error, match=match):
+        trainer.fit(bad + 2)
+    assert trainer.step == bad - 1 and len(trainer.history["loss"]) == bad - 1
+    assert _checkpoint_step(path) == (None if bad == 1 else bad - 1)
+    assert torch.isfinite(model.w).all()
+    if before is not None:
+        assert torch.equal(model.w.detach(), before)
+        assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], before)
+
+
+def test_an_update_that_overflows_the_weights_stops_at_that_step(tmp_path):
+    """SGD with lr 1e308 on a float64 weight w = 0: w - lr * 2 (w - 1) = +inf after one step.
+    Before: the inf weight was checkpointed and the error came at the next step's loss."""
+    path = tmp_path / "c.pt"
+    model = _Scripted(bad=0, kind="")
+    trainer = Trainer(
+        model,
+        _task(),
+        lr=1e308,
+        optimizer="sgd",
+        batch_size=4,
+        checkpoint=path,
+        checkpoint_every=1,
+        progress=False,
+    )
+    with pytest.raises(
+        rnnode.training.NonFiniteLossError, match="^weights: the update of step 1 made w"
+    ):
+        trainer.fit(3)
+    assert not path.exists() and trainer.step == 0
+
+
+def test_a_non_finite_model_is_never_saved(tmp_path):
+    model = _Scripted(bad=0, kind="")
+    trainer = Trainer(model, _task(), batch_size=4, progress=False)
+    with torch.no_grad():
+        model.w.fill_(math.nan)
+    with pytest.raises(rnnode.training.NonFiniteLossError, match="^weights: w non-finite"):
+        trainer.save(tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [

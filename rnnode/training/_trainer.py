@@ -70,11 +70,13 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training diverged: the loss became NaN or infinite, or the forward or backward solve
-    diverged (then the solver's ``rnnode.DivergenceError`` is this error's ``__cause__``).
+    """Training diverged: the loss or a gradient became NaN or infinite, an update made a weight
+    non-finite, or the forward or backward solve diverged (then the solver's
+    ``rnnode.DivergenceError`` is this error's ``__cause__``).
 
-    The one exception ``Trainer.fit`` raises for a run that diverged; nothing is updated by the
-    batch that diverged, so the last checkpoint is the last good state.
+    The one exception ``Trainer.fit`` raises for a run that diverged. No checkpoint of the
+    diverged state is written (``Trainer.save`` refuses non-finite weights), so the last
+    checkpoint is the last good state; a diverging loss, gradient or solve updates nothing.
     """
 
 
@@ -150,10 +152,16 @@ class Trainer:
         Returns:
             ``metrics()``: plain data.
 
+        A step that raises writes no checkpoint: the checkpoints on disk are those of the
+        steps before it.
+
         Raises:
-            NonFiniteLossError: training diverged: the loss became NaN or infinite, or the
-                solve diverged (``rnnode.DivergenceError``, chained as the cause). Nothing is
-                updated by that batch; the last checkpoint is the last good state.
+            NonFiniteLossError: training diverged: the loss or a gradient became NaN or
+                infinite (nothing is updated by that batch), an update made a weight non-finite,
+                or the solve diverged (``rnnode.DivergenceError``, chained as the cause).
+            ValueError: the model refused its input or its solve before solving (for example
+                a fixed step beyond the method's stable step for the model's tau), passed on
+                as raised: the model's own message names the setting to change.
         """
         steps = check_int("steps", steps, minimum=0)
         if self.step == 0:
@@ -182,9 +190,25 @@ class Trainer:
                 except DivergenceError as error:
                     self.optimizer.zero_grad()
                     raise self._diverged("backward", error) from error
+                bad = _non_finite(self.model, grad=True)
+                if bad:
+                    self.optimizer.zero_grad()
+                    raise NonFiniteLossError(
+                        f"gradient: became non-finite at step {self.step + 1} in {bad} (loss "
+                        f"{value}); nothing was updated; lower the learning rate, clip "
+                        "gradients or check the data"
+                    )
                 if self.clip_grad is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
                 self.optimizer.step()
+                bad = _non_finite(self.model)
+                if bad:
+                    # The update overflowed: the model is lost, the checkpoint is not written.
+                    raise NonFiniteLossError(
+                        f"weights: the update of step {self.step + 1} made {bad} non-finite "
+                        f"(loss {value}); the last checkpoint is the last good state; lower "
+                        "the learning rate or clip gradients"
+                    )
                 if loss.is_cuda:  # the step's kernels are queued: wait for them before timing
                     torch.cuda.synchronize(loss.device)
                 self.seconds.append(time.perf_counter() - started)
@@ -275,7 +299,16 @@ class Trainer:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``state_dict()`` to ``path`` atomically (a temporary file, then a rename)."""
+        """Write ``state_dict()`` to ``path`` atomically (a temporary file, then a rename).
+
+        Raises:
+            NonFiniteLossError: a weight is NaN or infinite (such a state is never written).
+        """
+        bad = _non_finite(self.model)
+        if bad:
+            raise NonFiniteLossError(
+                f"weights: {bad} non-finite at step {self.step}; not writing the checkpoint {path}"
+            )
         buffer = io.BytesIO()
         torch.save(self.state_dict(), buffer)
         atomic_write(path, buffer.getvalue())  # flushed to disk before the rename
@@ -315,6 +348,23 @@ def _solver_stats(model: nn.Module) -> list | None:
     ``_solver_stats()`` method, as ``SequenceModel``'s); None otherwise."""
     report = getattr(model, "_solver_stats", None)
     return None if report is None else list(report())
+
+
+def _non_finite(model: nn.Module, *, grad: bool = False) -> str | None:
+    """The names of the parameters (or, with ``grad``, their gradients) holding a NaN or an
+    infinity, or None when all are finite: one host synchronisation."""
+    named = [
+        (name, p.grad if grad else p.detach())
+        for name, p in model.named_parameters()
+        if not grad or p.grad is not None
+    ]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
+    if all(finite):
+        return None
+    names = [name for (name, _), ok in zip(named, finite, strict=True) if not ok]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _check_checkpoint_path(checkpoint: object) -> Path:
