@@ -221,6 +221,106 @@ def test_resume_with_a_changed_setting_names_it(tmp_path, changed, name):
     assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
 
 
+def _euler_model(**solve_options):
+    torch.manual_seed(0)
+    rnn = rnnode.ODERNN(1, 4, cell="gru", tau=2.0)  # default solve: euler, one step per interval
+    return SequenceModel(rnn, 2, per_step=True, solve_options=solve_options)
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (lambda: _euler_model(method="rk4", step_size=0.5), "method"),  # issue 20's case
+        (lambda: _euler_model(step_size=0.5), "step_size"),
+        (lambda: _euler_model(interpolation="linear"), "interpolation"),
+        (lambda: _euler_model(adjoint=True), "adjoint"),
+        (lambda: _euler_model(detach_layers=True), "detach_layers"),
+        (
+            lambda: SequenceModel(
+                rnnode.ODERNN(1, 4, cell="gru", tau=2.0, method="midpoint"), 2, per_step=True
+            ),
+            "method",
+        ),
+    ],
+)
+def test_resume_with_another_solve_names_it_before_loading(tmp_path, build, name):
+    """Before: a checkpoint trained with Euler resumed under rk4 and the history mixed both."""
+    path = tmp_path / "c.pt"
+    Trainer(_euler_model(), _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    model = build()
+    before = _params(model)
+    with pytest.raises(ValueError, match=f"^{name}: the checkpoint .* solve's {name}="):
+        rnnode.training.train(
+            model, _task(), steps=2, batch_size=4, checkpoint=path, resume=True, progress=False
+        )
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_resume_accepts_the_same_solve_however_it_is_written(tmp_path):
+    """rk4 with step 0.5 as the stack's default, or as the model's solve options: one solve;
+    rtol and atol, which Euler never reads, may differ."""
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    rnn = rnnode.ODERNN(1, 4, cell="gru", method="rk4", step_size=0.5, rtol=1e-3)
+    saved = SequenceModel(rnn, 2, per_step=True)
+    Trainer(saved, _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    resumed = _euler_model(method="rk4", step_size=0.5)
+    trainer = Trainer(resumed, _task(), batch_size=4, progress=False)
+    trainer.load(path)
+    assert trainer.step == 1
+    assert all(torch.equal(a, b) for a, b in zip(_params(saved), _params(resumed), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("rnn", "name"),
+    [
+        (lambda: rnnode.ODERNN(1, 8, 2, cell="gru", dropout=0.3), "hidden_size"),
+        (lambda: rnnode.ODERNN(1, 4, 2, cell="lstm", dropout=0.3), "cell"),
+        (lambda: rnnode.ODERNN(1, 4, 3, cell="gru", dropout=0.3), "num_layers"),
+    ],
+)
+def test_resume_into_another_architecture_names_what_differs(tmp_path, rnn, name):
+    """Before: torch's load_state_dict RuntimeError 'size mismatch for ...'."""
+    path = tmp_path / "c.pt"
+    _checkpointed(path)
+    model = SequenceModel(rnn(), 2, per_step=True, aux_weights={0: 0.5})
+    before = _params(model)
+    with pytest.raises(
+        ValueError, match=f"^{name}: the checkpoint .*c.pt holds a model with {name}="
+    ):
+        Trainer(model, _task(), batch_size=4, progress=False).load(path)
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_tanh_and_relu_stacks_share_shapes_but_not_a_checkpoint(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    tanh = SequenceModel(rnnode.ODERNN(1, 4), 2, per_step=True)
+    Trainer(tanh, _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    relu = SequenceModel(rnnode.ODERNN(1, 4, nonlinearity="relu"), 2, per_step=True)
+    with pytest.raises(
+        ValueError, match="^nonlinearity: .* holds a model with nonlinearity='tanh'"
+    ):
+        Trainer(relu, _task(), batch_size=4, progress=False).load(path)
+
+
+def test_an_older_checkpoint_of_another_size_names_the_weights(tmp_path):
+    """A checkpoint without the architecture record: the weights' shapes are compared."""
+    path = tmp_path / "old.pt"
+    _checkpointed(path)
+    state = torch.load(path, weights_only=True)
+    del state["settings"]["model"], state["settings"]["solve"]
+    torch.save(state, path)
+    model = SequenceModel(rnnode.ODERNN(1, 8, 2, cell="gru"), 2, per_step=True, aux_weights={0: 1})
+    before = _params(model)
+    with pytest.raises(
+        ValueError, match=r"^model: the checkpoint .*old.pt holds the weights of"
+    ) as caught:
+        Trainer(model, _task(), batch_size=4, progress=False).load(path)
+    assert "(12, 4) there, (24, 8) here" in str(caught.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
 def test_resume_with_the_same_settings_keeps_the_requested_learning_rate(tmp_path):
     path = tmp_path / "c.pt"
     _checkpointed(path, lr=1e-3)

@@ -273,8 +273,11 @@ class Trainer:
     def settings(self) -> dict:
         """The settings a resumed run must share with the run it resumes (plain data): the
         learning rate, optimizer, batch size, seed, gradient clipping and the task (its name,
-        kind and a SHA-256 of its training data)."""
-        return {
+        kind and a SHA-256 of its training data); for readout models on an ``ODERNN``
+        (``SequenceModel``, ``PredictiveCoding``) also ``"model"``, the architecture (sizes,
+        cell, nonlinearity, ...), and ``"solve"``, the solve of every step (the stack's default
+        ``SolveSettings`` overridden by the model's ``solve_options``)."""
+        settings = {
             "lr": self.lr,
             "optimizer": self.optimizer_name,
             "batch_size": self.batch_size,
@@ -282,6 +285,11 @@ class Trainer:
             "clip_grad": self.clip_grad,
             "task": _task_fingerprint(self.task),
         }
+        for name, report in (("model", "_architecture"), ("solve", "_solve_settings")):
+            method = getattr(self.model, report, None)
+            if method is not None:
+                settings[name] = method()
+        return settings
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs: weights, optimiser, step, generator, history, and the
@@ -319,18 +327,22 @@ class Trainer:
         Raises:
             FileNotFoundError: no file at ``path``.
             ValueError: the file is not a readable checkpoint (truncated, empty, or not written
-                by ``save``), or it was trained with other settings than this trainer's (the
-                message names the setting: a resumed run never changes a setting silently).
+                by ``save``), or it was trained with other settings than this trainer's or its
+                model's solve, or holds a model of another architecture (the message names the
+                setting: a resumed run never changes a setting silently). Nothing is loaded.
         """
         state = _read_checkpoint(path)
         saved = _saved_settings(state)
         for name, value in self.settings().items():
-            if name in saved and saved[name] != value:
+            if name in _GROUPS and name in saved:
+                _compare_group(path, name, saved[name], value)
+            elif name in saved and saved[name] != value:
                 raise ValueError(
                     f"{name}: the checkpoint {path} was trained with {name}={saved[name]!r}, "
                     f"got {name}={value!r}; a resumed run must use the same settings (or "
                     "write a new checkpoint)"
                 )
+        _compare_weights(path, state["model"], self.model.state_dict())
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
@@ -341,6 +353,60 @@ class Trainer:
 
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "step", "rng", "history", "seed", "batch_size")
+
+#: Settings that are dicts of settings, compared (and named) one entry at a time.
+_GROUPS = {
+    "model": "holds a model with",
+    "solve": "was trained with the solve's",
+}
+
+
+def _compare_group(path: str | os.PathLike, group: str, saved: dict, now: dict) -> None:
+    """ValueError naming the first entry of ``group`` in which the checkpoint differs."""
+    for key in [*now, *(k for k in saved if k not in now)]:
+        old, new = saved.get(key, _ABSENT), now.get(key, _ABSENT)
+        if old != new:
+            what = "architecture" if group == "model" else "solve"
+            raise ValueError(
+                f"{key}: the checkpoint {path} {_GROUPS[group]} {key}={old!r}, got "
+                f"{key}={new!r}; a resumed run must use the checkpoint's {what} (or write a "
+                "new checkpoint)"
+            )
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+_ABSENT = _Absent()
+
+
+def _compare_weights(path: str | os.PathLike, saved: dict, now: dict) -> None:
+    """ValueError naming the weights whose names or shapes differ between a checkpoint and the
+    model it is loaded into (instead of ``load_state_dict``'s size-mismatch RuntimeError)."""
+    missing = [k for k in now if k not in saved]
+    extra = [k for k in saved if k not in now]
+    shapes = [
+        f"{k} {tuple(saved[k].shape)} there, {tuple(v.shape)} here"
+        for k, v in now.items()
+        if k in saved and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or extra or shapes):
+        return
+    parts = []
+    if shapes:
+        parts.append("other shapes: " + "; ".join(shapes[:3]) + (" ..." if len(shapes) > 3 else ""))
+    if missing:
+        parts.append(f"weights the checkpoint lacks: {missing[:3]}")
+    if extra:
+        parts.append(f"weights this model lacks: {extra[:3]}")
+    raise ValueError(
+        f"model: the checkpoint {path} holds the weights of another architecture ("
+        + "; ".join(parts)
+        + "); resume into a model built like the checkpoint's (hidden size, cell, layers), or "
+        "write a new checkpoint"
+    )
 
 
 def _solver_stats(model: nn.Module) -> list | None:
@@ -458,7 +524,8 @@ def train(
 
     ``resume=True`` continues from ``checkpoint`` when that file exists (the model's weights are
     replaced by the checkpoint's); a checkpoint trained with other settings (learning rate,
-    optimizer, batch size, seed, clipping, task) is refused with an error naming the setting.
+    optimizer, batch size, seed, clipping, task, the solve) or of another architecture (hidden
+    size, cell, ...) is refused with an error naming the setting, before any weight is replaced.
 
     Returns:
         Plain data: ``{"step": int, "history": {"step", "loss", parts..., and for models that
