@@ -4,7 +4,8 @@ Modules: ``linear`` (linearisation of a whole stack, numeric frequency responses
 (symbolic gains, sine-probe measurements, preferred frequencies), ``stability`` (Jacobians,
 fixed points, stability maps, Lyapunov exponents), ``gradients`` (gradient flow through time and
 depth), ``depth`` (the depth trade-off), ``meanfield`` (mean-field theory of random tanh networks:
-stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity)
+stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity), ``timescales`` (autocorrelation, kick
+response and sine gain along a driven trajectory)
 and ``plots`` (their figures). Import the modules or
 the names below.
 
@@ -35,6 +36,7 @@ from . import meanfield as meanfield
 from . import memory as memory
 from . import plots as plots
 from . import stability as stability
+from . import timescales as timescales
 from .depth import accuracy_model as accuracy_model
 from .depth import fit_accuracy_model as fit_accuracy_model
 from .depth import sweet_spot as sweet_spot
@@ -74,8 +76,19 @@ from .stability import lyapunov_exponents as lyapunov_exponents
 from .stability import scale_recurrent_and_input as scale_recurrent_and_input
 from .stability import spectral_radius as spectral_radius
 from .stability import stability_map as stability_map
+from .timescales import autocorrelation as autocorrelation
+from .timescales import band_centre as band_centre
+from .timescales import decay_time as decay_time
+from .timescales import kick_response as kick_response
+from .timescales import trajectory_gain as trajectory_gain
 
 __all__ = [
+    "autocorrelation",
+    "band_centre",
+    "decay_time",
+    "kick_response",
+    "timescales",
+    "trajectory_gain",
     "gaussian_expectation",
     "gradient_factor",
     "linear_memory_function",
