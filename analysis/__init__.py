@@ -4,9 +4,9 @@ Modules: ``linear`` (linearisation of a whole stack, numeric frequency responses
 (symbolic gains, sine-probe measurements, preferred frequencies), ``stability`` (Jacobians,
 fixed points, stability maps, Lyapunov exponents), ``gradients`` (gradient flow through time and
 depth), ``depth`` (the depth trade-off), ``meanfield`` (mean-field theory of random tanh networks:
-stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity), ``timescales`` (autocorrelation, kick
-response and sine gain along a driven trajectory)
-and ``plots`` (their figures). Import the modules or
+stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity),
+``timescales`` (autocorrelation, kick response and sine gain along a driven trajectory) and
+``plots`` (their figures). Import the modules or
 the names below.
 
 Return rule: every function that computes numbers from a model or from measurements returns

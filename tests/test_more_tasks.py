@@ -96,7 +96,8 @@ def test_chain_task_holds_the_chains_draws_in_order():
     task = two_level_chain_task(5, 3, 12, seed=4)
     rng = np.random.default_rng(4)
     parts = [two_level_chain(n, 12, rng) for n in (5, 3)]
-    for (x, y), (tx, ty) in zip(parts, [(task.x_train, task.y_train), (task.x_test, task.y_test)]):
+    splits = [(task.x_train, task.y_train), (task.x_test, task.y_test)]
+    for (x, y), (tx, ty) in zip(parts, splits, strict=True):
         np.testing.assert_array_equal(tx[..., 0].numpy(), x)
         np.testing.assert_array_equal(ty.numpy(), y)
     assert task.per_step and task.kind == "regression" and task.output_size == 2
