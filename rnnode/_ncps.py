@@ -9,12 +9,12 @@ the reversal potentials). ncps is an optional dependency: ``pip install 'rnnode[
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 import torch
 from torch import nn
 
+from ._extras import require
 from ._liquid import LTC, ltc_fields
 from ._ltc import LTCField
 
@@ -43,13 +43,7 @@ _TENSORS = (
 
 
 def _ncps(what: str) -> ModuleType:
-    try:
-        return importlib.import_module("ncps.torch")
-    except ImportError as error:
-        raise ImportError(
-            f"{what} needs the optional dependency ncps: pip install 'rnnode[ncps]' "
-            "(or pip install ncps)"
-        ) from error
+    return require("ncps.torch", "ncps", "ncps", what)
 
 
 def from_ncps(module: nn.Module) -> LTC:

@@ -39,6 +39,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from rnnode._extras import require
+
 from ._io import json_bytes, plain, read_json, write_json
 from ._seeds import one_thread, seeded
 
@@ -281,7 +283,7 @@ def connect(scheduler: str, timeout: float | None = None) -> Any:
         ConnectionError: nothing answered at the address in time (the message says what was
             tried and for how long).
     """
-    from distributed import Client
+    Client = require("distributed", "dask[distributed]", "studies", "--scheduler").Client
 
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
