@@ -8,10 +8,11 @@ implicit and the conductances explicit:
 
 ``unfolds`` such steps of ``dt = h / unfolds`` per solver step h (ncps: ``ode_unfolds``, default
 6, over each sample's ``elapsed_time``). With the default one solver step per sample interval,
-this is ``ncps.torch.LTCCell``'s ``_ode_solver`` exactly. The step is first-order accurate
-(``studies``/tests measure it: the error halves when the unfolds double) and, unlike explicit
-Euler, it keeps v between the reversal potentials whatever dt (a convex combination of v_n,
-vleak and the erevs when epsilon = 0).
+this is ``ncps.torch.LTCCell``'s ``_ode_solver`` exactly. The step is first-order accurate:
+against the ODE's solution (tests/test_ltc_continuous_limit.py, an AutoNCP(8, 2) LTC over five
+irregular samples) the largest state error is 3.1e-2 at ncps's 6 unfolds, 1.6e-2 at 12, 2.1e-3
+at 96, an observed order of 0.99. Unlike explicit Euler, it keeps v between the reversal
+potentials whatever dt (a convex combination of v_n, vleak and the erevs when epsilon = 0).
 
 Per-sample times (a shared clock s with dt_b/ds per sequence, see ``ODERNN``): the stack's
 conductance form in s is ``(cm / speed) dv/ds = numerator - denominator * v``, so each sequence
