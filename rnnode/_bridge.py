@@ -50,6 +50,12 @@ def from_torch(module: nn.RNNBase) -> ODERNN:
     Raises:
         NotImplementedError: an LSTM with ``proj_size > 0`` (projected hidden states have no
             field here yet).
+        ValueError: a module on the ``meta`` device (it has no weights to copy).
+
+    Warnings:
+        The weights are *copied*: the model and the module share nothing afterwards, so an edit
+        of one (training, ``load_state_dict``, an in-place change) does not reach the other.
+        Convert again after changing either. ``requires_grad`` is copied with each weight.
     """
     cell = _cell_of(module)
     if getattr(module, "proj_size", 0):
@@ -57,6 +63,7 @@ def from_torch(module: nn.RNNBase) -> ODERNN:
             f"module: LSTM with proj_size={module.proj_size} is not supported (only proj_size=0)"
         )
     reference = module.weight_ih_l0
+    _check_not_meta("module", reference)
     model = ODERNN(
         module.input_size,
         module.hidden_size,
@@ -85,8 +92,14 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
     Raises:
         ValueError: ``model`` has no discrete twin in torch.nn (a linear or other cell, skip
             connections, a time constant other than a fixed 1, or a default solve other than
-            the discrete one); the message names the setting that differs.
+            the discrete one; the message names the setting that differs), or its weights are
+            on the ``meta`` device.
+
+    Warnings:
+        The weights are *copied*: the module and the model share nothing afterwards, so an edit
+        of one does not reach the other.
     """
+    _check_not_meta("model", model.layers[0].weight_ih)
     if model.cell not in ("rnn", "gru", "lstm"):
         raise ValueError(
             f"model: cell={model.cell!r} has no torch.nn equivalent "
@@ -125,6 +138,15 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
     module = module.to(device=reference.device, dtype=reference.dtype)
     _copy(module, model, to_model=False)
     return module.train(model.training)
+
+
+def _check_not_meta(name: str, weight: torch.Tensor) -> None:
+    if weight.device.type == "meta":
+        raise ValueError(
+            f"{name}: expected weights with values, got a module on the 'meta' device (shapes "
+            "only, nothing to copy); materialise it first (module.to_empty(device='cpu') and "
+            "load or initialise its weights)"
+        )
 
 
 def _discrete_solve_mismatches(model: ODERNN) -> list[tuple[str, object]]:
