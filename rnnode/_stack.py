@@ -30,14 +30,17 @@ from torch import nn
 
 from . import _stack_solve
 from ._field_protocol import Field, check_field
-from ._fields import CELLS, VectorField, cell_of, check_tau, make_field
+from ._fields import VectorField, cell_of, check_nonlinearity, check_tau, make_field
 from ._paths import InputPath
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solution import Solution
 from ._topology import Topology
-from ._validate import check_bool, check_choice, check_int, check_positive, check_probability
+from ._validate import check_bool, check_int, check_positive, check_probability
 
 __all__ = ["COUPLINGS", "ODERNN", "Solution"]
+
+#: The default solve (the discrete RNN's), written once in ``SolveSettings``.
+_DEFAULT = SolveSettings()
 
 
 class ODERNN(nn.Module):
@@ -99,12 +102,12 @@ class ODERNN(nn.Module):
         skips: Sequence[int] = (1,),
         learn_tau: bool = False,
         dropout: float = 0.0,
-        method: str = "euler",
-        step_size: float | None = None,
-        rtol: float = 1e-6,
-        atol: float = 1e-8,
-        interpolation: str = "hold",
-        coupling: str = "sampled",
+        method: str = _DEFAULT.method,
+        step_size: float | None = _DEFAULT.step_size,
+        rtol: float = _DEFAULT.rtol,
+        atol: float = _DEFAULT.atol,
+        interpolation: str = _DEFAULT.interpolation,
+        coupling: str = _DEFAULT.coupling,
         cell_options: Mapping[str, float] | None = None,
     ) -> None:
         """Build the stack; the weights are initialised as torch.nn's.
@@ -145,15 +148,7 @@ class ODERNN(nn.Module):
         check_int("input_size", input_size, minimum=1)
         check_int("hidden_size", hidden_size, minimum=1)
         check_int("num_layers", num_layers, minimum=1)
-        check_choice("cell", cell, CELLS)
-        if cell == "rnn":
-            nonlinearity = "tanh" if nonlinearity is None else nonlinearity
-            check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-        elif nonlinearity is not None:
-            raise ValueError(
-                f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} "
-                f"with cell={cell!r} (whose nonlinearities are fixed)"
-            )
+        nonlinearity = check_nonlinearity(cell, nonlinearity)
         for name, flag in (
             ("bias", bias),
             ("batch_first", batch_first),
@@ -231,12 +226,12 @@ class ODERNN(nn.Module):
         batch_first: bool = False,
         skips: Sequence[int] = (1,),
         dropout: float = 0.0,
-        method: str = "euler",
-        step_size: float | None = None,
-        rtol: float = 1e-6,
-        atol: float = 1e-8,
-        interpolation: str = "hold",
-        coupling: str = "sampled",
+        method: str = _DEFAULT.method,
+        step_size: float | None = _DEFAULT.step_size,
+        rtol: float = _DEFAULT.rtol,
+        atol: float = _DEFAULT.atol,
+        interpolation: str = _DEFAULT.interpolation,
+        coupling: str = _DEFAULT.coupling,
     ) -> ODERNN:
         """A stack of the given fields, one per layer (bottom first), used as they are (shared,
         not copied).

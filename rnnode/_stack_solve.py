@@ -17,7 +17,7 @@ from ._paths import (
     InputPath,
     LinearPath,
     _Segment,
-    causal_samples,
+    as_held,
     clock_path,
     make_path,
 )
@@ -229,10 +229,9 @@ def solve_group(
             samples = torch.cat([outputs[j] for j, _ in outside], dim=-1)
             if detach:
                 samples = samples.detach()
-            if interpolation == "causal":  # shift the raw samples, then project (0 -> b_ih)
-                samples = causal_samples(samples)
+            # Shift the raw samples (causal), then project: the drive before t_1 is b_ih.
+            kind, samples = as_held(interpolation, samples)
             u = field.project(samples, columns) if project_first else samples
-            kind = "hold" if interpolation == "causal" else interpolation
             if grid.per_sample:
                 path = clock_path(kind, grid.widths, u, reverse=direction == 1)
             else:
