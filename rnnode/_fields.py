@@ -97,6 +97,10 @@ class VectorField(nn.Module):
     state_parts: int = 1
     #: Names of the state's parts, hidden part first (LSTM: h, c).
     part_names: tuple[str, ...] = ("h",)
+    #: A bound B that the exact flow keeps the hidden part within, for every input:
+    #: |h_i(t)| <= max(B, |h_i(0)|) (None: no such bound). The solver checks it after a
+    #: fixed-step solve (a state outside it means the steps were unstable).
+    hidden_bound: float | None = None
     #: Whether the stack may evaluate this field together with the other layers of its
     #: ``fusion_key`` as one block (``rnnode.fields.FusibleField``). Declared per class: a
     #: subclass that redefines ``forward``, ``output``, ``recurrent`` or ``project`` without
@@ -214,6 +218,11 @@ class VectorField(nn.Module):
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def decay_rate(self) -> torch.Tensor | None:
+        """The fastest rate of the field's leak -h/tau, 1 / min(tau), a 0-d tensor (None: the
+        field has no leak). The solver compares fixed steps with it before solving."""
+        return None
+
 
 class RelaxationField(VectorField):
     """dh/dt = (Phi(h, u) - h) / tau, where Phi is a discrete cell's update map.
@@ -224,6 +233,9 @@ class RelaxationField(VectorField):
     """
 
     fusible = True
+
+    def decay_rate(self) -> torch.Tensor | None:
+        return 1.0 / self.tau.detach().min()
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """The discrete cell's map Phi(h, u), same shape as ``state``."""
@@ -273,6 +285,8 @@ class ElmanField(RelaxationField):
         super().__init__(input_size, hidden_size, bias, tau, learn_tau)
         self.nonlinearity = nonlinearity
         self._sigma = _NONLINEARITIES[nonlinearity]
+        # dh/dt < 0 wherever h > 1 (tanh < 1), > 0 wherever h < -1.
+        self.hidden_bound = 1.0 if nonlinearity == "tanh" else None
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return self._sigma(u + self.recurrent(state))
@@ -321,6 +335,7 @@ class GRUField(RelaxationField):
     """
 
     gates = 3
+    hidden_bound = 1.0  # dh/dt = (1 - z) (n - h) with |n| < 1 and 1 - z > 0
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return state + self.relaxation_rate(state, u, self.recurrent(state))
@@ -348,6 +363,7 @@ class LSTMField(RelaxationField):
     gates = 4
     state_parts = 2
     part_names = ("h", "c")
+    hidden_bound = 1.0  # dh/dt = (o tanh(c+) - h) / tau with |o tanh(c+)| < 1 (c is unbounded)
 
     def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates i, f, g, o, each (..., hidden), at the given state and drive."""
@@ -557,6 +573,10 @@ class CoupledOscillatorField(VectorField):
 
 _CELL_FIELDS["antisymmetric"] = AntisymmetricField
 _CELL_FIELDS["cornn"] = CoupledOscillatorField
+
+from ._ltc import LTCField  # noqa: E402  (it subclasses VectorField, defined above)
+
+_CELL_FIELDS["ltc"] = LTCField
 
 #: The cell names ``ODERNN`` and ``make_field`` accept.
 CELLS: tuple[str, ...] = tuple(_CELL_FIELDS)
