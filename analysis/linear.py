@@ -31,13 +31,11 @@ import torch
 from numpy.typing import ArrayLike
 from torch.func import jacfwd, vmap
 
-from rnnode import ODERNN
+from rnnode import COUPLINGS, ODERNN
 
 from .gain import KINDS, _unit_direction
 
 __all__ = ["FrequencyResponse", "StateSpace", "frequency_response", "linearize"]
-
-COUPLINGS = ("sampled", "continuous")
 
 
 class StateSpace(NamedTuple):
