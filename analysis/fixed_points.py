@@ -296,7 +296,7 @@ def find_fixed_points(
     boundary_tol = tol**0.5 if boundary_tol is None else boundary_tol
     boundary_tol = check_nonnegative("boundary_tol", boundary_tol)
     opt_steps = check_int("opt_steps", opt_steps, minimum=0)
-    x = _as_input(x, torch.zeros((), dtype=dtype))
+    x = _as_input(x, dtype)
     if x.shape != (model.input_size,):
         raise ValueError(
             f"x: expected shape (input_size,) = ({model.input_size},), got {tuple(x.shape)}"

@@ -70,7 +70,7 @@ def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor, name: str = "h")
             f"{name}: expected a tensor of shape (..., num_layers, state_size) = (..., {L}, {S}), "
             f"got {tuple(h.shape)}"
         )
-    x = _as_input(x, h)
+    x = _as_input(x, h.dtype, h.device)
     if x.dim() < 1 or x.shape[-1] != model.input_size:
         raise ValueError(
             f"x: expected shape (..., input_size) = (..., {model.input_size}), got {tuple(x.shape)}"
@@ -81,12 +81,12 @@ def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor, name: str = "h")
     return h, x, lead
 
 
-def _as_input(x: object, like: torch.Tensor) -> torch.Tensor:
-    """The input x as a tensor of ``like``'s dtype and device (a tensor, array or sequence)."""
+def _as_input(x: object, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """The input x (a tensor, array or sequence of reals) as a tensor of ``dtype``."""
     if isinstance(x, torch.Tensor):
-        return x.to(dtype=like.dtype, device=like.device)
+        return x.to(dtype=dtype, device=device)
     array = check_array("x", x, expected="a tensor or array of real numbers")
-    return torch.as_tensor(array, dtype=like.dtype, device=like.device)
+    return torch.as_tensor(array, dtype=dtype, device=device)
 
 
 def jacobian(
