@@ -49,7 +49,7 @@ import rnnode
 from rnnode.analysis import eigenvalues
 from rnnode.analysis.gradients import gradient_norms
 
-from ._run import Context, one_thread, train_with
+from ._run import Context, one_thread, settings_for, train_with
 
 CELLS = ("rnn", "gru", "lstm", "antisymmetric", "cornn")
 OPTIONS = {
@@ -64,27 +64,29 @@ LONG = 1000
 SPECTRUM_TOL = 1e-12
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "parameters": 2200,
+    "seeds": 3,
+    "long": LONG,
+    "long_batch": 4,
+    "steps": 150,
+    "lr": 1e-2,
+    "batch_size": 32,
+}
+QUICK = {
+    "parameters": 300,
+    "seeds": 2,
+    "long": 50,
+    "long_batch": 2,
+    "steps": 3,
+    "batch_size": 16,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {
-            "parameters": 300,
-            "seeds": 2,
-            "long": 50,
-            "long_batch": 2,
-            "steps": 3,
-            "lr": 1e-2,
-            "batch_size": 16,
-        }
-    return {
-        "parameters": 2200,
-        "seeds": 3,
-        "long": LONG,
-        "long_batch": 4,
-        "steps": 150,
-        "lr": 1e-2,
-        "batch_size": 32,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def build(cell: str, hidden: int, input_size: int = 1) -> rnnode.ODERNN:
