@@ -16,6 +16,7 @@ import torch
 from rnnode import ODERNN
 from rnnode._validate import check_bool, check_positive
 
+from ._common import check_model
 from .jacobians import _check_model, jacobian
 
 __all__ = [
@@ -53,11 +54,7 @@ def gradient_norms(
     Returns:
         (num_layers, T + 1) tensor; column 0 is the initial state at t_0.
     """
-    if not isinstance(model, ODERNN):
-        raise TypeError(
-            f"model: expected an rnnode.ODERNN (convert a torch.nn.RNN, GRU or LSTM with "
-            f"rnnode.from_torch), got {type(model).__name__}"
-        )
+    check_model(model)
     if not callable(loss_fn):
         raise TypeError(
             f"loss_fn: expected a function (output, h_n) -> scalar tensor, got "

@@ -24,6 +24,8 @@ import torch.autograd.forward_ad as fwAD
 from rnnode import FIXED_METHODS, ODERNN
 from rnnode._validate import check_array, check_choice, check_positive
 
+from ._common import check_model
+
 __all__ = ["STEP_POLYNOMIALS", "eigenvalues", "jacobian", "spectral_radius"]
 
 #: Coefficients of the stability polynomial R(z) = sum_k c_k z^k of the explicit Runge-Kutta
@@ -40,17 +42,8 @@ STEP_POLYNOMIALS: dict[str, tuple[float, ...]] = {
 _CHUNK = 512
 
 
-def _check_model(model: ODERNN) -> None:
-    if not isinstance(model, ODERNN):
-        raise TypeError(
-            f"model: expected an rnnode.ODERNN (convert a torch.nn.RNN, GRU or LSTM with "
-            f"rnnode.from_torch), got {type(model).__name__}"
-        )
-    if model.bidirectional:
-        raise ValueError(
-            "model: stability analysis needs the joint field of a unidirectional stack; "
-            "got bidirectional=True"
-        )
+def _check_model(model: object) -> ODERNN:
+    return check_model(model, unidirectional=True)
 
 
 def _state_shape(model: ODERNN) -> tuple[int, int]:

@@ -381,7 +381,7 @@ def test_benchmark_quick_run_compares_equal_results_and_writes_json(tmp_path):
             lambda m: jacobian(
                 rnnode.ODERNN(1, 2, bidirectional=True), torch.zeros(1, 2), torch.zeros(1)
             ),
-            "model: stability analysis needs",
+            "model: expected a unidirectional stack",
         ),
     ],
 )
