@@ -27,8 +27,11 @@ def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int, halvi
         J, rhs = jac(h[active], *sub), residual[active].unsqueeze(-1)
         try:
             step = torch.linalg.solve(J, rhs).squeeze(-1)
-        except torch.linalg.LinAlgError:  # a singular Jacobian somewhere: least squares
-            step = torch.linalg.lstsq(J, rhs).solution.squeeze(-1)
+        except torch.linalg.LinAlgError:
+            # A singular Jacobian somewhere: the minimum-norm least-squares step, by the
+            # pseudo-inverse (SVD). Not lstsq: its default CPU driver (gelsy) returned zero
+            # steps for rank-deficient batches, and CUDA's gels needs full rank.
+            step = (torch.linalg.pinv(J) @ rhs).squeeze(-1)
         old = residual[active].norm(dim=-1)
         alpha = 1.0
         pending = torch.arange(active.numel(), device=h.device)
