@@ -42,6 +42,7 @@ from .depth import sweet_spot_expression as sweet_spot_expression
 from .gain import Peaks as Peaks
 from .gain import linear_gain as linear_gain
 from .gain import measure_gain as measure_gain
+from .gain import measure_response as measure_response
 from .gain import preferred_frequencies as preferred_frequencies
 from .gain import stack_gain as stack_gain
 from .gain import transfer_gain as transfer_gain
@@ -108,6 +109,7 @@ __all__ = [
     "linearize",
     "lyapunov_exponents",
     "measure_gain",
+    "measure_response",
     "plot_depth_curve",
     "plot_eigenvalues",
     "plot_gain",
