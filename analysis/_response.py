@@ -41,7 +41,9 @@ class FrequencyResponse:
         unit_gain: (num_layers, F, units per layer) |H_j(omega) e| per unit.
         phase: (F, p, m) arg H(omega) in radians, unwrapped along the frequencies.
         unit_phase: (num_layers, F, units per layer) arg(H_j(omega) e) in radians, unwrapped.
-        kind, dt: the system's kind (``"discrete"`` or ``"continuous"``) and sample spacing.
+        kind: the linearised system's kind, ``"discrete"`` or ``"continuous"``; None for a
+            measurement (the solve's settings decide which system the probes saw).
+        dt: the sample spacing (of z = e^{i omega dt}, or of the probes' samples).
         source: ``"linearised"`` or ``"measured (sine probe)"``: what the numbers are.
     """
 
@@ -51,7 +53,7 @@ class FrequencyResponse:
     unit_gain: torch.Tensor
     phase: torch.Tensor
     unit_phase: torch.Tensor
-    kind: str
+    kind: str | None
     dt: float
     source: str = "linearised"
 

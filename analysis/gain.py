@@ -374,8 +374,12 @@ def measure_response(
     Units: layer-major, then direction (forward first), then hidden unit, so p =
     num_layers * directions * hidden_size (the hidden part only: an LSTM's cell is not read).
 
+    Arguments:
+        model, omegas, amplitude, num_steps, transient, dt, direction, hx, **solve_kwargs: as
+            for ``measure_gain`` (the same probes, checks and warnings).
+
     Returns:
-        ``FrequencyResponse`` with ``source="measured (sine probe)"``, ``kind="discrete"``:
+        ``FrequencyResponse`` with ``source="measured (sine probe)"``, ``kind=None``:
         ``response`` (F, p, 1) complex, ``gain`` (num_layers, F) equal to ``measure_gain``'s,
         ``unit_gain`` and ``unit_phase`` (num_layers, F, directions * hidden_size), ``phase``
         (F, p, 1); float64 / complex128 detached tensors.
@@ -394,7 +398,7 @@ def measure_response(
         unit_gain=unit.abs(),
         phase=unwrapped_phase(response, dim=0),
         unit_phase=unit_phase,
-        kind="discrete",
+        kind=None,
         dt=float(dt),
         source="measured (sine probe)",
     )

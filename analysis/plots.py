@@ -505,16 +505,16 @@ def plot_fixed_points(
     points = points.reshape(points.shape[0], n)
     is_fixed = np.asarray(getattr(fixed_points, "is_fixed", np.ones(len(classes), bool)), bool)
     paths = np.asarray(trajectories, dtype=np.float64)
-    trailing = points.shape[1:] if paths.shape[-1] == n else None
-    lead = paths.shape[:-1] if trailing is not None else None
-    if lead is None:
-        shape = tuple(np.asarray(fixed_points.points).shape[1:])
-        if paths.shape[-len(shape) :] != shape:
-            raise ValueError(
-                f"trajectories: expected shape (B, T, ...) or (T, ...) with trailing {shape} or "
-                f"({n},), got {paths.shape}"
-            )
+    shape = tuple(np.asarray(fixed_points.points).shape[1:])
+    if paths.ndim > len(shape) and paths.shape[-len(shape) :] == shape:
         lead = paths.shape[: -len(shape)]
+    elif paths.ndim > 1 and paths.shape[-1] == n:
+        lead = paths.shape[:-1]
+    else:
+        raise ValueError(
+            f"trajectories: expected shape (B, T, ...) or (T, ...) with trailing {shape} or "
+            f"({n},), got {paths.shape}"
+        )
     if len(lead) not in (1, 2) or not np.isfinite(paths).all():
         raise ValueError(
             f"trajectories: expected finite states of shape (B, T, ...) or (T, ...), got "

@@ -301,6 +301,7 @@ def test_measured_phase_equals_the_linearised_phase_on_a_hidden_16_stack():
     measured = measure_response(model, omegas, amplitude=1e-6, hx=h_star, num_steps=300)
     linear = frequency_response(model, omegas, h=h_star)
     assert measured.source == "measured (sine probe)" and measured.response.shape == (40, 32, 1)
+    assert (measured.kind, measured.dt, linear.kind) == (None, 1.0, "discrete")
     np.testing.assert_array_equal(
         measured.gain.numpy(),
         measure_gain(model, omegas, amplitude=1e-6, hx=h_star, num_steps=300).numpy(),

@@ -405,7 +405,7 @@ def test_bode_plot_in_decibels_and_chosen_units():
     fig = plot_bode(linear, units=[(1, 0)], labels=["deep lag"], db=True)
     top, _ = fig.axes
     (line,) = top.get_lines()
-    np.testing.assert_allclose(line.get_ydata(), 20 * np.log10(linear.unit_gain[1, :, 0]))
+    np.testing.assert_allclose(line.get_ydata(), 20 * np.log10(linear.unit_gain[1, :, 0].numpy()))
     assert top.get_yscale() == "linear" and top.get_ylabel() == r"gain $|H\,e|$ (dB)"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["deep lag", "linearised"]
 
@@ -572,3 +572,26 @@ def test_figures_save_headless(tmp_path):
 def test_bad_arguments_raise_value_errors_naming_them(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_fixed_point_plot_takes_find_fixed_points_output():
+    # The real container: a 2-unit tanh layer with W = 2 I has three fixed points per axis at
+    # x = 0 (h = tanh(2 h): 0 and +-0.957), 9 in all: 4 stable, 4 saddles, 1 unstable.
+    import torch
+
+    import rnnode
+    from rnnode.analysis import find_fixed_points
+
+    model = rnnode.ODERNN(1, 2, 1, cell="rnn", bias=False)
+    with torch.no_grad():
+        model.field(0).weight_hh.copy_(2 * torch.eye(2))
+    grid = torch.linspace(-1.2, 1.2, 7)
+    starts = torch.cartesian_prod(grid, grid).reshape(-1, 1, 2)
+    found = find_fixed_points(model, torch.zeros(1), starts, opt_steps=0)
+    t = torch.linspace(0, 1, 20)[None, :, None, None]
+    paths = starts[:, None] * (1 - t) + found.points[0] * t  # (49, 20, 1, 2): lines to a point
+    fig = plot_fixed_points(found, paths, num_components=2)
+    counts = {c: found.classification.count(c) for c in ("stable", "saddle", "unstable")}
+    assert counts == {"stable": 4, "saddle": 4, "unstable": 1}
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts[1:] == [f"{c} fixed point ({n})" for c, n in counts.items()]
