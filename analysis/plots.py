@@ -33,7 +33,8 @@ from ._ticks import (
     round_ticks,
 )
 from .depth import accuracy_model, sweet_spot
-from .stability import STEP_POLYNOMIALS, StabilityMap
+from .jacobians import STEP_POLYNOMIALS
+from .stability_maps import StabilityMap
 
 __all__ = [
     "plot_bode",
@@ -449,6 +450,7 @@ _CLASS_STYLE = {
     "stable": ("o", "tab:blue"),
     "saddle": ("X", "tab:orange"),
     "unstable": ("^", "tab:red"),
+    "non-hyperbolic": ("D", "tab:purple"),
 }
 
 
@@ -465,7 +467,8 @@ def plot_fixed_points(
     The principal axes are those of the trajectories' states (centred by their mean;
     ``numpy.linalg.svd``), each axis signed so that its largest loading is positive; the points
     are projected on them. Classes (``FixedPoints.classification``): stable (blue circles),
-    saddle (orange crosses), unstable (red triangles); slow points (``is_fixed`` False) hollow.
+    saddle (orange crosses), unstable (red triangles), non-hyperbolic (purple diamonds: an
+    eigenvalue on the stability boundary); slow points (``is_fixed`` False) hollow.
 
     Arguments:
         fixed_points: a ``FixedPoints`` (``find_fixed_points``): ``points`` (K, ...) and

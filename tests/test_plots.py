@@ -13,7 +13,7 @@ from matplotlib.collections import LineCollection, QuadMesh
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
-from rnnode.analysis import frequency_response
+from rnnode.analysis import StabilityMap, frequency_response
 from rnnode.analysis.depth import accuracy_model, sweet_spot
 from rnnode.analysis.plots import (
     plot_bode,
@@ -24,7 +24,6 @@ from rnnode.analysis.plots import (
     plot_gradient_norms,
     plot_stability_map,
 )
-from rnnode.analysis.stability import StabilityMap
 
 
 def _drawn(fig):
