@@ -40,6 +40,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from rnnode._extras import require
 from rnnode._validate import check_int
 
 from ._io import json_bytes, plain, read_json, write_json
@@ -329,7 +330,7 @@ def connect(scheduler: str, timeout: float | None = None) -> Any:
             tried and for how long).
     """
     _check_scheduler(scheduler)
-    from distributed import Client
+    Client = require("distributed", "dask[distributed]", "studies", "--scheduler").Client
 
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:

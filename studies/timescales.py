@@ -76,7 +76,7 @@ from torch import nn
 import rnnode
 from rnnode.analysis.gain import measure_gain, stack_gain
 
-from ._run import Context, one_thread
+from ._run import Context, one_thread, settings_for
 from ._stats import bootstrap_interval, sign_test, spearman
 from ._sweep import point_key
 
@@ -121,57 +121,56 @@ CONTINUOUS_DT = 0.25
 DIGITS = 10  # significant digits kept of measured gains (bytes equal across processes)
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "seeds": 20,
+    "layers": LAYERS,
+    "hidden": HIDDEN,
+    "length": 100,
+    "num_train": 512,
+    "num_valid": 64,
+    "num_eval": 128,
+    "batch_size": 32,
+    "lr": 1e-2,
+    "max_steps": 400,
+    "check_every": 50,
+    "analysis_sequences": 4,
+    "analysis_length": 400,
+    "fit_from": 100,
+    "max_lag": 150,
+    "jacobian_points": 256,
+    "probe_omegas": np.geomspace(0.03, 3.0, 16).tolist(),
+    "probe_directions": 2,
+    "omegas": np.geomspace(0.02, 3.0, 40).tolist(),
+    "continuous_omegas": np.geomspace(0.02, 2.0, 24).tolist(),
+    "probe_steps": 600,
+    "continuous_steps": 800,
+}
+QUICK = {
+    "seeds": 2,
+    "hidden": 8,
+    "length": 40,
+    "num_train": 32,
+    "num_valid": 16,
+    "num_eval": 16,
+    "batch_size": 16,
+    "max_steps": 6,
+    "check_every": 3,
+    "analysis_sequences": 2,
+    "analysis_length": 120,
+    "fit_from": 40,
+    "max_lag": 30,
+    "jacobian_points": 8,
+    "probe_omegas": np.geomspace(0.1, 3.0, 8).tolist(),
+    "probe_directions": 1,
+    "omegas": np.geomspace(0.02, 3.0, 10).tolist(),
+    "continuous_omegas": np.geomspace(0.02, 2.0, 6).tolist(),
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick setting (seconds; the tests) and the full one (the sweep)."""
-    if quick:
-        return {
-            "seeds": 2,
-            "layers": LAYERS,
-            "hidden": 8,
-            "length": 40,
-            "num_train": 32,
-            "num_valid": 16,
-            "num_eval": 16,
-            "batch_size": 16,
-            "lr": 1e-2,
-            "max_steps": 6,
-            "check_every": 3,
-            "analysis_sequences": 2,
-            "analysis_length": 120,
-            "fit_from": 40,
-            "max_lag": 30,
-            "jacobian_points": 8,
-            "probe_omegas": np.geomspace(0.1, 3.0, 8).tolist(),
-            "probe_directions": 1,
-            "omegas": np.geomspace(0.02, 3.0, 10).tolist(),
-            "continuous_omegas": np.geomspace(0.02, 2.0, 6).tolist(),
-            "probe_steps": 600,
-            "continuous_steps": 800,
-        }
-    return {
-        "seeds": 20,
-        "layers": LAYERS,
-        "hidden": HIDDEN,
-        "length": 100,
-        "num_train": 512,
-        "num_valid": 64,
-        "num_eval": 128,
-        "batch_size": 32,
-        "lr": 1e-2,
-        "max_steps": 400,
-        "check_every": 50,
-        "analysis_sequences": 4,
-        "analysis_length": 400,
-        "fit_from": 100,
-        "max_lag": 150,
-        "jacobian_points": 256,
-        "probe_omegas": np.geomspace(0.03, 3.0, 16).tolist(),
-        "probe_directions": 2,
-        "omegas": np.geomspace(0.02, 3.0, 40).tolist(),
-        "continuous_omegas": np.geomspace(0.02, 2.0, 24).tolist(),
-        "probe_steps": 600,
-        "continuous_steps": 800,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 # -- the hidden Markov chain and its exact filter ------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._io import atomic_write
 from .._solve import DivergenceError
@@ -38,14 +39,8 @@ __all__ = ["OPTIMIZERS", "NonFiniteLossError", "Trainer", "train"]
 
 
 def _progress_bar(show: bool, total: int, initial: int):
-    """A tqdm bar when ``show`` (tqdm comes with ``rnnode[studies]``), else a silent stand-in."""
+    """A tqdm bar when ``show``, else a silent stand-in."""
     if show:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "progress: the progress bar needs tqdm (pip install 'rnnode[studies]')"
-            ) from error
         return tqdm(total=total, initial=initial, desc="train")
     return _NoBar()
 
