@@ -471,6 +471,22 @@ def test_a_failing_step_updates_nothing_and_writes_no_checkpoint_of_it(
         assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], before)
 
 
+def test_training_an_unstable_euler_step_stops_before_any_step(tmp_path):
+    """Issue 20's case: tau = 0.05 with the default Euler step 1 (step / tau = 20, beyond Euler's
+    limit 2). Before: three steps with states ~4e12 and losses ~5e23, and a checkpoint."""
+    task = rnnode.training.adding_task(64, 16, length=10)
+    torch.manual_seed(0)
+    model = SequenceModel.for_task(rnnode.ODERNN(2, 4, tau=0.05, batch_first=True), task)
+    before = _params(model)
+    path = tmp_path / "c.pt"
+    with pytest.raises(ValueError, match=r"^step_size: .*tau = 0\.05.*Use step_size <= 0\.1"):
+        rnnode.training.train(
+            model, task, steps=3, checkpoint=path, checkpoint_every=1, progress=False
+        )
+    assert not path.exists()
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
 def test_an_update_that_overflows_the_weights_stops_at_that_step(tmp_path):
     """SGD with lr 1e308 on a float64 weight w = 0: w - lr * 2 (w - 1) = +inf after one step.
     Before: the inf weight was checkpointed and the error came at the next step's loss."""
