@@ -487,6 +487,27 @@ def test_training_an_unstable_euler_step_stops_before_any_step(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
 
 
+def test_a_solve_that_leaves_the_flows_box_stops_training_without_a_checkpoint(tmp_path):
+    """Euler step 1 at tau = 0.6 is within Euler's stability limit (1 / 0.6 < 2) but, with large
+    weights, overshoots |h| <= 1, which the exact tanh flow never leaves: the solve raises
+    DivergenceError, the trainer NonFiniteLossError (no update yet: the advice is not the
+    learning rate's)."""
+    task = rnnode.training.adding_task(64, 16, length=10)
+    torch.manual_seed(0)
+    model = SequenceModel.for_task(rnnode.ODERNN(2, 4, tau=0.6, batch_first=True), task)
+    with torch.no_grad():
+        for p in model.rnn.parameters():
+            p.mul_(8.0)
+    path = tmp_path / "c.pt"
+    with pytest.raises(rnnode.training.NonFiniteLossError, match="before any update") as caught:
+        rnnode.training.train(
+            model, task, steps=3, checkpoint=path, checkpoint_every=1, progress=False
+        )
+    assert isinstance(caught.value.__cause__, rnnode.DivergenceError)
+    assert "lower the learning rate" not in str(caught.value)
+    assert not path.exists()
+
+
 def test_an_update_that_overflows_the_weights_stops_at_that_step(tmp_path):
     """SGD with lr 1e308 on a float64 weight w = 0: w - lr * 2 (w - 1) = +inf after one step.
     Before: the inf weight was checkpointed and the error came at the next step's loss."""

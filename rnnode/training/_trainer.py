@@ -222,10 +222,15 @@ class Trainer:
         return self.metrics()
 
     def _diverged(self, where: str, error: DivergenceError) -> NonFiniteLossError:
-        last = self.history["loss"][-1] if self.history["loss"] else None
+        if self.history["loss"]:
+            advice = (
+                f"last finite loss {self.history['loss'][-1]}; lower the learning rate, clip "
+                "gradients or check the data"
+            )
+        else:  # no update yet: the model diverges as it was built, whatever the training
+            advice = "before any update: the model diverges as built; change its solve or tau"
         return NonFiniteLossError(
-            f"loss: the {where} solve diverged at step {self.step + 1} ({error}); last finite "
-            f"loss {last}; lower the learning rate, clip gradients or check the data"
+            f"loss: the {where} solve diverged at step {self.step + 1} ({error}); {advice}"
         )
 
     def _record(self, loss: float, parts: dict[str, float]) -> None:
