@@ -304,6 +304,27 @@ def test_tanh_and_relu_stacks_share_shapes_but_not_a_checkpoint(tmp_path):
         Trainer(relu, _task(), batch_size=4, progress=False).load(path)
 
 
+class _Softsign(rnnode.ElmanField):
+    """A user-defined field with the Elman cell's weights: dh/dt = (softsign(.) - h) / tau."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self._sigma = torch.nn.functional.softsign
+
+
+def test_a_user_defined_field_of_the_same_shapes_does_not_take_anothers_checkpoint(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    fields = [rnnode.ElmanField(1, 4), _Softsign(4, 4)]
+    saved = SequenceModel(rnnode.ODERNN.from_fields(fields), 2, per_step=True)
+    Trainer(saved, _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    fields = [_Softsign(1, 4), rnnode.ElmanField(4, 4)]  # the same weights' shapes
+    other = SequenceModel(rnnode.ODERNN.from_fields(fields), 2, per_step=True)
+    match = r"^fields: .* holds a model with fields=\['ElmanField', '_Softsign'\], got"
+    with pytest.raises(ValueError, match=match):
+        Trainer(other, _task(), batch_size=4, progress=False).load(path)
+
+
 def test_an_older_checkpoint_of_another_size_names_the_weights(tmp_path):
     """A checkpoint without the architecture record: the weights' shapes are compared."""
     path = tmp_path / "old.pt"
