@@ -30,6 +30,10 @@ from ._fields import LinearField as LinearField
 from ._fields import LSTMField as LSTMField
 from ._fields import RelaxationField as RelaxationField
 from ._fields import VectorField as VectorField
+from ._liquid import LTC as LTC
+from ._ltc import LTCField as LTCField
+from ._ncps import from_ncps as from_ncps
+from ._ncps import to_ncps as to_ncps
 from ._paths import INTERPOLATIONS as INTERPOLATIONS
 from ._paths import CubicPath as CubicPath
 from ._paths import HoldPath as HoldPath
@@ -66,6 +70,8 @@ __all__ = [
     "INTERPOLATIONS",
     "InputPath",
     "LSTMField",
+    "LTC",
+    "LTCField",
     "LinearField",
     "LinearPath",
     "METHODS",
@@ -76,7 +82,9 @@ __all__ = [
     "StepBudgetError",
     "SolveSettings",
     "VectorField",
+    "from_ncps",
     "from_torch",
+    "to_ncps",
     "to_torch",
 ]
 

@@ -558,6 +558,10 @@ class CoupledOscillatorField(VectorField):
 _CELL_FIELDS["antisymmetric"] = AntisymmetricField
 _CELL_FIELDS["cornn"] = CoupledOscillatorField
 
+from ._ltc import LTCField  # noqa: E402  (it subclasses VectorField, defined above)
+
+_CELL_FIELDS["ltc"] = LTCField
+
 #: The cell names ``ODERNN`` and ``make_field`` accept.
 CELLS: tuple[str, ...] = tuple(_CELL_FIELDS)
 

@@ -36,6 +36,7 @@ from torch.utils.checkpoint import checkpoint
 
 from . import _torchdiffeq as _td
 from ._adaptive import AdaptiveRungeKutta, _combine
+from ._semi_implicit import DEFAULT_UNFOLDS, FUSED_METHODS, FUSED_OPTIONS, FusedStepper
 
 #: Fixed-grid Runge-Kutta methods: explicit Euler (order 1), midpoint (2), Heun's third-order
 #: method (3) and the classic fourth-order method in its 3/8-rule form (4).
@@ -155,8 +156,11 @@ def check_method(method: object) -> str:
         raise ValueError(
             f"method: {method!r} is not supported: {_REFUSED[method]}; expected one of {METHODS}"
         )
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if method not in METHODS and method not in FUSED_METHODS:
+        raise ValueError(
+            f"method: expected one of {METHODS} (or, for cell='ltc', {FUSED_METHODS}), "
+            f"got {method!r}"
+        )
     return method  # type: ignore[return-value]
 
 
@@ -273,6 +277,8 @@ def _check_options(method: str, options: dict | None, adjoint: bool):
             _check_number(f"options[{name!r}]", adjoint_kw[name])
     if method in FIXED_METHODS:
         allowed: tuple[str, ...] = ()
+    elif method in FUSED_OPTIONS:
+        allowed = FUSED_OPTIONS[method]
     elif method == "scipy_solver":
         allowed = ("solver",)
     else:
@@ -297,6 +303,8 @@ def _check_options(method: str, options: dict | None, adjoint: bool):
         if name == "solver":
             if not isinstance(value, str):
                 raise ValueError(f"options['solver']: expected a scipy method name, got {value!r}")
+        elif name == "unfolds":
+            opts[name] = _check_number("options['unfolds']", value, integer=True)
         else:
             opts[name] = _check_number(f"options[{name!r}]", value)
     return opts, budget, adjoint_kw
@@ -800,7 +808,7 @@ def integrate(
     num_intervals = times.shape[0] - 1
     user_set = budget is not None
     budget = budget if user_set else default_budget(num_intervals)
-    fixed = method in FIXED_METHODS
+    fixed = method in FIXED_METHODS or method in FUSED_METHODS
     if probes is not None and not fixed:
         raise ValueError(
             f"method: state gradients need a fixed-step method {FIXED_METHODS}; "
@@ -827,7 +835,9 @@ def integrate(
         # Euler has no such stage (it evaluates at the step's start only). A field told each
         # step's interval (``enter``) reads it from there, at any t.
         perturb = discontinuous and method != "euler" and enter is None
-        if grid.requires_grad and torch.is_grad_enabled():
+        if method in FUSED_METHODS:
+            step = FusedStepper(func, tally, opts.get("unfolds", DEFAULT_UNFOLDS))
+        elif grid.requires_grad and torch.is_grad_enabled():
             step = _TensorStepper(method, _Perturbed(counted), y0, perturb)
         else:
             step = _LeanStepper(method, _Perturbed(counted), perturb)
