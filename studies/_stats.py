@@ -245,7 +245,10 @@ def _bca(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, array.size, size=(resamples, array.size))
     values = np.sort(np.array([float(statistic(array[d])) for d in draws]))
-    below = (np.sum(values < estimate) + 0.5 * np.sum(values == estimate)) / resamples
+    # resamples within rounding of the estimate count as ties (a statistic computed from the
+    # same numbers in another order must not move z0)
+    tie = np.isclose(values, estimate, rtol=1e-12, atol=0)
+    below = (np.sum((values < estimate) & ~tie) + 0.5 * np.sum(tie)) / resamples
     z0 = float(stats.norm.ppf(np.clip(below, 1 / resamples, 1 - 1 / resamples)))
     jack = np.array([float(statistic(np.delete(array, k))) for k in range(array.size)])
     dev = jack.mean() - jack
