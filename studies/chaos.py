@@ -5,7 +5,7 @@ Networks: one tanh ``rnnode.ODERNN`` layer without bias and without input (W_ih 
 W_hh = g W with W_ij ~ N(0, 1 / N), a fresh W per seed. The discrete map is the layer solved by
 Euler with step 1 (h_{t+1} = tanh(g W h_t)); the continuous field is dh/dt = -h + tanh(g W h)
 (RK4), which has the same exponents as dx/dt = -x + g W tanh(x) (x = g W h is a linear change of
-coordinates). Exponents come from ``rnnode.analysis.stability.lyapunov_exponents`` (QR method,
+coordinates). Exponents come from ``rnnode.analysis.lyapunov_exponents`` (QR method,
 leading exponent only), averaged over several trajectories of the same network.
 
 Theory: ``rnnode.analysis.meanfield.lyapunov_exponent``, lambda = 1/2 ln(g^2 E[sech^4(sqrt(q) z)])
@@ -37,10 +37,10 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
+from rnnode.analysis import lyapunov_exponents
 from rnnode.analysis.meanfield import lyapunov_exponent
-from rnnode.analysis.stability import lyapunov_exponents
 
-from ._run import Context, one_thread
+from ._run import Context, one_thread, settings_for
 from ._stats import bootstrap_interval
 
 TOLERANCE = 0.02
@@ -50,33 +50,35 @@ G_BELOW = 0.8
 G_ABOVE = 2.0
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "sizes": [50, 100, 200, 500],
+    "gains": [0.5, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0],
+    "seeds": 3,
+    "trajectories": 2,
+    "duration": 200,
+    "transient": 50,
+    "continuous_size": 200,
+    "continuous_gains": [0.5, G_BELOW, G_ABOVE, 3.0],
+    "continuous_duration": 150,
+    "continuous_transient": 50,
+}
+QUICK = {
+    "sizes": [10, 20],
+    "gains": [1.5, 2.0, 3.0],
+    "seeds": 2,
+    "duration": 20,
+    "transient": 5,
+    "continuous_size": 10,
+    "continuous_gains": [G_BELOW, G_ABOVE],
+    "continuous_duration": 6,
+    "continuous_transient": 2,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {
-            "sizes": [10, 20],
-            "gains": [1.5, 2.0, 3.0],
-            "seeds": 2,
-            "trajectories": 2,
-            "duration": 20,
-            "transient": 5,
-            "continuous_size": 10,
-            "continuous_gains": [G_BELOW, G_ABOVE],
-            "continuous_duration": 6,
-            "continuous_transient": 2,
-        }
-    return {
-        "sizes": [50, 100, 200, 500],
-        "gains": [0.5, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0],
-        "seeds": 3,
-        "trajectories": 2,
-        "duration": 200,
-        "transient": 50,
-        "continuous_size": 200,
-        "continuous_gains": [0.5, G_BELOW, G_ABOVE, 3.0],
-        "continuous_duration": 150,
-        "continuous_transient": 50,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def network(size: int, gain: float, seed: int) -> rnnode.ODERNN:

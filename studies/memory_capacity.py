@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 import rnnode
 from rnnode.analysis.memory import linear_memory_function, memory_function
 
-from ._run import Context
+from ._run import Context, settings_for
 from ._stats import bootstrap_interval
 
 INPUT_SCALE = 0.2
@@ -53,25 +53,28 @@ ESTIMATE_SLACK = 0.5
 KINDS = ("linear", "tanh")
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "units": 24,
+    "layers": [1, 2, 3],
+    "radii": [0.2, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.02, 1.05, 1.1, 1.2, 1.4],
+    "samples": 6000,
+    "washout": 300,
+    "seeds": 5,
+}
+QUICK = {
+    "units": 6,
+    "layers": [1, 2],
+    "radii": [0.5, 0.9, 1.1],
+    "samples": 1500,
+    "washout": 100,
+    "seeds": 2,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {
-            "units": 6,
-            "layers": [1, 2],
-            "radii": [0.5, 0.9, 1.1],
-            "samples": 1500,
-            "washout": 100,
-            "seeds": 2,
-        }
-    return {
-        "units": 24,
-        "layers": [1, 2, 3],
-        "radii": [0.2, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.02, 1.05, 1.1, 1.2, 1.4],
-        "samples": 6000,
-        "washout": 300,
-        "seeds": 5,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def stack(kind: str, units: int, num_layers: int, radius: float, seed: int) -> rnnode.ODERNN:

@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
-from ._run import Context, one_thread
+from ._run import Context, one_thread, settings_for
 from ._stats import bootstrap_interval
 
 RATE = 0.1
@@ -52,29 +52,31 @@ COSINE_BOUND = 0.9
 ACCURACY_GAP = 0.05
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "layers": 3,
+    "hidden": 32,
+    "iterations": [0, 1, 2, 5, 10, 20, 50, 100],
+    "batch": 64,
+    "seeds": 3,
+    "train_steps": 100,
+    "train_iterations": 20,
+    "lr": 1e-2,
+}
+QUICK = {
+    "layers": 2,
+    "hidden": 12,
+    "iterations": [0, 4, 16],
+    "batch": 32,
+    "seeds": 2,
+    "train_steps": 3,
+    "train_iterations": 8,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {
-            "layers": 2,
-            "hidden": 12,
-            "iterations": [0, 4, 16],
-            "batch": 32,
-            "seeds": 2,
-            "train_steps": 3,
-            "train_iterations": 8,
-            "lr": 1e-2,
-        }
-    return {
-        "layers": 3,
-        "hidden": 32,
-        "iterations": [0, 1, 2, 5, 10, 20, 50, 100],
-        "batch": 64,
-        "seeds": 3,
-        "train_steps": 100,
-        "train_iterations": 20,
-        "lr": 1e-2,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 class Network(torch.nn.Module):

@@ -53,7 +53,7 @@ import rnnode
 from rnnode.analysis.gradients import gradient_norms
 from rnnode.analysis.meanfield import gradient_factor, stable_variance
 
-from ._run import Context, one_thread
+from ._run import Context, one_thread, settings_for
 from ._stats import t_interval
 
 TOLERANCE = 0.05
@@ -65,31 +65,34 @@ QUADRATURE_TOL = 1e-12
 BOUND_SLACK = 1e-12
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "sigma_w": [0.5, 1.0, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0],
+    "depth": 24,
+    "hidden": 128,
+    "length": 12,
+    "batch": 8,
+    "seeds": 5,
+    "default_depth": 24,
+    "pascanu_gains": [0.5, 1.0, 1.5, 3.0],
+    "pascanu_length": 30,
+}
+QUICK = {
+    "sigma_w": [0.5, 1.5, 3.0],
+    "depth": 8,
+    "hidden": 16,
+    "length": 6,
+    "batch": 4,
+    "seeds": 2,
+    "default_depth": 8,
+    "pascanu_gains": [0.5, 2.0],
+    "pascanu_length": 8,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {
-            "sigma_w": [0.5, 1.5, 3.0],
-            "depth": 8,
-            "hidden": 16,
-            "length": 6,
-            "batch": 4,
-            "seeds": 2,
-            "default_depth": 8,
-            "pascanu_gains": [0.5, 2.0],
-            "pascanu_length": 8,
-        }
-    return {
-        "sigma_w": [0.5, 1.0, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0],
-        "depth": 24,
-        "hidden": 128,
-        "length": 12,
-        "batch": 8,
-        "seeds": 5,
-        "default_depth": 24,
-        "pascanu_gains": [0.5, 1.0, 1.5, 3.0],
-        "pascanu_length": 30,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def theory_factor(sigma_w: float | np.ndarray, bias_variance: float = BIAS_VARIANCE) -> np.ndarray:

@@ -7,6 +7,7 @@ milliseconds; tests/test_continuous_limit_study.py runs the command end to end o
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import math
 import os
@@ -88,6 +89,72 @@ def test_describe_joins_the_first_paragraph():
     module = types.ModuleType("studies.x", "Line one\n   continues here.\n\nDetails.")
     assert studies.describe(module) == "Line one continues here."
     assert studies.describe(types.ModuleType("studies.y")) == ""
+
+
+_PLUGIN_STUDY = '''"""A user's study from another package: one verification."""
+
+
+def run(ctx):
+    ctx.verify("ran", True, "the plugin ran", value=0.0, bound=1.0)
+    return {"seed": ctx.seed}
+'''
+
+
+def register(monkeypatch, tmp_path, entries: dict[str, str], code: dict[str, str]) -> None:
+    """Install ``entries`` ({name: value}) as the group rnnode.studies of the installed
+    packages, with the modules ``code`` ({module: source}) importable from ``tmp_path``."""
+    for module, source in code.items():
+        (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [
+        importlib.metadata.EntryPoint(name=name, value=value, group="rnnode.studies")
+        for name, value in entries.items()
+    ]
+    original = importlib.metadata.entry_points
+
+    def entry_points(**params):
+        if params.get("group") == "rnnode.studies":
+            return importlib.metadata.EntryPoints(points)
+        return original(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+
+def test_a_study_registered_by_an_entry_point_is_listed_and_runs(tmp_path, monkeypatch, capsys):
+    register(
+        monkeypatch, tmp_path, {"user_study": "user_pkg_study"}, {"user_pkg_study": _PLUGIN_STUDY}
+    )
+    registry = studies.discover()
+    assert list(registry)[-1] == "user_study"  # after the built-in studies
+    assert registry["user_study"] is importlib.import_module("user_pkg_study")
+    assert cli.main(["list"]) == 0
+    listed = [line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines()]
+    assert listed[-1] == ["user_study", "A user's study from another package: one verification."]
+    out = tmp_path / "runs"
+    argv = ["run", "user_study", "--quick", "--seed", "4", "--out", str(out), "--no-progress"]
+    assert cli.main([*argv, "--workers", "1"]) == 0
+    metrics = json.loads((out / "user_study-quick" / "metrics.json").read_text())
+    assert metrics["seed"] == 4 and metrics["claims"]["ran"]["holds"]
+    config = json.loads((out / "user_study-quick" / "config.json").read_text())
+    assert config["study"] == "user_study"  # the entry point's name, not the module's
+    assert run_study("user_study", out=out, seed=5, show_progress=False)["seed"] == 5
+
+
+@pytest.mark.parametrize(
+    ("entries", "code", "error", "message"),
+    [
+        ({"chaos": "user_ok"}, {"user_ok": _PLUGIN_STUDY}, ValueError, "expected a new study name"),
+        ({"my-study": "user_ok"}, {"user_ok": _PLUGIN_STUDY}, ValueError, "got 'my-study'"),
+        ({"nothing": "user_none"}, {"user_none": "X = 1\n"}, ValueError, "defining run(ctx)"),
+        ({"missing": "user_missing_module"}, {}, ImportError, "'missing' = 'user_missing_mod"),
+    ],
+)
+def test_a_bad_entry_point_is_refused_naming_itself(
+    tmp_path, monkeypatch, entries, code, error, message
+):
+    register(monkeypatch, tmp_path, entries, code)
+    with pytest.raises(error, match=re.escape(message)):
+        studies.discover()
 
 
 # -- one run's files ----------------------------------------------------------------------------
