@@ -98,6 +98,9 @@ def minimum_detectable_effect(
     t with ``df`` degrees of freedom) and returns delta * se. Infinite where ``df`` is 0 or
     ``se`` infinite; 0 where ``se`` is 0.
     """
+    for name, number in (("se", se), ("df", df), ("alpha", alpha), ("power", power)):
+        if isinstance(number, bool) or not isinstance(number, (int, float, np.number)):
+            raise TypeError(f"{name}: expected a real number, got {type(number).__name__}")
     if not (se >= 0 and df >= 0):
         raise ValueError(f"se, df: expected non-negative numbers, got {se!r}, {df!r}")
     if not 0 < alpha < 1 or not alpha < power < 1:
@@ -203,6 +206,9 @@ def mean_test(
         unbounded, p = 1 and the MDE infinite.
     """
     level = _level(level)
+    if isinstance(bound, bool) or not isinstance(bound, (int, float, np.number)):
+        raise TypeError(f"bound: expected a real number, got {type(bound).__name__}")
+    bound = float(bound)
     array = np.asarray(samples, dtype=np.float64)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
