@@ -15,7 +15,7 @@ import torch
 
 from rnnode import ODERNN
 
-from .stability import _check_model, jacobian
+from .jacobians import _check_model, jacobian
 
 __all__ = [
     "count_gradient_paths",

@@ -216,7 +216,8 @@ def frequency_response(
             sequences; D may be None for zeros).
         omegas: (F,) frequencies; discrete: in (0, pi / dt) (below Nyquist), continuous: > 0.
         h: model only: (num_layers, state_size) the state (default zeros: the fixed point of a
-            stack without biases at x = 0; otherwise pass ``fixed_points(model, x)[0]``).
+            stack without biases at x = 0; otherwise a point of
+            ``find_fixed_points(model, x).points``).
         x: model only: (input_size,) the held input (default zeros).
         kind, coupling, dt: as for ``linearize`` (dt is also the sample spacing of z).
         direction: (m,) the input direction e (default (1, ..., 1) / sqrt(m), as

@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from .depth import accuracy_model, sweet_spot
-from .stability import STEP_POLYNOMIALS, StabilityMap
+from .jacobians import STEP_POLYNOMIALS
+from .stability_maps import StabilityMap
 
 __all__ = [
     "plot_depth_curve",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._paths import INTERPOLATIONS
+from ._semi_implicit import FUSED_METHODS
 from ._solve import FIXED_METHODS, check_method
 from ._validate import check_choice, check_positive
 
@@ -26,6 +27,8 @@ __all__ = ["COUPLINGS", "NOT_GIVEN", "SolveSettings"]
 
 #: How the layers of a stack are coupled (see ``ODERNN``).
 COUPLINGS: tuple[str, ...] = ("sampled", "continuous")
+#: Methods that step on a fixed grid (and so take a ``step_size``).
+_STEPPED: tuple[str, ...] = FIXED_METHODS + FUSED_METHODS
 
 
 class _NotGiven:
@@ -78,7 +81,7 @@ class SolveSettings:
     def __post_init__(self) -> None:
         check_method(self.method)  # says why the Adams methods and heun2 are refused
         step_size = check_positive("step_size", self.step_size, allow_none=True)
-        if step_size is not None and self.method not in FIXED_METHODS:
+        if step_size is not None and self.method not in _STEPPED:
             raise ValueError(
                 f"step_size: applies to the fixed-step methods {FIXED_METHODS}; expected None "
                 f"with the adaptive method {self.method!r} (which takes rtol/atol), "
@@ -93,7 +96,7 @@ class SolveSettings:
     @property
     def fixed_step(self) -> bool:
         """Whether ``method`` is a fixed-step method."""
-        return self.method in FIXED_METHODS
+        return self.method in _STEPPED
 
     def override(self, **given: object) -> SolveSettings:
         """These settings with every keyword that is not ``NOT_GIVEN`` replaced.
@@ -110,10 +113,6 @@ class SolveSettings:
         values = {k: v for k, v in given.items() if v is not NOT_GIVEN}
         if not values:
             return self
-        if (
-            "method" in values
-            and "step_size" not in values
-            and values["method"] not in FIXED_METHODS
-        ):
+        if "method" in values and "step_size" not in values and values["method"] not in _STEPPED:
             values["step_size"] = None
         return dataclasses.replace(self, **values)

@@ -5,7 +5,7 @@ Networks: one tanh ``rnnode.ODERNN`` layer without bias and without input (W_ih 
 W_hh = g W with W_ij ~ N(0, 1 / N), a fresh W per seed. The discrete map is the layer solved by
 Euler with step 1 (h_{t+1} = tanh(g W h_t)); the continuous field is dh/dt = -h + tanh(g W h)
 (RK4), which has the same exponents as dx/dt = -x + g W tanh(x) (x = g W h is a linear change of
-coordinates). Exponents come from ``rnnode.analysis.stability.lyapunov_exponents`` (QR method,
+coordinates). Exponents come from ``rnnode.analysis.lyapunov_exponents`` (QR method,
 leading exponent only), averaged over several trajectories of the same network.
 
 Theory: ``rnnode.analysis.meanfield.lyapunov_exponent``, lambda = 1/2 ln(g^2 E[sech^4(sqrt(q) z)])
@@ -37,8 +37,8 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
+from rnnode.analysis import lyapunov_exponents
 from rnnode.analysis.meanfield import lyapunov_exponent
-from rnnode.analysis.stability import lyapunov_exponents
 
 from ._figures import interval_line
 from ._run import Context, one_thread, settings_for

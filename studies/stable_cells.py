@@ -10,7 +10,7 @@ Mishra 2021: y'' = tanh(W y + W' y' + V x + b) - gamma y - eps y', gamma = 2.7, 
 sequential-MNIST values, step dt = 0.042 through tau = 1 / 0.042).
 
 Measured, per seed, at initialisation: the eigenvalues of the Jacobian of the step map at rest
-(``rnnode.analysis.stability.eigenvalues`` of the continuous field, mapped by Euler: 1 + dt
+(``rnnode.analysis.eigenvalues`` of the continuous field, mapped by Euler: 1 + dt
 lambda); max |h_t| over T = ``LONG`` steps of white-noise input; ||dLoss/dh_t|| for a loss on the
 last state (``rnnode.analysis.gradients.gradient_norms``), summarised by its decay rate: minus
 the slope of log10 ||dLoss/dh_t|| against T - t, in decades per 100 steps, fitted over the
@@ -46,8 +46,8 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
+from rnnode.analysis import eigenvalues
 from rnnode.analysis.gradients import gradient_norms
-from rnnode.analysis.stability import eigenvalues
 
 from ._run import Context, one_thread, settings_for, train_with
 

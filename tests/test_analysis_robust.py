@@ -11,8 +11,8 @@ import rnnode
 from rnnode.analysis import (
     STEP_POLYNOMIALS,
     eigenvalues,
+    find_fixed_points,
     fit_accuracy_model,
-    fixed_points,
     jacobian,
     lyapunov_exponents,
     measure_gain,
@@ -34,7 +34,7 @@ def test_every_numeric_result_is_a_detached_tensor_unless_the_graph_is_asked_for
     results = {
         "jacobian": jacobian(model, h, x),
         "eigenvalues": eigenvalues(model, h, x),
-        "fixed_points": fixed_points(model, x, num_starts=2),
+        "FixedPoints.points": find_fixed_points(model, x, 2).points,
         "lyapunov_exponents": lyapunov_exponents(model, h, x, duration=2.0),
         "measure_gain": measure_gain(model, OMEGAS, num_steps=40),
     }
@@ -163,7 +163,7 @@ def test_lyapunov_exponents_step_on_the_solves_grid():
 
 def test_fixed_points_refuse_nan_input():
     with pytest.raises(ValueError, match="x: expected finite"):
-        fixed_points(rnnode.ODERNN(1, 2, 1), torch.tensor([float("nan")]))
+        find_fixed_points(rnnode.ODERNN(1, 2, 1), torch.tensor([float("nan")]))
 
 
 def test_float32_stability_map_has_no_nan_holes():
@@ -193,7 +193,7 @@ def test_stability_map_refuses_bad_newton_settings(kwargs, error, match):
 
 def test_fixed_points_refuse_a_negative_dedup_tolerance():
     with pytest.raises(ValueError, match="dedup_tol: expected a non-negative"):
-        fixed_points(rnnode.ODERNN(1, 2, 1), torch.zeros(1), dedup_tol=-1.0)
+        find_fixed_points(rnnode.ODERNN(1, 2, 1), torch.zeros(1), dedup_tol=-1.0)
 
 
 def test_step_polynomials_only_name_installed_methods_and_maps_find_the_input_size():
@@ -240,13 +240,13 @@ def test_fit_accuracy_model_respects_m_and_a_max_bounds_and_flat_data():
 
 @pytest.mark.parametrize("size", [1, 2, 3])
 def test_block_eigenvalues_closed_forms_and_threads_match_numpy(size, monkeypatch):
-    import rnnode.analysis.stability as stability
+    import rnnode.analysis.jacobians as jacobians
 
-    monkeypatch.setattr(stability, "_EIG_SPLIT", 4)  # force the threaded path on a small batch
+    monkeypatch.setattr(jacobians, "_EIG_SPLIT", 4)  # force the threaded path on a small batch
     gen = torch.Generator().manual_seed(size)
     jac = torch.randn(40, 3 * size, 3 * size, generator=gen)
     jac[:, 0, :] *= 1e-8  # nearly repeated roots in some blocks: the closed form stays accurate
-    got = stability._block_eigenvalues(jac, 3).numpy()
+    got = jacobians._block_eigenvalues(jac, 3).numpy()
     for i in range(40):
         for l in range(3):
             block = jac[i, l * size : (l + 1) * size, l * size : (l + 1) * size].numpy()
@@ -256,7 +256,20 @@ def test_block_eigenvalues_closed_forms_and_threads_match_numpy(size, monkeypatc
 
 
 @pytest.mark.parametrize(
-    "name", ["gain", "stability", "gradients", "depth", "plots", "linear", "meanfield", "memory"]
+    "name",
+    [
+        "gain",
+        "jacobians",
+        "fixed_points",
+        "stability_maps",
+        "lyapunov",
+        "gradients",
+        "depth",
+        "plots",
+        "linear",
+        "meanfield",
+        "memory",
+    ],
 )
 def test_every_public_analysis_module_lists_its_names(name):
     import importlib

@@ -77,13 +77,24 @@ def test_top_level_is_one_screen_of_core_names():
         ("compare_with_backprop", "rnnode.studies.predictive_coding.compare_with_backprop"),
     ],
 )
-def test_moved_names_still_import_with_a_deprecation_warning(old: str, new: str):
+def test_names_removed_in_0_2_say_where_they_went(old: str, new: str):
+    # pre-1.0 moves carry no alias (CHANGELOG.md lists them); the error names the new place
     import importlib
 
+    with pytest.raises(AttributeError, match=new.replace(".", r"\.")):
+        getattr(rnnode, old)
     module, _, attribute = new.rpartition(".")
-    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
-        value = getattr(rnnode, old)
-    assert value is getattr(importlib.import_module(module), attribute)
+    assert hasattr(importlib.import_module(module), attribute)
+
+
+def test_version_comes_from_the_installed_metadata():
+    import re
+    from importlib import metadata
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    declared = re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE)
+    assert declared is not None
+    assert rnnode.__version__ == metadata.version("rnnode") == declared.group(1)
 
 
 def test_unknown_attribute_is_an_attribute_error():

@@ -7,6 +7,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
 
+from rnnode.analysis import StabilityMap
 from rnnode.analysis.depth import accuracy_model, sweet_spot
 from rnnode.analysis.plots import (
     plot_depth_curve,
@@ -15,7 +16,6 @@ from rnnode.analysis.plots import (
     plot_gradient_norms,
     plot_stability_map,
 )
-from rnnode.analysis.stability import StabilityMap
 
 
 def test_gain_figure_has_one_measured_and_one_theory_line_per_layer():

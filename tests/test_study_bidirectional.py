@@ -17,7 +17,7 @@ from rnnode.studies import (
 )
 from rnnode.studies._claims import check_claims
 from rnnode.studies._run import json_bytes
-from tests.helpers import assert_seed_finding
+from tests.helpers import assert_seed_finding, assert_seed_verification
 
 STUDIES = (bidirectional,)
 
@@ -107,13 +107,18 @@ def test_the_best_additive_rule_scores_the_additive_bound():
 def test_bidirectional_quick_numbers(quick_runs):
     m = quick_runs[0]["bidirectional"]
     bound = bidirectional.CAUSAL_BOUND
-    assert_seed_finding(m["claims"]["unidirectional_is_causal"], m["accuracy"]["unidirectional"])
+    # the causal and additive bounds are theorems: verifications, not findings
+    assert_seed_verification(
+        m["claims"]["unidirectional_is_causal"], m["accuracy"]["unidirectional"]
+    )
     assert_seed_finding(
         m["claims"]["bidirectional_sees_the_future"], m["accuracy"]["bidirectional"]
     )
     assert m["claims"]["unidirectional_is_causal"]["bound"] == bound + bidirectional.BOUND_SLACK
     two_sided = m["two_sided_accuracy"]
-    assert_seed_finding(m["claims"]["one_bidirectional_layer_is_additive"], two_sided["layers_1"])
+    assert_seed_verification(
+        m["claims"]["one_bidirectional_layer_is_additive"], two_sided["layers_1"]
+    )
     assert_seed_finding(
         m["claims"]["two_bidirectional_layers_combine_sides"], two_sided["layers_2"]
     )

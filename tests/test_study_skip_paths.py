@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 
 import numpy as np
 import pytest
 
 from rnnode.studies import skip_paths
-from rnnode.studies import vanishing_gradients as vanishing
 from rnnode.studies._claims import check_claims
-from tests.helpers import assert_seed_finding
+from tests.helpers import assert_seed_finding, assert_seed_verification
 
 STUDIES = {"skip_paths": skip_paths}
 
@@ -84,9 +82,7 @@ def test_skip_paths_quick_run(runs):
         v: [np.polyfit(tanh["depths"], np.log(c), 1)[0] for c in np.array(g).T]
         for v, g in tanh["layer1_gradient"].items()
     }
-    assert_seed_finding(m["claims"]["plain_vanishes"], slopes["plain"])
-    assert_seed_finding(m["claims"]["skips_still_decay"], slopes["skips"])
-    assert m["claims"]["skips_still_decay"]["control"]["value"] == pytest.approx(
-        math.log(vanishing.predicted_factor(1.0, m["settings"]["hidden_size"], skips=True))
-    )
+    # at the default init mean field predicts the decay: verifications, not findings
+    assert_seed_verification(m["claims"]["plain_vanishes"], slopes["plain"])
+    assert_seed_verification(m["claims"]["skips_still_decay"], slopes["skips"])
     assert_seed_finding(m["claims"]["skips_carry_gradient"], np.log10(ratio[-1]))

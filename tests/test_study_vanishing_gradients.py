@@ -197,19 +197,15 @@ def test_default_init_findings_are_computed_from_the_metrics(runs):
     per_seed = {
         v: [vanishing.per_layer_factor(m["depths"], c) for c in layer1[v].T] for v in layer1
     }
-    assert m["per_layer_factor_per_seed"] == pytest.approx(per_seed, rel=1e-12)
+    # pytest.approx takes no nested containers (pytest >= 9): compare variant by variant
+    assert m["per_layer_factor_per_seed"].keys() == per_seed.keys()
+    for variant, factors in per_seed.items():
+        assert m["per_layer_factor_per_seed"][variant] == pytest.approx(factors, rel=1e-12)
     claims = m["claims"]
-    hidden = m["settings"]["hidden_size"]
-    assert_seed_finding(claims["plain_vanishes_with_depth"], per_seed["plain"])
-    assert claims["plain_vanishes_with_depth"]["control"]["value"] == pytest.approx(
-        vanishing.predicted_factor(1.0, hidden), rel=1e-12
-    )
+    # the default-init decay is skip_paths' verification, not counted again here
+    assert "plain_vanishes_with_depth" not in claims and "skips_still_vanish" not in claims
     assert_seed_finding(
         claims["skips_slow_the_decay"], np.subtract(per_seed["skips"], per_seed["plain"])
-    )
-    assert_seed_finding(claims["skips_still_vanish"], per_seed["skips"])
-    assert claims["skips_still_vanish"]["control"]["value"] == pytest.approx(
-        vanishing.predicted_factor(1.0, hidden, skips=True), rel=1e-12
     )
     ratio = np.log10(np.array(m["time_ratio_plain"])).mean(axis=0)
     assert_seed_finding(claims["vanishes_through_time"], ratio)

@@ -25,13 +25,13 @@ time (training windows first), so no test value leaks into training. Nothing is 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .._extras import require
 from .._validate import check_choice, check_int, check_real
 
 __all__ = [
@@ -52,12 +52,7 @@ __all__ = [
 
 def _optional(module: str, package: str):
     """Import a data set's package, which comes with ``rnnode[studies]``, or say how to get it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"this task's data ship with {package}: pip install 'rnnode[studies]'"
-        ) from error
+    return require(module, package, "studies", "this task's data set")
 
 
 TASK_KINDS = ("regression", "classification", "forecast")
