@@ -1,7 +1,7 @@
 """studies._run and studies.cli: the registry, a run's files, reproducibility and the command line.
 
 The checks use a tiny study built here (a module object with ``run``), so they take
-milliseconds; tests/test_continuous_limit_study.py runs the command end to end on a real study.
+milliseconds; tests/test_study_continuous_limit.py runs the command end to end on a real study.
 """
 
 from __future__ import annotations
@@ -320,6 +320,7 @@ def run(ctx):
 """
 
 
+@pytest.mark.slow  # starts worker processes: seconds
 def test_run_all_runs_the_studies_side_by_side_in_worker_processes(tmp_path, monkeypatch, capsys):
     code = tmp_path / "code"
     code.mkdir()
