@@ -6,8 +6,9 @@ eigenvalues, step-map spectral radii), ``fixed_points`` (fixed and slow points),
 ``stability_maps`` (stability over a parameter grid), ``lyapunov`` (Lyapunov exponents),
 ``gradients`` (gradient flow through time and
 depth), ``depth`` (the depth trade-off), ``meanfield`` (mean-field theory of random tanh networks:
-stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity)
-and ``plots`` (their figures). Import the modules or
+stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity),
+``timescales`` (autocorrelation, kick response and sine gain along a driven trajectory) and
+``plots`` (their figures). Import the modules or
 the names below.
 
 Return rule: every function that computes numbers from a model or from measurements returns
@@ -40,12 +41,14 @@ from . import meanfield as meanfield
 from . import memory as memory
 from . import plots as plots
 from . import stability_maps as stability_maps
+from . import timescales as timescales
 from .depth import accuracy_model as accuracy_model
 from .depth import fit_accuracy_model as fit_accuracy_model
 from .depth import sweet_spot as sweet_spot
 from .depth import sweet_spot_expression as sweet_spot_expression
 from .fixed_points import FixedPoints as FixedPoints
 from .fixed_points import find_fixed_points as find_fixed_points
+from .fixed_points import trajectory_starts as trajectory_starts
 from .gain import Peaks as Peaks
 from .gain import linear_gain as linear_gain
 from .gain import measure_gain as measure_gain
@@ -78,8 +81,19 @@ from .plots import plot_stability_map as plot_stability_map
 from .stability_maps import StabilityMap as StabilityMap
 from .stability_maps import scale_recurrent_and_input as scale_recurrent_and_input
 from .stability_maps import stability_map as stability_map
+from .timescales import autocorrelation as autocorrelation
+from .timescales import band_centre as band_centre
+from .timescales import decay_time as decay_time
+from .timescales import kick_response as kick_response
+from .timescales import trajectory_gain as trajectory_gain
 
 __all__ = [
+    "autocorrelation",
+    "band_centre",
+    "decay_time",
+    "kick_response",
+    "timescales",
+    "trajectory_gain",
     "gaussian_expectation",
     "gradient_factor",
     "linear_memory_function",
@@ -128,5 +142,6 @@ __all__ = [
     "stack_gain",
     "sweet_spot",
     "sweet_spot_expression",
+    "trajectory_starts",
     "transfer_gain",
 ]

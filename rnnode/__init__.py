@@ -7,6 +7,8 @@ The core is this namespace: the model (``ODERNN``, ``Solution``), the bridge to 
 fields and input paths users subclass, the error types and the supported choices. The rest lives
 in its own namespace:
 
+- ``rnnode.fields``: the vector fields, and the protocol a field of one's own provides
+  (``ODERNN.from_fields`` stacks them);
 - ``rnnode.training``: tasks, readout models, losses, the trainer, predictive coding;
 - ``rnnode.analysis``: gains, frequency responses, stability, gradient flow, figures;
 - ``rnnode.studies``: the reproducible studies behind the ``rnnode-study`` command.
@@ -86,7 +88,7 @@ __all__ = [
     "to_torch",
 ]
 
-_NAMESPACES = ("training", "analysis", "studies")
+_NAMESPACES = ("fields", "training", "analysis", "studies")
 
 # Names removed from the top level in 0.2.0 (CHANGELOG.md), to say where they went: no aliases.
 _TRAINING_NAMES = (

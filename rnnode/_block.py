@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ._fields import RelaxationField, VectorField
+from ._field_protocol import declares_fusion
 
 __all__: list[str] = []
 
@@ -15,8 +15,8 @@ __all__: list[str] = []
 class _Block:
     """A group's layers stacked for one block-structured evaluation of their joint field.
 
-    For layers of one relaxation cell and hidden size H, with states stacked as (L, B, S), the
-    joint field is
+    For layers of one fusible field (``rnnode.fields.FusibleField``: a relaxation cell) and hidden
+    size H, with states stacked as (L, B, S), the joint field is
 
         rec = b_hh + h W_hh^T            one baddbmm over the L layers,
         u_i = e_i + sum_s W_{i,s} h_{i-s}  one (b)addbmm per skip offset s over its readers,
@@ -36,31 +36,19 @@ class _Block:
         self.b_ih = torch.stack([f.bias_ih for f in fields]).unsqueeze(1) if bias else None
         #: (s, first reader, end of readers, stacked columns (readers, H, GH)) per offset s.
         self.offsets = offsets
-        self.tau = tau  # (L, 1, 1), or None when every tau is a fixed 1
+        # (L, 1, 1); (L, 1, S) where a layer has one tau per unit; None when every tau is a fixed 1.
+        self.tau = tau
 
     @staticmethod
     def make(fields, internal, internal_weights) -> _Block | None:
-        """The block of ``fields``, or None where the stack does not fit one (one layer,
-        different cells or sizes, a field of its own making, readers of an offset that are not
-        consecutive layers)."""
-        first = fields[0]
-        kind = type(first)
-        if (
-            len(fields) < 2
-            or not isinstance(first, RelaxationField)
-            or kind.forward is not RelaxationField.forward
-            or kind._recurrent is not RelaxationField._recurrent
-            or kind.output is not VectorField.output
-        ):
+        """The block of ``fields``, or None where the stack does not fit one (one layer, a field
+        that does not declare fusion, fields of different ``fusion_key``, readers of an offset
+        that are not consecutive layers)."""
+        if len(fields) < 2 or not all(declares_fusion(f) for f in fields):
             return None
-        same = ("hidden_size", "state_parts", "nonlinearity")
-        for f in fields[1:]:
-            if type(f) is not kind or any(
-                getattr(f, a, None) != getattr(first, a, None) for a in same
-            ):
-                return None
-            if (f.bias_hh is None) != (first.bias_hh is None):
-                return None
+        key = fields[0].fusion_key()
+        if any(f.fusion_key() != key for f in fields[1:]):
+            return None
         by_offset: dict[int, list[tuple[int, torch.Tensor]]] = {}
         for i, (sources, weights) in enumerate(zip(internal, internal_weights, strict=True)):
             for (j, _), weight in zip(sources, weights, strict=True):
@@ -73,8 +61,13 @@ class _Block:
             weight = torch.stack([w for _, w in readers]).transpose(1, 2)
             offsets.append((s, rows[0], rows[-1] + 1, weight))
         tau = None
-        if not all(f._unit_tau for f in fields):
-            tau = torch.stack([f.tau for f in fields]).reshape(-1, 1, 1)
+        if not all(getattr(f, "_unit_tau", False) for f in fields):
+            taus = [f.tau for f in fields]
+            if all(t.dim() == 0 for t in taus):
+                tau = torch.stack(taus).reshape(-1, 1, 1)
+            else:  # one per unit, dividing every part of the unit's state
+                H, parts = fields[0].hidden_size, fields[0].state_parts
+                tau = torch.stack([t.expand(H).repeat(parts) for t in taus]).unsqueeze(1)
         return _Block(fields, offsets, tau)
 
     @property
@@ -105,7 +98,7 @@ class _Block:
 
     def _rate(self, y: torch.Tensor, u: torch.Tensor, rec: torch.Tensor) -> torch.Tensor:
         """(Phi(h, u, rec) - h) / tau, the cell's nonlinearity once on the stacked blocks."""
-        rate = self.cell._rate(y, u, rec)
+        rate = self.cell.relaxation_rate(y, u, rec)
         return rate if self.tau is None else rate / self.tau
 
     def rate(self, y: torch.Tensor, external: Sequence[torch.Tensor | None]) -> torch.Tensor:

@@ -95,12 +95,13 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
     if model.skips != (1,):
         raise ValueError(f"model: skips={model.skips} have no torch.nn equivalent (expected (1,))")
     for i, field in enumerate(model.layers):
-        tau = float(field.tau.detach())
-        if field.learn_tau or tau != 1.0:
+        tau = field.tau.detach()
+        learn = getattr(field, "learn_tau", False) or field.tau.requires_grad
+        if learn or not bool((tau == 1.0).all()):
+            shown = float(tau) if tau.dim() == 0 else tau.tolist()
             raise ValueError(
-                f"model: layers[{i}] has tau={tau}"
-                f"{' (learnable)' if field.learn_tau else ''}; torch.nn's cell is "
-                "the Euler step only for a fixed tau = 1"
+                f"model: layers[{i}] has tau={shown}{' (learnable)' if learn else ''}; "
+                "torch.nn's cell is the Euler step only for a fixed tau = 1"
             )
     for name, value in _discrete_solve_mismatches(model):
         raise ValueError(

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Hashable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +41,40 @@ __all__ = [
     "LinearField",
     "RelaxationField",
     "VectorField",
+    "cell_of",
+    "check_tau",
     "make_field",
 ]
+
+
+def check_tau(name: str, tau: object, hidden_size: int) -> float | torch.Tensor:
+    """A time constant: a positive finite number, or a (hidden_size,) tensor of them (per unit).
+
+    Raises:
+        TypeError: neither a real number nor a tensor (a 0-d tensor included: pass float(tau)).
+        ValueError: a non-positive or non-finite value, or a tensor of another shape.
+    """
+    if isinstance(tau, torch.Tensor):
+        if tau.dim() == 0:
+            raise TypeError(
+                f"{name}: expected a positive finite number or a ({hidden_size},) tensor (one "
+                "per unit), got a 0-d tensor (pass float(tau))"
+            )
+        if tau.shape != (hidden_size,) or not tau.is_floating_point():
+            raise ValueError(
+                f"{name}: expected a positive finite number or a floating ({hidden_size},) "
+                f"tensor (one per unit), got a {tau.dtype} tensor of shape {tuple(tau.shape)}"
+            )
+        tau = tau.detach()
+        if tau.device.type != "meta" and not bool(((tau > 0) & torch.isfinite(tau)).all()):
+            raise ValueError(f"{name}: expected a positive finite number per unit, got {tau}")
+        return tau.to(torch.get_default_dtype()).clone()
+    if not isinstance(tau, numbers.Real) or isinstance(tau, bool):
+        raise TypeError(
+            f"{name}: expected a positive finite number or a ({hidden_size},) tensor (one per "
+            f"unit), got {tau!r}"
+        )
+    return check_positive(name, tau)
 
 
 class VectorField(nn.Module):
@@ -50,30 +84,46 @@ class VectorField(nn.Module):
         input_size: features of the layer's input x.
         hidden_size: features of the hidden state h.
         bias: whether ``bias_ih`` and ``bias_hh`` exist.
-        tau: time constant scaling the field (positive).
+        tau: time constant scaling the field: a positive number, or a (hidden_size,) tensor of
+            one per unit (unit i's parts, h_i and for the LSTM c_i, are divided by tau_i).
         learn_tau: make ``tau`` a trainable parameter (kept positive as ``exp(log_tau)``).
 
     Subclasses set ``gates`` (rows of ``weight_ih`` per hidden unit), ``state_parts`` and
-    implement ``forward(t, state, u)``.
+    implement ``forward(t, state, u)``. Every ``VectorField`` is a ``rnnode.fields.Field``.
     """
 
     gates: int = 1
     state_parts: int = 1
     #: Names of the state's parts, hidden part first (LSTM: h, c).
     part_names: tuple[str, ...] = ("h",)
+    #: A bound B that the exact flow keeps the hidden part within, for every input:
+    #: |h_i(t)| <= max(B, |h_i(0)|) (None: no such bound). The solver checks it after a
+    #: fixed-step solve (a state outside it means the steps were unstable).
+    hidden_bound: float | None = None
+    #: Whether the stack may evaluate this field together with the other layers of its
+    #: ``fusion_key`` as one block (``rnnode.fields.FusibleField``). Declared per class: a
+    #: subclass that redefines ``forward``, ``output``, ``recurrent`` or ``project`` without
+    #: declaring ``fusible`` again in its own body is not fusible.
+    fusible: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        rate = ("forward", "output", "recurrent", "project")
+        if "fusible" not in cls.__dict__ and any(name in cls.__dict__ for name in rate):
+            cls.fusible = False
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
     ):
         super().__init__()
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-        tau = check_positive("tau", tau)
+        tau = check_tau("tau", tau, self.hidden_size)
         learn_tau = check_bool("learn_tau", learn_tau)
         rows = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
@@ -85,11 +135,13 @@ class VectorField(nn.Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.learn_tau = learn_tau
+        per_unit = isinstance(tau, torch.Tensor)
         if learn_tau:
-            self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
+            log_tau = tau.log() if per_unit else torch.tensor(math.log(tau))
+            self.log_tau = nn.Parameter(log_tau)
         else:
             # Stored as given, so a fixed tau is exact (tau = 1 divides nothing away).
-            self.register_buffer("fixed_tau", torch.tensor(float(tau)))
+            self.register_buffer("fixed_tau", tau if per_unit else torch.tensor(float(tau)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -115,21 +167,43 @@ class VectorField(nn.Module):
         try:
             version = buffer._version
         except RuntimeError:  # an inference-mode tensor has no version counter: read it
-            return float(buffer) == 1.0
+            return bool((buffer == 1.0).all())
         seen = self.__dict__.get("_unit_tau_seen")
         if seen is None or seen[0] is not buffer or seen[1] != version:
-            seen = (buffer, version, float(buffer) == 1.0)
+            seen = (buffer, version, bool((buffer == 1.0).all()))
             self.__dict__["_unit_tau_seen"] = seen
         return seen[2]
 
     @property
     def tau(self) -> torch.Tensor:
-        """The time constant, a 0-d tensor."""
+        """The time constant: a 0-d tensor, or (hidden,) with one per unit."""
         return self.log_tau.exp() if self.learn_tau else self.fixed_tau
 
     @property
     def state_size(self) -> int:
+        """Features of the state: ``state_parts * hidden_size``."""
         return self.state_parts * self.hidden_size
+
+    def _per_tau(self, rate: torch.Tensor) -> torch.Tensor:
+        """rate / tau, a per-unit tau dividing every part of unit i (h_i, c_i) by tau_i."""
+        if self._unit_tau:
+            return rate
+        tau = self.tau
+        if tau.dim() and self.state_parts > 1:
+            tau = tau.repeat(self.state_parts)
+        return rate / tau
+
+    def fusion_key(self) -> Hashable:
+        """Fields with equal keys (and ``fusible``) are evaluated as one block by the stack:
+        the same class, hidden size, state parts, nonlinearity and biases."""
+        return (
+            type(self),
+            self.hidden_size,
+            self.state_parts,
+            getattr(self, "nonlinearity", None),
+            self.bias_hh is not None,
+            self.bias_ih is not None,
+        )
 
     def project(self, x: torch.Tensor, columns: slice | None = None, bias: bool = True):
         """The drive ``W_ih[:, columns] x (+ b_ih)``: (..., len(columns)) -> (..., G * hidden)."""
@@ -143,19 +217,36 @@ class VectorField(nn.Module):
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def decay_rate(self) -> torch.Tensor | None:
+        """The fastest rate of the field's leak -h/tau, 1 / min(tau), a 0-d tensor (None: the
+        field has no leak). The solver compares fixed steps with it before solving."""
+        return None
+
 
 class RelaxationField(VectorField):
-    """dh/dt = (Phi(h, u) - h) / tau, where Phi is a discrete cell's update map."""
+    """dh/dt = (Phi(h, u) - h) / tau, where Phi is a discrete cell's update map.
+
+    Fusible (``rnnode.fields.FusibleField``): the rate is ``relaxation_rate(state, u,
+    recurrent(output(state))) / tau`` with ``recurrent(h) = W_hh h + b_hh``, so the stack may
+    evaluate several layers of one cell as one block.
+    """
+
+    fusible = True
+
+    def decay_rate(self) -> torch.Tensor | None:
+        return 1.0 / self.tau.detach().min()
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """The discrete cell's map Phi(h, u), same shape as ``state``."""
         raise NotImplementedError
 
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        rate = self._rate(state, u, self._recurrent(self.output(state)))
-        return rate if self._unit_tau else rate / self.tau
+        """dh/dt = relaxation_rate(state, u, recurrent(h)) / tau: (..., state_size)."""
+        return self._per_tau(self.relaxation_rate(state, u, self.recurrent(self.output(state))))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         """Phi(h, u) - h from the drive u and the recurrent product ``W_hh h + b_hh``.
 
         Elementwise in everything but the last dimension, so that a stack of layers of one cell
@@ -163,7 +254,8 @@ class RelaxationField(VectorField):
         """
         raise NotImplementedError
 
-    def _recurrent(self, h: torch.Tensor) -> torch.Tensor:
+    def recurrent(self, h: torch.Tensor) -> torch.Tensor:
+        """The recurrent product ``W_hh h + b_hh``: (..., hidden) -> (..., G * hidden)."""
         return F.linear(h, self.weight_hh, self.bias_hh)
 
 
@@ -184,7 +276,7 @@ class ElmanField(RelaxationField):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
         nonlinearity: str = "tanh",
     ):
@@ -192,11 +284,15 @@ class ElmanField(RelaxationField):
         super().__init__(input_size, hidden_size, bias, tau, learn_tau)
         self.nonlinearity = nonlinearity
         self._sigma = _NONLINEARITIES[nonlinearity]
+        # dh/dt < 0 wherever h > 1 (tanh < 1), > 0 wherever h < -1.
+        self.hidden_bound = 1.0 if nonlinearity == "tanh" else None
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self._sigma(u + self._recurrent(state))
+        return self._sigma(u + self.recurrent(state))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         return self._sigma(u + recurrent) - state
 
     def extra_repr(self) -> str:
@@ -211,21 +307,23 @@ class LinearField(RelaxationField):
     """
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return u + self._recurrent(state)
+        return u + self.recurrent(state)
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         return (u + recurrent) - state
 
     @property
     def A(self) -> torch.Tensor:
         """State matrix (hidden, hidden)."""
         eye = torch.eye(self.hidden_size, dtype=self.weight_hh.dtype, device=self.weight_hh.device)
-        return (self.weight_hh - eye) / self.tau
+        return (self.weight_hh - eye) / _rows(self.tau)
 
     @property
     def B(self) -> torch.Tensor:
         """Input matrix (hidden, input)."""
-        return self.weight_ih / self.tau
+        return self.weight_ih / _rows(self.tau)
 
 
 class GRUField(RelaxationField):
@@ -236,11 +334,14 @@ class GRUField(RelaxationField):
     """
 
     gates = 3
+    hidden_bound = 1.0  # dh/dt = (1 - z) (n - h) with |n| < 1 and 1 - z > 0
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return state + self._rate(state, u, self._recurrent(state))
+        return state + self.relaxation_rate(state, u, self.recurrent(state))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         # (1 - z) * (n - h) directly, rather than Phi - h, so no cancellation error is added.
         h = state
         ur, uz, un = u.chunk(3, dim=-1)
@@ -261,10 +362,11 @@ class LSTMField(RelaxationField):
     gates = 4
     state_parts = 2
     part_names = ("h", "c")
+    hidden_bound = 1.0  # dh/dt = (o tanh(c+) - h) / tau with |o tanh(c+)| < 1 (c is unbounded)
 
     def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates i, f, g, o, each (..., hidden), at the given state and drive."""
-        return self._gates(u + self._recurrent(self.output(state)))
+        return self._gates(u + self.recurrent(self.output(state)))
 
     @staticmethod
     def _gates(preactivation: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -277,9 +379,11 @@ class LSTMField(RelaxationField):
         }
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self._next(state, u, self._recurrent(self.output(state)))
+        return self._next(state, u, self.recurrent(self.output(state)))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         return self._next(state, u, recurrent) - state
 
     def _next(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
@@ -287,6 +391,11 @@ class LSTMField(RelaxationField):
         c = state[..., self.hidden_size :]
         c_next = gates["f"] * c + gates["i"] * gates["g"]
         return torch.cat([gates["o"] * torch.tanh(c_next), c_next], dim=-1)
+
+
+def _rows(tau: torch.Tensor) -> torch.Tensor:
+    """tau shaped to divide the rows of a (hidden, ...) matrix (a per-unit tau row by row)."""
+    return tau.unsqueeze(-1) if tau.dim() else tau
 
 
 _CELL_FIELDS: dict[str, type[VectorField]] = {
@@ -304,7 +413,7 @@ def make_field(
     *,
     nonlinearity: str | None = None,
     bias: bool = True,
-    tau: float = 1.0,
+    tau: float | torch.Tensor = 1.0,
     learn_tau: bool = False,
     **options: float,
 ) -> VectorField:
@@ -361,7 +470,7 @@ class AntisymmetricField(VectorField):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
         gamma: float = 0.01,
     ):
@@ -378,7 +487,7 @@ class AntisymmetricField(VectorField):
 
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         rate = torch.tanh(u + F.linear(state, self.recurrent_matrix, self.bias_hh))
-        return rate if self._unit_tau else rate / self.tau
+        return self._per_tau(rate)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma}"
@@ -411,7 +520,7 @@ class CoupledOscillatorField(VectorField):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
         gamma: float = 1.0,
         epsilon: float = 1.0,
@@ -440,7 +549,7 @@ class CoupledOscillatorField(VectorField):
             u + F.linear(y, self.weight_hh, self.bias_hh) + F.linear(z, self.weight_hz)
         )
         rate = torch.cat([z, drive - self.gamma * y - self.epsilon * z], dim=-1)
-        return rate if self._unit_tau else rate / self.tau
+        return self._per_tau(rate)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma}, epsilon={self.epsilon}"
@@ -455,3 +564,11 @@ _CELL_FIELDS["ltc"] = LTCField
 
 #: The cell names ``ODERNN`` and ``make_field`` accept.
 CELLS: tuple[str, ...] = tuple(_CELL_FIELDS)
+
+
+def cell_of(field: object) -> str | None:
+    """The name in ``CELLS`` of a field of exactly that cell's class, else None."""
+    for name, cls in _CELL_FIELDS.items():
+        if type(field) is cls:
+            return name
+    return None

@@ -73,8 +73,18 @@ _REFUSED = {
 
 #: Evaluations of the field per step of each fixed-step method.
 _STAGES = {"euler": 1, "midpoint": 2, "heun3": 3, "rk4": 4}
-#: Where each fixed-step method's stability region ends on the negative real axis (h * rate).
-_STABILITY_LIMIT = {"euler": 2.0, "midpoint": 2.0, "heun3": 2.51, "rk4": 2.79}
+#: Where each fixed-step method's stability region ends on the negative real axis: the largest
+#: h * rate with |R(-h * rate)| <= 1, R the stability polynomial of an s-stage method of order s
+#: (s <= 4): 1 + z + ... + z^s / s!, whose root of R(-x) = (-1)^s ... solved numerically
+#: (Hairer & Wanner, Solving ODEs II, Sec. IV.2).
+_STABILITY_LIMIT = {
+    "euler": 2.0,
+    "midpoint": 2.0,
+    "heun3": 2.512745326618329,
+    "rk4": 2.7852935634052822,
+}
+#: The relative slack of the box check after a fixed-step solve: rounding only.
+_BOX_SLACK = 1e-6
 #: Most evaluations one adaptive step may take (dopri8: 12 stages and a re-evaluation at a jump),
 #: the bound on evaluations inside torchdiffeq's own loops (the adjoint, scipy).
 _EVALS_PER_STEP = 16
@@ -379,6 +389,56 @@ def _out_of_budget(method, budget, user_set, times, t_now, dt) -> StepBudgetErro
     return StepBudgetError(
         f"{where}{size}: the solve needs more steps than the budget allows (raise "
         "max_num_steps, or loosen the tolerances)"
+    )
+
+
+def _check_fixed_stability(func, method, times, counts, step_size):
+    """Refuse fixed steps beyond ``method``'s stability limit for the field's fastest leak.
+
+    ``func.decay_rate()`` (where the field offers it) is the fastest decay rate 1/tau of a
+    leak -h/tau; a step h with h / tau beyond the method's real-axis limit amplifies that
+    decay's error at every step instead of damping it (explicit Euler: |1 - h / tau| > 1).
+    """
+    rate_of = getattr(func, "decay_rate", None)
+    rate = rate_of() if rate_of is not None else None
+    if rate is None:
+        return
+    rate = float(rate)
+    widths = (times[1:] - times[:-1]).detach().tolist()
+    h = max(abs(w) / c for w, c in zip(widths, counts, strict=True))
+    limit = _STABILITY_LIMIT[method]
+    if not h * rate > limit * (1 + 1e-12):
+        return
+    tau, largest = 1.0 / rate, limit / rate
+    given = (
+        f"step_size={step_size}"
+        if step_size is not None
+        else f"step_size=None (the default: one step per sample interval, up to {h:.4g})"
+    )
+    raise ValueError(
+        f"step_size: {given} is unstable for tau = {tau:.4g} with method {method!r}: "
+        f"step / tau = {h * rate:.4g} exceeds {method}'s stability limit {limit:.4g} on the "
+        f"decay rate 1/tau, and the solution would grow without bound instead of relaxing. "
+        f"Use step_size <= {largest:.4g} (the largest stable step), a larger tau, or an "
+        "adaptive method"
+    )
+
+
+def _box_error(func, trajectory, times, method, step_size) -> DivergenceError:
+    excess = func.box_excess(trajectory)
+    # The first sample time whose state is out of the box (the error path: host reads are fine).
+    k = next(
+        k
+        for k in range(1, trajectory.shape[0])
+        if float(func.box_excess(trajectory[[0, k]])) > 1 + _BOX_SLACK
+    )
+    step = "one step per sample interval" if step_size is None else f"step_size={step_size}"
+    return DivergenceError(
+        f"the {method} solve with {step} left the bounded set that the exact flow never leaves "
+        f"(|h| <= max(1, |h(0)|)), reaching {float(excess):.4g} times the bound by "
+        f"t = {float(times[k]):.6g}: the step is unstable for this field (its fastest rate "
+        "exceeds the method's stability limit). Use a smaller step_size, a larger tau, or an "
+        "adaptive method"
     )
 
 
@@ -770,6 +830,7 @@ def integrate(
     if fixed:
         grid, counts = step_grid(times, step_size)
         _check_fixed_budget(method, step_size, counts, budget, user_set, times)
+        _check_fixed_stability(func, method, times, counts, step_size)
         # Stages at a step's end must see the interval the step belongs to, not the next sample;
         # Euler has no such stage (it evaluates at the step's start only). A field told each
         # step's interval (``enter``) reads it from there, at any t.
@@ -820,8 +881,15 @@ def integrate(
     # One reduction on the hot path: a sum is finite when every entry is; only when it is not
     # (a non-finite entry, or finite ones summing past the float's range) look closer.
     finite = torch.isfinite(trajectory.detach().sum())
-    if not bool(finite):
-        finite = torch.isfinite(trajectory.detach()).flatten(1).all(dim=1)
+    # After fixed steps, a field whose exact flow stays in a box (``box_excess``) is checked in
+    # the same synchronisation: a state outside it means the steps were unstable.
+    excess = func.box_excess(trajectory) if fixed and hasattr(func, "box_excess") else None
+    ok = finite if excess is None else finite & (excess <= 1 + _BOX_SLACK)
+    if bool(ok):
+        return trajectory, tally.nfe
+    if bool(finite):
+        raise _box_error(func, trajectory, times, method, step_size)
+    finite = torch.isfinite(trajectory.detach()).flatten(1).all(dim=1)
     if not bool(finite.all()):
         raise _nonfinite_error(func, y0, times, trajectory, method, step_size)
-    return trajectory, tally.nfe
+    raise _box_error(func, trajectory, times, method, step_size)

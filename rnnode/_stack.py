@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from . import _stack_solve
-from ._fields import CELLS, VectorField, make_field
+from ._field_protocol import Field, check_field
+from ._fields import CELLS, VectorField, cell_of, check_tau, make_field
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solution import Solution
 from ._topology import Topology
@@ -92,7 +93,7 @@ class ODERNN(nn.Module):
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
-        tau: float | Sequence[float] = 1.0,
+        tau: float | Sequence[float | torch.Tensor] | torch.Tensor = 1.0,
         *,
         skips: Sequence[int] = (1,),
         learn_tau: bool = False,
@@ -120,8 +121,9 @@ class ODERNN(nn.Module):
                 (T, batch, features).
             bidirectional: add a reverse direction per layer that integrates the time-reversed
                 input.
-            tau: time constant of every layer (a positive finite number), or a list of one per
-                layer.
+            tau: time constants: one positive finite number for every layer, a list of one per
+                layer (each a number or a (hidden_size,) tensor), a (hidden_size,) tensor of
+                one per unit for every layer, or a (num_layers, hidden_size) tensor.
             skips: offsets of the layers feeding each layer (``(1,)``: the plain stack;
                 ``(1, 2)``: layers l-1 and l-2).
             learn_tau: make the time constants trainable (kept positive as ``exp(log_tau)``).
@@ -160,21 +162,8 @@ class ODERNN(nn.Module):
             check_bool(name, flag)
         skips = _check_skips(skips)
         dropout = check_probability("dropout", dropout)
-        taus = _check_taus(tau, num_layers)
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.cell = cell
-        #: ``"tanh"`` or ``"relu"`` for ``cell="rnn"``; None for the other cells.
-        self.nonlinearity = nonlinearity
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.bidirectional = bool(bidirectional)
-        self.num_directions = 2 if bidirectional else 1
-        self.skips = skips
-        self.dropout = dropout
-        #: The default solve; each keyword of a call overrides one of its settings.
-        self.defaults = SolveSettings(
+        taus = _check_taus(tau, num_layers, hidden_size)
+        defaults = SolveSettings(
             method=method,
             step_size=step_size,
             rtol=rtol,
@@ -182,15 +171,15 @@ class ODERNN(nn.Module):
             interpolation=interpolation,
             coupling=coupling,
         )
-        #: The stack's wiring: sources, weight columns, groups and output layout.
-        self.topology = Topology(input_size, hidden_size, num_layers, self.num_directions, skips)
+        num_directions = 2 if bidirectional else 1
+        topology = Topology(input_size, hidden_size, num_layers, num_directions, skips)
         layers = []
         for layer in range(num_layers):
-            for _ in range(self.num_directions):
+            for _ in range(num_directions):
                 layers.append(
                     make_field(
                         cell,
-                        self.topology.drive_size(layer),
+                        topology.drive_size(layer),
                         hidden_size,
                         nonlinearity=nonlinearity,
                         bias=bias,
@@ -199,8 +188,158 @@ class ODERNN(nn.Module):
                         **dict(cell_options or {}),
                     )
                 )
+        self._setup(topology, layers, cell, nonlinearity, bias, batch_first, dropout, defaults)
+
+    def _setup(
+        self,
+        topology: Topology,
+        layers: list[nn.Module],
+        cell: str | None,
+        nonlinearity: str | None,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        defaults: SolveSettings,
+    ) -> None:
+        """Set the model's attributes from checked parts (the constructor and ``from_fields``)."""
+        self.input_size = topology.input_size
+        self.hidden_size = topology.hidden_size
+        self.num_layers = topology.num_layers
+        #: The cell's name in ``rnnode.CELLS``; None for a stack of other fields (``from_fields``).
+        self.cell = cell
+        #: ``"tanh"`` or ``"relu"`` for ``cell="rnn"``; None for the other cells.
+        self.nonlinearity = nonlinearity
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.bidirectional = topology.num_directions == 2
+        self.num_directions = topology.num_directions
+        self.skips = topology.skips
+        self.dropout = dropout
+        #: The default solve; each keyword of a call overrides one of its settings.
+        self.defaults = defaults
+        #: The stack's wiring: sources, weight columns, groups and output layout.
+        self.topology = topology
         #: Vector fields, index ``layer * num_directions + direction`` (torch's order of hx).
         self.layers = nn.ModuleList(layers)
+
+    @classmethod
+    def from_fields(
+        cls,
+        fields: Sequence[Field] | Sequence[tuple[Field, Field]],
+        *,
+        batch_first: bool = False,
+        skips: Sequence[int] = (1,),
+        dropout: float = 0.0,
+        method: str = "euler",
+        step_size: float | None = None,
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+        interpolation: str = "hold",
+        coupling: str = "sampled",
+    ) -> ODERNN:
+        """A stack of the given fields, one per layer (bottom first), used as they are (shared,
+        not copied).
+
+        Layer l integrates dh_l/dt = F_l(t, h_l, W_ih [sources of l] + b_ih) with F_l the
+        field's own rate (``rnnode.fields.Field``): any ``VectorField`` (a built-in cell, one
+        with a per-unit tau, a subclass) or a module of one's own writing. Stacks whose fields
+        are ``rnnode.fields.FusibleField`` of one ``fusion_key`` run continuously coupled as one
+        block, like the built-in cells.
+
+        Arguments:
+            fields: one field per layer; for a bidirectional stack one pair ``(forward,
+                reverse)`` per layer. Every field has the same ``hidden_size`` and
+                ``state_parts``; layer l's ``input_size`` is the features of its sources (the
+                input's for layer 0; ``D * hidden_size`` per source layer).
+            batch_first, skips, dropout: as the constructor.
+            method, step_size, rtol, atol, interpolation, coupling: the default solve, as the
+                constructor (the bridge's by default).
+
+        Returns:
+            An ``ODERNN`` whose ``layers`` are the given fields; ``cell`` is the cell's name
+            where every field is exactly one built-in cell's class, else None.
+
+        Raises:
+            TypeError: ``fields`` not a sequence of fields (or of pairs of them), a field that
+                lacks a member of ``rnnode.fields.Field``.
+            ValueError: no fields, pairs mixed with single fields, sizes that do not chain,
+                fields of different dtypes or devices, or a field that fails
+                ``rnnode.fields.check_field``.
+        """
+        if isinstance(fields, nn.Module) or not isinstance(fields, Sequence) or not fields:
+            raise TypeError(
+                "fields: expected a non-empty sequence of fields (one per layer) or of "
+                f"(forward, reverse) pairs, got {type(fields).__name__}"
+            )
+        paired = [isinstance(f, (tuple, list)) for f in fields]
+        if any(paired) and not all(paired):
+            raise ValueError(
+                "fields: expected one field per layer or one (forward, reverse) pair per layer, "
+                "got a mix of both"
+            )
+        bidirectional = all(paired)
+        flat: list[nn.Module] = []
+        for layer, entry in enumerate(fields):
+            if bidirectional and len(entry) != 2:
+                raise ValueError(
+                    f"fields[{layer}]: expected a (forward, reverse) pair, got {len(entry)} fields"
+                )
+            for d, field in enumerate(entry if bidirectional else (entry,)):
+                name = f"fields[{layer}][{d}]" if bidirectional else f"fields[{layer}]"
+                check_field(field, name)
+                flat.append(field)
+        first = flat[0]
+        skips = _check_skips(skips)
+        dropout = check_probability("dropout", dropout)
+        check_bool("batch_first", batch_first)
+        num_directions = 2 if bidirectional else 1
+        topology = Topology(first.input_size, first.hidden_size, len(fields), num_directions, skips)
+        weight = first.weight_ih
+        for i, field in enumerate(flat):
+            layer, d = divmod(i, num_directions)
+            name = f"fields[{layer}][{d}]" if bidirectional else f"fields[{layer}]"
+            for attribute in ("hidden_size", "state_parts"):
+                if getattr(field, attribute) != getattr(first, attribute):
+                    raise ValueError(
+                        f"{name}: expected {attribute}={getattr(first, attribute)} as "
+                        f"fields[0], got {getattr(field, attribute)}"
+                    )
+            if field.input_size != topology.drive_size(layer):
+                raise ValueError(
+                    f"{name}: expected input_size={topology.drive_size(layer)} (the features "
+                    f"of its sources {list(topology.sources(layer))}, -1 the input), got "
+                    f"{field.input_size}"
+                )
+            if (field.weight_ih.dtype, field.weight_ih.device) != (weight.dtype, weight.device):
+                raise ValueError(
+                    f"{name}: expected dtype {weight.dtype} on {weight.device} as fields[0], "
+                    f"got {field.weight_ih.dtype} on {field.weight_ih.device}"
+                )
+        defaults = SolveSettings(
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+        )
+        cells = {cell_of(f) for f in flat}
+        nonlinearities = {getattr(f, "nonlinearity", None) for f in flat}
+        cell = cells.pop() if len(cells) == 1 and len(nonlinearities) == 1 else None
+        biases = {f.bias_ih is not None for f in flat}
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model._setup(
+            topology,
+            flat,
+            cell,
+            nonlinearities.pop() if cell == "rnn" else None,
+            biases == {True},
+            batch_first,
+            dropout,
+            defaults,
+        )
+        return model
 
     # -- structure ---------------------------------------------------------------------------
 
@@ -378,19 +517,31 @@ def _check_skips(skips: object) -> tuple[int, ...]:
     return tuple(sorted(int(s) for s in offsets))
 
 
-def _check_taus(tau: object, num_layers: int) -> list[float]:
-    """One positive finite time constant per layer, from one number or a list of them."""
+def _check_taus(
+    tau: object, num_layers: int, hidden_size: int
+) -> list[float] | list[float | torch.Tensor]:
+    """One time constant per layer, each a positive finite number or a (hidden,) tensor (per
+    unit), from one of them, a list of one per layer, or a (num_layers, hidden) tensor."""
     if isinstance(tau, numbers.Real) and not isinstance(tau, bool):
         return [check_positive("tau", tau)] * num_layers
+    if isinstance(tau, torch.Tensor) and tau.dim() == 2:
+        if tau.shape != (num_layers, hidden_size):
+            raise ValueError(
+                f"tau: expected a (hidden,) = ({hidden_size},) or (num_layers, hidden) = "
+                f"({num_layers}, {hidden_size}) tensor, got shape {tuple(tau.shape)}"
+            )
+        return [check_tau(f"tau[{i}]", row, hidden_size) for i, row in enumerate(tau)]
+    if isinstance(tau, torch.Tensor) and tau.dim() == 1:
+        return [check_tau("tau", tau, hidden_size)] * num_layers
     if isinstance(tau, (list, tuple)):
         if len(tau) != num_layers:
             raise ValueError(
                 f"tau: expected one value or {num_layers} (one per layer), got {len(tau)}"
             )
-        return [check_positive(f"tau[{i}]", value) for i, value in enumerate(tau)]
+        return [check_tau(f"tau[{i}]", value, hidden_size) for i, value in enumerate(tau)]
     hint = " (pass float(tau) for a 0-d tensor)" if isinstance(tau, torch.Tensor) else ""
     got = f"a tensor of shape {tuple(tau.shape)}" if isinstance(tau, torch.Tensor) else repr(tau)
     raise TypeError(
-        f"tau: expected a positive finite number or a list of {num_layers} (one per layer), "
-        f"got {got}{hint}"
+        f"tau: expected a positive finite number, a list of {num_layers} (one per layer) or a "
+        f"({hidden_size},) tensor (one per unit), got {got}{hint}"
     )

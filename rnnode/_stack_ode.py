@@ -154,6 +154,26 @@ class _StackODE(nn.Module):
         *paths, speed, clock = rebuilt
         return self._with_paths(paths, speed, clock)
 
+    def decay_rate(self) -> torch.Tensor | None:
+        """The fastest leak rate of these layers (1 / tau) in the solver's time, a 0-d tensor;
+        None when no layer has a leak (``VectorField.decay_rate``)."""
+        rates = [r for r in (f.decay_rate() for f in self.fields) if r is not None]
+        if not rates:
+            return None
+        rate = torch.stack(rates).max()
+        return rate if self.speed is None else rate * self.speed.values.detach().abs().max()
+
+    def box_excess(self, trajectory: torch.Tensor) -> torch.Tensor | None:
+        """max |h_i(t)| / max(B, max |h(0)|) over the layers whose field keeps h within a bound B
+        (``VectorField.hidden_bound``), a 0-d tensor; the exact flow keeps it at most 1. None:
+        no layer has a bound. ``trajectory``: (T + 1, ...) in the ODE's layout."""
+        ratios = []
+        for field, state in zip(self.fields, self.unpack(trajectory.detach()), strict=True):
+            if field.hidden_bound is not None:
+                h = field.output(state).abs()
+                ratios.append(h.max() / h[0].max().clamp(min=field.hidden_bound))
+        return torch.stack(ratios).max() if ratios else None
+
     def _read(self, path: InputPath, s: torch.Tensor) -> torch.Tensor:
         hint = self._hint
         if hint is None:

@@ -223,7 +223,7 @@ def run_study(
     if not isinstance(result, Mapping):
         raise ValueError(f"{name}.run: expected a dict of metrics, got {type(result).__name__}")
     if "claims" in result:
-        raise ValueError(f"{name}.run: the key 'claims' is reserved for ctx.claim")
+        raise ValueError(f"{name}.run: the key 'claims' is reserved for ctx.verify and ctx.finding")
     metrics = plain({**result, "claims": ctx.claims}, "metrics")
     write_json(folder / "metrics.json", metrics)
     config["sweeps"] = ctx.sweeps

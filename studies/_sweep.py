@@ -16,8 +16,9 @@ A local worker dies with its parent: on Linux the kernel sends it SIGKILL when t
 (``PR_SET_PDEATHSIG``), and on every system a watchdog thread ends it within a second of finding
 it orphaned, so a ``kill -9`` of the parent leaves no process behind holding its pipes.
 
-A point file that cannot be read back (truncated, empty, not JSON, missing its fields) is moved
-aside to ``<key>.json.bad`` with a warning naming it, and the point is computed again.
+A point file that cannot be read back (truncated, empty, not JSON, missing its fields, or
+holding another point or key than its name says) is moved aside to ``<key>.json.bad`` with a
+warning naming it, and the point is computed again.
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ def _set_aside(path: Path, why: str) -> None:
 def _load_done(path: Path, point: dict) -> tuple[bool, Any]:
     """Whether ``path`` holds ``point``'s result, and the result.
 
-    A file that cannot be read back as a saved point is set aside (see the module docstring);
-    a readable file holding another point raises ValueError (a key collision or a foreign file).
+    A file that cannot be read back as ``point``'s (unreadable, or holding another point or
+    key: a foreign or edited file) is set aside (see the module docstring).
     """
     if not path.exists():
         return False, None
@@ -155,10 +156,12 @@ def _load_done(path: Path, point: dict) -> tuple[bool, Any]:
         _set_aside(path, "lacks the fields key, point and result")
         return False, None
     if stored["point"] != point:
-        raise ValueError(
-            f"folder: {path} holds the point {stored['point']!r}, expected {point!r} "
-            "(a key collision or a foreign file; remove it)"
-        )
+        key = point_key(stored["point"])  # JSON data as read: always has a key
+        _set_aside(path, f"holds the point {stored['point']!r}, whose key is {key}, not {point!r}")
+        return False, None
+    if stored["key"] != path.stem:
+        _set_aside(path, f"holds the key {stored['key']!r}, not its name's")
+        return False, None
     return True, stored["result"]
 
 

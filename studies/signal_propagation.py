@@ -20,7 +20,12 @@ second path, s_l = chi (s_{l+1} + s_{l+2}) in mean square, so the factor is sqrt
 mu^2 = chi mu + chi: 0.809.
 
 Claims (rules fixed before any run):
-- ``default_init_prediction`` (verification): the theory gives 0.534 and 0.81 (to 0.005).
+- ``default_init_prediction`` (verification of the theory computation): the mean-field factors at
+  torch's default initialisation, 0.534 (plain) and 0.809 (skips), as ``meanfield`` computes them
+  (Gauss-Hermite) equal an independent adaptive quadrature (``quadrature_prediction``) to
+  ``QUADRATURE_TOL``. These are the project's own theory numbers, not numbers printed in the
+  cited papers (their networks are feed-forward with Gaussian weights; no printed number covers
+  this stacked recurrent setting): agreement with mean-field theory, not with a publication.
 - ``sweep_agrees`` (finding): over the sigma_w sweep the mean |measured - theory| factor, per
   seed, is below ``TOLERANCE`` = 0.05.
 - ``default_plain_agrees``, ``default_skips_agrees`` (findings): at torch's default
@@ -42,19 +47,21 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from scipy import integrate, optimize
 
 import rnnode
 from rnnode.analysis.gradients import gradient_norms
 from rnnode.analysis.meanfield import gradient_factor, stable_variance
 
 from ._run import Context, one_thread, settings_for
-from ._stats import bootstrap_interval
+from ._stats import t_interval
 
 TOLERANCE = 0.05
 BIAS_VARIANCE = 0.01
 SKIP_TOP = 2  # layers just below the readout see the readout's direction, not the stationary mix
-PUBLISHED = {"plain": 0.534, "skips": 0.81}
-PUBLISHED_TOL = 0.005
+VARIANTS = ("plain", "skips")
+#: Largest |Gauss-Hermite - adaptive quadrature| accepted for the default-init factors.
+QUADRATURE_TOL = 1e-12
 BOUND_SLACK = 1e-12
 
 
@@ -104,6 +111,33 @@ def default_prediction(hidden: int, skips: bool) -> float:
         return chi**0.5
     mu = (chi + (chi**2 + 4 * chi) ** 0.5) / 2
     return mu**0.5
+
+
+def quadrature_prediction(hidden: int, skips: bool) -> float:
+    """``default_prediction`` computed independently of ``rnnode.analysis.meanfield``: Gaussian
+    expectations by adaptive quadrature (``scipy.integrate.quad``) instead of Gauss-Hermite, and
+    q* by bracketing (``brentq``) instead of iteration."""
+
+    def expect(f, q: float) -> float:
+        return integrate.quad(
+            lambda z: f(np.sqrt(q) * z) * np.exp(-z * z / 2),
+            -np.inf,
+            np.inf,
+            epsabs=1e-14,
+            epsrel=1e-13,
+        )[0] / np.sqrt(2 * np.pi)
+
+    weight = (3 if skips else 2) / 3
+    bias = 2 / (3 * hidden)
+    q = optimize.brentq(
+        lambda q: weight * expect(lambda x: np.tanh(x) ** 2, q) + bias - q,
+        bias,
+        weight + bias,
+        xtol=1e-15,
+        rtol=1e-14,
+    )
+    chi = expect(lambda x: (2 * np.exp(-abs(x)) / (1 + np.exp(-2 * abs(x)))) ** 4, q) / 3
+    return float(np.sqrt((chi + np.sqrt(chi**2 + 4 * chi)) / 2 if skips else chi))
 
 
 def stack(depth: int, hidden: int, sigma_w: float | None, seed: int, skips=(1,)) -> rnnode.ODERNN:
@@ -168,21 +202,27 @@ def through_time(gain: float, hidden: int, length: int, seed: int) -> dict[str, 
 
 
 def _summary(samples: np.ndarray, seed: int) -> dict[str, Any]:
-    lo, hi = bootstrap_interval(samples, seed=seed)
+    lo, hi = t_interval(samples)
     return {"mean": float(np.mean(samples)), "interval": [lo, hi], "samples": samples.tolist()}
 
 
 def run(ctx: Context) -> dict[str, Any]:
     cfg = settings(ctx.quick)
     seeds = [ctx.seed + s for s in range(cfg["seeds"])]
-    predicted = {v: default_prediction(16, v == "skips") for v in PUBLISHED}
+    predicted = {v: default_prediction(16, v == "skips") for v in VARIANTS}
+    independent = {v: quadrature_prediction(16, v == "skips") for v in VARIANTS}
+    gap = max(abs(predicted[v] - independent[v]) for v in VARIANTS)
     ctx.verify(
         "default_init_prediction",
-        all(abs(predicted[v] - p) < PUBLISHED_TOL for v, p in PUBLISHED.items()),
-        "mean-field theory at torch's default initialisation, H = 16, gives the per-layer "
-        f"factors 0.534 (plain) and 0.81 (skips 1, 2) to {PUBLISHED_TOL}",
-        value=max(abs(predicted[v] - p) for v, p in PUBLISHED.items()),
-        bound=PUBLISHED_TOL,
+        gap < QUADRATURE_TOL,
+        "mean-field theory's per-layer factor at torch's default initialisation, H = 16, as "
+        f"rnnode.analysis.meanfield computes it ({predicted['plain']:.3f} plain, "
+        f"{predicted['skips']:.3f} with skips 1, 2) equals an independent computation "
+        f"(scipy.integrate.quad and a brentq fixed point) to {QUADRATURE_TOL:g}; the project's "
+        "own theory numbers, not numbers printed in Poole et al. 2016 or Schoenholz et al. 2017 "
+        "(whose networks are feed-forward with Gaussian weights)",
+        value=gap,
+        bound=QUADRATURE_TOL,
     )
     sigmas = np.asarray(cfg["sigma_w"], dtype=float)
     theory = theory_factor(sigmas)
@@ -223,7 +263,7 @@ def run(ctx: Context) -> dict[str, Any]:
                     for seed in seeds
                 ]
             )
-            for v in PUBLISHED
+            for v in VARIANTS
         }
         pascanu = {
             f"{g:g}": [through_time(g, 16, cfg["pascanu_length"], seed) for seed in seeds]
@@ -242,7 +282,7 @@ def run(ctx: Context) -> dict[str, Any]:
         control=None,
         control_label="mean-field theory (Poole et al. 2016; Schoenholz et al. 2017)",
     )
-    for v in PUBLISHED:
+    for v in VARIANTS:
         gap = np.abs(default[v] - predicted[v])
         ctx.finding_over_seeds(
             f"default_{v}_agrees",
@@ -266,7 +306,7 @@ def run(ctx: Context) -> dict[str, Any]:
     )
 
     sweep = {f"{s:g}": _summary(measured[:, i], ctx.seed) for i, s in enumerate(sigmas)}
-    defaults = {v: _summary(default[v], ctx.seed) for v in PUBLISHED}
+    defaults = {v: _summary(default[v], ctx.seed) for v in VARIANTS}
     ctx.figure(
         "signal_propagation",
         _figure(sigmas, sweep, defaults, predicted, pascanu),

@@ -29,7 +29,7 @@ def test_script_in_a_folder_with_its_own_analysis_and_studies_uses_rnnodes(tmp_p
             from rnnode.studies import discover, timescales
             assert "timescales" in discover() and "MARK" not in discover()
             print(analysis.MARK, "|", studies.MARK)
-            gain = timescales.measure_gain.__module__
+            gain = timescales.trajectory_gain.__module__
             print(rnnode.analysis.__name__, rnnode.studies.__name__, gain)
             """
         )
@@ -41,7 +41,7 @@ def test_script_in_a_folder_with_its_own_analysis_and_studies_uses_rnnodes(tmp_p
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.strip().splitlines()
     assert first == "user analysis | user studies"
-    assert second == "rnnode.analysis rnnode.studies rnnode.analysis.gain"
+    assert second == "rnnode.analysis rnnode.studies rnnode.analysis.timescales"
 
 
 def test_nothing_but_rnnode_is_installed_at_the_top_level():

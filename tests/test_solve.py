@@ -273,6 +273,9 @@ def test_fixed_step_adjoint_is_the_exact_gradient_of_the_steps(method, step):
 @pytest.mark.parametrize("method,step", [("euler", None), ("rk4", 0.5), ("midpoint", 0.25)])
 def test_nfe_counts_stages(method, step):
     model, x, times, h0 = _problem()
+    with torch.no_grad():  # tau = 1: Euler's one step per interval stays stable (tau 0.7 does not)
+        for field in model.layers:
+            field.fixed_tau.fill_(1.0)
     sol = model.solve(x, h0, method=method, step_size=step)
     stages = {"euler": 1, "rk4": 4, "midpoint": 2}[method]
     steps_per_interval = 1 if step is None else int(round(1 / step))

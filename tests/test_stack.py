@@ -105,7 +105,8 @@ def test_state_gradients_need_tracking_and_fixed_steps():
 
 def test_joint_field_is_the_continuous_stacks_vector_field():
     """One Euler step of unit length of the continuous solve moves the state by joint_field."""
-    model = rnnode.ODERNN(2, 3, num_layers=3, cell="lstm", skips=(1, 2), tau=[1.0, 0.5, 2.0])
+    # tau >= the step: a step beyond tau leaves the box |h| <= 1 (rnnode raises DivergenceError).
+    model = rnnode.ODERNN(2, 3, num_layers=3, cell="lstm", skips=(1, 2), tau=[1.0, 1.5, 2.0])
     x = torch.randn(1, 4, 2)
     h0 = (0.5 * torch.randn(3, 4, 3), 0.5 * torch.randn(3, 4, 3))
     dt = 1.0

@@ -35,8 +35,8 @@ def tiny_run(ctx: studies.Context) -> dict:
     fig = Figure(figsize=(2, 2))
     fig.add_subplot().plot(draws["torch"].numpy())
     ctx.figure("draws", fig, caption="three draws", numbers={"first_draw": draws["torch"][0]})
-    ctx.claim("positive_norm", float(draws["torch"].norm()) > 0, "the draws are not all zero")
-    ctx.claim("always_false", False, "a claim that fails")
+    ctx.verify("positive_norm", float(draws["torch"].norm()) > 0, "the draws are not all zero")
+    ctx.verify("always_false", False, "a claim that fails")
     return {
         "draws": draws,
         "dtype": str(torch.get_default_dtype()),
@@ -251,7 +251,7 @@ def test_bad_run_arguments_name_themselves(tmp_path, study, kwargs, message):
         (lambda ctx: {1: 2}, "metrics: expected string keys, got 1"),
         (lambda ctx: ctx.figure("a b", Figure()), "name: expected letters, digits"),
         (
-            lambda ctx: [ctx.claim("c", True, "s"), ctx.claim("c", True, "s")],
+            lambda ctx: [ctx.verify("c", True, "s"), ctx.verify("c", True, "s")],
             "name: claim 'c' was already recorded",
         ),
     ],
@@ -292,7 +292,7 @@ def test_bad_command_lines_exit_with_status_2(capsys, argv, message):
 
 def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatch, capsys):
     def passing(ctx):
-        ctx.claim("fine", True, "holds")
+        ctx.verify("fine", True, "holds")
         return {"value": 1}
 
     registry = {"tiny": make_study(), "good": make_study("good", passing)}

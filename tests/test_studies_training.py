@@ -28,7 +28,7 @@ from rnnode.studies import (
 from rnnode.studies._claims import check_claims
 from rnnode.studies._run import json_bytes
 from rnnode.studies._stats import bootstrap_interval
-from tests.helpers import assert_seed_finding
+from tests.helpers import assert_seed_finding, assert_seed_verification
 
 STUDIES = (predictive_coding, bidirectional, sunspots)
 
@@ -137,7 +137,7 @@ def test_predictive_coding_quick_numbers(quick_runs):
     assert_seed_finding(claims["below_reservoir"], acc["predictive_coding"] - acc["reservoir"])
     assert claims["below_reservoir"]["control"]["value"] == pytest.approx(acc["reservoir"].mean())
     lowest = np.array(m["local_error_lowest_ratio"]).max(axis=1)
-    assert_seed_finding(claims["local_errors_fall"], lowest)
+    assert_seed_verification(claims["local_errors_fall"], lowest)  # the objective's optimum
     probes = {k: np.array(v) for k, v in m["probe_accuracy"].items()}
     assert_seed_finding(
         claims["next_input_probe_beats_untrained"], probes["next_input"] - probes["untrained"]
@@ -148,7 +148,7 @@ def test_predictive_coding_quick_numbers(quick_runs):
         np.mean(change["own_state"])
     )
     spread = {k: np.array(v) for k, v in m["top_spread"].items()}
-    assert_seed_finding(
+    assert_seed_verification(
         claims["top_layer_collapses"], np.log10(spread["predictive_coding"] / spread["initial"])
     )
     # Local weight 0 leaves the layers as initialised (Adam steps zero gradients by zero).
@@ -226,13 +226,18 @@ def test_the_best_additive_rule_scores_the_additive_bound():
 def test_bidirectional_quick_numbers(quick_runs):
     m = quick_runs[0]["bidirectional"]
     bound = bidirectional.CAUSAL_BOUND
-    assert_seed_finding(m["claims"]["unidirectional_is_causal"], m["accuracy"]["unidirectional"])
+    # the causal and additive bounds are theorems: verifications, not findings
+    assert_seed_verification(
+        m["claims"]["unidirectional_is_causal"], m["accuracy"]["unidirectional"]
+    )
     assert_seed_finding(
         m["claims"]["bidirectional_sees_the_future"], m["accuracy"]["bidirectional"]
     )
     assert m["claims"]["unidirectional_is_causal"]["bound"] == bound + bidirectional.BOUND_SLACK
     two_sided = m["two_sided_accuracy"]
-    assert_seed_finding(m["claims"]["one_bidirectional_layer_is_additive"], two_sided["layers_1"])
+    assert_seed_verification(
+        m["claims"]["one_bidirectional_layer_is_additive"], two_sided["layers_1"]
+    )
     assert_seed_finding(
         m["claims"]["two_bidirectional_layers_combine_sides"], two_sided["layers_2"]
     )

@@ -13,7 +13,7 @@ import torch
 from rnnode.studies import irregular_sampling as study
 from rnnode.studies import read_json, run_study
 from rnnode.studies._claims import check_claims
-from rnnode.studies._stats import bootstrap_interval, sign_test
+from rnnode.studies._stats import mean_test
 
 
 @pytest.fixture(scope="module")
@@ -189,8 +189,9 @@ def test_quick_run_findings_recompute_from_the_per_seed_rmses(quick_run):
             diff = np.asarray(a) - np.asarray(b)
             assert claim["value"] == pytest.approx(diff.mean(), abs=1e-15)
             assert claim["control"]["value"] == pytest.approx(np.mean(b), abs=1e-15)
-            assert [float(v) for v in claim["interval"]] == list(bootstrap_interval(diff))
-            assert claim["p_value"] == pytest.approx(sign_test(diff), abs=1e-15)
+            expected = mean_test(diff, 0.0)
+            assert [float(v) for v in claim["interval"]] == list(expected.interval)
+            assert claim["p_value"] == pytest.approx(expected.p_value, abs=1e-15)
 
 
 def test_quick_run_rmses_recompute_from_the_saved_forecasts(quick_run):

@@ -202,14 +202,27 @@ def test_a_result_that_is_not_json_fails_only_its_point(tmp_path):
     assert not list(out.glob(".*"))
 
 
-def test_a_foreign_file_under_a_key_is_refused(tmp_path):
-    points, _ = make_points(tmp_path, 1)
+@pytest.mark.parametrize(
+    ("stored", "why"),
+    [
+        ({"point": {"x": 99}}, r"holds the point \{'x': 99\}, whose key is \w+, not"),
+        ({"key": "0123456789abcdef"}, "holds the key '0123456789abcdef', not"),
+    ],
+)
+def test_a_file_of_another_point_under_a_key_is_set_aside_and_recomputed(tmp_path, stored, why):
+    """Before: a ValueError traceback (exit 1 from rnnode-study) for a foreign or edited file."""
+    points, calls = make_points(tmp_path, 2)
     out = tmp_path / "out"
-    out.mkdir()
-    foreign = {"key": point_key(points[0]), "point": {"x": 99}, "result": 1}
-    (out / f"{point_key(points[0])}.json").write_text(json.dumps(foreign))
-    with pytest.raises(ValueError, match="folder: .* holds the point"):
-        sweep(square, points, out, workers=1, progress=False)
+    first = sweep(square, points, out, workers=1, progress=False)
+    bad = out / f"{point_key(points[0])}.json"
+    record = {**read_json(bad), **stored}
+    bad.write_text(json.dumps(record))
+    with pytest.warns(RuntimeWarning, match=f"{bad.name} {why}.*moved it to {bad.name}.bad"):
+        again = sweep(square, points, out, workers=1, progress=False)
+    assert again == first
+    assert [count_calls(calls, x) for x in range(2)] == [2, 1]
+    assert read_json(out / f"{bad.name}.bad") == record
+    assert read_json(bad)["point"] == points[0]
 
 
 @pytest.mark.parametrize(

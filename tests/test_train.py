@@ -221,6 +221,106 @@ def test_resume_with_a_changed_setting_names_it(tmp_path, changed, name):
     assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
 
 
+def _euler_model(**solve_options):
+    torch.manual_seed(0)
+    rnn = rnnode.ODERNN(1, 4, cell="gru", tau=2.0)  # default solve: euler, one step per interval
+    return SequenceModel(rnn, 2, per_step=True, solve_options=solve_options)
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (lambda: _euler_model(method="rk4", step_size=0.5), "method"),  # issue 20's case
+        (lambda: _euler_model(step_size=0.5), "step_size"),
+        (lambda: _euler_model(interpolation="linear"), "interpolation"),
+        (lambda: _euler_model(adjoint=True), "adjoint"),
+        (lambda: _euler_model(detach_layers=True), "detach_layers"),
+        (
+            lambda: SequenceModel(
+                rnnode.ODERNN(1, 4, cell="gru", tau=2.0, method="midpoint"), 2, per_step=True
+            ),
+            "method",
+        ),
+    ],
+)
+def test_resume_with_another_solve_names_it_before_loading(tmp_path, build, name):
+    """Before: a checkpoint trained with Euler resumed under rk4 and the history mixed both."""
+    path = tmp_path / "c.pt"
+    Trainer(_euler_model(), _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    model = build()
+    before = _params(model)
+    with pytest.raises(ValueError, match=f"^{name}: the checkpoint .* solve's {name}="):
+        rnnode.training.train(
+            model, _task(), steps=2, batch_size=4, checkpoint=path, resume=True, progress=False
+        )
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_resume_accepts_the_same_solve_however_it_is_written(tmp_path):
+    """rk4 with step 0.5 as the stack's default, or as the model's solve options: one solve;
+    rtol and atol, which Euler never reads, may differ."""
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    rnn = rnnode.ODERNN(1, 4, cell="gru", method="rk4", step_size=0.5, rtol=1e-3)
+    saved = SequenceModel(rnn, 2, per_step=True)
+    Trainer(saved, _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    resumed = _euler_model(method="rk4", step_size=0.5)
+    trainer = Trainer(resumed, _task(), batch_size=4, progress=False)
+    trainer.load(path)
+    assert trainer.step == 1
+    assert all(torch.equal(a, b) for a, b in zip(_params(saved), _params(resumed), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("rnn", "name"),
+    [
+        (lambda: rnnode.ODERNN(1, 8, 2, cell="gru", dropout=0.3), "hidden_size"),
+        (lambda: rnnode.ODERNN(1, 4, 2, cell="lstm", dropout=0.3), "cell"),
+        (lambda: rnnode.ODERNN(1, 4, 3, cell="gru", dropout=0.3), "num_layers"),
+    ],
+)
+def test_resume_into_another_architecture_names_what_differs(tmp_path, rnn, name):
+    """Before: torch's load_state_dict RuntimeError 'size mismatch for ...'."""
+    path = tmp_path / "c.pt"
+    _checkpointed(path)
+    model = SequenceModel(rnn(), 2, per_step=True, aux_weights={0: 0.5})
+    before = _params(model)
+    with pytest.raises(
+        ValueError, match=f"^{name}: the checkpoint .*c.pt holds a model with {name}="
+    ):
+        Trainer(model, _task(), batch_size=4, progress=False).load(path)
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_tanh_and_relu_stacks_share_shapes_but_not_a_checkpoint(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    tanh = SequenceModel(rnnode.ODERNN(1, 4), 2, per_step=True)
+    Trainer(tanh, _task(), batch_size=4, checkpoint=path, progress=False).fit(1)
+    relu = SequenceModel(rnnode.ODERNN(1, 4, nonlinearity="relu"), 2, per_step=True)
+    with pytest.raises(
+        ValueError, match="^nonlinearity: .* holds a model with nonlinearity='tanh'"
+    ):
+        Trainer(relu, _task(), batch_size=4, progress=False).load(path)
+
+
+def test_an_older_checkpoint_of_another_size_names_the_weights(tmp_path):
+    """A checkpoint without the architecture record: the weights' shapes are compared."""
+    path = tmp_path / "old.pt"
+    _checkpointed(path)
+    state = torch.load(path, weights_only=True)
+    del state["settings"]["model"], state["settings"]["solve"]
+    torch.save(state, path)
+    model = SequenceModel(rnnode.ODERNN(1, 8, 2, cell="gru"), 2, per_step=True, aux_weights={0: 1})
+    before = _params(model)
+    with pytest.raises(
+        ValueError, match=r"^model: the checkpoint .*old.pt holds the weights of"
+    ) as caught:
+        Trainer(model, _task(), batch_size=4, progress=False).load(path)
+    assert "(12, 4) there, (24, 8) here" in str(caught.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
 def test_resume_with_the_same_settings_keeps_the_requested_learning_rate(tmp_path):
     path = tmp_path / "c.pt"
     _checkpointed(path, lr=1e-3)
@@ -308,6 +408,99 @@ def test_a_diverging_solve_is_the_documented_non_finite_loss_error(backward):
     with pytest.raises(rnnode.training.NonFiniteLossError, match="diverged at step 1") as caught:
         Trainer(_Diverging(backward), _task(), batch_size=4, progress=False).fit(2)
     assert isinstance(caught.value.__cause__, rnnode.DivergenceError)
+
+
+class _Scripted(torch.nn.Module):
+    """A one-weight model, loss (w - 1)^2, whose loss at step ``bad`` is ``kind``: a finite loss
+    with an infinite gradient, sqrt(w - w) = 0; a solve that diverges; or a solve that refuses
+    its step (ValueError, as rnnode's step-stability check)."""
+
+    def __init__(self, bad: int, kind: str):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.bad, self.kind, self.calls = bad, kind, 0
+
+    def loss(self, x, y):
+        self.calls += 1
+        if self.calls == self.bad:
+            if self.kind == "inf_gradient":
+                return torch.sqrt(self.w - self.w.detach()), {}
+            if self.kind == "diverging_solve":
+                raise rnnode.DivergenceError("the state left the box the flow keeps")
+            raise ValueError("step_size: 1 is beyond euler's stable step 0.1 for tau = 0.05")
+        return (self.w - 1.0) ** 2, {}
+
+    def forward(self, x):
+        return torch.zeros(*x.shape[:2], 2, dtype=x.dtype)  # the per-step shape of _task()
+
+
+def _checkpoint_step(path):
+    return torch.load(path, weights_only=True)["step"] if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "match"),
+    [
+        ("inf_gradient", rnnode.training.NonFiniteLossError, "^gradient: became non-finite at"),
+        ("diverging_solve", rnnode.training.NonFiniteLossError, "forward solve diverged at"),
+        ("refused_step", ValueError, "^step_size: "),
+    ],
+)
+@pytest.mark.parametrize("bad", [1, 3])
+def test_a_failing_step_updates_nothing_and_writes_no_checkpoint_of_it(
+    tmp_path, kind, error, match, bad
+):
+    """Before: an infinite gradient (finite loss) made Adam's update NaN, the checkpoint of the
+    next save held the NaN weights, and the error came one step later."""
+    path = tmp_path / "c.pt"
+    model = _Scripted(bad, kind)
+    trainer = Trainer(
+        model, _task(), batch_size=4, checkpoint=path, checkpoint_every=1, progress=False
+    )
+    before = None
+    if bad > 1:
+        trainer.fit(bad - 1)
+        before = model.w.detach().clone()
+    with pytest.raises(error, match=match):
+        trainer.fit(bad + 2)
+    assert trainer.step == bad - 1 and len(trainer.history["loss"]) == bad - 1
+    assert _checkpoint_step(path) == (None if bad == 1 else bad - 1)
+    assert torch.isfinite(model.w).all()
+    if before is not None:
+        assert torch.equal(model.w.detach(), before)
+        assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], before)
+
+
+def test_an_update_that_overflows_the_weights_stops_at_that_step(tmp_path):
+    """SGD with lr 1e308 on a float64 weight w = 0: w - lr * 2 (w - 1) = +inf after one step.
+    Before: the inf weight was checkpointed and the error came at the next step's loss."""
+    path = tmp_path / "c.pt"
+    model = _Scripted(bad=0, kind="")
+    trainer = Trainer(
+        model,
+        _task(),
+        lr=1e308,
+        optimizer="sgd",
+        batch_size=4,
+        checkpoint=path,
+        checkpoint_every=1,
+        progress=False,
+    )
+    with pytest.raises(
+        rnnode.training.NonFiniteLossError, match="^weights: the update of step 1 made w"
+    ):
+        trainer.fit(3)
+    assert not path.exists() and trainer.step == 0
+
+
+def test_a_non_finite_model_is_never_saved(tmp_path):
+    model = _Scripted(bad=0, kind="")
+    trainer = Trainer(model, _task(), batch_size=4, progress=False)
+    with torch.no_grad():
+        model.w.fill_(math.nan)
+    with pytest.raises(rnnode.training.NonFiniteLossError, match="^weights: w non-finite"):
+        trainer.save(tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,11 @@ from ._losses import layer_features as layer_features
 from ._losses import task_loss as task_loss
 from ._losses import task_metrics as task_metrics
 from ._model import SequenceModel as SequenceModel
+from ._more_tasks import future_task as future_task
+from ._more_tasks import two_level_chain as two_level_chain
+from ._more_tasks import two_level_chain_filter as two_level_chain_filter
+from ._more_tasks import two_level_chain_task as two_level_chain_task
+from ._more_tasks import two_sided_task as two_sided_task
 from ._predictive import PredictiveCoding as PredictiveCoding
 from ._tasks import TASK_KINDS as TASK_KINDS
 from ._tasks import TASK_NAMES as TASK_NAMES
@@ -39,6 +44,7 @@ __all__ = [
     "co2_task",
     "digits_task",
     "forecast_task",
+    "future_task",
     "gate_coupling_penalty",
     "layer_features",
     "make_task",
@@ -47,4 +53,8 @@ __all__ = [
     "task_loss",
     "task_metrics",
     "train",
+    "two_level_chain",
+    "two_level_chain_filter",
+    "two_level_chain_task",
+    "two_sided_task",
 ]
