@@ -13,7 +13,7 @@ has a frequency omega_i uniform in [0.5, 1.5] x 3 pi / ``length`` and a phase ph
 (frequency doubling). ``train`` and ``test`` sequences per seed, drawn from ``numpy``'s
 generator seeded with the seed; the network's initial weights and wiring from the same seed.
 
-Claims (rules fixed before any run; per seed, bootstrap over seeds and a sign test):
+Claims (rules fixed before any run; one number per seed, Student-t over seeds):
 
 - verification ``bridge_is_ncps``: ``rnnode.from_ncps`` of each trained network reproduces ncps's
   test outputs (max difference < 1e-10 in float64).
