@@ -279,3 +279,37 @@ def test_ltc_fields_stack_through_from_fields():
     torch.testing.assert_close(
         model(x)[0], reference(x, method="ltc_fused", options={"unfolds": 6})[0], rtol=0, atol=0
     )
+
+
+def test_bidirectional_stacked_ltc_reads_out_each_direction_of_the_top_layer():
+    torch.manual_seed(3)
+    model = rnnode.LTC(3, 5, num_layers=2, bidirectional=True, motor_size=2).double()
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    out, h_n = model(x)
+    solution = model.solve(x)
+    top = solution.output  # (batch, T, 2 * hidden): forward, then reverse
+    expected = torch.cat(
+        [model.field(1, 0).readout(top[..., :5]), model.field(1, 1).readout(top[..., 5:])], -1
+    )
+    assert out.shape == (2, 6, 4) and h_n.shape == (4, 2, 5)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    # Only the top layer has an output mapping.
+    assert model.field(0, 0).output_w is None and model.field(1, 1).output_w is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_from_ncps_on_cuda_reproduces_ncps():
+    module, _ = _pair(dict(units="auto"), torch.float64)
+    module = module.cuda()
+    model = rnnode.from_ncps(module)
+    x, hx = _inputs(module, torch.float64)
+    x, hx = x.detach().cuda(), hx.detach().cuda()
+    spans = torch.full((3, 7), 0.7, dtype=torch.float64, device="cuda")
+    out_ref, h_ref = module(x, hx)
+    out, h = model(x, hx)
+    assert out.device.type == "cuda"
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
+    out, _ = model(x, hx, timespans=spans)
+    out_ref, _ = module(x[:1], hx[:1], timespans=spans[:1])
+    torch.testing.assert_close(out[:1], out_ref, rtol=1e-12, atol=1e-12)
