@@ -150,6 +150,13 @@ def stability_map(
     _check_model(model)
     _step_polynomial(method)
     dt = check_positive("dt", dt)
+    if parametrize is None and not any(
+        k.endswith("weight_hh") for k, _ in model.named_parameters()
+    ):
+        raise ValueError(
+            "parametrize: the default scales every weight_hh, and this model has none (its "
+            f"cell is {model.cell!r}); pass a parametrize(params, p, q) of its own"
+        )
     parametrize = scale_recurrent_and_input if parametrize is None else parametrize
     if not callable(parametrize):
         raise TypeError(
