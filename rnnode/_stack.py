@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ from ._paths import InputPath
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solution import Solution
 from ._topology import Topology
-from ._validate import check_bool, check_int, check_positive, check_probability
+from ._validate import check_bool, check_int, check_probability
 
 __all__ = ["COUPLINGS", "ODERNN", "Solution"]
 
@@ -189,7 +190,7 @@ class ODERNN(nn.Module):
     def _setup(
         self,
         topology: Topology,
-        layers: list[nn.Module],
+        layers: Sequence[nn.Module],
         cell: str | None,
         nonlinearity: str | None,
         bias: bool,
@@ -274,8 +275,8 @@ class ODERNN(nn.Module):
                 "got a mix of both"
             )
         bidirectional = all(paired)
-        flat: list[nn.Module] = []
-        for layer, entry in enumerate(fields):
+        flat: list[Any] = []  # each checked to be a Field (an nn.Module) below
+        for layer, entry in enumerate(cast(Sequence[Any], fields)):
             if bidirectional and len(entry) != 2:
                 raise ValueError(
                     f"fields[{layer}]: expected a (forward, reverse) pair, got {len(entry)} fields"
@@ -561,13 +562,11 @@ def _check_skips(skips: object) -> tuple[int, ...]:
     return tuple(sorted(int(s) for s in offsets))
 
 
-def _check_taus(
-    tau: object, num_layers: int, hidden_size: int
-) -> list[float] | list[float | torch.Tensor]:
+def _check_taus(tau: object, num_layers: int, hidden_size: int) -> list[float | torch.Tensor]:
     """One time constant per layer, each a positive finite number or a (hidden,) tensor (per
     unit), from one of them, a list of one per layer, or a (num_layers, hidden) tensor."""
     if isinstance(tau, numbers.Real) and not isinstance(tau, bool):
-        return [check_positive("tau", tau)] * num_layers
+        return [check_tau("tau", tau, hidden_size)] * num_layers
     if isinstance(tau, torch.Tensor) and tau.dim() == 2:
         if tau.shape != (num_layers, hidden_size):
             raise ValueError(
