@@ -244,10 +244,11 @@ class ODERNN(nn.Module):
         block, like the built-in cells.
 
         Arguments:
-            fields: one field per layer; for a bidirectional stack one pair ``(forward,
-                reverse)`` per layer. Every field has the same ``hidden_size`` and
-                ``state_parts``; layer l's ``input_size`` is the features of its sources (the
-                input's for layer 0; ``D * hidden_size`` per source layer).
+            fields: one field per layer (a list, tuple or ``nn.ModuleList``); for a
+                bidirectional stack one pair ``(forward, reverse)`` per layer. Every field has
+                the same ``hidden_size`` and ``state_parts``; layer l's ``input_size`` is the
+                features of its sources (the input's for layer 0; ``D * hidden_size`` per source
+                layer).
             batch_first, skips, dropout: as the constructor.
             method, step_size, rtol, atol, interpolation, coupling: the default solve, as the
                 constructor (the bridge's by default).
@@ -263,6 +264,8 @@ class ODERNN(nn.Module):
                 fields of different dtypes or devices, or a field that fails
                 ``rnnode.fields.check_field``.
         """
+        if isinstance(fields, nn.ModuleList):
+            fields = list(fields)
         if isinstance(fields, nn.Module) or not isinstance(fields, Sequence) or not fields:
             raise TypeError(
                 "fields: expected a non-empty sequence of fields (one per layer) or of "
