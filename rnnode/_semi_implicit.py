@@ -41,7 +41,7 @@ def check_unfolds(value: object) -> int:
 
 
 def stack_conductances(ode, s: torch.Tensor, y: torch.Tensor):
-    """``(cm, numerator, denominator, epsilon)`` of a stack's ODE (``rnnode._stack._StackODE``)
+    """``(cm, numerator, denominator, epsilon)`` of a stack's ODE (``rnnode._stack_ode._StackODE``)
     at clock time s and state y (B, sum of states): every field's conductance form, concatenated
     in the ODE's layout; cm divided by the speed dt_b/ds under per-sample times."""
     fields = list(ode.fields)
