@@ -117,8 +117,9 @@ class ODERNN(nn.Module):
             input_size: features of x.
             hidden_size: features of each layer's hidden state h.
             num_layers: number of stacked layers.
-            cell: ``"rnn"`` (Elman), ``"gru"``, ``"lstm"``, ``"linear"``, ``"antisymmetric"`` or
-                ``"cornn"`` (coupled oscillators; state and ``hx`` ``(y, z)`` like the LSTM's).
+            cell: ``"rnn"`` (Elman), ``"gru"``, ``"lstm"``, ``"linear"``, ``"antisymmetric"``,
+                ``"cornn"`` (coupled oscillators; state and ``hx`` ``(y, z)`` like the LSTM's) or
+                ``"ltc"`` (liquid time-constant, ``rnnode.fields.LTCField``; see ``rnnode.LTC``).
             nonlinearity: ``"tanh"`` (default) or ``"relu"``; ``cell="rnn"`` only (given with
                 another cell, it is refused).
             bias: whether the layers have ``bias_ih`` and ``bias_hh``.
@@ -139,7 +140,8 @@ class ODERNN(nn.Module):
                 each of them. The defaults are the exact bridge to torch.nn.RNN: ``"euler"``,
                 one step per sample interval (``step_size=None``), ``"hold"``, ``"sampled"``.
             cell_options: the cell's own coefficients, for every layer (``{"gamma": ...}`` for
-                ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``).
+                ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``;
+                ``LTCField``'s keywords for ``"ltc"``).
 
         Raises:
             TypeError: an argument of the wrong type (the message names it).
