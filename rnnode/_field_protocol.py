@@ -95,9 +95,10 @@ class FusibleField(Field, Protocol):
     tau dividing every part of unit i), with ``recurrent(h) = h W_hh^T + b_hh`` and ``output``
     the first ``hidden_size`` features of the state; ``relaxation_rate`` must act elementwise
     in every dimension but the last, so that it applies to (layers, batch, features) blocks.
-    Fields whose ``fusion_key()`` are equal (and ``fusible`` is True for) are stacked into one
-    block. A field opts in by ``fusible = True``; ``check_field`` verifies the contract
-    numerically, and ``rnnode.RelaxationField`` subclasses fulfil it by construction.
+    Layers whose fields declare ``fusible = True`` and have equal ``fusion_key()`` are stacked
+    into one block. ``check_field`` verifies the contract numerically; ``rnnode.RelaxationField``
+    subclasses fulfil it by construction (a subclass that redefines ``forward``, ``output``,
+    ``recurrent`` or ``project`` loses the declaration unless it makes it again).
 
     Attributes:
         fusible: the declared capability (a class attribute).
