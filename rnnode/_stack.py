@@ -109,6 +109,7 @@ class ODERNN(nn.Module):
         atol: float = _DEFAULT.atol,
         interpolation: str = _DEFAULT.interpolation,
         coupling: str = _DEFAULT.coupling,
+        engine: str = NOT_GIVEN,  # type: ignore[assignment]
         cell_options: Mapping[str, float] | None = None,
     ) -> None:
         """Build the stack; the weights are initialised as torch.nn's.
@@ -135,10 +136,11 @@ class ODERNN(nn.Module):
             learn_tau: make the time constants trainable (kept positive as ``exp(log_tau)``).
             dropout: dropout probability in [0, 1) on the outputs of every layer but the last,
                 in training (as torch.nn.RNN; sampled coupling only).
-            method, step_size, rtol, atol, interpolation, coupling: the default solve, held as
-                ``self.defaults`` (a frozen ``rnnode.SolveSettings``); every call may override
-                each of them. The defaults are the exact bridge to torch.nn.RNN: ``"euler"``,
-                one step per sample interval (``step_size=None``), ``"hold"``, ``"sampled"``.
+            method, step_size, rtol, atol, interpolation, coupling, engine: the default solve,
+                held as ``self.defaults`` (a frozen ``rnnode.SolveSettings``); every call may
+                override each of them. The defaults are the exact bridge to torch.nn.RNN:
+                ``"euler"``, one step per sample interval (``step_size=None``), ``"hold"``,
+                ``"sampled"``.
             cell_options: the cell's own coefficients, for every layer (``{"gamma": ...}`` for
                 ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``;
                 ``LTCField``'s keywords for ``"ltc"``).
@@ -162,14 +164,7 @@ class ODERNN(nn.Module):
         skips = _check_skips(skips)
         dropout = check_probability("dropout", dropout)
         taus = _check_taus(tau, num_layers, hidden_size)
-        defaults = SolveSettings(
-            method=method,
-            step_size=step_size,
-            rtol=rtol,
-            atol=atol,
-            interpolation=interpolation,
-            coupling=coupling,
-        )
+        defaults = _default_solve(method, step_size, rtol, atol, interpolation, coupling, engine)
         num_directions = 2 if bidirectional else 1
         topology = Topology(input_size, hidden_size, num_layers, num_directions, skips)
         layers = []
@@ -235,6 +230,7 @@ class ODERNN(nn.Module):
         atol: float = _DEFAULT.atol,
         interpolation: str = _DEFAULT.interpolation,
         coupling: str = _DEFAULT.coupling,
+        engine: str = NOT_GIVEN,  # type: ignore[assignment]
     ) -> ODERNN:
         """A stack of the given fields, one per layer (bottom first), used as they are (shared,
         not copied).
@@ -252,8 +248,8 @@ class ODERNN(nn.Module):
                 features of its sources (the input's for layer 0; ``D * hidden_size`` per source
                 layer).
             batch_first, skips, dropout: as the constructor.
-            method, step_size, rtol, atol, interpolation, coupling: the default solve, as the
-                constructor (the bridge's by default).
+            method, step_size, rtol, atol, interpolation, coupling, engine: the default solve,
+                as the constructor (the bridge's by default).
 
         Returns:
             An ``ODERNN`` whose ``layers`` are the given fields; ``cell`` is the cell's name
@@ -317,14 +313,7 @@ class ODERNN(nn.Module):
                     f"{name}: expected dtype {weight.dtype} on {weight.device} as fields[0], "
                     f"got {field.weight_ih.dtype} on {field.weight_ih.device}"
                 )
-        defaults = SolveSettings(
-            method=method,
-            step_size=step_size,
-            rtol=rtol,
-            atol=atol,
-            interpolation=interpolation,
-            coupling=coupling,
-        )
+        defaults = _default_solve(method, step_size, rtol, atol, interpolation, coupling, engine)
         cells = {cell_of(f) for f in flat}
         nonlinearities = {getattr(f, "nonlinearity", None) for f in flat}
         cell = cells.pop() if len(cells) == 1 and len(nonlinearities) == 1 else None
@@ -455,8 +444,8 @@ class ODERNN(nn.Module):
             interpolation: how samples become a path x(t), one of ``rnnode.INTERPOLATIONS``.
             coupling: ``"sampled"`` (layers read their sources at the sample times) or
                 ``"continuous"`` (at every instant), see ``rnnode.COUPLINGS``.
-            engine: which implementation runs the solve (``rnnode.SolveSettings.engine``);
-                passed on only when given.
+            engine: who steps the solve, ``"rnnode"`` or ``"torchdiffeq"``
+                (``rnnode.SolveSettings.engine``; passed on only when given).
             adjoint: backpropagate with torchdiffeq's adjoint, one sample interval at a time.
             options: passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}`` with
                 ``method="scipy_solver"``).
@@ -480,9 +469,8 @@ class ODERNN(nn.Module):
             atol=atol,
             interpolation=interpolation,
             coupling=coupling,
+            **({} if engine is NOT_GIVEN else {"engine": engine}),  # see _default_solve
         )
-        if engine is not NOT_GIVEN:  # a setting of SolveSettings once it has one
-            given["engine"] = engine
         plan = _stack_solve.make_plan(
             self,
             x,
@@ -552,6 +540,30 @@ class ODERNN(nn.Module):
         if self.skips != (1,):
             s += f", skips={self.skips}"
         return s
+
+
+def _default_solve(
+    method: str,
+    step_size: float | None,
+    rtol: float,
+    atol: float,
+    interpolation: str,
+    coupling: str,
+    engine: object,
+) -> SolveSettings:
+    """The model's default solve. ``engine`` is passed on only when given: ``SolveSettings``
+    gains it with the torchdiffeq engine (issue 21 item 1); until then giving it is refused
+    there, naming it."""
+    given = {} if engine is NOT_GIVEN else {"engine": engine}
+    return SolveSettings(
+        method=method,
+        step_size=step_size,
+        rtol=rtol,
+        atol=atol,
+        interpolation=interpolation,
+        coupling=coupling,
+        **given,  # type: ignore[arg-type]
+    )
 
 
 def _check_skips(skips: object) -> tuple[int, ...]:
