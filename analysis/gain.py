@@ -22,8 +22,9 @@ import torch
 from numpy.typing import ArrayLike
 
 from rnnode import ODERNN
+from rnnode._validate import check_positive
 
-from ._common import as_model, check_real
+from ._common import as_model
 from ._response import FrequencyResponse, unwrapped_phase
 
 __all__ = [
@@ -420,7 +421,7 @@ def _probe(
     (c_s + i c_c) / amplitude (num_layers, directions, F, hidden) of every unit."""
     model = as_model(model)
     omega = _check_omegas(omegas, dt)
-    amplitude = check_real("amplitude", amplitude)
+    amplitude = check_positive("amplitude", amplitude)
     if "t" in solve_kwargs:
         raise ValueError(
             "t: measure_gain sets the sample times itself, t_k = k * dt for k = 0..num_steps; "

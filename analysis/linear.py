@@ -37,14 +37,12 @@ import torch
 from numpy.typing import ArrayLike
 from torch.func import jacfwd, vmap
 
-from rnnode import ODERNN
+from rnnode import COUPLINGS, ODERNN
 
 from ._response import FrequencyResponse, unwrapped_phase
 from .gain import KINDS, _unit_direction
 
 __all__ = ["FrequencyResponse", "StateSpace", "frequency_response", "linearize"]
-
-COUPLINGS = ("sampled", "continuous")
 
 
 @dataclass(eq=False)

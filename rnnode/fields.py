@@ -28,6 +28,7 @@ from ._fields import LinearField as LinearField
 from ._fields import LSTMField as LSTMField
 from ._fields import RelaxationField as RelaxationField
 from ._fields import VectorField as VectorField
+from ._ltc import LTCField as LTCField
 
 __all__ = [
     "CELLS",
@@ -38,6 +39,7 @@ __all__ = [
     "FusibleField",
     "GRUField",
     "LSTMField",
+    "LTCField",
     "LinearField",
     "RelaxationField",
     "VectorField",

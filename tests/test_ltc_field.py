@@ -235,6 +235,8 @@ def test_stability_map_and_frequency_response_have_the_closed_forms():
     def parametrize(params, p, q):
         return {"layers.0.gleak": p * params["layers.0.gleak"]}, q * torch.ones(2)
 
+    with pytest.raises(ValueError, match="parametrize: the default scales every weight_hh"):
+        analysis.stability_map(model, [1.0], [0.0])
     smap = analysis.stability_map(model, [0.5, 2.0], [-0.5, 0.5], parametrize)
     for i, p in enumerate((0.5, 2.0)):
         for j, q in enumerate((-0.5, 0.5)):

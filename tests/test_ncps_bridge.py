@@ -248,3 +248,68 @@ def test_fused_step_in_continuous_coupling_and_with_substeps_is_the_hand_step():
                 )
     torch.testing.assert_close(h[1], v2, rtol=0, atol=1e-12)
     torch.testing.assert_close(out[-1], f2.readout(v2), rtol=0, atol=1e-12)
+
+
+def test_fused_step_backpropagates_through_the_discrete_adjoint_and_state_probes():
+    """adjoint=True (the steps recomputed in the backward pass) gives backprop's gradients."""
+    module, model = _pair(dict(units="auto"), torch.float64)
+    x, hx = _inputs(module, torch.float64)
+    plain = torch.autograd.grad(_loss(*model(x, hx)), list(model.parameters()))
+    again = torch.autograd.grad(_loss(*model(x, hx, adjoint=True)), list(model.parameters()))
+    for a, b in zip(plain, again, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    sol = model.solve(x, hx.unsqueeze(0), track_state_gradients=True)
+    loss = sol.states[0, 0, -1].sum()
+    grads = sol.state_gradients(loss)
+    torch.testing.assert_close(grads[0, 0, -1], torch.ones_like(grads[0, 0, -1]))
+
+
+def test_ltc_fields_stack_through_from_fields():
+    from rnnode.fields import LTCField, check_field
+
+    torch.manual_seed(1)
+    fields = [LTCField(3, 4).double(), LTCField(4, 4).double()]
+    for f in fields:
+        check_field(f)
+    model = rnnode.ODERNN.from_fields(fields, method="ltc_fused")
+    assert model.cell == "ltc"
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    reference = rnnode.ODERNN(3, 4, num_layers=2, cell="ltc").double()
+    reference.load_state_dict(model.state_dict())
+    torch.testing.assert_close(
+        model(x)[0], reference(x, method="ltc_fused", options={"unfolds": 6})[0], rtol=0, atol=0
+    )
+
+
+def test_bidirectional_stacked_ltc_reads_out_each_direction_of_the_top_layer():
+    torch.manual_seed(3)
+    model = rnnode.LTC(3, 5, num_layers=2, bidirectional=True, motor_size=2).double()
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    out, h_n = model(x)
+    solution = model.solve(x)
+    top = solution.output  # (batch, T, 2 * hidden): forward, then reverse
+    expected = torch.cat(
+        [model.field(1, 0).readout(top[..., :5]), model.field(1, 1).readout(top[..., 5:])], -1
+    )
+    assert out.shape == (2, 6, 4) and h_n.shape == (4, 2, 5)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    # Only the top layer has an output mapping.
+    assert model.field(0, 0).output_w is None and model.field(1, 1).output_w is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_from_ncps_on_cuda_reproduces_ncps():
+    module, _ = _pair(dict(units="auto"), torch.float64)
+    module = module.cuda()
+    model = rnnode.from_ncps(module)
+    x, hx = _inputs(module, torch.float64)
+    x, hx = x.detach().cuda(), hx.detach().cuda()
+    spans = torch.full((3, 7), 0.7, dtype=torch.float64, device="cuda")
+    out_ref, h_ref = module(x, hx)
+    out, h = model(x, hx)
+    assert out.device.type == "cuda"
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-12)
+    out, _ = model(x, hx, timespans=spans)
+    out_ref, _ = module(x[:1], hx[:1], timespans=spans[:1])
+    torch.testing.assert_close(out[:1], out_ref, rtol=1e-12, atol=1e-12)
