@@ -313,3 +313,23 @@ def test_from_ncps_on_cuda_reproduces_ncps():
     out, _ = model(x, hx, timespans=spans)
     out_ref, _ = module(x[:1], hx[:1], timespans=spans[:1])
     torch.testing.assert_close(out[:1], out_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_step_differentiates_the_shared_sample_times():
+    """d loss / d t against central differences: the fused step's dt = (t_k - t_{k-1}) / n."""
+    module, model = _pair(dict(units=4), torch.float64)
+    x, hx = _inputs(module, torch.float64, batch=2, T=4)
+    x, hx = x.detach(), hx.detach().unsqueeze(0)
+    t = torch.tensor([0.0, 0.7, 1.5, 2.1, 3.4], dtype=torch.float64, requires_grad=True)
+
+    def loss(times):
+        return model.solve(x, hx, t=times).output.pow(2).sum()
+
+    (grad,) = torch.autograd.grad(loss(t), t)
+    eps = 1e-6
+    for k in range(5):
+        e = torch.zeros(5, dtype=torch.float64)
+        e[k] = eps
+        with torch.no_grad():
+            fd = (loss(t + e) - loss(t - e)) / (2 * eps)
+        assert float(grad[k]) == pytest.approx(float(fd), abs=1e-8)
