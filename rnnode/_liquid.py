@@ -105,6 +105,54 @@ class LTC(ODERNN):
                 field.output_w = None
                 field.output_b = None
 
+    @classmethod
+    def from_fields(  # type: ignore[override]
+        cls,
+        fields: Sequence[LTCField] | Sequence[tuple[LTCField, LTCField]],
+        *,
+        batch_first: bool = True,
+        return_sequences: bool = True,
+        ode_unfolds: int = 6,
+        skips: Sequence[int] = (1,),
+        dropout: float = 0.0,
+        method: str = "ltc_fused",
+        step_size: float | None = None,
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+        interpolation: str = "hold",
+        coupling: str = "sampled",
+    ) -> LTC:
+        """An ``LTC`` of the given LTC fields, one per layer (or one (forward, reverse) pair),
+        used as they are: for example fields with wiring masks of one's own. The top layer's
+        output mapping is the readout. Arguments as the constructor and ``ODERNN.from_fields``.
+
+        Raises:
+            TypeError: a field that is not an ``LTCField``; otherwise as ``ODERNN.from_fields``.
+        """
+        if isinstance(fields, Sequence):
+            for i, entry in enumerate(fields):
+                for field in entry if isinstance(entry, (tuple, list)) else (entry,):
+                    if not isinstance(field, LTCField):
+                        raise TypeError(
+                            f"fields[{i}]: expected an rnnode.fields.LTCField, got "
+                            f"{type(field).__name__}"
+                        )
+        model = super().from_fields(
+            fields,
+            batch_first=batch_first,
+            skips=skips,
+            dropout=dropout,
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+        )
+        model.return_sequences = check_bool("return_sequences", return_sequences)
+        model.ode_unfolds = check_unfolds(ode_unfolds)
+        return model  # type: ignore[return-value]
+
     @property
     def motor_size(self) -> int:
         """Features of the readout per direction (the top layer's ``motor_size``)."""

@@ -333,3 +333,15 @@ def test_fused_step_differentiates_the_shared_sample_times():
         with torch.no_grad():
             fd = (loss(t + e) - loss(t - e)) / (2 * eps)
         assert float(grad[k]) == pytest.approx(float(fd), abs=1e-8)
+
+
+def test_ltc_from_fields_uses_the_given_wired_fields():
+    module, model = _pair(dict(units="ncp", batch_first=False), torch.float64)
+    again = rnnode.LTC.from_fields([model.field(0)], batch_first=False, ode_unfolds=6)
+    assert isinstance(again, rnnode.LTC) and again.field(0) is model.field(0)
+    x, hx = _inputs(module, torch.float64)
+    torch.testing.assert_close(again(x, hx)[0], module(x, hx)[0], rtol=1e-12, atol=1e-12)
+    from rnnode.fields import GRUField
+
+    with pytest.raises(TypeError, match="LTCField"):
+        rnnode.LTC.from_fields([GRUField(3, 4)])
