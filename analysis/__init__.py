@@ -52,6 +52,7 @@ from .fixed_points import trajectory_starts as trajectory_starts
 from .gain import Peaks as Peaks
 from .gain import linear_gain as linear_gain
 from .gain import measure_gain as measure_gain
+from .gain import measure_response as measure_response
 from .gain import preferred_frequencies as preferred_frequencies
 from .gain import stack_gain as stack_gain
 from .gain import transfer_gain as transfer_gain
@@ -73,8 +74,10 @@ from .meanfield import gradient_factor as gradient_factor
 from .meanfield import stable_variance as stable_variance
 from .memory import linear_memory_function as linear_memory_function
 from .memory import memory_function as memory_function
+from .plots import plot_bode as plot_bode
 from .plots import plot_depth_curve as plot_depth_curve
 from .plots import plot_eigenvalues as plot_eigenvalues
+from .plots import plot_fixed_points as plot_fixed_points
 from .plots import plot_gain as plot_gain
 from .plots import plot_gradient_norms as plot_gradient_norms
 from .plots import plot_stability_map as plot_stability_map
@@ -128,8 +131,11 @@ __all__ = [
     "lyapunov",
     "lyapunov_exponents",
     "measure_gain",
+    "measure_response",
+    "plot_bode",
     "plot_depth_curve",
     "plot_eigenvalues",
+    "plot_fixed_points",
     "plot_gain",
     "plot_gradient_norms",
     "plot_stability_map",

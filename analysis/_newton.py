@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import check_real
+from rnnode._validate import check_int, check_positive
 
 
 def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int, halvings: int = 8):
@@ -27,8 +27,11 @@ def _newton(field, jac, h: torch.Tensor, *args, tol: float, max_iter: int, halvi
         J, rhs = jac(h[active], *sub), residual[active].unsqueeze(-1)
         try:
             step = torch.linalg.solve(J, rhs).squeeze(-1)
-        except torch.linalg.LinAlgError:  # a singular Jacobian somewhere: least squares
-            step = torch.linalg.lstsq(J, rhs).solution.squeeze(-1)
+        except torch.linalg.LinAlgError:
+            # A singular Jacobian somewhere: the minimum-norm least-squares step, by the
+            # pseudo-inverse (SVD). Not lstsq: its default CPU driver (gelsy) returned zero
+            # steps for rank-deficient batches, and CUDA's gels needs full rank.
+            step = (torch.linalg.pinv(J) @ rhs).squeeze(-1)
         old = residual[active].norm(dim=-1)
         alpha = 1.0
         pending = torch.arange(active.numel(), device=h.device)
@@ -51,9 +54,4 @@ def _check_newton(tol, max_iter, dtype) -> tuple[float, int]:
     """Newton's tolerance (default: reachable in ``dtype``) and step budget, checked."""
     if tol is None:
         tol = 1e-10 if dtype == torch.float64 else 50 * torch.finfo(dtype).eps
-    tol = check_real("tol", tol)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int):
-        raise TypeError(f"max_iter: expected an integer, got {type(max_iter).__name__}")
-    if max_iter < 1:
-        raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
-    return tol, max_iter
+    return check_positive("tol", tol), check_int("max_iter", max_iter, minimum=1)

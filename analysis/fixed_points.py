@@ -8,17 +8,31 @@ Stability follows from the Jacobian's eigenvalues (``rnnode.analysis.jacobians``
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
 from torch.func import vmap
 
 from rnnode import ODERNN, Solution
-from rnnode._validate import check_bool, check_finite, check_int, check_nonnegative
+from rnnode._validate import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 
-from ._common import check_real
 from ._newton import _check_newton, _newton
-from .jacobians import _block_eigenvalues, _check_model, _state_shape, eigenvalues, jacobian
+from .jacobians import (
+    _as_input,
+    _block_eigenvalues,
+    _check_model,
+    _state_shape,
+    eigenvalues,
+    jacobian,
+)
 
 __all__ = ["FixedPoints", "find_fixed_points", "trajectory_starts"]
 
@@ -269,32 +283,29 @@ def find_fixed_points(
     from .linear import _step_map, linearize
 
     _check_model(model)
-    if kind not in ("continuous", "discrete"):
-        raise ValueError(f"kind: expected one of ('continuous', 'discrete'), got {kind!r}")
+    check_choice("kind", kind, ("continuous", "discrete"))
     L, S = _state_shape(model)
     n = L * S
     dtype = model.layers[0].weight_ih.dtype
     tol, max_iter = _check_newton(tol, max_iter, dtype)
-    q_tol = check_real("q_tol", q_tol)
-    noise = check_real("noise", noise, inclusive=True)
-    lr = check_real("lr", lr)
-    dt = check_real("dt", dt)
-    dedup_tol = check_real("dedup_tol", dedup_tol, inclusive=True)
+    q_tol = check_positive("q_tol", q_tol)
+    noise = check_nonnegative("noise", noise)
+    lr = check_positive("lr", lr)
+    dt = check_positive("dt", dt)
+    dedup_tol = check_nonnegative("dedup_tol", dedup_tol)
     boundary_tol = tol**0.5 if boundary_tol is None else boundary_tol
-    boundary_tol = check_real("boundary_tol", boundary_tol, inclusive=True)
-    if isinstance(opt_steps, bool) or not isinstance(opt_steps, int) or opt_steps < 0:
-        raise ValueError(f"opt_steps: expected a non-negative integer, got {opt_steps!r}")
-    x = torch.as_tensor(x, dtype=dtype)
+    boundary_tol = check_nonnegative("boundary_tol", boundary_tol)
+    opt_steps = check_int("opt_steps", opt_steps, minimum=0)
+    x = _as_input(x, dtype)
     if x.shape != (model.input_size,):
         raise ValueError(
             f"x: expected shape (input_size,) = ({model.input_size},), got {tuple(x.shape)}"
         )
     check_finite("x", x)
-    radius = check_real("radius", radius, inclusive=True)
-    generator = torch.Generator().manual_seed(seed)
-    if isinstance(starts, int) and not isinstance(starts, bool):
-        if starts < 1:
-            raise ValueError(f"starts: expected a positive number of starts, got {starts!r}")
+    radius = check_nonnegative("radius", radius)
+    generator = torch.Generator().manual_seed(check_int("seed", seed))
+    if isinstance(starts, numbers.Integral) and not isinstance(starts, bool):
+        starts = check_int("starts", starts, minimum=1)
         box = (2 * torch.rand(starts, L, S, generator=generator, dtype=dtype) - 1) * radius
         starts = torch.cat([torch.zeros(1, L, S, dtype=dtype), box[1:]])
     if not isinstance(starts, torch.Tensor):
@@ -306,8 +317,7 @@ def find_fixed_points(
             f"starts: expected shape (K, num_layers, state_size) = (K, {L}, {S}) with K >= 1, "
             f"got {tuple(starts.shape)}"
         )
-    if not bool(torch.isfinite(starts).all()):
-        raise ValueError("starts: expected finite values, got NaN or inf entries")
+    check_finite("starts", starts)
     h = starts.detach().to(dtype).reshape(-1, n).clone()
     if noise > 0:
         h += noise * torch.randn(h.shape, generator=generator, dtype=dtype)

@@ -22,6 +22,9 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 from rnnode import FIXED_METHODS, ODERNN
+from rnnode._validate import check_array, check_choice, check_positive
+
+from ._common import check_model
 
 __all__ = ["STEP_POLYNOMIALS", "eigenvalues", "jacobian", "spectral_radius"]
 
@@ -39,33 +42,28 @@ STEP_POLYNOMIALS: dict[str, tuple[float, ...]] = {
 _CHUNK = 512
 
 
-def _check_model(model: ODERNN) -> None:
-    if not isinstance(model, ODERNN):
-        raise TypeError(
-            f"model: expected an rnnode.ODERNN (convert a torch.nn.RNN, GRU or LSTM with "
-            f"rnnode.from_torch), got {type(model).__name__}"
-        )
-    if model.bidirectional:
-        raise ValueError(
-            "model: stability analysis needs the joint field of a unidirectional stack; "
-            "got bidirectional=True"
-        )
+def _check_model(model: object) -> ODERNN:
+    return check_model(model, unidirectional=True)
 
 
 def _state_shape(model: ODERNN) -> tuple[int, int]:
     return model.num_layers, model.layers[0].state_size
 
 
-def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor):
+def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor, name: str = "h"):
     """Broadcast h (..., L, S) against x (..., input_size), then flatten the leading dimensions."""
     L, S = _state_shape(model)
-    if not isinstance(h, torch.Tensor) or h.dim() < 2 or tuple(h.shape[-2:]) != (L, S):
-        got = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
-        raise ValueError(
-            f"h: expected a tensor of shape (..., num_layers, state_size) = (..., {L}, {S}), "
-            f"got {got}"
+    if not isinstance(h, torch.Tensor):
+        raise TypeError(
+            f"{name}: expected a tensor of shape (..., num_layers, state_size) = (..., {L}, {S}), "
+            f"got {type(h).__name__}"
         )
-    x = torch.as_tensor(x, dtype=h.dtype, device=h.device)
+    if h.dim() < 2 or tuple(h.shape[-2:]) != (L, S):
+        raise ValueError(
+            f"{name}: expected a tensor of shape (..., num_layers, state_size) = (..., {L}, {S}), "
+            f"got {tuple(h.shape)}"
+        )
+    x = _as_input(x, h.dtype, h.device)
     if x.dim() < 1 or x.shape[-1] != model.input_size:
         raise ValueError(
             f"x: expected shape (..., input_size) = (..., {model.input_size}), got {tuple(x.shape)}"
@@ -74,6 +72,14 @@ def _broadcast(model: ODERNN, h: torch.Tensor, x: torch.Tensor):
     h = h.expand(*lead, L, S).reshape(-1, L, S)
     x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])
     return h, x, lead
+
+
+def _as_input(x: object, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """The input x (a tensor, array or sequence of reals) as a tensor of ``dtype``."""
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype=dtype, device=device)
+    array = check_array("x", x, expected="a tensor or array of real numbers")
+    return torch.as_tensor(array, dtype=dtype, device=device)
 
 
 def jacobian(
@@ -206,8 +212,9 @@ def spectral_radius(eigvals: torch.Tensor, method: str = "euler", dt: float = 1.
         (...,) real tensor.
     """
     coefficients = _step_polynomial(method)
-    if not (isinstance(dt, (int, float)) and 0 < dt < float("inf")):
-        raise ValueError(f"dt: expected a positive finite step, got {dt!r}")
+    dt = check_positive("dt", dt)
+    if not isinstance(eigvals, torch.Tensor):
+        raise TypeError(f"eigvals: expected a tensor (..., n), got {type(eigvals).__name__}")
     z = dt * eigvals
     value = torch.zeros_like(z)
     for c in reversed(coefficients):  # Horner
@@ -216,6 +223,4 @@ def spectral_radius(eigvals: torch.Tensor, method: str = "euler", dt: float = 1.
 
 
 def _step_polynomial(method: str) -> tuple[float, ...]:
-    if method not in STEP_POLYNOMIALS:
-        raise ValueError(f"method: expected one of {tuple(STEP_POLYNOMIALS)}, got {method!r}")
-    return STEP_POLYNOMIALS[method]
+    return STEP_POLYNOMIALS[check_choice("method", method, tuple(STEP_POLYNOMIALS))]

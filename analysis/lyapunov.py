@@ -11,8 +11,14 @@ import torch
 
 from rnnode import FIXED_METHODS, ODERNN, DivergenceError
 from rnnode._solve import integrate
+from rnnode._validate import (
+    check_choice,
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_positive,
+)
 
-from ._common import check_real
 from .jacobians import _broadcast, _check_model, _tangents
 
 __all__ = ["lyapunov_exponents"]
@@ -84,22 +90,21 @@ def lyapunov_exponents(
             explodes at this input, or the step is outside the method's stability region).
     """
     _check_model(model)
-    flat_h, flat_x, lead = _broadcast(model, h0, x)
-    for name, value in (("h0", flat_h), ("x", flat_x)):
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{name}: expected finite values, got NaN or inf entries")
+    flat_h, flat_x, lead = _broadcast(model, h0, x, name="h0")
+    check_finite("h0", flat_h)
+    check_finite("x", flat_x)
     B = flat_h.shape[0]
     n = flat_h.shape[1] * flat_h.shape[2]
-    k = n if num_exponents is None else num_exponents
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n:
-        raise ValueError(f"num_exponents: expected an integer in [1, {n}], got {num_exponents!r}")
-    duration = check_real("duration", duration)
-    interval = check_real("interval", interval)
-    transient = check_real("transient", transient, inclusive=True)
-    if step_size is not None:
-        step_size = check_real("step_size", step_size)
-    if method not in FIXED_METHODS:
-        raise ValueError(f"method: expected a fixed-step method {FIXED_METHODS}, got {method!r}")
+    k = n if num_exponents is None else check_int("num_exponents", num_exponents, minimum=1)
+    if k > n:
+        raise ValueError(
+            f"num_exponents: expected an integer in [1, {n}] (n = num_layers * state_size), got {k}"
+        )
+    duration = check_positive("duration", duration)
+    interval = check_positive("interval", interval)
+    transient = check_nonnegative("transient", transient)
+    step_size = check_positive("step_size", step_size, allow_none=True)
+    check_choice("method", method, FIXED_METHODS)
     per_interval = _steps("interval", interval, step_size)
     count = _steps("duration", duration, interval)
     shape = flat_h.shape

@@ -20,8 +20,8 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 from rnnode import ODERNN
+from rnnode._validate import check_array, check_int, check_nonnegative, check_positive
 
-from ._common import check_real
 from ._newton import _check_newton, _newton
 from .jacobians import (
     _CHUNK,
@@ -149,6 +149,7 @@ def stability_map(
     """
     _check_model(model)
     _step_polynomial(method)
+    dt = check_positive("dt", dt)
     if parametrize is None and not any(
         k.endswith("weight_hh") for k, _ in model.named_parameters()
     ):
@@ -157,13 +158,18 @@ def stability_map(
             f"cell is {model.cell!r}); pass a parametrize(params, p, q) of its own"
         )
     parametrize = scale_recurrent_and_input if parametrize is None else parametrize
+    if not callable(parametrize):
+        raise TypeError(
+            f"parametrize: expected a function (params, p, q) -> (overrides, x), "
+            f"got {type(parametrize).__name__}"
+        )
     dtype = model.layers[0].weight_ih.dtype
     tol, max_iter = _check_newton(tol, max_iter, dtype)
-    radius = check_real("radius", radius, inclusive=True)
-    if isinstance(num_starts, bool) or not isinstance(num_starts, int) or num_starts < 1:
-        raise ValueError(f"num_starts: expected a positive integer, got {num_starts!r}")
-    p = torch.as_tensor(np.asarray(p_values, dtype=np.float64), dtype=dtype)
-    q = torch.as_tensor(np.asarray(q_values, dtype=np.float64), dtype=dtype)
+    radius = check_nonnegative("radius", radius)
+    num_starts = check_int("num_starts", num_starts, minimum=1)
+    seed = check_int("seed", seed)
+    p = torch.as_tensor(check_array("p_values", p_values), dtype=dtype)
+    q = torch.as_tensor(check_array("q_values", q_values), dtype=dtype)
     for name, v in (("p_values", p), ("q_values", q)):
         if v.dim() != 1 or v.numel() == 0 or not bool(torch.isfinite(v).all()):
             raise ValueError(

@@ -27,8 +27,7 @@ import torch
 from numpy.typing import ArrayLike
 
 from rnnode import ODERNN
-
-from ._common import check_real
+from rnnode._validate import check_int, check_positive
 
 __all__ = ["autocorrelation", "band_centre", "decay_time", "kick_response", "trajectory_gain"]
 
@@ -68,7 +67,7 @@ def autocorrelation(states: torch.Tensor, max_lag: int) -> torch.Tensor:
     """
     _check_sequence("states", states)
     T = states.shape[0]
-    check_real("max_lag", max_lag, integer=True)
+    check_int("max_lag", max_lag, minimum=1)
     if not max_lag < T:
         raise ValueError(f"max_lag: expected a positive integer below T = {T}, got {max_lag}")
     h = states.detach().cpu().numpy().astype(np.float64)
@@ -135,7 +134,7 @@ def kick_response(
             f"of cell {model.cell!r}"
         )
     x = _check_sequence("x", x)
-    kick = check_real("kick", kick)
+    kick = check_positive("kick", kick)
     T = x.shape[0]
     with torch.no_grad():
         states = _top(model, x)
@@ -185,7 +184,7 @@ def trajectory_gain(
     """
     model = _check_model(model)
     x = _check_sequence("x", x)
-    amplitude = check_real("amplitude", amplitude)
+    amplitude = check_positive("amplitude", amplitude)
     w = torch.as_tensor(np.asarray(omegas, dtype=np.float64), dtype=x.dtype)
     if w.dim() != 1 or not len(w):
         raise ValueError(f"omegas: expected a 1-d array of frequencies, got {tuple(w.shape)}")

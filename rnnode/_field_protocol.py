@@ -28,21 +28,29 @@ class Field(Protocol):
         state_parts: parts of the state (1; 2 for the LSTM's (h, c)); the state has
             ``state_size = state_parts * hidden_size`` features, h first.
         part_names: names of the parts, h first (for messages: ``("h", "c")``).
-        weight_ih: (G * hidden_size, input_size) the drive's weights; the stack reads its columns
-            to wire layers of one ODE together, and its dtype and device as the layer's.
-        bias_ih: (G * hidden_size,) the drive's bias, or None.
+        weight_ih: (rows, input_size) the drive's weights (rows = G * hidden_size for the
+            built-in cells; any number for a field of one's own); the stack reads its columns to
+            wire layers of one ODE together, and its dtype and device as the layer's.
+        bias_ih: (rows,) the drive's bias, or None.
         state_size: ``state_parts * hidden_size``.
         tau: the time constant, a 0-d tensor or (hidden_size,) per unit (read by the bridge,
             by ``to_torch`` and by the stability checks; the rate already includes it).
 
     Methods:
         __call__(t, state, u): the rate dh/dt, (..., state_size), at the 0-d time t, the state
-            (..., state_size) and the projected drive u (..., G * hidden_size).
+            (..., state_size) and the projected drive u (..., rows).
         project(x, columns=None, bias=True): the drive ``W_ih[:, columns] x (+ b_ih)``,
-            (..., len(columns)) -> (..., G * hidden_size). The stack relies on it being affine
-            in x (it projects samples once and interpolates the projections).
+            (..., len(columns)) -> (..., rows), exactly ``F.linear(x, weight_ih[:, columns],
+            bias_ih if bias else None)``: the stack projects samples once and interpolates the
+            projections, and adds the columns reading other layers of one ODE itself.
         output(state): the hidden state h, (..., state_size) -> (..., hidden_size): what the
             layer's successors read and the stack returns.
+
+    Optional members, read where present: ``decay_rate()`` (the fastest leak rate 1 / min tau,
+    a 0-d tensor, or None: fixed steps beyond the method's stability limit for it are refused
+    before solving), ``hidden_bound`` (a bound B the exact flow keeps |h| within, or None:
+    states beyond it after a fixed-step solve raise ``rnnode.DivergenceError``) and
+    ``gate_values(state, u)`` (``solve(return_gates=True)``).
     """
 
     input_size: int
@@ -125,7 +133,8 @@ def check_field(field: object, name: str = "field") -> None:
     """Check that ``field`` is a ``Field`` (and, where it declares fusion, a ``FusibleField``).
 
     Evaluates it once on a small random state and drive (a private generator; the global
-    random state is untouched): the shapes of ``project``, ``output`` and the rate, and for a
+    random state is untouched): the shapes of ``project``, ``output`` and the rate, that
+    ``project`` is the affine map of ``weight_ih`` and ``bias_ih``, and for a
     fusible field that the rate equals ``relaxation_rate(state, u, recurrent(h)) / tau`` and
     that ``relaxation_rate`` of two stacked copies is the two rates (to 100 ulp of the dtype).
     Fields on the ``meta`` device are checked for their members only.
@@ -168,6 +177,10 @@ def check_field(field: object, name: str = "field") -> None:
         u = field.project(x)
         if tuple(u.shape) != (3, G):
             raise ValueError(f"{name}: project gave shape {tuple(u.shape)}, expected (3, {G})")
+        ulp = 100 * torch.finfo(weight.dtype).eps
+        affine = torch.nn.functional.linear(x, weight, field.bias_ih)
+        if not torch.allclose(u, affine, rtol=ulp, atol=ulp):
+            raise ValueError(f"{name}: project(x) differs from x W_ih^T + b_ih")
         h = field.output(state)
         if tuple(h.shape) != (3, H):
             raise ValueError(f"{name}: output gave shape {tuple(h.shape)}, expected (3, {H})")
@@ -179,7 +192,6 @@ def check_field(field: object, name: str = "field") -> None:
         if not torch.equal(h, state[..., :H]):
             raise ValueError(f"{name}: declares fusible=True, but output is not state[..., :H]")
         rec = field.recurrent(h)
-        ulp = 100 * torch.finfo(weight.dtype).eps
         scale = tau if not tau.dim() else tau.repeat(field.state_parts)
         fused = field.relaxation_rate(state, u, rec) / scale
         stacked = field.relaxation_rate(

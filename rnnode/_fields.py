@@ -42,6 +42,7 @@ __all__ = [
     "RelaxationField",
     "VectorField",
     "cell_of",
+    "check_nonlinearity",
     "check_tau",
     "make_field",
 ]
@@ -406,6 +407,26 @@ _CELL_FIELDS: dict[str, type[VectorField]] = {
 }
 
 
+def check_nonlinearity(cell: str, nonlinearity: object) -> str | None:
+    """The nonlinearity of ``cell`` (one of ``CELLS``): for ``"rnn"`` one of ``"tanh"`` (the
+    default, for None) and ``"relu"``; None for every other cell, whose nonlinearities are fixed.
+
+    Raises:
+        ValueError: an unknown cell or nonlinearity, or a nonlinearity given for another cell.
+    """
+    check_choice("cell", cell, CELLS)
+    if cell == "rnn":
+        nonlinearity = "tanh" if nonlinearity is None else nonlinearity
+        check_choice("nonlinearity", nonlinearity, tuple(_NONLINEARITIES))
+        return nonlinearity  # type: ignore[return-value]
+    if nonlinearity is not None:
+        raise ValueError(
+            f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} with "
+            f"cell={cell!r} (whose nonlinearities are fixed)"
+        )
+    return None
+
+
 def make_field(
     cell: str,
     input_size: int,
@@ -427,12 +448,7 @@ def make_field(
         ValueError: an unknown cell, a ``nonlinearity`` given for another cell than ``"rnn"``,
             or options the cell does not take.
     """
-    check_choice("cell", cell, CELLS)
-    if cell != "rnn" and nonlinearity is not None:
-        raise ValueError(
-            f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} with "
-            f"cell={cell!r} (whose nonlinearities are fixed)"
-        )
+    nonlinearity = check_nonlinearity(cell, nonlinearity)
     common = {"self", "input_size", "hidden_size", "bias", "tau", "learn_tau", "nonlinearity"}
     known = set(inspect.signature(_CELL_FIELDS[cell].__init__).parameters) - common
     if set(options) - known:
@@ -440,7 +456,7 @@ def make_field(
             f"cell_options: cell={cell!r} takes {sorted(known) or 'no options'}, "
             f"got {sorted(options)}"
         )
-    kwargs = {"nonlinearity": nonlinearity or "tanh"} if cell == "rnn" else {}
+    kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
     return _CELL_FIELDS[cell](
         input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs, **options
     )

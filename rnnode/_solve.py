@@ -97,6 +97,14 @@ _STEPS_PER_INTERVAL = 100
 #: The options each kind of method takes besides ``max_num_steps`` (torchdiffeq's names).
 _ADAPTIVE_OPTIONS = ("first_step", "max_step", "safety", "ifactor", "dfactor")
 _ADJOINT_OPTIONS = ("adjoint_rtol", "adjoint_atol", "adjoint_method", "adjoint_options")
+#: The methods scipy.integrate.solve_ivp offers (``options={"solver": ...}``).
+SCIPY_SOLVERS: tuple[str, ...] = ("RK45", "RK23", "DOP853", "Radau", "BDF", "LSODA")
+#: The order of each embedded pair's propagated solution: the error per step shrinks as
+#: step^(order + 1), so a low order needs many steps at a tight tolerance.
+_ORDER = {"dopri5": 5, "dopri8": 8, "bosh3": 3, "fehlberg2": 2, "adaptive_heun": 2}
+#: Below this step x fastest rate, an explicit step is far inside its stability region: what
+#: limits it is the tolerance, not stiffness (the pairs' real-axis limits lie between 2 and 6).
+_ACCURACY_LIMITED = 0.5
 
 
 class DivergenceError(RuntimeError):
@@ -188,6 +196,14 @@ class _Tally:
         self.max_evals = max_evals
         self.on_budget = on_budget
         self.phase = "forward"
+        # Steps counted in torchdiffeq's loops (the continuous adjoint, through its callbacks)
+        # and their budgets: torchdiffeq's own is an ``assert`` (gone under ``python -O``) and
+        # counts per output time, so rnnode holds the budget of the whole solve itself.
+        self.step_budget: int | None = None
+        self.backward_steps = 0
+        self.backward_budget: int | None = None
+        self.on_backward_budget = None
+        self.last_dt: float | None = None
 
 
 class _Counted(nn.Module):
@@ -204,10 +220,14 @@ class _Counted(nn.Module):
         if tally.phase == "backward":
             if tally.stats is not None:
                 tally.stats.backward_nfe += 1
+            if tally.backward_budget is not None and tally.backward_steps >= tally.backward_budget:
+                raise tally.on_backward_budget(t)
             return self.func(t, y)
         tally.nfe += 1
         if tally.max_evals is not None and tally.nfe > tally.max_evals:
             raise tally.on_budget(t)
+        if tally.step_budget is not None and tally.accepted + tally.rejected >= tally.step_budget:
+            raise tally.on_budget(t, y, tally.last_dt)
         # An adaptive solver fed a non-finite state would shrink its step to underflow first.
         if self.check_finite and not bool(torch.isfinite(y).all()):
             raise DivergenceError(
@@ -219,9 +239,18 @@ class _Counted(nn.Module):
     # the adjoint's forward solve.
     def callback_accept_step(self, t0, y0, dt):
         self.tally.accepted += 1
+        self.tally.last_dt = float(dt)
 
     def callback_reject_step(self, t0, y0, dt):
         self.tally.rejected += 1
+        self.tally.last_dt = float(dt)
+
+    # ... and these during the adjoint's backward solve.
+    def callback_accept_step_adjoint(self, t0, y0, dt):
+        self.tally.backward_steps += 1
+
+    def callback_reject_step_adjoint(self, t0, y0, dt):
+        self.tally.backward_steps += 1
 
 
 class _Perturbed(nn.Module):
@@ -271,7 +300,28 @@ def _check_options(method: str, options: dict | None, adjoint: bool):
             f"an adaptive torchdiffeq method); got method={method!r}, adjoint={adjoint}"
         )
     if "adjoint_method" in adjoint_kw:
-        check_method(adjoint_kw["adjoint_method"])
+        pairs = tuple(_ORDER)
+        if check_method(adjoint_kw["adjoint_method"]) not in pairs:
+            raise ValueError(
+                f"options['adjoint_method']: expected an embedded pair {pairs} for the adjoint's "
+                f"backward solve, got {adjoint_kw['adjoint_method']!r}"
+            )
+    if "adjoint_options" in adjoint_kw:
+        given = adjoint_kw["adjoint_options"]
+        if not isinstance(given, dict):
+            raise TypeError(
+                f"options['adjoint_options']: expected a dict, got {type(given).__name__}"
+            )
+        unknown = sorted(set(given) - {"max_num_steps", *_ADAPTIVE_OPTIONS})
+        if unknown:
+            raise ValueError(
+                f"options['adjoint_options']: {unknown} do not apply to the backward solve; "
+                f"expected some of {('max_num_steps', *_ADAPTIVE_OPTIONS)}"
+            )
+        for name, value in given.items():
+            _check_number(
+                f"options['adjoint_options'][{name!r}]", value, integer=name == "max_num_steps"
+            )
     for name in ("adjoint_rtol", "adjoint_atol"):
         if name in adjoint_kw:
             _check_number(f"options[{name!r}]", adjoint_kw[name])
@@ -302,7 +352,15 @@ def _check_options(method: str, options: dict | None, adjoint: bool):
     for name, value in opts.items():
         if name == "solver":
             if not isinstance(value, str):
-                raise ValueError(f"options['solver']: expected a scipy method name, got {value!r}")
+                raise TypeError(
+                    f"options['solver']: expected one of scipy's methods {SCIPY_SOLVERS}, got "
+                    f"{type(value).__name__}"
+                )
+            if value not in SCIPY_SOLVERS:
+                raise ValueError(
+                    f"options['solver']: expected one of scipy's methods {SCIPY_SOLVERS}, got "
+                    f"{value!r}"
+                )
         elif name == "unfolds":
             opts[name] = _check_number("options['unfolds']", value, integer=True)
         else:
@@ -369,14 +427,42 @@ def _budget_source(budget: int, user_set: bool, num_intervals: int) -> str:
     )
 
 
-def _out_of_budget(method, budget, user_set, times, t_now, dt) -> StepBudgetError:
+def _out_of_budget(
+    method, budget, user_set, times, t_now, dt, *, func=None, y=None, rtol=None, what=""
+) -> StepBudgetError:
+    """The error of a solve that used up its step budget, with its likely cause.
+
+    Steps far below the sample intervals have two causes: stiffness (a fast decay holds an
+    explicit step near the edge of its stability region, step x rate of order 1) or accuracy
+    (a tolerance too tight for the method's order, the step far inside the region). Where the
+    field and the state are known, the field's dominant rate there tells them apart.
+    """
     times = times.detach()
     t_now = t_now.detach() if isinstance(t_now, torch.Tensor) else t_now
     shortest = float((times[1:] - times[:-1]).min())
     where = (
-        f"{method} used up {_budget_source(budget, user_set, times.shape[0] - 1)} at "
+        f"{method}{what} used up {_budget_source(budget, user_set, times.shape[0] - 1)} at "
         f"t = {float(t_now):.6g} of [{float(times[0]):.6g}, {float(times[-1]):.6g}]"
     )
+    dt = None if dt is None else abs(float(dt))
+    if dt is not None and dt < 1e-2 * shortest and func is not None and y is not None:
+        rate = abs(_dominant_rate(func, torch.as_tensor(t_now).to(y.dtype), y.detach()))
+        if math.isfinite(rate) and dt * rate < _ACCURACY_LIMITED:
+            order = _ORDER.get(method)
+            higher = "dopri8" if method == "dopri5" else "dopri5 (or dopri8)"
+            cause = (
+                f"{method} is of order {order}, too low for rtol={rtol:.3g}: use a "
+                f"higher-order method, {higher}, or a looser rtol"
+                if method != "dopri8"
+                else f"rtol={rtol:.3g} is tighter than the solve needs: loosen it"
+            )
+            return StepBudgetError(
+                f"{where}; its steps had fallen to {dt:.3g}, {shortest / dt:.2g} times below "
+                f"the shortest sample interval {shortest:.3g}, though the field's fastest rate "
+                f"there, {rate:.3g}, allows far longer stable steps (step x rate = "
+                f"{dt * rate:.2g}): the system is not stiff, the tolerance sets the step. "
+                f"{cause}"
+            )
     if dt is not None and dt < 1e-2 * shortest:
         return StepBudgetError(
             f"{where}; its steps had fallen to {dt:.3g}, {shortest / dt:.2g} times below the "
@@ -584,13 +670,14 @@ def _run_fixed(step, y0, grid, counts, probes=None, recompute=False, enter=None)
 # -- adaptive solves ----------------------------------------------------------------------------
 
 
-def _run_adaptive(stepper, y0, times, budget, user_set, method, jumps, enter=None):
+def _run_adaptive(stepper, y0, times, budget, user_set, method, jumps, enter=None, field=None):
     """Advance an adaptive stepper onto each sample time in turn, within ``budget`` steps.
 
     ``jumps``: the field jumps at the inner sample times (a held input), so a step ending on
     one re-evaluates just after it. ``enter(k, exact=False)``, where given, is told that the next
     evaluations lie in [t_k, t_{k+2}) (the steps towards t_{k+1}, which end exactly on it, and
-    the re-evaluation just after it at a jump).
+    the re-evaluation just after it at a jump). ``field``: the plain field, read to say why a
+    budget ran out.
 
     Returns the states at ``times`` and the accepted steps per interval.
     """
@@ -605,7 +692,10 @@ def _run_adaptive(stepper, y0, times, budget, user_set, method, jumps, enter=Non
         while target > stepper.t:
             t_now, dt = stepper.t, stepper.dt
             if steps >= budget:
-                raise _out_of_budget(method, budget, user_set, times, t_now, float(dt))
+                raise _out_of_budget(
+                    method, budget, user_set, times, t_now, float(dt),
+                    func=field, y=stepper.y, rtol=stepper.rtol,
+                )  # fmt: skip
             if torch.isfinite(dt) and not t_now + dt > t_now:
                 raise StepBudgetError(
                     f"{method}: the step size underflowed ({float(dt):.3g} at t = "
@@ -655,7 +745,9 @@ class _LeafSolve(torch.autograd.Function):
         return (None, *[next(grads) if x.requires_grad else None for x in leaves])
 
 
-def _adjoint_by_interval(func, y0, times, *, tally, method, rtol, atol, options, adjoint_kw):
+def _adjoint_by_interval(
+    func, y0, times, *, tally, method, rtol, atol, options, adjoint_kw, budget, user_set
+):
     """``odeint_adjoint`` one sample interval at a time, each driven by its own path segment.
 
     The adjoint differentiates the field with respect to everything it reads at every evaluation;
@@ -667,8 +759,34 @@ def _adjoint_by_interval(func, y0, times, *, tally, method, rtol, atol, options,
     ``with_path_tensors(tensors)``, the same field reading other tensors (leaf copies, see
     ``_LeafSolve``).
 
+    The step budgets, ``budget`` forward and ``adjoint_options["max_num_steps"]`` (default the
+    same) for the whole backward solve, are counted here through torchdiffeq's step callbacks,
+    not by torchdiffeq (whose budget is an ``assert`` per output time).
+
     Returns the states at ``times`` and the accepted steps per interval.
     """
+    adjoint_kw = dict(adjoint_kw)
+    backward = dict(adjoint_kw.pop("adjoint_options", None) or {})
+    backward_budget = backward.pop("max_num_steps", None)
+    if "adjoint_method" not in adjoint_kw or adjoint_kw["adjoint_method"] == method:
+        backward = {**options, **backward}  # torchdiffeq's rule: the forward options carry over
+    tally.step_budget = budget
+    tally.backward_budget = budget if backward_budget is None else backward_budget
+    backward_user_set = user_set or backward_budget is not None
+    backward_method = adjoint_kw.get("adjoint_method", method)
+
+    def on_backward_budget(t):
+        return _out_of_budget(
+            backward_method,
+            tally.backward_budget,
+            backward_user_set,
+            times,
+            t,
+            None,
+            what=" (the adjoint's backward solve)",
+        )
+
+    tally.on_backward_budget = on_backward_budget
     states, per_interval = [y0], []
     for j in range(times.shape[0] - 1):
         piece = func.segment(j) if hasattr(func, "segment") else func
@@ -685,6 +803,7 @@ def _adjoint_by_interval(func, y0, times, *, tally, method, rtol, atol, options,
                 atol=atol,
                 method=method,
                 options=options,
+                adjoint_options=backward,
                 adjoint_params=params + tuple(x for x in extra if x.requires_grad),
                 **adjoint_kw,
             )[-1]
@@ -818,10 +937,12 @@ def integrate(
             f"got method={method!r}"
         )
 
-    def on_budget(t):
-        return _out_of_budget(method, budget, user_set, times, t, None)
+    def on_budget(t, y=None, dt=None):
+        return _out_of_budget(method, budget, user_set, times, t, dt, func=func, y=y, rtol=rtol)
 
-    tally = _Tally(stats, None if fixed else budget * _EVALS_PER_STEP, on_budget)
+    # Evaluations bound scipy's loop (its steps are its own); rnnode's loops and the adjoint's
+    # (through torchdiffeq's step callbacks) count steps.
+    tally = _Tally(stats, budget * _EVALS_PER_STEP if method == "scipy_solver" else None, on_budget)
     # scipy's loop would shrink its step to underflow on a non-finite state: check each
     # evaluation. rnnode's loops check once per step (fixed: at the end; adaptive: the error).
     counted = _Counted(func, tally, check_finite=method == "scipy_solver")
@@ -859,8 +980,10 @@ def integrate(
             method=method,
             rtol=rtol,
             atol=atol,
-            options=dict(opts, max_num_steps=budget),
+            options=opts,
             adjoint_kw=adjoint_kw,
+            budget=budget,
+            user_set=user_set,
         )
         rejected = tally.rejected
     else:
@@ -871,7 +994,7 @@ def integrate(
         stepper = AdaptiveRungeKutta(method, _Perturbed(counted), y0, rtol, atol, **opts)
         try:
             trajectory, per_interval = _run_adaptive(
-                stepper, y0, times, budget, user_set, method, jumps, enter
+                stepper, y0, times, budget, user_set, method, jumps, enter, field=func
             )
         finally:
             if enter is not None:

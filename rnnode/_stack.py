@@ -30,13 +30,17 @@ from torch import nn
 
 from . import _stack_solve
 from ._field_protocol import Field, check_field
-from ._fields import CELLS, VectorField, cell_of, check_tau, make_field
+from ._fields import VectorField, cell_of, check_nonlinearity, check_tau, make_field
+from ._paths import InputPath
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solution import Solution
 from ._topology import Topology
-from ._validate import check_bool, check_choice, check_int, check_positive, check_probability
+from ._validate import check_bool, check_int, check_positive, check_probability
 
 __all__ = ["COUPLINGS", "ODERNN", "Solution"]
+
+#: The default solve (the discrete RNN's), written once in ``SolveSettings``.
+_DEFAULT = SolveSettings()
 
 
 class ODERNN(nn.Module):
@@ -98,12 +102,12 @@ class ODERNN(nn.Module):
         skips: Sequence[int] = (1,),
         learn_tau: bool = False,
         dropout: float = 0.0,
-        method: str = "euler",
-        step_size: float | None = None,
-        rtol: float = 1e-6,
-        atol: float = 1e-8,
-        interpolation: str = "hold",
-        coupling: str = "sampled",
+        method: str = _DEFAULT.method,
+        step_size: float | None = _DEFAULT.step_size,
+        rtol: float = _DEFAULT.rtol,
+        atol: float = _DEFAULT.atol,
+        interpolation: str = _DEFAULT.interpolation,
+        coupling: str = _DEFAULT.coupling,
         cell_options: Mapping[str, float] | None = None,
     ) -> None:
         """Build the stack; the weights are initialised as torch.nn's.
@@ -146,15 +150,7 @@ class ODERNN(nn.Module):
         check_int("input_size", input_size, minimum=1)
         check_int("hidden_size", hidden_size, minimum=1)
         check_int("num_layers", num_layers, minimum=1)
-        check_choice("cell", cell, CELLS)
-        if cell == "rnn":
-            nonlinearity = "tanh" if nonlinearity is None else nonlinearity
-            check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-        elif nonlinearity is not None:
-            raise ValueError(
-                f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} "
-                f"with cell={cell!r} (whose nonlinearities are fixed)"
-            )
+        nonlinearity = check_nonlinearity(cell, nonlinearity)
         for name, flag in (
             ("bias", bias),
             ("batch_first", batch_first),
@@ -232,12 +228,12 @@ class ODERNN(nn.Module):
         batch_first: bool = False,
         skips: Sequence[int] = (1,),
         dropout: float = 0.0,
-        method: str = "euler",
-        step_size: float | None = None,
-        rtol: float = 1e-6,
-        atol: float = 1e-8,
-        interpolation: str = "hold",
-        coupling: str = "sampled",
+        method: str = _DEFAULT.method,
+        step_size: float | None = _DEFAULT.step_size,
+        rtol: float = _DEFAULT.rtol,
+        atol: float = _DEFAULT.atol,
+        interpolation: str = _DEFAULT.interpolation,
+        coupling: str = _DEFAULT.coupling,
     ) -> ODERNN:
         """A stack of the given fields, one per layer (bottom first), used as they are (shared,
         not copied).
@@ -362,34 +358,7 @@ class ODERNN(nn.Module):
 
     def forward(
         self,
-        x: torch.Tensor,
-        hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
-        **solve_options: object,
-    ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, ...]]:
-        """Integrate the stack over the sample times: torch.nn.RNN's call.
-
-        Arguments:
-            x: (T, batch, input_size), or (batch, T, input_size) with ``batch_first``, or
-                (T, input_size) unbatched; the model's dtype.
-            hx: initial states at t_0, (D * num_layers, batch, hidden) (unbatched: without
-                batch); for the LSTM and coRNN a pair ``(h_0, c_0)`` / ``(y_0, z_0)``. Zeros
-                when None.
-            **solve_options: any keyword of ``solve``: ``t`` (the (T + 1,) times, default
-                0, 1, ..., T, or per sequence), ``method``, ``step_size``, ``rtol``, ``atol``,
-                ``interpolation``, ``coupling`` (each overrides the model's default on its
-                own), ``adjoint``, ``options``.
-
-        Returns:
-            ``(output, h_n)``: output (T, batch, D * hidden) (batch first with
-            ``batch_first``), the top layer's hidden state at t_1..t_T; h_n
-            (D * num_layers, batch, hidden), the final states (LSTM: ``(h_n, c_n)``).
-        """
-        solution = self.solve(x, hx, **solve_options)
-        return solution.output, solution.h_n
-
-    def solve(
-        self,
-        x: torch.Tensor,
+        x: torch.Tensor | InputPath,
         hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
         *,
         t: torch.Tensor | None = None,
@@ -399,6 +368,59 @@ class ODERNN(nn.Module):
         atol: float = NOT_GIVEN,  # type: ignore[assignment]
         interpolation: str = NOT_GIVEN,  # type: ignore[assignment]
         coupling: str = NOT_GIVEN,  # type: ignore[assignment]
+        engine: str = NOT_GIVEN,  # type: ignore[assignment]
+        adjoint: bool = False,
+        options: dict | None = None,
+        detach_layers: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | tuple[torch.Tensor, ...]]:
+        """Integrate the stack over the sample times: torch.nn.RNN's call.
+
+        Arguments:
+            x: (T, batch, input_size), or (batch, T, input_size) with ``batch_first``, or
+                (T, input_size) unbatched; the model's dtype. Or an ``rnnode.InputPath`` x(t)
+                (see ``solve``).
+            hx: initial states at t_0, (D * num_layers, batch, hidden) (unbatched: without
+                batch); for the LSTM and coRNN a pair ``(h_0, c_0)`` / ``(y_0, z_0)``. Zeros
+                when None.
+            t, method, step_size, rtol, atol, interpolation, coupling, engine, adjoint, options,
+                detach_layers: as ``solve`` (each solver setting not given keeps the model's
+                default, ``self.defaults``).
+
+        Returns:
+            ``(output, h_n)``: output (T, batch, D * hidden) (batch first with
+            ``batch_first``), the top layer's hidden state at t_1..t_T; h_n
+            (D * num_layers, batch, hidden), the final states (LSTM: ``(h_n, c_n)``).
+        """
+        solution = self.solve(
+            x,
+            hx,
+            t=t,
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+            engine=engine,
+            adjoint=adjoint,
+            options=options,
+            detach_layers=detach_layers,
+        )
+        return solution.output, solution.h_n
+
+    def solve(
+        self,
+        x: torch.Tensor | InputPath,
+        hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+        *,
+        t: torch.Tensor | None = None,
+        method: str = NOT_GIVEN,  # type: ignore[assignment]
+        step_size: float | None = NOT_GIVEN,  # type: ignore[assignment]
+        rtol: float = NOT_GIVEN,  # type: ignore[assignment]
+        atol: float = NOT_GIVEN,  # type: ignore[assignment]
+        interpolation: str = NOT_GIVEN,  # type: ignore[assignment]
+        coupling: str = NOT_GIVEN,  # type: ignore[assignment]
+        engine: str = NOT_GIVEN,  # type: ignore[assignment]
         adjoint: bool = False,
         options: dict | None = None,
         track_state_gradients: bool = False,
@@ -408,14 +430,29 @@ class ODERNN(nn.Module):
         """Integrate the stack over the sample times and return everything it produced.
 
         Arguments:
-            x, hx: as ``forward``.
+            x, hx: as ``forward``. ``x`` may be an ``rnnode.InputPath`` (``HoldPath``,
+                ``LinearPath``, ``CubicPath`` or a subclass) whose ``evaluate(t)`` is
+                (batch, input_size), or (input_size,) unbatched: the layers reading the input
+                read x(t) itself (its polynomial pieces projected through ``W_ih``, exactly),
+                its knots ``x.times`` (T + 1,) are the sample times t_0..t_T (so ``t`` is not
+                given), and ``interpolation`` applies to the layers' outputs only. A path needs
+                every layer that reads the input to read no other sampled output
+                (``skips=(1,)``, or ``coupling="continuous"``); a bidirectional stack reads it
+                reversed by ``x.reflect()``.
             t: (T + 1,) strictly increasing times t_0..t_T (default 0, 1, ..., T), or each
                 sequence's own, (T + 1, batch) or (batch, T + 1) with ``batch_first`` (see the
                 class notes); cast to the model's dtype before they are checked.
-            method, step_size, rtol, atol, interpolation, coupling: override the model's
-                default solve (``self.defaults``) one by one; a keyword not given keeps the
-                default. ``step_size=None`` asks for one step per sample interval; switching to
-                an adaptive method drops the default step size (see ``rnnode.SolveSettings``).
+            method: the solver, one of ``rnnode.METHODS`` (``"euler"``, ``"rk4"``,
+                ``"dopri5"``, ...).
+            step_size: the fixed step (fixed-step methods); None: one step per sample interval.
+                Switching to an adaptive method drops the default step size (see
+                ``rnnode.SolveSettings``).
+            rtol, atol: the adaptive methods' relative and absolute tolerances.
+            interpolation: how samples become a path x(t), one of ``rnnode.INTERPOLATIONS``.
+            coupling: ``"sampled"`` (layers read their sources at the sample times) or
+                ``"continuous"`` (at every instant), see ``rnnode.COUPLINGS``.
+            engine: which implementation runs the solve (``rnnode.SolveSettings.engine``);
+                passed on only when given.
             adjoint: backpropagate with torchdiffeq's adjoint, one sample interval at a time.
             options: passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}`` with
                 ``method="scipy_solver"``).
@@ -425,22 +462,29 @@ class ODERNN(nn.Module):
             detach_layers: stop gradients where a layer reads other layers (sampled coupling):
                 each layer's parameters then get gradients only from losses on its own states.
 
+        Each of ``method``, ``step_size``, ``rtol``, ``atol``, ``interpolation``, ``coupling``
+        and ``engine`` overrides the model's default solve (``self.defaults``) on its own; a
+        keyword not given keeps the default.
+
         Returns:
             A ``Solution``.
         """
+        given = dict(
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+        )
+        if engine is not NOT_GIVEN:  # a setting of SolveSettings once it has one
+            given["engine"] = engine
         plan = _stack_solve.make_plan(
             self,
             x,
             hx,
             t,
-            dict(
-                method=method,
-                step_size=step_size,
-                rtol=rtol,
-                atol=atol,
-                interpolation=interpolation,
-                coupling=coupling,
-            ),
+            given,
             adjoint=adjoint,
             options=options,
             track_state_gradients=track_state_gradients,

@@ -157,7 +157,8 @@ class _StackODE(nn.Module):
     def decay_rate(self) -> torch.Tensor | None:
         """The fastest leak rate of these layers (1 / tau) in the solver's time, a 0-d tensor;
         None when no layer has a leak (``VectorField.decay_rate``)."""
-        rates = [r for r in (f.decay_rate() for f in self.fields) if r is not None]
+        rate_of = [getattr(f, "decay_rate", None) for f in self.fields]  # optional (Field)
+        rates = [r for r in (of() for of in rate_of if of is not None) if r is not None]
         if not rates:
             return None
         rate = torch.stack(rates).max()
@@ -169,9 +170,10 @@ class _StackODE(nn.Module):
         no layer has a bound. ``trajectory``: (T + 1, ...) in the ODE's layout."""
         ratios = []
         for field, state in zip(self.fields, self.unpack(trajectory.detach()), strict=True):
-            if field.hidden_bound is not None:
+            bound = getattr(field, "hidden_bound", None)  # optional (Field)
+            if bound is not None:
                 h = field.output(state).abs()
-                ratios.append(h.max() / h[0].max().clamp(min=field.hidden_bound))
+                ratios.append(h.max() / h[0].max().clamp(min=bound))
         return torch.stack(ratios).max() if ratios else None
 
     def _read(self, path: InputPath, s: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from ._paths import HoldPath, LinearPath, causal_samples, clock_path, make_path
+from ._field_protocol import Field
+from ._paths import (
+    HoldPath,
+    InputPath,
+    LinearPath,
+    _Segment,
+    as_held,
+    clock_path,
+    make_path,
+)
 from ._settings import SolveSettings
 from ._solution import Solution, _Probe
 from ._solve import SolverStats, integrate
@@ -31,7 +40,7 @@ class _Plan:
     flags; ``outputs`` and ``probes`` fill up as the groups are solved."""
 
     settings: SolveSettings
-    x: torch.Tensor  # (T, B, input_size)
+    x: torch.Tensor | InputPath  # (T, B, input_size), or the input path
     h0: torch.Tensor  # (D * num_layers, B, state_size)
     unbatched: bool
     grid: _Grid
@@ -63,16 +72,23 @@ def make_plan(model: ODERNN, x, hx, t, given, *, adjoint, options, **flags) -> _
         model, settings, return_gates=flags["return_gates"], detach_layers=flags["detach_layers"]
     )
     x, h0, unbatched = check_inputs(model, x, hx)
-    grid = _Grid(
-        check_times(
-            "t",
-            torch.arange(x.shape[0] + 1) if t is None else t,
-            num_samples=x.shape[0],
-            dtype=x.dtype,
-            batch=None if unbatched else x.shape[1],
-            batch_first=model.batch_first,
-        ).to(x.device)
-    )
+    if isinstance(x, InputPath):
+        if t is not None:
+            raise ValueError(
+                "t: an InputPath x carries its own sample times (x.times); got t as well"
+            )
+        grid = _Grid(x.times)
+    else:
+        grid = _Grid(
+            check_times(
+                "t",
+                torch.arange(x.shape[0] + 1) if t is None else t,
+                num_samples=x.shape[0],
+                dtype=x.dtype,
+                batch=None if unbatched else x.shape[1],
+                batch_first=model.batch_first,
+            ).to(x.device)
+        )
     step_size = settings.step_size
     if grid.per_sample and step_size is not None:
         # Every interval takes the step count of the batch's widest: no step exceeds it.
@@ -85,9 +101,33 @@ def make_plan(model: ODERNN, x, hx, t, given, *, adjoint, options, **flags) -> _
         adjoint=adjoint,
         options=options,
         # With per-sample times dt_b/ds jumps at the knots, whatever the interpolation.
-        discontinuous=settings.interpolation in ("hold", "causal") or grid.per_sample,
+        discontinuous=_discontinuous(model, settings, x, grid),
     )
     return _Plan(settings, x, h0, unbatched, grid, solve_kw, **flags)
+
+
+def _discontinuous(model: ODERNN, settings: SolveSettings, x: object, grid: _Grid) -> bool:
+    """Whether some path of the solve jumps at the knots (the solver must step onto them)."""
+    held = settings.interpolation in ("hold", "causal")
+    if not isinstance(x, InputPath):
+        return held or grid.per_sample
+    reads_outputs = settings.coupling == "sampled" and model.num_layers > 1
+    return not x.is_continuous or (held and reads_outputs)
+
+
+def _input_path(
+    path: InputPath, field: Field, columns: slice, project: bool, reverse: bool, unbatched: bool
+) -> InputPath:
+    """A layer's drive from an input path: its polynomial pieces projected through the columns
+    of W_ih (b_ih on the constant piece), or raw where the field projects as it goes."""
+    if reverse:
+        path = path.reflect()
+    pieces = path.coefficients()
+    if unbatched:
+        pieces = tuple(a.unsqueeze(-2) for a in pieces)
+    if project:
+        pieces = tuple(field.project(a, columns, bias=p == 0) for p, a in enumerate(pieces))
+    return _Segment(path.times, pieces)
 
 
 def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
@@ -100,7 +140,7 @@ def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
     x = plan.x
     outputs = plan.outputs
     outputs[INPUT] = x
-    layer_states: list[torch.Tensor] = [x] * model.num_layers
+    layer_states: list[torch.Tensor] = [plan.h0] * model.num_layers
     gates: list[dict[str, torch.Tensor]] = [{}] * model.num_layers
     nfe = 0
     stats: dict[tuple[int, int], SolverStats] = {}
@@ -110,7 +150,9 @@ def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
             probe = None
             if plan.track_state_gradients:
                 sizes = tuple(model.field(layer).state_size for layer in group)
-                zeros = x.new_zeros(x.shape[0] + 1, x.shape[1], sum(sizes), requires_grad=True)
+                zeros = plan.h0.new_zeros(
+                    len(plan.grid.times), plan.h0.shape[1], sum(sizes), requires_grad=True
+                )
                 probe = _Probe(tuple(group), direction, zeros, sizes)
                 plan.probes.append(probe)
             result = solve_group(
@@ -128,6 +170,7 @@ def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
                 ),
                 return_gates=plan.return_gates,
                 detach=plan.detach_layers,
+                unbatched=plan.unbatched,
             )
             solved.append(result)
             nfe += result.nfe
@@ -153,6 +196,7 @@ def solve_group(
     solve_kw: dict,
     return_gates: bool = False,
     detach: bool = False,
+    unbatched: bool = False,
 ) -> _Solved:
     """Solve layers ``group`` of one direction as one ODE, driven by ``outputs`` (the input
     and the outputs of the layers solved before)."""
@@ -167,17 +211,27 @@ def solve_group(
         inside = [(j, c) for j, c in cols.items() if j in group]
         outside = [(j, c) for j, c in cols.items() if j not in group]
         path, columns = None, None
-        if outside:
+        if isinstance(outputs[INPUT], InputPath) and INPUT in dict(outside):
+            if len(outside) > 1:
+                raise ValueError(
+                    f"x: an InputPath drives layer {layer}, which also reads the sampled outputs "
+                    f"of layers {[j for j, _ in outside if j != INPUT]} (skips={model.skips}); "
+                    "pass samples, or use coupling='continuous'"
+                )
+            columns = outside[0][1]
+            path = _input_path(
+                outputs[INPUT], field, columns, project_first, direction == 1, unbatched
+            )
+        elif outside:
             # Sources solved before this ODE: project their samples once, then interpolate.
             # Their columns are contiguous: all sources (sampled) or the input (continuous).
             columns = slice(outside[0][1].start, outside[-1][1].stop)
             samples = torch.cat([outputs[j] for j, _ in outside], dim=-1)
             if detach:
                 samples = samples.detach()
-            if interpolation == "causal":  # shift the raw samples, then project (0 -> b_ih)
-                samples = causal_samples(samples)
+            # Shift the raw samples (causal), then project: the drive before t_1 is b_ih.
+            kind, samples = as_held(interpolation, samples)
             u = field.project(samples, columns) if project_first else samples
-            kind = "hold" if interpolation == "causal" else interpolation
             if grid.per_sample:
                 path = clock_path(kind, grid.widths, u, reverse=direction == 1)
             else:
@@ -244,34 +298,56 @@ def check_call(
         )
 
 
+def _check_path(model: ODERNN, path: InputPath) -> tuple[int, bool]:
+    """The batch size of an input path, and whether it is unbatched."""
+    dtype = model.layers[0].weight_ih.dtype
+    times = path.times
+    if not isinstance(times, torch.Tensor) or times.dim() != 1 or len(times) < 2:
+        raise ValueError("x: expected an InputPath on (T + 1,) knot times with T >= 1")
+    check_times("x.times", times, num_samples=len(times) - 1, dtype=dtype)
+    value = path.evaluate(times[0])
+    if value.dtype != dtype or value.dim() not in (1, 2) or value.shape[-1] != model.input_size:
+        raise ValueError(
+            f"x: expected a path whose evaluate(t) is (batch, input_size) or (input_size,) "
+            f"with input_size={model.input_size} in {dtype}; got {tuple(value.shape)} in "
+            f"{value.dtype}"
+        )
+    return (1, True) if value.dim() == 1 else (value.shape[0], False)
+
+
 def check_inputs(model: ODERNN, x, hx):
     dtype = model.layers[0].weight_ih.dtype
-    if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3):
+    if isinstance(x, InputPath):
+        batch, unbatched = _check_path(model, x)
+        reference = x.times
+    elif not isinstance(x, torch.Tensor) or x.dim() not in (2, 3):
         got = f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(
             "x: expected a tensor of rank 3, (T, batch, input_size) (or "
             "(batch, T, input_size) with batch_first), or rank 2, (T, input_size) "
             f"unbatched; got {got}"
         )
-    unbatched = x.dim() == 2
-    layout = (
-        "(T, input_size)"
-        if unbatched
-        else ("(batch, T, input_size)" if model.batch_first else "(T, batch, input_size)")
-    )
-    shape = (None,) * (x.dim() - 1) + (model.input_size,)
-    x = check_tensor("x", x, shape=shape, layout=layout, dtype=dtype)
-    if unbatched:
-        x = x.unsqueeze(1)
-    elif model.batch_first:
-        x = x.transpose(0, 1)
-    if x.shape[0] < 1:
-        raise ValueError("x: expected at least one time step, got T = 0")
-    batch = x.shape[1]
+    else:
+        unbatched = x.dim() == 2
+        layout = (
+            "(T, input_size)"
+            if unbatched
+            else ("(batch, T, input_size)" if model.batch_first else "(T, batch, input_size)")
+        )
+        shape = (None,) * (x.dim() - 1) + (model.input_size,)
+        x = check_tensor("x", x, shape=shape, layout=layout, dtype=dtype)
+        if unbatched:
+            x = x.unsqueeze(1)
+        elif model.batch_first:
+            x = x.transpose(0, 1)
+        if x.shape[0] < 1:
+            raise ValueError("x: expected at least one time step, got T = 0")
+        batch = x.shape[1]
+        reference = x
     n = model.num_layers * model.num_directions
     parts = model.state_parts
     if hx is None:
-        h0 = x.new_zeros(n, batch, parts * model.hidden_size)
+        h0 = reference.new_zeros(n, batch, parts * model.hidden_size)
     else:
         given = (hx,) if parts == 1 else hx
         names = ("hx",) if parts == 1 else tuple(f"hx[{i}]" for i in range(parts))

@@ -212,10 +212,13 @@ def _g(x: float | str | None) -> str:
 
 
 def finding_outcome(record: Mapping[str, Any]) -> str:
-    """The verdict, with the reading and MDE for an inconclusive finding."""
+    """The verdict; for an inconclusive finding with its reading ("no effect larger than MDE = x"
+    or "underpowered")."""
     if record["verdict"] != "inconclusive" or "reading" not in record:
         return record["verdict"]
-    return f"inconclusive: {record['reading']} (MDE {_g(record.get('mde'))})"
+    if record["reading"] == NO_EFFECT:
+        return f"inconclusive: {NO_EFFECT} = {_g(record.get('mde'))}"
+    return f"inconclusive: {record['reading']}"
 
 
 def format_claim(name: str, record: Mapping[str, Any]) -> str:

@@ -98,6 +98,9 @@ def minimum_detectable_effect(
     t with ``df`` degrees of freedom) and returns delta * se. Infinite where ``df`` is 0 or
     ``se`` infinite; 0 where ``se`` is 0.
     """
+    for name, number in (("se", se), ("df", df), ("alpha", alpha), ("power", power)):
+        if isinstance(number, bool) or not isinstance(number, (int, float, np.number)):
+            raise TypeError(f"{name}: expected a real number, got {type(number).__name__}")
     if not (se >= 0 and df >= 0):
         raise ValueError(f"se, df: expected non-negative numbers, got {se!r}, {df!r}")
     if not 0 < alpha < 1 or not alpha < power < 1:
@@ -203,6 +206,9 @@ def mean_test(
         unbounded, p = 1 and the MDE infinite.
     """
     level = _level(level)
+    if isinstance(bound, bool) or not isinstance(bound, (int, float, np.number)):
+        raise TypeError(f"bound: expected a real number, got {type(bound).__name__}")
+    bound = float(bound)
     array = np.asarray(samples, dtype=np.float64)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -245,7 +251,10 @@ def _bca(
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, array.size, size=(resamples, array.size))
     values = np.sort(np.array([float(statistic(array[d])) for d in draws]))
-    below = (np.sum(values < estimate) + 0.5 * np.sum(values == estimate)) / resamples
+    # resamples within rounding of the estimate count as ties (a statistic computed from the
+    # same numbers in another order must not move z0)
+    tie = np.isclose(values, estimate, rtol=1e-12, atol=0)
+    below = (np.sum((values < estimate) & ~tie) + 0.5 * np.sum(tie)) / resamples
     z0 = float(stats.norm.ppf(np.clip(below, 1 / resamples, 1 - 1 / resamples)))
     jack = np.array([float(statistic(np.delete(array, k))) for k in range(array.size)])
     dev = jack.mean() - jack

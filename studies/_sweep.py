@@ -41,6 +41,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rnnode._extras import require
+from rnnode._validate import check_int
 
 from ._io import json_bytes, plain, read_json, write_json
 from ._seeds import one_thread, seeded
@@ -165,12 +166,56 @@ def _load_done(path: Path, point: dict) -> tuple[bool, Any]:
     return True, stored["result"]
 
 
-def _check_workers(workers: object) -> int:
-    if workers is None:
-        return os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected a positive integer or None, got {workers!r}")
-    return workers
+def _check_workers(workers: object) -> int | None:
+    """``workers`` of a sweep or a study: None (one per CPU) or a positive integer.
+
+    Raises:
+        TypeError: not an integer (nor None).
+        ValueError: an integer below 1.
+    """
+    return None if workers is None else check_int("workers", workers, minimum=1)
+
+
+_ADDRESS = "a Dask scheduler address such as 'tcp://127.0.0.1:8786' or None"
+
+
+def _check_scheduler(scheduler: object) -> str | None:
+    """``scheduler`` of a sweep or a study: None or an address Dask can parse, checked before
+    any connection (a ``distributed.Client`` given a malformed address waits out its close
+    timeout and prints a traceback when it is collected).
+
+    Raises:
+        TypeError: not a string (nor None).
+        ValueError: empty, or an address that is not ``[scheme://]host:port`` of a scheme Dask
+            knows (``inproc://`` addresses of this process pass as they are).
+    """
+    if scheduler is None:
+        return None
+    if not isinstance(scheduler, str):
+        raise TypeError(f"scheduler: expected {_ADDRESS}, got {type(scheduler).__name__}")
+    problem = _address_problem(scheduler)
+    if problem:
+        raise ValueError(f"scheduler: expected {_ADDRESS}, got {scheduler!r} ({problem})")
+    return scheduler
+
+
+def _address_problem(address: str) -> str | None:
+    """Why Dask cannot connect to ``address`` whatever runs there, or None."""
+    if not address.strip():
+        return "an empty address"
+    try:
+        from distributed.comm.addressing import get_address_host_port, parse_address
+    except ImportError:  # connect() says that distributed is missing
+        return None
+    try:
+        if parse_address(address)[0] == "inproc":
+            return None
+        _, port = get_address_host_port(address)  # knows the schemes; needs host:port
+    except ValueError as err:
+        return str(err)
+    if not 0 < port < 65536:
+        return f"port {port} outside 1..65535"
+    return None
 
 
 def sweep(
@@ -210,12 +255,8 @@ def sweep(
             other point's result is saved before it is raised, so a rerun computes only those.
     """
     points = _check_points(points)
-    nworkers = _check_workers(workers)
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
-        raise ValueError(
-            f"scheduler: expected a Dask scheduler address such as 'tcp://127.0.0.1:8786' "
-            f"or None, got {scheduler!r}"
-        )
+    nworkers = _check_workers(workers) or os.cpu_count() or 1
+    _check_scheduler(scheduler)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     keys = [point_key(p) for p in points]
@@ -283,9 +324,12 @@ def connect(scheduler: str, timeout: float | None = None) -> Any:
     (default ``CONNECT_TIMEOUT``).
 
     Raises:
+        TypeError, ValueError: ``scheduler`` is not an address (see ``_check_scheduler``), at
+            once.
         ConnectionError: nothing answered at the address in time (the message says what was
             tried and for how long).
     """
+    _check_scheduler(scheduler)
     Client = require("distributed", "dask[distributed]", "studies", "--scheduler").Client
 
     timeout = CONNECT_TIMEOUT if timeout is None else timeout

@@ -42,6 +42,7 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
+from rnnode.training import future_task, two_sided_task
 
 from ._run import Context, settings_for, train_with
 
@@ -61,81 +62,6 @@ def additive_bound(length: int) -> float:
     """Best accuracy of an additive rule on ``two_sided_task`` over all T steps: 3/4 at the
     T - 2 inner steps, 1 at the two ends (x_0 = x_{T+1} = 0 makes y = 0 there)."""
     return ((length - 2) * ADDITIVE_BOUND + 2) / length
-
-
-def future_task(
-    num_train: int = 512,
-    num_test: int = 128,
-    length: int = 10,
-    *,
-    seed: int = 0,
-    dtype: torch.dtype | None = None,
-) -> rnnode.training.Task:
-    """Per-step classification y_k = 1[x_{k+1} > x_{k-1}] of standard normal x (x_0 = x_{T+1} = 0).
-
-    Arguments:
-        num_train, num_test: sequences in each split.
-        length: sample times T (>= 2).
-        seed: seed of the inputs.
-        dtype: dtype of x (default: torch's default).
-
-    Returns:
-        A ``"classification"`` ``rnnode.training.Task`` with ``per_step=True``: x (N, T, 1),
-        y (N, T) int64 in {0, 1}, 2 classes.
-    """
-    for name, value, minimum in (
-        ("num_train", num_train, 1),
-        ("num_test", num_test, 1),
-        ("length", length, 2),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    n = num_train + num_test
-    x = np.random.default_rng(seed).standard_normal((n, length))
-    padded = np.pad(x, ((0, 0), (1, 1)))  # x_0 = x_{T+1} = 0
-    y = torch.as_tensor(padded[:, 2:] > padded[:, :-2], dtype=torch.int64)
-    x = torch.as_tensor(x[..., None], dtype=torch.get_default_dtype() if dtype is None else dtype)
-    return rnnode.training.Task(
-        "future",
-        "classification",
-        x[:num_train],
-        y[:num_train],
-        x[num_train:],
-        y[num_train:],
-        output_size=2,
-        per_step=True,
-    )
-
-
-def two_sided_task(
-    num_train: int = 512,
-    num_test: int = 128,
-    length: int = 10,
-    *,
-    seed: int = 0,
-    dtype: torch.dtype | None = None,
-) -> rnnode.training.Task:
-    """Per-step classification y_k = 1[x_{k-1} x_{k+1} > 0] of standard normal x
-    (x_0 = x_{T+1} = 0): do the previous and the next input have the same sign?
-
-    Shapes as ``future_task``. The answer needs one feature from each side combined by XOR,
-    which a linear readout of [forward state; backward state] cannot form (see the module
-    docstring: additive rules score at most 3/4); a second bidirectional layer can.
-    """
-    task = future_task(num_train, num_test, length, seed=seed, dtype=dtype)
-    x = torch.cat([task.x_train, task.x_test])[..., 0]
-    padded = torch.nn.functional.pad(x, (1, 1))  # x_0 = x_{T+1} = 0
-    y = (padded[:, :-2] * padded[:, 2:] > 0).to(torch.int64)
-    return rnnode.training.Task(
-        "two_sided",
-        "classification",
-        task.x_train,
-        y[:num_train],
-        task.x_test,
-        y[num_train:],
-        output_size=2,
-        per_step=True,
-    )
 
 
 def causal_bayes_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -40,6 +40,7 @@ import rnnode
 from rnnode.analysis import lyapunov_exponents
 from rnnode.analysis.meanfield import lyapunov_exponent
 
+from ._figures import interval_line
 from ._run import Context, one_thread, settings_for
 from ._stats import bootstrap_interval
 
@@ -259,22 +260,8 @@ def _figure(gains, discrete, continuous) -> Figure:
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.28)
     left, right = fig.subplots(1, 2)
     for i, (n, by_g) in enumerate(discrete.items()):
-        g = np.array([float(k) for k in by_g])
-        mean = np.array([v["mean"] for v in by_g.values()])
-        lo = np.array([v["interval"][0] for v in by_g.values()])
-        hi = np.array([v["interval"][1] for v in by_g.values()])
-        err = np.stack([mean - np.nan_to_num(lo, neginf=0), np.nan_to_num(hi, posinf=0) - mean])
-        left.errorbar(
-            g,
-            mean,
-            yerr=np.abs(err),
-            fmt="o-",
-            ms=3,
-            capsize=2,
-            color=f"C{i}",
-            label=f"N = {n}",
-            zorder=2,
-        )
+        g = [float(k) for k in by_g]
+        interval_line(left, g, list(by_g.values()), color=f"C{i}", label=f"N = {n}", zorder=2)
     fine = np.linspace(min(gains), max(gains), 200)
     left.plot(fine, lyapunov_exponent(fine), "k--", lw=1.5, label="mean field", zorder=5)
     left.axhline(0, color="0.6", lw=0.8)
@@ -282,20 +269,8 @@ def _figure(gains, discrete, continuous) -> Figure:
     left.set_ylabel("largest Lyapunov exponent (per step)")
     left.set_title("discrete map h <- tanh(g W h)", fontsize=10)
     left.legend(fontsize=8)
-    g = np.array([float(k) for k in continuous])
-    mean = np.array([v["mean"] for v in continuous.values()])
-    lo = np.array([v["interval"][0] for v in continuous.values()])
-    hi = np.array([v["interval"][1] for v in continuous.values()])
-    right.errorbar(
-        g,
-        mean,
-        yerr=np.abs(np.stack([mean - lo, hi - mean])),
-        fmt="o-",
-        ms=3,
-        capsize=2,
-        color="C3",
-        label="measured",
-    )
+    g = [float(k) for k in continuous]
+    interval_line(right, g, list(continuous.values()), color="C3", label="measured")
     right.axhline(0, color="0.6", lw=0.8)
     right.axvline(1.0, color="k", ls="--", lw=1, label="g = 1 (mean field)")
     right.set_xlabel("g")

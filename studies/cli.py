@@ -10,8 +10,9 @@ Also ``python -m rnnode.studies.cli ...``. Exit status: 0 when every run complet
 data do not support is a finding, printed and recorded in metrics.json and the report, not a
 crash); with ``--strict``, 1 when some claim does not hold; 2 for bad arguments (an unknown
 study, a seed outside [0, 2**63), an ``--out`` that is a file or cannot be written, a scheduler
-that does not answer within ``CONNECT_TIMEOUT`` seconds), and for a study or ``--scheduler``
-that needs a package of an extra that is not installed (one line naming the extra).
+address Dask cannot parse (at once) or one that does not answer within ``CONNECT_TIMEOUT``
+seconds), and for a study or ``--scheduler`` that needs a package of an extra that is not
+installed (one line naming the extra).
 ``rnnode-study --version`` prints the installed version.
 """
 
@@ -136,7 +137,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.scheduler is not None:
         try:
             connect(args.scheduler).close()
-        except ConnectionError as err:
+        except (ValueError, ConnectionError) as err:  # malformed at once, or no answer
             parser.error(f"--{err}")
     options = {"out": args.out, "quick": args.quick, "seed": args.seed}
     nworkers = args.workers or os.cpu_count() or 1

@@ -42,6 +42,7 @@ from matplotlib.figure import Figure
 import rnnode
 from rnnode.analysis.memory import linear_memory_function, memory_function
 
+from ._figures import interval_line
 from ._run import Context, settings_for
 from ._stats import bootstrap_interval
 
@@ -273,21 +274,8 @@ def _figure(table, N) -> Figure:
     for ax, kind in zip(axes, KINDS, strict=True):
         for i, (L, by_r) in enumerate(table[kind].items()):
             pts = [(float(r), e) for r, e in by_r.items() if "mean" in e]
-            r = np.array([p[0] for p in pts])
-            mean = np.array([p[1]["mean"] for p in pts])
-            lo = np.array([p[1]["interval"][0] for p in pts])
-            hi = np.array([p[1]["interval"][1] for p in pts])
-            ax.errorbar(
-                r,
-                mean,
-                yerr=np.abs(np.stack([mean - lo, hi - mean])),
-                fmt="o-",
-                ms=3,
-                capsize=2,
-                color=f"C{i}",
-                label=f"{L} layer(s)",
-                zorder=2,
-            )
+            r, records = [p[0] for p in pts], [p[1] for p in pts]
+            interval_line(ax, r, records, color=f"C{i}", label=f"{L} layer(s)", zorder=2)
             cf = [
                 (float(r), np.mean(e["closed_form"]) / N)
                 for r, e in by_r.items()

@@ -44,6 +44,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 
+from ._figures import interval_line
 from ._run import Context, one_thread, settings_for
 from ._stats import bootstrap_interval
 
@@ -281,19 +282,8 @@ def _cosine_figure(table, iterations) -> Figure:
     ax = fig.add_subplot()
     x = np.array(iterations, dtype=float) + 1
     for i, (key, by_n) in enumerate(table.items()):
-        mean = np.array([by_n[str(n)]["mean"] for n in iterations])
-        lo = np.array([by_n[str(n)]["interval"][0] for n in iterations])
-        hi = np.array([by_n[str(n)]["interval"][1] for n in iterations])
-        ax.errorbar(
-            x,
-            mean,
-            yerr=np.abs(np.stack([mean - lo, hi - mean])),
-            fmt="o-",
-            ms=3,
-            capsize=2,
-            color=f"C{i}",
-            label=key,
-        )
+        records = [by_n[str(n)] for n in iterations]
+        interval_line(ax, x, records, color=f"C{i}", label=key)
     ax.axhline(1.0, color="k", ls="--", lw=1, label="published: near 1")
     ax.set_xscale("log")
     ax.set_xlabel("inference iterations + 1")

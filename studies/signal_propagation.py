@@ -53,6 +53,7 @@ import rnnode
 from rnnode.analysis.gradients import gradient_norms
 from rnnode.analysis.meanfield import gradient_factor, stable_variance
 
+from ._figures import interval_line
 from ._run import Context, one_thread, settings_for
 from ._stats import t_interval
 
@@ -332,33 +333,14 @@ def _figure(sigmas, sweep, defaults, predicted, pascanu) -> Figure:
     fig = Figure(figsize=(10, 3.8))
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.28)
     left, right = fig.subplots(1, 2)
-    mean = np.array([v["mean"] for v in sweep.values()])
-    lo = np.array([v["interval"][0] for v in sweep.values()])
-    hi = np.array([v["interval"][1] for v in sweep.values()])
-    left.errorbar(
-        sigmas,
-        mean,
-        yerr=np.abs(np.stack([mean - lo, hi - mean])),
-        fmt="o-",
-        ms=3,
-        capsize=2,
-        color="C0",
-        label="measured (Gaussian init)",
-        zorder=2,
-    )
+    records = list(sweep.values())
+    interval_line(left, sigmas, records, color="C0", label="measured (Gaussian init)", zorder=2)
     fine = np.linspace(sigmas.min(), sigmas.max(), 100)
     left.plot(fine, theory_factor(fine), "k--", lw=1.5, label="mean field", zorder=5)
     left.axhline(1.0, color="0.6", lw=0.8)
     for i, (v, rec) in enumerate(defaults.items()):
         x = 0.25 + 0.1 * i
-        left.errorbar(
-            [x],
-            [rec["mean"]],
-            yerr=[[rec["mean"] - rec["interval"][0]], [rec["interval"][1] - rec["mean"]]],
-            fmt="s",
-            color=f"C{i + 1}",
-            label=f"torch default, {v}",
-        )
+        interval_line(left, [x], [rec], color=f"C{i + 1}", label=f"torch default, {v}", fmt="s")
         left.plot([x], [predicted[v]], "x", color="k", ms=8, zorder=6)
     left.set_xlabel("sigma_w")
     left.set_ylabel("gradient factor per layer")

@@ -395,13 +395,10 @@ def _suffix(variant: str, init: str) -> str:
     return ("_skips" if variant == "skips" else "") + ("_critical" if init == "critical" else "")
 
 
-def run(ctx: Context) -> dict[str, Any]:
-    cfg = settings(ctx.quick)
-    depths, seeds = cfg["depths"], list(range(ctx.seed, ctx.seed + cfg["seeds"]))
-    hidden = cfg["hidden_size"]
-    predicted = {v: predicted_factor(1.0, hidden, v == "skips") for v in ("plain", "skips")}
-    critical = {v: critical_gain(hidden, v == "skips") for v in ("plain", "skips")}
-
+def _default_init(ctx: Context, cfg: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """Part 1 at torch's default initialisation: the gradient norms of every variant and depth,
+    their per-layer factors and the findings on them."""
+    depths = cfg["depths"]
     # -- part 1: default initialisation ---------------------------------------------------------
     points = [
         {"variant": v, "depth": d, "gain": 1.0, "seed": s, "quick": ctx.quick}
@@ -460,7 +457,21 @@ def run(ctx: Context) -> dict[str, Any]:
         control=0.0,
         control_label="no decay (ratio 1)",
     )
+    return {
+        "norms": norms,
+        "layer1": layer1,
+        "factors": factors,
+        "through_time": through_time,
+        "seed_factors": seed_factors,
+    }
 
+
+def _gain_sweep(
+    ctx: Context, cfg: dict[str, Any], seeds: list[int], critical: dict[str, float]
+) -> dict[str, Any]:
+    """Part 1 across the critical point: the per-layer factor against the gain, with the
+    findings below, above and at the critical gain."""
+    hidden = cfg["hidden_size"]
     # -- part 1: the gain across the critical point ---------------------------------------------
     gains, gain_depths = cfg["gains"], cfg["gain_depths"]
     gain_points = [
@@ -529,7 +540,12 @@ def run(ctx: Context) -> dict[str, Any]:
             control=gc,
             control_label="mean-field critical gain g_c",
         )
+    return {"gain_layer1": gain_layer1, "gain_factors": gain_factors, "theory": theory}
 
+
+def _training(ctx: Context, cfg: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """Part 2: which layers training moves, and what a probe reads from them, per
+    initialisation, variant and optimiser, with the findings on them."""
     # -- part 2: training -----------------------------------------------------------------------
     train_points = [
         {
@@ -599,7 +615,21 @@ def run(ctx: Context) -> dict[str, Any]:
                 control=float(log_ratio[i, v, "sgd"].mean()),
                 control_label="SGD's mean log ratio",
             )
+    return training
 
+
+def _figures(
+    ctx: Context,
+    cfg: dict[str, Any],
+    seeds: list[int],
+    parts: dict[str, Any],
+    predicted: dict[str, float],
+    critical: dict[str, float],
+) -> None:
+    depths, hidden = cfg["depths"], cfg["hidden_size"]
+    gains, gain_depths = cfg["gains"], cfg["gain_depths"]
+    norms, layer1, factors = parts["norms"], parts["layer1"], parts["factors"]
+    gain_factors, theory, training = parts["gain_factors"], parts["theory"], parts["training"]
     ctx.figure(
         "depth",
         _depth_figure(depths, layer1, factors),
@@ -637,25 +667,41 @@ def run(ctx: Context) -> dict[str, Any]:
             for o in OPTIMIZERS
         },
     )
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    cfg = settings(ctx.quick)
+    depths, seeds = cfg["depths"], list(range(ctx.seed, ctx.seed + cfg["seeds"]))
+    hidden = cfg["hidden_size"]
+    gains, gain_depths = cfg["gains"], cfg["gain_depths"]
+    predicted = {v: predicted_factor(1.0, hidden, v == "skips") for v in ("plain", "skips")}
+    critical = {v: critical_gain(hidden, v == "skips") for v in ("plain", "skips")}
+    parts = {
+        **_default_init(ctx, cfg, seeds),
+        **_gain_sweep(ctx, cfg, seeds, critical),
+        "training": _training(ctx, cfg, seeds),
+    }
+    _figures(ctx, cfg, seeds, parts, predicted, critical)
+    layer1, gain_layer1 = parts["layer1"], parts["gain_layer1"]
     return {
         "settings": cfg,
         "depths": depths,
         "seeds": seeds,
         "layer1_gradient": layer1,
-        "per_layer_factor": factors,
-        "per_layer_factor_per_seed": seed_factors,
+        "per_layer_factor": parts["factors"],
+        "per_layer_factor_per_seed": parts["seed_factors"],
         "mean_field_factor": predicted,
-        "time_ratio_plain": through_time,
+        "time_ratio_plain": parts["through_time"],
         "critical_gain": critical,
-        "gain_factor": gain_factors,
+        "gain_factor": parts["gain_factors"],
         "gain_layer1_gradient": {
             v: np.array(
                 [[[gain_layer1[v, g, d, s] for s in seeds] for d in gain_depths] for g in gains]
             )
             for v in ("plain", "skips")
         },
-        "gain_mean_field": theory,
-        "training": training,
+        "gain_mean_field": parts["theory"],
+        "training": parts["training"],
     }
 
 

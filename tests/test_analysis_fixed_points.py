@@ -290,3 +290,19 @@ def test_trajectory_starts_of_an_unbatched_solution_and_bad_arguments():
         trajectory_starts(solution.states.tolist(), 2)
     with pytest.raises(ValueError, match="directions = 1"):
         trajectory_starts(torch.zeros(1, 2, 4, 3, 2), 2)
+
+
+def test_an_exact_line_of_fixed_points_is_reported_by_one_point():
+    # Linear cell, W_hh = diag(1, 0.5): F(h) = (W - I) h = (0, -h_2 / 2) vanishes on the whole
+    # line h_2 = 0 (eigenvalues 0 and -0.5). Newton cannot single out a point of it, so the
+    # documented rule reports one (non-hyperbolic) point, on the line.
+    model = rnnode.ODERNN(1, 2, 1, cell="linear", bias=False).double()
+    with torch.no_grad():
+        model.field(0).weight_hh.copy_(torch.diag(torch.tensor([1.0, 0.5])))
+    found = find_fixed_points(model, torch.zeros(1), 16, radius=1.0)
+    assert found.points.shape == (1, 1, 2) and bool(found.is_fixed[0])
+    assert abs(float(found.points[0, 0, 1])) < 1e-10
+    assert found.classification == ["non-hyperbolic"]
+    np.testing.assert_allclose(
+        np.sort(found.eigenvalues.real.numpy()[0]), [-0.5, 0.0], rtol=0, atol=1e-15
+    )

@@ -199,7 +199,7 @@ def test_an_inconclusive_finding_reads_no_effect_only_when_its_mde_is_below_the_
     assert _finding((0.1, 0.3), effect=0.01)["reading"] == "supported"
     assert _finding((-math.inf, math.inf), effect=1.0)["mde"] == math.inf
     line = format_claim("x", _finding((-0.1, 0.1), effect=1.0))
-    assert line.endswith(f"vs relevant effect 1 -> inconclusive: {NO_EFFECT} (MDE {mde:.4g})")
+    assert line.endswith(f"vs relevant effect 1 -> inconclusive: {NO_EFFECT} = {mde:.4g}")
 
 
 def test_a_p_value_from_the_intervals_own_test_must_agree_with_the_verdict():

@@ -349,6 +349,8 @@ def test_a_false_fusion_declaration_is_caught():
 
 def test_check_field_accepts_every_built_in_cell():
     for cell in rnnode.CELLS:
+        check_field(rnnode.ODERNN(2, 3, cell=cell).field(0))
+    for cell in ("rnn", "gru", "lstm", "linear", "antisymmetric", "cornn"):
         check_field(rnnode.ODERNN(2, 3, cell=cell, tau=_per_unit_tau(3)).field(0))
     assert isinstance(LSTMField(2, 3), FusibleField)
 
@@ -388,3 +390,25 @@ def test_from_fields_refuses_what_does_not_stack(fields, error, match):
 def test_bad_per_unit_tau_is_refused_naming_it(tau, error, match):
     with pytest.raises(error, match=match):
         rnnode.ODERNN(2, 3, num_layers=2, tau=tau)
+
+
+class _SquaredDrive(CubicLeak):
+    def project(self, x, columns=None, bias=True):
+        return super().project(x, columns, bias) ** 2
+
+
+class _FusibleWithoutMembers(CubicLeak):
+    fusible = True
+
+
+def test_check_field_refuses_a_drive_that_is_not_the_affine_map_of_weight_ih():
+    with pytest.raises(ValueError, match=r"fields\[0\]: project\(x\) differs"):
+        rnnode.ODERNN.from_fields([_SquaredDrive(2, 3, _per_unit_tau(3))])
+
+
+def test_a_fusion_declaration_without_the_members_is_a_type_error():
+    field = _FusibleWithoutMembers(2, 3, _per_unit_tau(3))
+    with pytest.raises(
+        TypeError, match=r"declares fusible=True but lacks \['bias_hh', 'fusion_key'"
+    ):
+        check_field(field)

@@ -52,6 +52,12 @@ def test_t_test_edge_cases_one_seed_and_no_spread():
         mean_test(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="level"):
         mean_test([1.0, 2.0], level=1.5)
+    with pytest.raises(TypeError, match="bound"):
+        mean_test([1.0, 2.0], "0")
+    with pytest.raises(TypeError, match="se"):
+        minimum_detectable_effect("1", 3)
+    with pytest.raises(ValueError, match="se, df"):
+        minimum_detectable_effect(-1.0, 3)
 
 
 @pytest.mark.parametrize("n", [5, 10])

@@ -14,15 +14,12 @@ import torch
 from scipy import stats
 
 import rnnode
-from rnnode.studies import run_study
 from rnnode.studies import timescales as ts
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    metrics = run_study(ts, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return out / "timescales-quick", metrics  # quick runs: OUT/NAME-quick
+def quick(study_run):
+    return study_run("timescales")  # (folder, metrics), made once per session
 
 
 # -- the task's score -------------------------------------------------------------------
@@ -157,6 +154,7 @@ def test_statistics_on_synthetic_runs():
 # -- the quick run ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quick_run_records_every_claim_with_its_evidence(quick):
     folder, m = quick
     assert json.loads((folder / "metrics.json").read_text()) == m
@@ -181,6 +179,7 @@ def test_quick_run_records_every_claim_with_its_evidence(quick):
             assert any(k.startswith(f"{readout}_{m_name}") for k in m["claims"])
 
 
+@pytest.mark.slow
 def test_quick_run_keeps_every_seed_and_recomputes_its_statistics(quick):
     _, m = quick
     cfg = m["settings"]
@@ -209,6 +208,7 @@ def test_quick_run_keeps_every_seed_and_recomputes_its_statistics(quick):
         assert local["value"] == cond["statistics"]["local"]["trained"]["mean"]
 
 
+@pytest.mark.slow
 def test_quick_points_are_kept_apart_and_counted(quick):
     folder, m = quick
     assert m["points_reused"] == 0 and m["points"] == 2 * m["settings"]["seeds"]

@@ -231,15 +231,45 @@ def test_a_file_of_another_point_under_a_key_is_set_aside_and_recomputed(tmp_pat
         ({"points": {"x": 1}}, "points: expected a list of dicts, got dict"),
         ({"points": [1]}, r"points\[0\]: expected a dict, got int"),
         ({"points": [{"x": {1, 2}}]}, r"points\[0\]\['x'\]: expected JSON data"),
-        ({"workers": 0}, "workers: expected a positive integer or None, got 0"),
+        ({"workers": 0}, "workers: expected a positive integer, got 0"),
         ({"scheduler": ""}, "scheduler: expected a Dask scheduler address"),
+        ({"scheduler": "notaurl"}, r"scheduler: expected .*got 'notaurl' \(missing port"),
+        ({"scheduler": "foo://h:1"}, r"got 'foo://h:1' \(unknown address scheme 'foo'"),
+        ({"scheduler": "tcp://h:99999"}, r"got 'tcp://h:99999' \(port 99999 outside 1..65535"),
     ],
 )
-def test_bad_arguments_name_themselves(tmp_path, kwargs, message):
+def test_bad_arguments_name_themselves(tmp_path, kwargs, message, monkeypatch):
     args = {"points": [{"x": 1, "calls": str(tmp_path)}], **kwargs}
     points = args.pop("points")
+    _no_client(monkeypatch)
     with pytest.raises(ValueError, match=message):
         sweep(square, points, tmp_path / "out", progress=False, **args)
+    assert not (tmp_path / "out").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": 1.5}, "workers: expected a positive integer, got 1.5"),
+        ({"workers": True}, "workers: expected a positive integer, got True"),
+        ({"scheduler": 8786}, "scheduler: expected a Dask scheduler address .*, got int"),
+    ],
+)
+def test_wrong_types_are_type_errors(tmp_path, kwargs, message):
+    with pytest.raises(TypeError, match=f"^{message}"):
+        sweep(square, [{"x": 1}], tmp_path / "out", progress=False, **kwargs)
+
+
+def _no_client(monkeypatch):
+    """Make any ``distributed.Client`` a test failure: a malformed address must be refused
+    before one is made (a Client given one waits out a 10 s close and prints a traceback when
+    it is collected)."""
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"distributed.Client{args} was made")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
 
 
 @pytest.mark.parametrize(

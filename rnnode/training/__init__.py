@@ -1,7 +1,8 @@
 """rnnode.training: tasks, readout models, losses, the trainer and predictive coding.
 
 Everything needed to fit an ``ODERNN`` to data: ``Task`` and the bundled tasks (synthetic
-problems; scikit-learn's digits and statsmodels' CO2 and sunspots with ``rnnode[studies]``),
+problems, the 3-bit flip-flop; scikit-learn's digits and statsmodels' CO2 and sunspots with
+``rnnode[studies]``),
 ``SequenceModel`` (readouts, auxiliary heads, the LSTM gate-coupling penalty),
 ``PredictiveCoding`` (local prediction-error learning), and ``Trainer`` / ``train`` (seeded,
 resumable minibatch training).
@@ -24,6 +25,7 @@ from ._tasks import Task as Task
 from ._tasks import adding_task as adding_task
 from ._tasks import co2_task as co2_task
 from ._tasks import digits_task as digits_task
+from ._tasks import flip_flop_task as flip_flop_task
 from ._tasks import forecast_task as forecast_task
 from ._tasks import make_task as make_task
 from ._tasks import sines_task as sines_task
@@ -43,6 +45,7 @@ __all__ = [
     "adding_task",
     "co2_task",
     "digits_task",
+    "flip_flop_task",
     "forecast_task",
     "future_task",
     "gate_coupling_penalty",

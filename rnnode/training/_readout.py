@@ -94,9 +94,9 @@ class _Readout(nn.Module):
 
     def _architecture(self) -> dict[str, Any]:
         """What the weights mean, as plain data: the model's class, the stack's sizes, cell,
-        nonlinearity, bias, directions, skips and dropout, and the readout's size and kind. A
-        resumed ``Trainer`` refuses a checkpoint of another architecture, naming what differs
-        (the shapes of the weights alone cannot tell tanh from relu)."""
+        nonlinearity, bias, directions, skips, field classes and dropout, and the readout's kind
+        and timing. A resumed ``Trainer`` refuses a checkpoint of another architecture, naming
+        what differs (the shapes of the weights alone cannot tell tanh from relu)."""
         rnn = self.rnn
         return {
             "model": type(self).__name__,
@@ -108,6 +108,7 @@ class _Readout(nn.Module):
             "bias": rnn.bias,
             "bidirectional": rnn.bidirectional,
             "skips": list(rnn.skips),
+            "fields": [type(layer).__name__ for layer in rnn.layers],  # user-defined ones too
             "dropout": rnn.dropout,
             "kind": self.kind,
             "per_step": self.per_step,

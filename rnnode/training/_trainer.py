@@ -13,6 +13,20 @@ statistics (``SequenceModel``), the forward and backward NFE of the step's solve
 function of the run, as above. The wall-clock seconds of each step are kept apart from it
 (``Trainer.seconds``, ``metrics()["seconds"]``): they differ on every run, so a history stays
 byte-identical across runs and resumes.
+
+What stops a run, and what is left on disk: a step is checked at each stage, and a step that
+fails writes no checkpoint, so the checkpoint on disk is always that of the last good step.
+
+- The solve refuses its settings before solving (a fixed step beyond the method's stable step
+  for tau): its ``ValueError`` is passed on as raised; it names the setting to change.
+- The solve diverges (non-finite states, or states outside the box the exact flow keeps):
+  ``NonFiniteLossError`` with the solve's ``DivergenceError`` as its cause; nothing is updated.
+- The loss, or a gradient, is NaN or infinite: ``NonFiniteLossError``; nothing is updated.
+- The update makes a weight NaN or infinite: ``NonFiniteLossError`` at that step, before any
+  save (``save`` refuses non-finite weights in any case).
+
+A finite but absurd loss is not judged here: what "absurd" means belongs to the model and its
+solve, which raise as above when their states leave what the dynamics allow.
 """
 
 from __future__ import annotations
@@ -222,10 +236,15 @@ class Trainer:
         return self.metrics()
 
     def _diverged(self, where: str, error: DivergenceError) -> NonFiniteLossError:
-        last = self.history["loss"][-1] if self.history["loss"] else None
+        if self.history["loss"]:
+            advice = (
+                f"last finite loss {self.history['loss'][-1]}; lower the learning rate, clip "
+                "gradients or check the data"
+            )
+        else:  # no update yet: the model diverges as it was built, whatever the training
+            advice = "before any update: the model diverges as built; change its solve or tau"
         return NonFiniteLossError(
-            f"loss: the {where} solve diverged at step {self.step + 1} ({error}); last finite "
-            f"loss {last}; lower the learning rate, clip gradients or check the data"
+            f"loss: the {where} solve diverged at step {self.step + 1} ({error}); {advice}"
         )
 
     def _record(self, loss: float, parts: dict[str, float]) -> None:

@@ -1,7 +1,7 @@
 """studies._run and studies.cli: the registry, a run's files, reproducibility and the command line.
 
 The checks use a tiny study built here (a module object with ``run``), so they take
-milliseconds; tests/test_continuous_limit_study.py runs the command end to end on a real study.
+milliseconds; tests/test_study_continuous_limit.py runs the command end to end on a real study.
 """
 
 from __future__ import annotations
@@ -233,8 +233,9 @@ def test_a_run_restores_the_callers_global_state(tmp_path):
         (42, {}, "study: expected a study name or a module defining run, got 42"),
         (None, {"seed": -1}, r"seed: expected an integer in \[0, 2\*\*63\), got -1"),
         (None, {"seed": 2**64}, r"seed: expected an integer in \[0, 2\*\*63\), got 18446"),
-        (None, {"workers": 0}, "workers: expected a positive integer or None, got 0"),
+        (None, {"workers": 0}, "workers: expected a positive integer, got 0"),
         (None, {"scheduler": ""}, "scheduler: expected a Dask scheduler address"),
+        (None, {"scheduler": "notaurl"}, r"scheduler: .*got 'notaurl' \(missing port number"),
     ],
 )
 def test_bad_run_arguments_name_themselves(tmp_path, study, kwargs, message):
@@ -319,6 +320,7 @@ def run(ctx):
 """
 
 
+@pytest.mark.slow  # starts worker processes: seconds
 def test_run_all_runs_the_studies_side_by_side_in_worker_processes(tmp_path, monkeypatch, capsys):
     code = tmp_path / "code"
     code.mkdir()
@@ -439,6 +441,34 @@ def test_out_at_a_file_or_an_unwritable_place_exits_with_status_2(tmp_path, caps
             cli.main(["run", "continuous_limit", "--quick", "--out", str(out)])
         assert info.value.code == 2
         assert f"--out: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [({"workers": 2.0}, "workers"), ({"scheduler": 1}, "scheduler")]
+)
+def test_run_arguments_of_the_wrong_type_are_type_errors(tmp_path, kwargs, name):
+    with pytest.raises(TypeError, match=f"^{name}: expected"):
+        run_study(make_study(), out=tmp_path, **kwargs)
+
+
+def test_a_malformed_scheduler_address_exits_with_status_2_at_once(tmp_path, monkeypatch, capsys):
+    """Before: the clear line, then a 10 s wait and 'Exception ignored in Client.__del__' with a
+    TimeoutError traceback, from the Client made for the malformed address; now none is made."""
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"distributed.Client{args} was made")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "continuous_limit", "--out", str(tmp_path), "--scheduler", "notaurl"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "rnnode-study: error: --scheduler: expected a Dask scheduler address such as "
+        "'tcp://127.0.0.1:8786' or None, got 'notaurl' (missing port number in address "
+        "'notaurl')"
+    )
 
 
 def test_a_scheduler_that_does_not_answer_exits_with_status_2(tmp_path, monkeypatch, capsys):
