@@ -58,6 +58,7 @@ from matplotlib.figure import Figure
 
 import rnnode
 from rnnode._extras import require
+from rnnode.analysis import find_fixed_points
 
 from ._run import Context, settings_for
 
@@ -157,7 +158,7 @@ def fitted_order(unfolds: list[int], errors: list[float]) -> float:
 def liquid_time_constants(model: rnnode.LTC, states: torch.Tensor, x: torch.Tensor):
     """cm / (gleak + synaptic conductances) of every neuron along trajectories: states (B, T, H)
     before each sample, x (B, T, 2) -> (B, T, H)."""
-    field = model.field(0)
+    field = model.ltc_field(0)
     cm, _, denominator = field.conductances(None, states, field.project(x))
     return cm / denominator
 
@@ -191,7 +192,7 @@ def _stability(model: rnnode.LTC, ode, cfg: dict) -> dict[str, Any]:
         with torch.no_grad():
             held = model.solve(x.expand(1, HOLD // 4, 2), t=torch.arange(0.0, HOLD + 1, 4.0))
         starts = torch.cat([states[pick], held.states[0, 0, -1]]).unsqueeze(1)
-        found = rnnode.analysis.find_fixed_points(model, x, starts)
+        found = find_fixed_points(model, x, starts)
         # The fixed points; where none converged, the slowest points found instead.
         keep = found.is_fixed if bool(found.is_fixed.any()) else torch.ones_like(found.is_fixed)
         for values, kept in zip(found.eigenvalues, keep, strict=True):
