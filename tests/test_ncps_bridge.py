@@ -9,7 +9,9 @@ import torch
 
 import rnnode
 
-ncps_torch = pytest.importorskip("ncps.torch")  # part of the dev extra: rnnode[ncps]
+ncps_torch = pytest.importorskip(
+    "ncps.torch", reason="needs ncps: the extra rnnode[ncps], part of rnnode[dev]"
+)
 from ncps import wirings  # noqa: E402
 
 _NAMES = (

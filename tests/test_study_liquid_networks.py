@@ -13,7 +13,7 @@ from rnnode.studies import read_json, run_study
 from rnnode.studies._claims import check_claims
 from rnnode.studies._stats import mean_test
 
-pytest.importorskip("ncps.torch")
+pytest.importorskip("ncps.torch", reason="needs ncps: the extra rnnode[ncps], part of rnnode[dev]")
 from rnnode.studies import liquid_networks as study  # noqa: E402
 
 
