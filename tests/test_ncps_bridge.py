@@ -347,3 +347,18 @@ def test_ltc_from_fields_uses_the_given_wired_fields():
 
     with pytest.raises(TypeError, match="LTCField"):
         rnnode.LTC.from_fields([GRUField(3, 4)])
+
+
+@pytest.mark.parametrize("coupling", ["sampled", "continuous"])
+def test_per_sequence_times_in_a_stack_are_each_sequence_alone(coupling):
+    """Two LTC layers, fused step, each sequence's own timespans in one batched solve: every
+    sequence as if solved alone on its shared times (the clock's dt_b/ds scales cm)."""
+    torch.manual_seed(4)
+    model = rnnode.LTC(2, 4, num_layers=2, coupling=coupling, ode_unfolds=3).double()
+    x = torch.randn(3, 5, 2, dtype=torch.float64)
+    spans = 0.2 + 2 * torch.rand(3, 5, dtype=torch.float64)
+    out, h = model(x, timespans=spans)
+    for b in range(3):
+        out_b, h_b = model(x[b : b + 1], timespans=spans[b])
+        torch.testing.assert_close(out[b : b + 1], out_b, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(h[:, b : b + 1], h_b, rtol=1e-12, atol=1e-12)
