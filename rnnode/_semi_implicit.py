@@ -80,6 +80,9 @@ class FusedStepper:
     epsilon)``, or is an ODERNN stack ODE (``stack_conductances``).
     """
 
+    #: Whether the solve passes the step sizes as tensors (times that need a gradient).
+    tensor_widths = False
+
     def __init__(self, func, tally, unfolds: int):
         self.func = func
         self.tally = tally
