@@ -6,6 +6,7 @@ milliseconds; tests/test_study_continuous_limit.py runs the command end to end o
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.metadata
 import json
@@ -155,6 +156,28 @@ def test_a_bad_entry_point_is_refused_naming_itself(
     register(monkeypatch, tmp_path, entries, code)
     with pytest.raises(error, match=re.escape(message)):
         studies.discover()
+
+
+def test_every_study_has_its_test_file_whose_quick_run_tests_are_marked_slow():
+    """tests/test_study_NAME.py for every built-in study; a test that reads a quick run (the
+    ``study_run`` fixture, directly or through a fixture of its file) is marked slow, so that
+    ``pytest -m "not slow"`` stays a short loop."""
+    from rnnode.studies._registry import builtin
+
+    names = set(builtin())
+    files = {p.stem.removeprefix("test_study_") for p in (REPO / "tests").glob("test_study_*.py")}
+    assert names == files
+    for name in sorted(names):
+        tree = ast.parse((REPO / "tests" / f"test_study_{name}.py").read_text())
+        functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+        reads = {"study_run"}
+        for f in functions:  # fixtures built on study_run, in the order they are defined
+            if not f.name.startswith("test_") and reads & {a.arg for a in f.args.args}:
+                reads.add(f.name)
+        for f in functions:
+            if f.name.startswith("test_") and reads & {a.arg for a in f.args.args}:
+                marks = [ast.unparse(d) for d in f.decorator_list]
+                assert "pytest.mark.slow" in marks, f"test_study_{name}.py::{f.name}"
 
 
 # -- one run's files ----------------------------------------------------------------------------

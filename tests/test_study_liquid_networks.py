@@ -9,19 +9,19 @@ import pytest
 import torch
 
 import rnnode
-from rnnode.studies import read_json, run_study
+from rnnode.studies import read_json
 from rnnode.studies._claims import check_claims
 from rnnode.studies._stats import mean_test
 
-pytest.importorskip("ncps.torch")
+pytest.importorskip("ncps.torch", reason="needs ncps: the extra rnnode[ncps], part of rnnode[dev]")
 from rnnode.studies import liquid_networks as study  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    metrics = run_study(study, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return metrics, out / "liquid_networks-quick"
+def quick_run(study_run):
+    """The study's quick run (once per session): (metrics, folder)."""
+    folder, metrics = study_run("liquid_networks")
+    return metrics, folder
 
 
 def test_the_task_doubles_the_frequency_of_a_unit_circle_input():
@@ -57,6 +57,7 @@ def test_liquid_time_constant_is_the_decay_time_of_an_isolated_neuron():
     np.testing.assert_allclose(A.numpy(), np.diag(A.diagonal().numpy()), atol=0)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_claim_with_value_interval_and_control(quick_run):
     metrics, folder = quick_run
     assert read_json(folder / "metrics.json") == metrics
@@ -81,6 +82,7 @@ def test_quick_run_writes_every_claim_with_value_interval_and_control(quick_run)
         assert (folder / f"{name}.png").is_file() and (folder / f"{name}.pdf").is_file()
 
 
+@pytest.mark.slow
 def test_quick_run_findings_recompute_from_the_per_seed_metrics(quick_run):
     metrics, _ = quick_run
     cfg = study.settings(True)
