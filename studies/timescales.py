@@ -21,9 +21,10 @@ per unit (``UnitTauField``), tau = 1 + softplus(raw) > 1: h_k = h_{k-1} + (tanh(
 + W_hh h_{k-1} + b_hh) - h_{k-1}) / tau (Euler step 1). Two initialisations of tau (``INITS``):
 ``"spread"``, every unit's tau log-uniform on [1, 100] (so every layer starts with fast and slow
 units), and ``"homogeneous"``, every unit at ``TAU_HOMOGENEOUS`` = 2, learnable: any hierarchy
-of tau must then be learned (2, not 10: see the constant's comment). Readouts (``rnnode.training.SequenceModel``): the top layer
-(``"top"``) or all layers (``"all"``, Hermans & Schrauwen 2013). Adam until the qualification
-criterion holds on validation sequences or the step cap.
+of tau must then be learned (2, not 10: see the constant's comment). Readouts
+(``rnnode.training.SequenceModel``): the top layer (``"top"``) or all layers (``"all"``,
+Hermans & Schrauwen 2013). Adam until the qualification criterion holds on validation sequences
+or the step cap.
 
 **Conditions** (``CONDITIONS``, every seed trains each): spread init with the top and with the
 all-layer readout, homogeneous init with the top readout (all on the two-timescale task), and
