@@ -283,10 +283,13 @@ def test_training_findings_are_computed_from_the_metrics(runs):
                 assert np.all((trained >= 0) & (trained <= 1) & (untrained >= 0) & (untrained <= 1))
                 ratios[o] = np.log10(change[:, 0] / change[:, -1])
                 assert_seed_finding(claims[f"lowest_layer_changes_least_{o}{suffix}"], ratios[o])
-                assert_seed_finding(
-                    claims[f"layer1_probe_above_untrained_{o}{suffix}"],
-                    trained[:, 0] - untrained[:, 0],
+                items = np.array(t[o]["probe_layer1_items"])
+                assert items.shape[0] == 2 and set(np.unique(items)) <= {-1, 0, 1}
+                # per seed, the items' mean is the accuracy difference of layer 1's probes
+                np.testing.assert_allclose(
+                    items.mean(axis=1), trained[:, 0] - untrained[:, 0], rtol=0, atol=1e-12
                 )
+                assert_seed_finding(claims[f"layer1_probe_above_untrained_{o}{suffix}"], items)
                 assert claims[f"layer1_probe_above_untrained_{o}{suffix}"]["control"][
                     "value"
                 ] == pytest.approx(untrained[:, 0].mean(), rel=1e-12)
