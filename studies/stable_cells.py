@@ -30,9 +30,9 @@ After training: test MSE on the adding problem (``rnnode.training.adding_task``,
 ``batch_size``, gradient norm clipped to ``CLIP``, every cell the same budget.
 
 **Budget** (model size, steps, seeds): fixed in the code before any run from the cost of a
-training step (CPU per Adam step at T = 500: 0.1 s for the tanh control), never tuned on results:
+training step (CPU per Adam step at T = 500: 0.06 s for the tanh control), never tuned on results:
 ``parameters`` = 2200 (a coRNN of 32 units), 400 Adam steps of 32 sequences at lr 2e-3 (``LR``),
-10 seeds (one seed costs about 6.5 core-minutes). The published runs train coRNN with 128 units
+10 seeds (one seed costs about 6 core-minutes). The published runs train coRNN with 128 units
 for up to 60,000 steps; a negative here is a statement about this budget, and the metrics keep
 every cell's learning curve so the reader can see whether training had stalled.
 
