@@ -30,8 +30,7 @@ from numpy.typing import ArrayLike
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from rnnode import FIXED_METHODS, ODERNN, DivergenceError
-from rnnode._solve import integrate
+from rnnode import FIXED_METHODS, ODERNN, DivergenceError, integrate
 
 from ._common import check_real
 

@@ -41,6 +41,7 @@ from ._solve import METHODS as METHODS
 from ._solve import DivergenceError as DivergenceError
 from ._solve import SolverStats as SolverStats
 from ._solve import StepBudgetError as StepBudgetError
+from ._solve import integrate as integrate
 from ._stack import ODERNN as ODERNN
 from ._stack import Solution as Solution
 
@@ -72,6 +73,7 @@ __all__ = [
     "SolveSettings",
     "VectorField",
     "from_torch",
+    "integrate",
     "to_torch",
 ]
 

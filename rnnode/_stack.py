@@ -431,6 +431,13 @@ class _StackODE(nn.Module):
         *paths, speed, clock = rebuilt
         return self._with_paths(paths, speed, clock)
 
+    @property
+    def is_continuous(self) -> bool:
+        """Whether the field is continuous in time: every path it reads is (a held input, and
+        dt_b/ds with per-sample times, jump at the knots)."""
+        paths = (*self.paths, self.speed, self.clock)
+        return all(p.is_continuous for p in paths if p is not None)
+
     def decay_rate(self) -> torch.Tensor | None:
         """The fastest leak rate of these layers (1 / tau) in the solver's time, a 0-d tensor;
         None when no layer has a leak (``VectorField.decay_rate``)."""
@@ -622,6 +629,7 @@ class ODERNN(nn.Module):
         interpolation: str = "hold",
         coupling: str = "sampled",
         cell_options: Mapping[str, float] | None = None,
+        engine: str = "rnnode",
     ) -> None:
         """Build the stack; the weights are initialised as torch.nn's.
 
@@ -649,6 +657,8 @@ class ODERNN(nn.Module):
                 ``self.defaults`` (a frozen ``rnnode.SolveSettings``); every call may override
                 each of them. The defaults are the exact bridge to torch.nn.RNN: ``"euler"``,
                 one step per sample interval (``step_size=None``), ``"hold"``, ``"sampled"``.
+            engine: who steps the default solve, ``"rnnode"`` or ``"torchdiffeq"`` (see
+                ``rnnode.SolveSettings``).
             cell_options: the cell's own coefficients, for every layer (``{"gamma": ...}`` for
                 ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``).
 
@@ -699,6 +709,7 @@ class ODERNN(nn.Module):
             atol=atol,
             interpolation=interpolation,
             coupling=coupling,
+            engine=engine,
         )
         #: The stack's wiring: sources, weight columns, groups and output layout.
         self.topology = Topology(input_size, hidden_size, num_layers, self.num_directions, skips)
@@ -776,6 +787,7 @@ class ODERNN(nn.Module):
         atol: float = NOT_GIVEN,  # type: ignore[assignment]
         interpolation: str = NOT_GIVEN,  # type: ignore[assignment]
         coupling: str = NOT_GIVEN,  # type: ignore[assignment]
+        engine: str = NOT_GIVEN,  # type: ignore[assignment]
         adjoint: bool = False,
         options: dict | None = None,
         track_state_gradients: bool = False,
@@ -793,6 +805,8 @@ class ODERNN(nn.Module):
                 default solve (``self.defaults``) one by one; a keyword not given keeps the
                 default. ``step_size=None`` asks for one step per sample interval; switching to
                 an adaptive method drops the default step size (see ``rnnode.SolveSettings``).
+            engine: ``"rnnode"`` (default) or ``"torchdiffeq"``: the same solve through
+                ``torchdiffeq.odeint`` (the same steps, slower; see ``rnnode.integrate``).
             adjoint: backpropagate with torchdiffeq's adjoint, one sample interval at a time.
             options: passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}`` with
                 ``method="scipy_solver"``).
@@ -816,6 +830,7 @@ class ODERNN(nn.Module):
                 atol=atol,
                 interpolation=interpolation,
                 coupling=coupling,
+                engine=engine,
             ),
             adjoint=adjoint,
             options=options,
@@ -855,8 +870,7 @@ class ODERNN(nn.Module):
             atol=settings.atol,
             adjoint=adjoint,
             options=options,
-            # With per-sample times dt_b/ds jumps at the knots, whatever the interpolation.
-            discontinuous=settings.interpolation in ("hold", "causal") or grid.per_sample,
+            engine=settings.engine,
         )
         return _Plan(settings, x, h0, unbatched, grid, solve_kw, **flags)
 

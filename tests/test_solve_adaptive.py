@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from rnnode._solve import DivergenceError, SolverStats, integrate
+from rnnode import DivergenceError, SolverStats, integrate
 
 
 class _Forced(torch.nn.Module):

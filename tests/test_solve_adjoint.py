@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import rnnode
-from rnnode._solve import SolverStats, integrate
+from rnnode import SolverStats, integrate
 
 
 def _rnn_pair(num_layers=2):

@@ -3,13 +3,8 @@
 import pytest
 import torch
 
-from rnnode._solve import (
-    DivergenceError,
-    SolverStats,
-    StepBudgetError,
-    default_budget,
-    integrate,
-)
+from rnnode import DivergenceError, SolverStats, StepBudgetError, integrate
+from rnnode._methods import default_budget
 
 
 class _Relax(torch.nn.Module):

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import rnnode
+from rnnode import SolverStats, integrate
 from rnnode._paths import make_path
-from rnnode._solve import SolverStats, integrate
 
 
 class _Driven(torch.nn.Module):
