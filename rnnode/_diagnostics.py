@@ -192,7 +192,7 @@ def _dominant_rate(func, t, y, iterations=30) -> float:
     rate = 0.0
     for _ in range(iterations):
         jv = (func(t, y + eps * v) - f0) / eps
-        rate = float((v * jv).sum())
+        rate = float((v * jv).sum().detach())
         norm = jv.norm()
         if not bool(torch.isfinite(norm)) or float(norm) == 0.0:
             break
