@@ -615,7 +615,7 @@ def _steps(name: str, span: float, step_size: float | None) -> int:
 
 def _on_grid(func, y0: torch.Tensor, grid: torch.Tensor, method: str) -> torch.Tensor:
     """The state at ``grid[-1]``: one fixed step of ``method`` per grid interval."""
-    trajectory, _ = integrate(
+    trajectory = integrate(
         func, y0, grid, method=method, step_size=None, rtol=1e-6, atol=1e-8, discontinuous=False
     )
     return trajectory[-1]

@@ -83,7 +83,7 @@ def integrate(
     engine: str = "rnnode",
     probes: torch.Tensor | None = None,
     stats: SolverStats | None = None,
-) -> tuple[torch.Tensor, int]:
+) -> torch.Tensor:
     """Solve dy/dt = func(t, y), y(times[0]) = y0, and return y at every one of ``times``.
 
     Fixed-step methods (``FIXED_METHODS``) step on a grid that contains every sample time:
@@ -127,8 +127,8 @@ def integrate(
         stats: a ``SolverStats`` to add this solve's counts to.
 
     Returns:
-        ``(trajectory, nfe)``: trajectory (T + 1, *y0.shape), y at ``times``; nfe, the
-        forward evaluations of ``func`` (also added to ``stats.nfe``).
+        The trajectory (T + 1, *y0.shape): y at ``times``. The counts (evaluations, steps)
+        are added to ``stats``.
 
     Raises:
         TypeError, ValueError: a bad argument or option (wrong type, wrong value), a method
@@ -247,7 +247,7 @@ def integrate(
     excess = func.box_excess(trajectory) if fixed and hasattr(func, "box_excess") else None
     ok = finite if excess is None else finite & (excess <= 1 + BOX_SLACK)
     if bool(ok):
-        return trajectory, tally.nfe
+        return trajectory
     if bool(finite):
         raise box_error(func, trajectory, times, method, step_size)
     finite = torch.isfinite(trajectory.detach()).flatten(1).all(dim=1)

@@ -981,7 +981,10 @@ class ODERNN(nn.Module):
         ode = _StackODE(fields, paths, internal, raw_columns, speed=speed, clock=clock)
         if solve_kw.get("probes") is not None:
             solve_kw = dict(solve_kw, probes=ode.layout(solve_kw["probes"]))
-        traj, nfe = integrate(ode, ode.pack(states0), knots, **solve_kw)
+        stats = solve_kw["stats"]  # the NFE is kept once, in the SolverStats
+        before = stats.nfe
+        traj = integrate(ode, ode.pack(states0), knots, **solve_kw)
+        nfe = stats.nfe - before
         states = ode.unpack(traj)
         gates = None
         if return_gates:

@@ -118,8 +118,8 @@ def test_the_same_answer_as_torchdiffeq_odeint(method, interpolation):
         **tol,
     )
     with context:
-        got, _ = integrate(field, y0, times, stats=stats, **solve)
-        through, _ = integrate(field, y0, times, stats=oracle, engine="torchdiffeq", **solve)
+        got = integrate(field, y0, times, stats=stats, **solve)
+        through = integrate(field, y0, times, stats=oracle, engine="torchdiffeq", **solve)
         expected = torchdiffeq.odeint(
             steps if pair else field, y0, times, method=method, options=options, **tol
         )
@@ -241,7 +241,7 @@ def test_adjoint_options_are_honoured():
     for options in ({}, {"adjoint_rtol": 1e-2, "adjoint_atol": 1e-2}):
         field, y0, times = _setup("cubic")
         stats = SolverStats()
-        traj, _ = integrate(
+        traj = integrate(
             field, y0, times, method="dopri5", step_size=None, rtol=1e-8, atol=1e-8,
             discontinuous=False, adjoint=True, options=options, stats=stats,
         )  # fmt: skip
@@ -258,8 +258,8 @@ def test_solver_options_are_honoured():
     free = SolverStats()
     _decay_solve(stats=free)
     assert free.accepted_steps < stats.accepted_steps
-    first, _ = _decay_solve(options={"first_step": 1e-3, "safety": 0.5, "ifactor": 2.0})
-    plain, _ = _decay_solve()
+    first = _decay_solve(options={"first_step": 1e-3, "safety": 0.5, "ifactor": 2.0})
+    plain = _decay_solve()
     torch.testing.assert_close(first, plain, rtol=0, atol=1e-6)
 
 
@@ -288,7 +288,7 @@ def test_the_engines_agree_with_the_adjoint_and_state_gradients(method):
         field, y0, times = _setup("cubic")
         y0.requires_grad_(True)
         step = 0.25 if method == "rk4" else None
-        traj, _ = integrate(field, y0, times, method=method, step_size=step, adjoint=True,
+        traj = integrate(field, y0, times, method=method, step_size=step, adjoint=True,
                             discontinuous=False, engine=engine)  # fmt: skip
         traj.square().sum().backward()
         grads.append((field.weight.grad, y0.grad))
