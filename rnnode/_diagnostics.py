@@ -130,8 +130,11 @@ def check_fixed_stability(func, method, times, counts, step_size):
     if rate is None:
         return
     rate = float(rate)
-    widths = (times[1:] - times[:-1]).detach().tolist()
-    h = max(abs(w) / c for w, c in zip(widths, counts, strict=True))
+    widths = (times[1:] - times[:-1]).detach().abs()
+    if step_size is None:  # one step per interval (the bridge): no host copy of the widths
+        h = float(widths.max())
+    else:
+        h = max(w / c for w, c in zip(widths.tolist(), counts, strict=True))
     limit = STABILITY_LIMIT[method]
     if not h * rate > limit * (1 + 1e-12):
         return
@@ -182,6 +185,7 @@ def check_fixed_budget(method, step_size, counts, budget, user_set, times):
         )
 
 
+@torch.no_grad()
 def _dominant_rate(func, t, y, iterations=30) -> float:
     """The field's dominant Jacobian eigenvalue at (t, y), by power iteration on differences."""
     f0 = func(t, y)
@@ -192,7 +196,7 @@ def _dominant_rate(func, t, y, iterations=30) -> float:
     rate = 0.0
     for _ in range(iterations):
         jv = (func(t, y + eps * v) - f0) / eps
-        rate = float((v * jv).sum().detach())
+        rate = float((v * jv).sum())
         norm = jv.norm()
         if not bool(torch.isfinite(norm)) or float(norm) == 0.0:
             break
