@@ -1,11 +1,7 @@
-"""Shared checks of the analysis modules (private)."""
+"""The model argument of the analysis modules (private); other checks: rnnode._validate."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-import torch
 from torch import nn
 
 from rnnode import ODERNN, from_torch
@@ -23,23 +19,21 @@ def as_model(model: object, name: str = "model") -> ODERNN:
     )
 
 
-def check_real(
-    name: str, value: object, *, low: float = 0.0, inclusive: bool = False, integer: bool = False
-) -> float:
-    """A finite real number (Python, numpy or 0-d tensor) above ``low``: TypeError / ValueError."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_complex():
-        value = value.item()
-    if isinstance(value, np.generic) and np.isrealobj(value):
-        value = value.item()
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        what = "an integer" if integer else "a real number"
-        raise TypeError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
-    ok = math.isfinite(value) and (value >= low if inclusive else value > low)
-    if not ok:
-        if low == 0:
-            what = "a non-negative" if inclusive else "a positive"
-        else:
-            what = f"a number {'>=' if inclusive else '>'} {low:g}, a"
-        raise ValueError(f"{name}: expected {what} finite number, got {value!r}")
-    return value
+def check_model(model: object, *, unidirectional: bool = False) -> ODERNN:
+    """``model`` itself when it is an ``ODERNN`` (unidirectional when asked).
+
+    Raises:
+        TypeError: not an ``ODERNN`` (a torch RNN module: convert it with ``from_torch``).
+        ValueError: ``unidirectional`` and the stack is bidirectional.
+    """
+    if not isinstance(model, ODERNN):
+        raise TypeError(
+            f"model: expected an rnnode.ODERNN (convert a torch.nn.RNN, GRU or LSTM with "
+            f"rnnode.from_torch), got {type(model).__name__}"
+        )
+    if unidirectional and model.bidirectional:
+        raise ValueError(
+            "model: expected a unidirectional stack (the analysis uses its joint field, defined "
+            "forward in time), got bidirectional=True"
+        )
+    return model

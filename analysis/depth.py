@@ -14,6 +14,8 @@ import sympy as sp
 from numpy.typing import ArrayLike
 from scipy.optimize import least_squares
 
+from rnnode._validate import check_array
+
 __all__ = [
     "PARAMETERS",
     "accuracy_model",
@@ -40,7 +42,9 @@ def accuracy_model(
     Returns:
         numpy array of the broadcast shape.
     """
-    n = np.asarray(n, dtype=np.float64)
+    n = check_array("n", n)
+    a_min, a_max = check_array("a_min", a_min), check_array("a_max", a_max)
+    b, m = check_array("b", b), check_array("m", m)
     return a_min + (a_max - a_min) * (-np.expm1(-b * n)) * np.power(m, n)
 
 
@@ -77,8 +81,8 @@ def sweet_spot(b: ArrayLike, m: ArrayLike) -> np.ndarray:
     Returns:
         numpy array of the broadcast shape.
     """
-    b = np.asarray(b, dtype=np.float64)
-    m = np.asarray(m, dtype=np.float64)
+    b = check_array("b", b)
+    m = check_array("m", m)
     if not np.all(np.isfinite(b) & (b > 0)):
         raise ValueError(f"b: expected positive finite rates, got {b!r}")
     if not np.all((m > 0) & (m <= 1)):
@@ -152,8 +156,8 @@ def fit_accuracy_model(
         ValueError: shapes that differ or fewer than 4 points, negative or non-finite depths,
             accuracies outside [0, 1], or bounds outside the ranges above.
     """
-    n = np.asarray(depths, dtype=np.float64)
-    acc = np.asarray(accuracies, dtype=np.float64)
+    n = check_array("depths", depths)
+    acc = check_array("accuracies", accuracies)
     if n.ndim != 1 or n.shape != acc.shape or n.size < 4:
         raise ValueError(
             f"accuracies: expected a 1-D array as long as depths with at least 4 points, got "
@@ -167,7 +171,10 @@ def fit_accuracy_model(
             f"to {np.nanmax(acc)!r}"
         )
     for name, bounds, top in (("b_bounds", b_bounds, np.inf), ("m_bounds", m_bounds, 1.0)):
-        lo, hi = (float(v) for v in bounds)
+        pair = check_array(name, bounds, expected="a pair (low, high) of real numbers")
+        if pair.shape != (2,):
+            raise ValueError(f"{name}: expected a pair (low, high), got shape {pair.shape}")
+        lo, hi = float(pair[0]), float(pair[1])
         if not (0 < lo < hi <= top):
             raise ValueError(
                 f"{name}: expected 0 < low < high"

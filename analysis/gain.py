@@ -22,8 +22,10 @@ import torch
 from numpy.typing import ArrayLike
 
 from rnnode import ODERNN
+from rnnode._validate import check_positive
 
-from ._common import as_model, check_real
+from ._common import as_model
+from ._response import FrequencyResponse, unwrapped_phase
 
 __all__ = [
     "KINDS",
@@ -32,6 +34,7 @@ __all__ = [
     "Peaks",
     "linear_gain",
     "measure_gain",
+    "measure_response",
     "preferred_frequencies",
     "stack_gain",
     "transfer_gain",
@@ -302,7 +305,8 @@ def measure_gain(
     layer l and unit j, the hidden state at the sample times of the steady-state window is
     fitted by least squares as c_0 + c_s sin(omega t_k) + c_c cos(omega t_k); the gain is
     sqrt(sum_j (c_s^2 + c_c^2)) / amplitude, the Euclidean norm of the units' amplitudes per unit
-    input amplitude. ``frequency_response`` computes the same quantity from the linearisation.
+    input amplitude. ``frequency_response`` computes the same quantity from the linearisation;
+    ``measure_response`` returns the phases too.
 
     Notes:
         Transient: the first ``transient`` samples (default half of ``num_steps``) are discarded,
@@ -340,9 +344,84 @@ def measure_gain(
     Returns:
         (num_layers, F) detached torch tensor of gains (float64).
     """
+    _, amplitudes = _probe(
+        model, omegas, amplitude, num_steps, transient, dt, direction, hx, solve_kwargs, 4
+    )
+    return amplitudes.abs().pow(2).sum(dim=(1, -1)).sqrt()
+
+
+def measure_response(
+    model: ODERNN,
+    omegas: ArrayLike,
+    amplitude: float = 1e-3,
+    *,
+    num_steps: int = 400,
+    transient: int | None = None,
+    dt: float = 1.0,
+    direction: ArrayLike | None = None,
+    hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
+    **solve_kwargs,
+) -> FrequencyResponse:
+    """Steady-state gain *and phase* of every unit, measured with sine probes.
+
+    The probes of ``measure_gain`` (same arguments, same checks and warnings): unit j's state
+    at the sample times of the steady-state window is fitted as c_0 + c_s sin(omega t_k) +
+    c_c cos(omega t_k) = c_0 + |c| sin(omega t_k + arg c) with c = c_s + i c_c, so the measured
+    response along the input direction e is H_j(omega) e = c / amplitude: its modulus is the
+    unit's gain and its argument the phase, in ``frequency_response``'s convention (the input
+    sin(omega t) e drives |H_j e| sin(omega t + phi_j); phases unwrapped along increasing
+    frequency from the principal value at the first one).
+
+    Units: layer-major, then direction (forward first), then hidden unit, so p =
+    num_layers * directions * hidden_size (the hidden part only: an LSTM's cell is not read).
+
+    Arguments:
+        model, omegas, amplitude, num_steps, transient, dt, direction, hx, **solve_kwargs: as
+            for ``measure_gain`` (the same probes, checks and warnings).
+
+    Returns:
+        ``FrequencyResponse`` with ``source="measured (sine probe)"``, ``kind=None``:
+        ``response`` (F, p, 1) complex, ``gain`` (num_layers, F) equal to ``measure_gain``'s,
+        ``unit_gain`` and ``unit_phase`` (num_layers, F, directions * hidden_size), ``phase``
+        (F, p, 1); float64 / complex128 detached tensors.
+    """
+    omega, amplitudes = _probe(
+        model, omegas, amplitude, num_steps, transient, dt, direction, hx, solve_kwargs, 4
+    )
+    L, D, F, H = amplitudes.shape
+    unit = amplitudes.permute(0, 2, 1, 3).reshape(L, F, D * H)  # (L, F, units)
+    response = unit.permute(1, 0, 2).reshape(F, L * D * H, 1)
+    unit_phase = unwrapped_phase(unit, dim=1)
+    return FrequencyResponse(
+        omegas=torch.from_numpy(omega),
+        response=response,
+        gain=unit.abs().pow(2).sum(-1).sqrt(),
+        unit_gain=unit.abs(),
+        phase=unwrapped_phase(response, dim=0),
+        unit_phase=unit_phase,
+        kind=None,
+        dt=float(dt),
+        source="measured (sine probe)",
+    )
+
+
+def _probe(
+    model,
+    omegas,
+    amplitude,
+    num_steps,
+    transient,
+    dt,
+    direction,
+    hx,
+    solve_kwargs,
+    stacklevel,
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The sine probes of ``measure_gain``: (F,) frequencies and the complex amplitudes
+    (c_s + i c_c) / amplitude (num_layers, directions, F, hidden) of every unit."""
     model = as_model(model)
     omega = _check_omegas(omegas, dt)
-    amplitude = check_real("amplitude", amplitude)
+    amplitude = check_positive("amplitude", amplitude)
     if "t" in solve_kwargs:
         raise ValueError(
             "t: measure_gain sets the sample times itself, t_k = k * dt for k = 0..num_steps; "
@@ -389,15 +468,17 @@ def measure_gain(
         directions.append(amp)
         residuals.append(residual)
         scales.append(hidden[:, d, window].abs().flatten(1).amax(1))
-    response = torch.stack(directions).pow(2).sum(dim=(0, -1)).sqrt()  # (L, F)
+    amplitudes = torch.stack(directions, dim=1)  # (L, D, F, H) complex
+    response = amplitudes.abs().pow(2).sum(dim=(1, -1)).sqrt()  # (L, F)
     _check_probe(
         response,
         torch.stack(residuals).pow(2).sum(dim=(0, -1)).sqrt(),
         torch.stack(scales).amax(0),
         info.eps,
         dtype,
+        stacklevel,
     )
-    return (response / amplitude).cpu()
+    return omega, (amplitudes / amplitude).cpu()
 
 
 def _broadcast_hx(hx, batch: int):
@@ -411,7 +492,7 @@ def _broadcast_hx(hx, batch: int):
     return hx
 
 
-def _check_probe(response, residual, scale, eps: float, dtype) -> None:
+def _check_probe(response, residual, scale, eps: float, dtype, stacklevel: int) -> None:
     """Warn, once, where a layer's measured response cannot be trusted (see ``measure_gain``)."""
     problems = []
     for l in range(response.shape[0]):
@@ -431,21 +512,22 @@ def _check_probe(response, residual, scale, eps: float, dtype) -> None:
                 "gain there is not meaningful"
             )
     if problems:
-        warnings.warn("; ".join(problems), RuntimeWarning, stacklevel=3)
+        warnings.warn("; ".join(problems), RuntimeWarning, stacklevel=stacklevel)
 
 
-def _fit_amplitude(h: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """Amplitude at the driving frequency of every (layer, frequency, unit) series.
+def _fit_amplitude(h: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Complex amplitude at the driving frequency of every (layer, frequency, unit) series.
 
     h: (L, K, F, H) samples; phase: (K, F) omega * t_k. Least squares on [1, sin, cos] per
-    frequency, one batched solve. Returns the amplitudes (L, F, H) and the residuals' RMS
-    times sqrt(2) (L, F, H).
+    frequency, one batched solve. Returns c_s + i c_c (L, F, H), whose modulus is the
+    amplitude and whose argument the phase of c_s sin + c_c cos = |c| sin(. + arg c), and the
+    residuals' RMS times sqrt(2) (L, F, H).
     """
     basis = torch.stack([torch.ones_like(phase), torch.sin(phase), torch.cos(phase)], -1)
     basis = basis.transpose(0, 1)  # (F, K, 3)
     target = h.permute(2, 1, 0, 3).flatten(2)  # (F, K, L * H)
     coef = torch.linalg.lstsq(basis, target).solution  # (F, 3, L * H)
-    amp = coef[:, 1:].pow(2).sum(1).sqrt()  # (F, L * H)
+    amp = torch.complex(coef[:, 1], coef[:, 2])  # (F, L * H): c_s + i c_c
     # RMS residual of the fit, times sqrt(2) so that it compares with a sine's amplitude.
     rest = (target - basis @ coef).pow(2).mean(1).mul(2).sqrt()
     rest = rest.reshape(rest.shape[0], h.shape[0], h.shape[-1]).transpose(0, 1)

@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 import torch
 
 from rnnode import ODERNN
+from rnnode._validate import check_bool, check_positive
 
-from .stability import _check_model, jacobian
+from ._common import check_model
+from .jacobians import _check_model, jacobian
 
 __all__ = [
     "count_gradient_paths",
@@ -52,11 +54,23 @@ def gradient_norms(
     Returns:
         (num_layers, T + 1) tensor; column 0 is the initial state at t_0.
     """
+    check_model(model)
+    if not callable(loss_fn):
+        raise TypeError(
+            f"loss_fn: expected a function (output, h_n) -> scalar tensor, got "
+            f"{type(loss_fn).__name__}"
+        )
+    full_state = check_bool("full_state", full_state)
     solution = model.solve(x, hx, track_state_gradients=True, **solve_kwargs)
     loss = loss_fn(solution.output, solution.h_n)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"loss_fn: expected a scalar tensor (one element), got {got}")
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(
+            f"loss_fn: expected a function returning a scalar tensor, got {type(loss).__name__}"
+        )
+    if loss.numel() != 1:
+        raise ValueError(
+            f"loss_fn: expected a scalar tensor (one element), got {tuple(loss.shape)}"
+        )
     grads = solution.state_gradients(loss, retain_graph=False).detach()
     if not full_state:
         grads = grads[..., : model.hidden_size]
@@ -92,6 +106,7 @@ def depth_jacobian(
         (..., num_layers, num_layers, state_size, state_size): block [l, j] = dh^l/dh^j.
     """
     _check_model(model)
+    dt = check_positive("dt", dt)
     L, S = model.num_layers, model.layers[0].state_size
     J = jacobian(model, h, x)
     lead = J.shape[:-2]

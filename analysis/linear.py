@@ -16,38 +16,85 @@
 ``frequency_response`` evaluates H(omega) = C (z I - A)^{-1} B + D at z = e^{i omega dt}
 (discrete) or z = i omega (continuous) by one batched complex linear solve over all frequencies,
 and reduces it to per-layer gains with ``measure_gain``'s norm convention: for the unit input
-direction e, gain_l(omega) = sqrt(sum_{j in layer l} |H_j(omega) e|^2). At a fixed point and a
-small amplitude the two agree (the sine probes measure this linearisation).
+direction e, gain_l(omega) = sqrt(sum_{j in layer l} |H_j(omega) e|^2), and to phases
+phi_j(omega) = arg(H_j(omega) e) in radians: the input sin(omega t) e drives the output
+|H_j e| sin(omega t + phi_j), unwrapped along increasing frequency from the principal value at the
+first frequency. At a fixed point and a small amplitude the gains and phases agree with the sine
+probes (``measure_response``, which measure this linearisation). ``StateSpace.to_scipy`` hands the
+matrices to ``scipy.signal`` (``dlti`` with the step dt, or ``lti``), whose ``dfreqresp`` /
+``freqresp`` give the same H.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
+import scipy.signal
 import torch
 from numpy.typing import ArrayLike
 from torch.func import jacfwd, vmap
 
-from rnnode import ODERNN
+from rnnode import COUPLINGS, ODERNN
 
+from ._response import FrequencyResponse, unwrapped_phase
 from .gain import KINDS, _unit_direction
 
 __all__ = ["FrequencyResponse", "StateSpace", "frequency_response", "linearize"]
 
-COUPLINGS = ("sampled", "continuous")
 
+@dataclass(eq=False)
+class StateSpace:
+    """A linear(ised) system: s_{k+1} = A s_k + B u_k, y_k = C s_k + D u_k (discrete, sample
+    spacing dt) or ds/dt = A s + B u, y = C s + D u (continuous).
 
-class StateSpace(NamedTuple):
-    """x_{k+1} = A x_k + B u_k, y_k = C x_k + D u_k (discrete) or dx/dt = A x + B u,
-    y = C x + D u (continuous); shapes (..., n, n), (..., n, m), (..., p, n), (..., p, m)."""
+    Unpacks like the tuple it replaces, ``A, B, C, D = linearize(...)``; ``to_scipy()``
+    converts to ``scipy.signal.dlti`` (discrete) or ``scipy.signal.lti`` (continuous).
+
+    Attributes:
+        A, B, C, D: (..., n, n), (..., n, m), (..., p, n), (..., p, m) tensors.
+        kind: ``"discrete"`` or ``"continuous"``.
+        dt: the sample spacing of a discrete system; None for a continuous one.
+    """
 
     A: torch.Tensor
     B: torch.Tensor
     C: torch.Tensor
     D: torch.Tensor
+    kind: str = "discrete"
+    dt: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: expected one of {KINDS}, got {self.kind!r}")
+        if self.kind == "continuous" and self.dt is not None:
+            raise ValueError(f"dt: expected None for a continuous system, got {self.dt!r}")
+        if self.kind == "discrete":
+            dt = self.dt
+            if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < np.inf:
+                raise ValueError(f"dt: expected a positive finite sample spacing, got {dt!r}")
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter((self.A, self.B, self.C, self.D))
+
+    def to_scipy(self) -> scipy.signal.dlti | scipy.signal.lti:
+        """The system as ``scipy.signal.dlti(A, B, C, D, dt=dt)`` (discrete) or
+        ``scipy.signal.lti(A, B, C, D)`` (continuous), float64 numpy matrices.
+
+        Only a single system converts: a batch (leading dimensions) raises ``ValueError``.
+        scipy's ``dfreqresp`` takes frequencies in radians per sample, omega * dt.
+        """
+        if self.A.dim() != 2:
+            raise ValueError(
+                f"A: expected a single system (n, n) to convert, got shape {tuple(self.A.shape)} "
+                "(index the batch first, e.g. StateSpace(*(v[0] for v in ss), kind, dt))"
+            )
+        A, B, C, D = (v.detach().cpu().double().numpy() for v in self)
+        if self.kind == "discrete":
+            return scipy.signal.dlti(A, B, C, D, dt=float(self.dt))
+        return scipy.signal.lti(A, B, C, D)
 
 
 def _check_linearizable(model: ODERNN) -> None:
@@ -110,8 +157,9 @@ def linearize(
             matrices are detached).
 
     Returns:
-        ``StateSpace(A, B, C, D)`` of torch tensors with n = num_layers * state_size states,
-        m = input_size inputs and p = num_layers * hidden_size outputs (layer-major: output
+        ``StateSpace(A, B, C, D, kind, dt)`` of torch tensors (dt None when continuous) with
+        n = num_layers * state_size states, m = input_size inputs and p = num_layers *
+        hidden_size outputs (layer-major: output
         ``l * hidden + j`` is unit j of layer l), each with h's leading dimensions first.
     """
     _check_linearizable(model)
@@ -166,28 +214,7 @@ def linearize(
     out = [v.reshape(*lead, *v.shape[1:]) for v in (A, B, C, D)]
     if not create_graph:
         out = [v.detach() for v in out]
-    return StateSpace(*out)
-
-
-@dataclass
-class FrequencyResponse:
-    """The frequency response of a linear system, complex and reduced to per-layer gains.
-
-    Attributes:
-        omegas: (F,) frequencies (radians per unit time).
-        response: (F, p, m) complex H(omega) = C (z I - A)^{-1} B + D.
-        gain: (num_layers, F) sqrt(sum_{j in layer} |H_j(omega) e|^2): ``measure_gain``'s
-            convention (Euclidean norm over a layer's units per unit input amplitude along e).
-        unit_gain: (num_layers, F, units per layer) |H_j(omega) e| per unit.
-        kind, dt: the system's kind and sample spacing.
-    """
-
-    omegas: torch.Tensor
-    response: torch.Tensor
-    gain: torch.Tensor
-    unit_gain: torch.Tensor
-    kind: str
-    dt: float
+    return StateSpace(*out, kind=kind, dt=float(dt) if kind == "discrete" else None)
 
 
 def frequency_response(
@@ -196,9 +223,9 @@ def frequency_response(
     *,
     h: torch.Tensor | None = None,
     x: ArrayLike | torch.Tensor | None = None,
-    kind: str = "discrete",
+    kind: str | None = None,
     coupling: str = "sampled",
-    dt: float = 1.0,
+    dt: float | None = None,
     direction: ArrayLike | None = None,
     num_layers: int | None = None,
     create_graph: bool = False,
@@ -211,14 +238,16 @@ def frequency_response(
     F solves of order n^3 / 3, no symbolic algebra.
 
     Arguments:
-        system: an ``ODERNN`` (linearised by ``linearize`` at ``h``, ``x``), or a tuple
-            ``(A, B, C, D)`` of (n, n), (n, m), (p, n), (p, m) matrices (torch, numpy or nested
-            sequences; D may be None for zeros).
+        system: an ``ODERNN`` (linearised by ``linearize`` at ``h``, ``x``), a ``StateSpace``
+            (its kind and dt are used), or a tuple ``(A, B, C, D)`` of (n, n), (n, m), (p, n),
+            (p, m) matrices (torch, numpy or nested sequences; D may be None for zeros).
         omegas: (F,) frequencies; discrete: in (0, pi / dt) (below Nyquist), continuous: > 0.
         h: model only: (num_layers, state_size) the state (default zeros: the fixed point of a
-            stack without biases at x = 0; otherwise pass ``fixed_points(model, x)[0]``).
+            stack without biases at x = 0; otherwise a point of
+            ``find_fixed_points(model, x).points``).
         x: model only: (input_size,) the held input (default zeros).
-        kind, coupling, dt: as for ``linearize`` (dt is also the sample spacing of z).
+        kind, coupling, dt: as for ``linearize`` (dt is also the sample spacing of z); default
+            ``"discrete"`` and 1.0, or the ``StateSpace``'s own (given values must match it).
         direction: (m,) the input direction e (default (1, ..., 1) / sqrt(m), as
             ``measure_gain``); normalised to unit length.
         num_layers: outputs split into this many equal consecutive groups for ``gain``
@@ -228,8 +257,20 @@ def frequency_response(
         create_graph: keep the graph (default: detached tensors).
 
     Returns:
-        ``FrequencyResponse`` of torch tensors (float64 / complex128 for float64 systems).
+        ``FrequencyResponse`` of torch tensors (float64 / complex128 for float64 systems) with
+        ``source="linearised"``; its phases follow the convention of the module docstring.
     """
+    if isinstance(system, StateSpace):
+        for name, given, own in (("kind", kind, system.kind), ("dt", dt, system.dt)):
+            if given is not None and own is not None and given != own:
+                raise ValueError(
+                    f"{name}: expected the StateSpace's own {name} = {own!r} (or nothing), "
+                    f"got {given!r}"
+                )
+        kind = system.kind
+        dt = 1.0 if system.dt is None else system.dt
+    kind = "discrete" if kind is None else kind
+    dt = 1.0 if dt is None else dt
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
     if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not 0 < dt < float("inf"):
@@ -245,13 +286,13 @@ def frequency_response(
         )
         groups = L if num_layers is None else num_layers
         blocks = L
-    elif isinstance(system, tuple) and len(system) == 4:
-        A, B, C, D = _as_matrices(system)
+    elif isinstance(system, StateSpace) or (isinstance(system, tuple) and len(system) == 4):
+        A, B, C, D = _as_matrices(tuple(system))
         groups = C.shape[0] if num_layers is None else num_layers
         blocks = 1 if num_layers is None else num_layers
     else:
         raise TypeError(
-            f"system: expected an rnnode.ODERNN or a tuple (A, B, C, D), got "
+            f"system: expected an rnnode.ODERNN, a StateSpace or a tuple (A, B, C, D), got "
             f"{type(system).__name__}"
         )
     m, p = B.shape[-1], C.shape[0]
@@ -280,13 +321,16 @@ def frequency_response(
         X = _resolvent_times(z, A.to(cdtype), B.to(cdtype), blocks)  # (F, n, m)
         response = C.to(cdtype) @ X + D.to(cdtype)  # (F, p, m)
         e = _unit_direction(direction, m, A.dtype, A.device).to(cdtype)
-        unit = (response @ e).abs()  # (F, p)
-        unit = unit.reshape(w.shape[0], groups, p // groups).permute(1, 0, 2)
+        along = response @ e  # (F, p): H_j(omega) e
+        unit = along.abs().reshape(w.shape[0], groups, p // groups).permute(1, 0, 2)
         gain = unit.pow(2).sum(-1).sqrt()
-    tensors = [w, response, gain, unit]
+        phase = unwrapped_phase(response, dim=0)
+        unit_phase = unwrapped_phase(along, dim=0)
+        unit_phase = unit_phase.reshape(w.shape[0], groups, p // groups).permute(1, 0, 2)
+    tensors = [w, response, gain, unit, phase, unit_phase]
     if not create_graph:
         tensors = [v.detach() for v in tensors]
-    return FrequencyResponse(*tensors, kind=kind, dt=float(dt))
+    return FrequencyResponse(*tensors, kind=kind, dt=float(dt), source="linearised")
 
 
 def _resolvent_times(z: torch.Tensor, A: torch.Tensor, B: torch.Tensor, blocks: int):

@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
+from rnnode._validate import check_array
+
 __all__ = [
     "gaussian_expectation",
     "stable_variance",
@@ -50,7 +52,7 @@ def _nodes(q_max: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nonnegative(name: str, value: object) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
+    array = check_array(name, value)
     if not np.isfinite(array).all() or (array < 0).any():
         raise ValueError(f"{name}: expected non-negative finite numbers, got {value!r}")
     return array

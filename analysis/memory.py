@@ -20,13 +20,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.linalg import solve_discrete_lyapunov
 
+from rnnode._validate import check_array, check_int, check_real
+
 __all__ = ["memory_function", "linear_memory_function"]
-
-
-def _count(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def memory_function(
@@ -54,14 +50,15 @@ def memory_function(
     Returns:
         (K,) array of m_k in [0, 1]; its sum is the estimated capacity.
     """
-    h = np.asarray(states, dtype=np.float64)
-    u = np.asarray(inputs, dtype=np.float64)
+    h = check_array("states", states)
+    u = check_array("inputs", inputs)
     if h.ndim != 2 or u.ndim != 1 or h.shape[0] != u.shape[0]:
         raise ValueError(
             f"states, inputs: expected shapes (T, N) and (T,), got {h.shape} and {u.shape}"
         )
-    K = _count("max_delay", max_delay, 1)
-    washout = _count("washout", washout, 0)
+    K = check_int("max_delay", max_delay, minimum=1)
+    washout = check_int("washout", washout, minimum=0)
+    train_fraction = check_real("train_fraction", train_fraction, expected="a number in (0, 1)")
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction: expected a number in (0, 1), got {train_fraction!r}")
     start = max(washout, K - 1)
@@ -99,17 +96,17 @@ def linear_memory_function(
     Returns:
         (K,) array; without noise sum_{k < K} m_k = N - tr(C^{-1} A^K C A^K^T) -> N as K grows.
     """
-    A = np.asarray(A, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    A = check_array("A", A)
+    b = check_array("b", b)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or b.shape != (A.shape[0],):
         raise ValueError(f"A, b: expected shapes (N, N) and (N,), got {A.shape} and {b.shape}")
-    K = _count("max_delay", max_delay, 1)
+    K = check_int("max_delay", max_delay, minimum=1)
     radius = float(np.abs(np.linalg.eigvals(A)).max())
     if not radius < 1:
         raise ValueError(f"A: expected spectral radius < 1 (a stationary state), got {radius}")
     Q = np.outer(b, b)
     if noise is not None:
-        noise = np.asarray(noise, dtype=np.float64)
+        noise = check_array("noise", noise)
         if noise.shape != A.shape:
             raise ValueError(f"noise: expected shape {A.shape}, got {noise.shape}")
         Q = Q + noise

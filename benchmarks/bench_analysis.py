@@ -39,14 +39,13 @@ import numpy as np
 import torch
 
 import rnnode
-from rnnode.analysis.gain import measure_gain
-from rnnode.analysis.linear import frequency_response, linearize
-from rnnode.analysis.stability import (
+from rnnode.analysis import (
     STEP_POLYNOMIALS,
     find_fixed_points,
-    fixed_points,
     stability_map,
 )
+from rnnode.analysis.gain import measure_gain
+from rnnode.analysis.linear import frequency_response, linearize
 
 
 def _timed(fn, repeats: int = 1):
@@ -94,7 +93,7 @@ def bench_frequency_response(num_freqs: int, num_layers: int, hidden: int, num_s
     """
     torch.manual_seed(0)
     model = rnnode.ODERNN(1, hidden, num_layers, cell="rnn").double()
-    (h_star,) = fixed_points(model, torch.zeros(1), num_starts=1)
+    (h_star,) = find_fixed_points(model, torch.zeros(1), 1, opt_steps=0, max_iter=50).points
     omegas = np.geomspace(0.01, 3.0, num_freqs)
     numeric, t_numeric = _timed(lambda: frequency_response(model, omegas, h=h_star), repeats=3)
     probes, t_probe = _timed(

@@ -7,6 +7,8 @@ The core is this namespace: the model (``ODERNN``, ``Solution``), the bridge to 
 fields and input paths users subclass, the error types and the supported choices. The rest lives
 in its own namespace:
 
+- ``rnnode.fields``: the vector fields, and the protocol a field of one's own provides
+  (``ODERNN.from_fields`` stacks them);
 - ``rnnode.training``: tasks, readout models, losses, the trainer, predictive coding;
 - ``rnnode.analysis``: gains, frequency responses, stability, gradient flow, figures;
 - ``rnnode.studies``: the reproducible studies behind the ``rnnode-study`` command.
@@ -15,7 +17,7 @@ in its own namespace:
 from __future__ import annotations
 
 import importlib
-import warnings
+from importlib import metadata as _metadata
 
 from ._bridge import from_torch as from_torch
 from ._bridge import to_torch as to_torch
@@ -28,6 +30,10 @@ from ._fields import LinearField as LinearField
 from ._fields import LSTMField as LSTMField
 from ._fields import RelaxationField as RelaxationField
 from ._fields import VectorField as VectorField
+from ._liquid import LTC as LTC
+from ._ltc import LTCField as LTCField
+from ._ncps import from_ncps as from_ncps
+from ._ncps import to_ncps as to_ncps
 from ._paths import INTERPOLATIONS as INTERPOLATIONS
 from ._paths import CubicPath as CubicPath
 from ._paths import HoldPath as HoldPath
@@ -45,7 +51,10 @@ from ._solve import integrate as integrate
 from ._stack import ODERNN as ODERNN
 from ._stack import Solution as Solution
 
-__version__ = "0.1.0"
+try:  # one source of the version: the installed distribution's metadata (pyproject.toml)
+    __version__: str = _metadata.version("rnnode")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ADAPTIVE_METHODS",
@@ -62,6 +71,8 @@ __all__ = [
     "INTERPOLATIONS",
     "InputPath",
     "LSTMField",
+    "LTC",
+    "LTCField",
     "LinearField",
     "LinearPath",
     "METHODS",
@@ -72,69 +83,38 @@ __all__ = [
     "StepBudgetError",
     "SolveSettings",
     "VectorField",
+    "from_ncps",
     "from_torch",
     "integrate",
+    "to_ncps",
     "to_torch",
 ]
 
-# Names that moved out of the top level: old imports keep working, with a DeprecationWarning,
-# until they are removed. Old name -> (module, name there, what to use instead).
-_TRAINING = (
-    "SequenceModel",
-    "gate_coupling_penalty",
-    "layer_features",
-    "task_loss",
-    "task_metrics",
-    "PredictiveCoding",
-    "TASK_KINDS",
-    "Task",
-    "adding_task",
-    "co2_task",
-    "digits_task",
-    "forecast_task",
-    "make_task",
-    "sines_task",
-    "sunspots_task",
-    "NonFiniteLossError",
-    "Trainer",
-    "train",
-)
-_MOVED: dict[str, tuple[str, str, str]] = {
-    **{name: ("rnnode.training", name, f"rnnode.training.{name}") for name in _TRAINING},
-    "TASKS": (
-        "rnnode.training._tasks",
-        "_TASK_BUILDERS",
-        "rnnode.training.TASK_NAMES and make_task",
-    ),
-    "compare_with_backprop": (
-        "rnnode.studies.predictive_coding",
-        "compare_with_backprop",
-        "rnnode.studies.predictive_coding.compare_with_backprop",
-    ),
-    "make_field": ("rnnode._fields", "make_field", "ODERNN(cell=...) or the field classes"),
-    "make_path": (
-        "rnnode._paths",
-        "make_path",
-        "the path classes (HoldPath, LinearPath, CubicPath)",
-    ),
+_NAMESPACES = ("fields", "training", "analysis", "studies")
+
+# Names removed from the top level in 0.2.0 (CHANGELOG.md), to say where they went: no aliases.
+_TRAINING_NAMES = (
+    "SequenceModel gate_coupling_penalty layer_features task_loss task_metrics PredictiveCoding "
+    "TASK_KINDS Task adding_task co2_task digits_task forecast_task make_task sines_task "
+    "sunspots_task NonFiniteLossError Trainer train"
+).split()
+_REMOVED = {
+    **{name: f"rnnode.training.{name}" for name in _TRAINING_NAMES},
+    "TASKS": "rnnode.training.TASK_NAMES and rnnode.training.make_task",
+    "compare_with_backprop": "rnnode.studies.predictive_coding.compare_with_backprop",
+    "make_field": "ODERNN(cell=...) or the field classes",
+    "make_path": "the path classes (HoldPath, LinearPath, CubicPath)",
 }
-
-
-_NAMESPACES = ("training", "analysis", "studies")
 
 
 def __getattr__(name: str) -> object:
     if name in _NAMESPACES:  # ``import rnnode`` then ``rnnode.training.train``: loaded on use
         return importlib.import_module(f"rnnode.{name}")
-    if name in _MOVED:
-        module, attribute, instead = _MOVED[name]
-        warnings.warn(
-            f"rnnode.{name} is deprecated: use {instead}; the old name will be removed",
-            DeprecationWarning,
-            stacklevel=2,
+    if name in _REMOVED:
+        raise AttributeError(
+            f"module 'rnnode' has no attribute {name!r}: removed from the top level in 0.2.0, "
+            f"use {_REMOVED[name]} (see CHANGELOG.md)"
         )
-        value = getattr(importlib.import_module(module), attribute)
-        return dict(value) if isinstance(value, dict) else value
     raise AttributeError(f"module 'rnnode' has no attribute {name!r}")
 
 

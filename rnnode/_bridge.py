@@ -11,12 +11,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._settings import SolveSettings
 from ._stack import ODERNN
 
 __all__ = ["from_torch", "to_torch"]
 
-_TORCH_CELLS = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
+#: The torch.nn module of each cell that has one (the one map, read both ways).
+_TORCH_MODULES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+#: The settings of the default solve (``SolveSettings()``, the discrete map) that torch.nn's
+#: modules compute; coupling last (it matters only with several layers).
+_DISCRETE_SOLVE = ("method", "step_size", "interpolation", "coupling")
 
 
 def _suffix(layer: int, direction: int) -> str:
@@ -24,8 +29,8 @@ def _suffix(layer: int, direction: int) -> str:
 
 
 def _cell_of(module: nn.Module) -> str:
-    for cls, cell in _TORCH_CELLS.items():
-        if type(module) is cls or isinstance(module, cls):
+    for cell, cls in _TORCH_MODULES.items():
+        if isinstance(module, cls):
             return cell
     raise ValueError(
         f"module: expected torch.nn.RNN, torch.nn.GRU or torch.nn.LSTM, got {type(module).__name__}"
@@ -50,6 +55,12 @@ def from_torch(module: nn.RNNBase) -> ODERNN:
     Raises:
         NotImplementedError: an LSTM with ``proj_size > 0`` (projected hidden states have no
             field here yet).
+        ValueError: a module on the ``meta`` device (it has no weights to copy).
+
+    Warnings:
+        The weights are *copied*: the model and the module share nothing afterwards, so an edit
+        of one (training, ``load_state_dict``, an in-place change) does not reach the other.
+        Convert again after changing either. ``requires_grad`` is copied with each weight.
     """
     cell = _cell_of(module)
     if getattr(module, "proj_size", 0):
@@ -57,6 +68,7 @@ def from_torch(module: nn.RNNBase) -> ODERNN:
             f"module: LSTM with proj_size={module.proj_size} is not supported (only proj_size=0)"
         )
     reference = module.weight_ih_l0
+    _check_not_meta("module", reference)
     model = ODERNN(
         module.input_size,
         module.hidden_size,
@@ -85,30 +97,38 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
     Raises:
         ValueError: ``model`` has no discrete twin in torch.nn (a linear or other cell, skip
             connections, a time constant other than a fixed 1, or a default solve other than
-            the discrete one); the message names the setting that differs.
+            the discrete one; the message names the setting that differs), or its weights are
+            on the ``meta`` device.
+
+    Warnings:
+        The weights are *copied*: the module and the model share nothing afterwards, so an edit
+        of one does not reach the other.
     """
-    if model.cell not in ("rnn", "gru", "lstm"):
+    _check_not_meta("model", model.layers[0].weight_ih)
+    if model.cell not in _TORCH_MODULES:
         raise ValueError(
             f"model: cell={model.cell!r} has no torch.nn equivalent "
-            "(expected 'rnn', 'gru' or 'lstm')"
+            f"(expected one of {tuple(_TORCH_MODULES)})"
         )
     if model.skips != (1,):
         raise ValueError(f"model: skips={model.skips} have no torch.nn equivalent (expected (1,))")
     for i, field in enumerate(model.layers):
-        tau = float(field.tau.detach())
-        if field.learn_tau or tau != 1.0:
+        tau = field.tau.detach()
+        learn = getattr(field, "learn_tau", False) or field.tau.requires_grad
+        if learn or not bool((tau == 1.0).all()):
+            shown = float(tau) if tau.dim() == 0 else tau.tolist()
             raise ValueError(
-                f"model: layers[{i}] has tau={tau}"
-                f"{' (learnable)' if field.learn_tau else ''}; torch.nn's cell is "
-                "the Euler step only for a fixed tau = 1"
+                f"model: layers[{i}] has tau={shown}{' (learnable)' if learn else ''}; "
+                "torch.nn's cell is the Euler step only for a fixed tau = 1"
             )
     for name, value in _discrete_solve_mismatches(model):
+        discrete = ", ".join(f"{k}={getattr(SolveSettings(), k)!r}" for k in _DISCRETE_SOLVE)
         raise ValueError(
             f"model: its default solve has {name}={value!r}, but torch.nn's module is the "
-            f"discrete map only (method='euler', step_size=None, interpolation='hold', "
-            f"coupling='sampled'); set {name} back, or convert a model built with the defaults"
+            f"discrete map only ({discrete}); set {name} back, or convert a model built with "
+            "the defaults"
         )
-    cls = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[model.cell]
+    cls = _TORCH_MODULES[model.cell]
     kwargs = {"nonlinearity": model.nonlinearity} if model.cell == "rnn" else {}
     reference = model.layers[0].weight_ih
     module = cls(
@@ -126,13 +146,22 @@ def to_torch(model: ODERNN) -> nn.RNNBase:
     return module.train(model.training)
 
 
+def _check_not_meta(name: str, weight: torch.Tensor) -> None:
+    if weight.device.type == "meta":
+        raise ValueError(
+            f"{name}: expected weights with values, got a module on the 'meta' device (shapes "
+            "only, nothing to copy); materialise it first (module.to_empty(device='cpu') and "
+            "load or initialise its weights)"
+        )
+
+
 def _discrete_solve_mismatches(model: ODERNN) -> list[tuple[str, object]]:
     """The settings of ``model``'s default solve that differ from the discrete map's."""
-    discrete = {"method": "euler", "step_size": None, "interpolation": "hold"}
-    if model.num_layers > 1:  # one layer solves alike in both couplings
-        discrete["coupling"] = "sampled"
-    defaults = model.defaults
-    return [(k, getattr(defaults, k)) for k, v in discrete.items() if getattr(defaults, k) != v]
+    names = _DISCRETE_SOLVE if model.num_layers > 1 else _DISCRETE_SOLVE[:-1]
+    discrete, defaults = SolveSettings(), model.defaults  # one layer solves alike in both couplings
+    return [
+        (k, getattr(defaults, k)) for k in names if getattr(defaults, k) != getattr(discrete, k)
+    ]
 
 
 @torch.no_grad()

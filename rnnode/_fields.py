@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Hashable
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +41,41 @@ __all__ = [
     "LinearField",
     "RelaxationField",
     "VectorField",
+    "cell_of",
+    "check_nonlinearity",
+    "check_tau",
     "make_field",
 ]
+
+
+def check_tau(name: str, tau: object, hidden_size: int) -> float | torch.Tensor:
+    """A time constant: a positive finite number, or a (hidden_size,) tensor of them (per unit).
+
+    Raises:
+        TypeError: neither a real number nor a tensor (a 0-d tensor included: pass float(tau)).
+        ValueError: a non-positive or non-finite value, or a tensor of another shape.
+    """
+    if isinstance(tau, torch.Tensor):
+        if tau.dim() == 0:
+            raise TypeError(
+                f"{name}: expected a positive finite number or a ({hidden_size},) tensor (one "
+                "per unit), got a 0-d tensor (pass float(tau))"
+            )
+        if tau.shape != (hidden_size,) or not tau.is_floating_point():
+            raise ValueError(
+                f"{name}: expected a positive finite number or a floating ({hidden_size},) "
+                f"tensor (one per unit), got a {tau.dtype} tensor of shape {tuple(tau.shape)}"
+            )
+        tau = tau.detach()
+        if tau.device.type != "meta" and not bool(((tau > 0) & torch.isfinite(tau)).all()):
+            raise ValueError(f"{name}: expected a positive finite number per unit, got {tau}")
+        return tau.to(torch.get_default_dtype()).clone()
+    if not isinstance(tau, numbers.Real) or isinstance(tau, bool):
+        raise TypeError(
+            f"{name}: expected a positive finite number or a ({hidden_size},) tensor (one per "
+            f"unit), got {tau!r}"
+        )
+    return check_positive(name, tau)
 
 
 class VectorField(nn.Module):
@@ -50,11 +85,12 @@ class VectorField(nn.Module):
         input_size: features of the layer's input x.
         hidden_size: features of the hidden state h.
         bias: whether ``bias_ih`` and ``bias_hh`` exist.
-        tau: time constant scaling the field (positive).
+        tau: time constant scaling the field: a positive number, or a (hidden_size,) tensor of
+            one per unit (unit i's parts, h_i and for the LSTM c_i, are divided by tau_i).
         learn_tau: make ``tau`` a trainable parameter (kept positive as ``exp(log_tau)``).
 
     Subclasses set ``gates`` (rows of ``weight_ih`` per hidden unit), ``state_parts`` and
-    implement ``forward(t, state, u)``.
+    implement ``forward(t, state, u)``. Every ``VectorField`` is a ``rnnode.fields.Field``.
     """
 
     gates: int = 1
@@ -65,19 +101,36 @@ class VectorField(nn.Module):
     #: |h_i(t)| <= max(B, |h_i(0)|) (None: no such bound). The solver checks it after a
     #: fixed-step solve (a state outside it means the steps were unstable).
     hidden_bound: float | None = None
+    #: Whether the stack may evaluate this field together with the other layers of its
+    #: ``fusion_key`` as one block (``rnnode.fields.FusibleField``). Declared per class: a
+    #: subclass that redefines ``forward``, ``output``, ``recurrent`` or ``project`` without
+    #: declaring ``fusible`` again in its own body is not fusible.
+    fusible: ClassVar[bool] = False
+
+    #: Whether ``tau`` is the base class's (the ``fixed_tau`` buffer or ``log_tau``); a subclass
+    #: that defines its own ``tau`` is never taken for a fixed tau = 1 (``_unit_tau``).
+    _own_tau: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        rate = ("forward", "output", "recurrent", "project")
+        if "fusible" not in cls.__dict__ and any(name in cls.__dict__ for name in rate):
+            cls.fusible = False
+        if "tau" in cls.__dict__:
+            cls._own_tau = False
 
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
     ):
         super().__init__()
         self.input_size = check_int("input_size", input_size, minimum=1)
         self.hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-        tau = check_positive("tau", tau)
+        tau = check_tau("tau", tau, self.hidden_size)
         learn_tau = check_bool("learn_tau", learn_tau)
         rows = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
@@ -89,11 +142,13 @@ class VectorField(nn.Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.learn_tau = learn_tau
+        per_unit = isinstance(tau, torch.Tensor)
         if learn_tau:
-            self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
+            log_tau = tau.log() if per_unit else torch.tensor(math.log(tau))
+            self.log_tau = nn.Parameter(log_tau)
         else:
             # Stored as given, so a fixed tau is exact (tau = 1 divides nothing away).
-            self.register_buffer("fixed_tau", torch.tensor(float(tau)))
+            self.register_buffer("fixed_tau", tau if per_unit else torch.tensor(float(tau)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -113,27 +168,49 @@ class VectorField(nn.Module):
         is read from the buffer only when the buffer changed (its identity or version counter),
         so the hot path costs no device synchronisation.
         """
-        if self.learn_tau:
+        if self.learn_tau or not self._own_tau:
             return False
         buffer = self.fixed_tau
         try:
             version = buffer._version
         except RuntimeError:  # an inference-mode tensor has no version counter: read it
-            return float(buffer) == 1.0
+            return bool((buffer == 1.0).all())
         seen = self.__dict__.get("_unit_tau_seen")
         if seen is None or seen[0] is not buffer or seen[1] != version:
-            seen = (buffer, version, float(buffer) == 1.0)
+            seen = (buffer, version, bool((buffer == 1.0).all()))
             self.__dict__["_unit_tau_seen"] = seen
         return seen[2]
 
     @property
     def tau(self) -> torch.Tensor:
-        """The time constant, a 0-d tensor."""
+        """The time constant: a 0-d tensor, or (hidden,) with one per unit."""
         return self.log_tau.exp() if self.learn_tau else self.fixed_tau
 
     @property
     def state_size(self) -> int:
+        """Features of the state: ``state_parts * hidden_size``."""
         return self.state_parts * self.hidden_size
+
+    def _per_tau(self, rate: torch.Tensor) -> torch.Tensor:
+        """rate / tau, a per-unit tau dividing every part of unit i (h_i, c_i) by tau_i."""
+        if self._unit_tau:
+            return rate
+        tau = self.tau
+        if tau.dim() and self.state_parts > 1:
+            tau = tau.repeat(self.state_parts)
+        return rate / tau
+
+    def fusion_key(self) -> Hashable:
+        """Fields with equal keys (and ``fusible``) are evaluated as one block by the stack:
+        the same class, hidden size, state parts, nonlinearity and biases."""
+        return (
+            type(self),
+            self.hidden_size,
+            self.state_parts,
+            getattr(self, "nonlinearity", None),
+            self.bias_hh is not None,
+            self.bias_ih is not None,
+        )
 
     def project(self, x: torch.Tensor, columns: slice | None = None, bias: bool = True):
         """The drive ``W_ih[:, columns] x (+ b_ih)``: (..., len(columns)) -> (..., G * hidden)."""
@@ -154,7 +231,14 @@ class VectorField(nn.Module):
 
 
 class RelaxationField(VectorField):
-    """dh/dt = (Phi(h, u) - h) / tau, where Phi is a discrete cell's update map."""
+    """dh/dt = (Phi(h, u) - h) / tau, where Phi is a discrete cell's update map.
+
+    Fusible (``rnnode.fields.FusibleField``): the rate is ``relaxation_rate(state, u,
+    recurrent(output(state))) / tau`` with ``recurrent(h) = W_hh h + b_hh``, so the stack may
+    evaluate several layers of one cell as one block.
+    """
+
+    fusible = True
 
     def decay_rate(self) -> torch.Tensor | None:
         return 1.0 / self.tau.detach().min()
@@ -164,10 +248,12 @@ class RelaxationField(VectorField):
         raise NotImplementedError
 
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        rate = self._rate(state, u, self._recurrent(self.output(state)))
-        return rate if self._unit_tau else rate / self.tau
+        """dh/dt = relaxation_rate(state, u, recurrent(h)) / tau: (..., state_size)."""
+        return self._per_tau(self.relaxation_rate(state, u, self.recurrent(self.output(state))))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         """Phi(h, u) - h from the drive u and the recurrent product ``W_hh h + b_hh``.
 
         Elementwise in everything but the last dimension, so that a stack of layers of one cell
@@ -175,7 +261,8 @@ class RelaxationField(VectorField):
         """
         raise NotImplementedError
 
-    def _recurrent(self, h: torch.Tensor) -> torch.Tensor:
+    def recurrent(self, h: torch.Tensor) -> torch.Tensor:
+        """The recurrent product ``W_hh h + b_hh``: (..., hidden) -> (..., G * hidden)."""
         return F.linear(h, self.weight_hh, self.bias_hh)
 
 
@@ -196,7 +283,7 @@ class ElmanField(RelaxationField):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
         nonlinearity: str = "tanh",
     ):
@@ -208,9 +295,11 @@ class ElmanField(RelaxationField):
         self.hidden_bound = 1.0 if nonlinearity == "tanh" else None
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self._sigma(u + self._recurrent(state))
+        return self._sigma(u + self.recurrent(state))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         return self._sigma(u + recurrent) - state
 
     def extra_repr(self) -> str:
@@ -225,26 +314,28 @@ class LinearField(RelaxationField):
     """
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return u + self._recurrent(state)
+        return u + self.recurrent(state)
 
     def decay_rate(self) -> torch.Tensor | None:
         # Its rates are the eigenvalues of A = (W_hh - I) / tau, which W_hh may move anywhere:
         # no saturation ever leaves the leak 1/tau alone, as it does in the bounded cells.
         return None
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         return (u + recurrent) - state
 
     @property
     def A(self) -> torch.Tensor:
         """State matrix (hidden, hidden)."""
         eye = torch.eye(self.hidden_size, dtype=self.weight_hh.dtype, device=self.weight_hh.device)
-        return (self.weight_hh - eye) / self.tau
+        return (self.weight_hh - eye) / _rows(self.tau)
 
     @property
     def B(self) -> torch.Tensor:
         """Input matrix (hidden, input)."""
-        return self.weight_ih / self.tau
+        return self.weight_ih / _rows(self.tau)
 
 
 class GRUField(RelaxationField):
@@ -258,9 +349,11 @@ class GRUField(RelaxationField):
     hidden_bound = 1.0  # dh/dt = (1 - z) (n - h) with |n| < 1 and 1 - z > 0
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return state + self._rate(state, u, self._recurrent(state))
+        return state + self.relaxation_rate(state, u, self.recurrent(state))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         # (1 - z) * (n - h) directly, rather than Phi - h, so no cancellation error is added.
         h = state
         ur, uz, un = u.chunk(3, dim=-1)
@@ -285,7 +378,7 @@ class LSTMField(RelaxationField):
 
     def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gates i, f, g, o, each (..., hidden), at the given state and drive."""
-        return self._gates(u + self._recurrent(self.output(state)))
+        return self._gates(u + self.recurrent(self.output(state)))
 
     @staticmethod
     def _gates(preactivation: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -298,9 +391,11 @@ class LSTMField(RelaxationField):
         }
 
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return self._next(state, u, self._recurrent(self.output(state)))
+        return self._next(state, u, self.recurrent(self.output(state)))
 
-    def _rate(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def relaxation_rate(
+        self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
+    ) -> torch.Tensor:
         return self._next(state, u, recurrent) - state
 
     def _next(self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
@@ -308,6 +403,11 @@ class LSTMField(RelaxationField):
         c = state[..., self.hidden_size :]
         c_next = gates["f"] * c + gates["i"] * gates["g"]
         return torch.cat([gates["o"] * torch.tanh(c_next), c_next], dim=-1)
+
+
+def _rows(tau: torch.Tensor) -> torch.Tensor:
+    """tau shaped to divide the rows of a (hidden, ...) matrix (a per-unit tau row by row)."""
+    return tau.unsqueeze(-1) if tau.dim() else tau
 
 
 _CELL_FIELDS: dict[str, type[VectorField]] = {
@@ -318,6 +418,26 @@ _CELL_FIELDS: dict[str, type[VectorField]] = {
 }
 
 
+def check_nonlinearity(cell: str, nonlinearity: object) -> str | None:
+    """The nonlinearity of ``cell`` (one of ``CELLS``): for ``"rnn"`` one of ``"tanh"`` (the
+    default, for None) and ``"relu"``; None for every other cell, whose nonlinearities are fixed.
+
+    Raises:
+        ValueError: an unknown cell or nonlinearity, or a nonlinearity given for another cell.
+    """
+    check_choice("cell", cell, CELLS)
+    if cell == "rnn":
+        nonlinearity = "tanh" if nonlinearity is None else nonlinearity
+        check_choice("nonlinearity", nonlinearity, tuple(_NONLINEARITIES))
+        return nonlinearity  # type: ignore[return-value]
+    if nonlinearity is not None:
+        raise ValueError(
+            f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} with "
+            f"cell={cell!r} (whose nonlinearities are fixed)"
+        )
+    return None
+
+
 def make_field(
     cell: str,
     input_size: int,
@@ -325,7 +445,7 @@ def make_field(
     *,
     nonlinearity: str | None = None,
     bias: bool = True,
-    tau: float = 1.0,
+    tau: float | torch.Tensor = 1.0,
     learn_tau: bool = False,
     **options: float,
 ) -> VectorField:
@@ -339,12 +459,7 @@ def make_field(
         ValueError: an unknown cell, a ``nonlinearity`` given for another cell than ``"rnn"``,
             or options the cell does not take.
     """
-    check_choice("cell", cell, CELLS)
-    if cell != "rnn" and nonlinearity is not None:
-        raise ValueError(
-            f"nonlinearity: applies to cell='rnn' only; got nonlinearity={nonlinearity!r} with "
-            f"cell={cell!r} (whose nonlinearities are fixed)"
-        )
+    nonlinearity = check_nonlinearity(cell, nonlinearity)
     common = {"self", "input_size", "hidden_size", "bias", "tau", "learn_tau", "nonlinearity"}
     known = set(inspect.signature(_CELL_FIELDS[cell].__init__).parameters) - common
     if set(options) - known:
@@ -352,7 +467,7 @@ def make_field(
             f"cell_options: cell={cell!r} takes {sorted(known) or 'no options'}, "
             f"got {sorted(options)}"
         )
-    kwargs = {"nonlinearity": nonlinearity or "tanh"} if cell == "rnn" else {}
+    kwargs = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
     return _CELL_FIELDS[cell](
         input_size, hidden_size, bias=bias, tau=tau, learn_tau=learn_tau, **kwargs, **options
     )
@@ -382,7 +497,7 @@ class AntisymmetricField(VectorField):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
         gamma: float = 0.01,
     ):
@@ -399,7 +514,7 @@ class AntisymmetricField(VectorField):
 
     def forward(self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         rate = torch.tanh(u + F.linear(state, self.recurrent_matrix, self.bias_hh))
-        return rate if self._unit_tau else rate / self.tau
+        return self._per_tau(rate)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma}"
@@ -432,7 +547,7 @@ class CoupledOscillatorField(VectorField):
         input_size: int,
         hidden_size: int,
         bias: bool = True,
-        tau: float = 1.0,
+        tau: float | torch.Tensor = 1.0,
         learn_tau: bool = False,
         gamma: float = 1.0,
         epsilon: float = 1.0,
@@ -461,7 +576,7 @@ class CoupledOscillatorField(VectorField):
             u + F.linear(y, self.weight_hh, self.bias_hh) + F.linear(z, self.weight_hz)
         )
         rate = torch.cat([z, drive - self.gamma * y - self.epsilon * z], dim=-1)
-        return rate if self._unit_tau else rate / self.tau
+        return self._per_tau(rate)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, gamma={self.gamma}, epsilon={self.epsilon}"
@@ -470,5 +585,17 @@ class CoupledOscillatorField(VectorField):
 _CELL_FIELDS["antisymmetric"] = AntisymmetricField
 _CELL_FIELDS["cornn"] = CoupledOscillatorField
 
+from ._ltc import LTCField  # noqa: E402  (it subclasses VectorField, defined above)
+
+_CELL_FIELDS["ltc"] = LTCField
+
 #: The cell names ``ODERNN`` and ``make_field`` accept.
 CELLS: tuple[str, ...] = tuple(_CELL_FIELDS)
+
+
+def cell_of(field: object) -> str | None:
+    """The name in ``CELLS`` of a field of exactly that cell's class, else None."""
+    for name, cls in _CELL_FIELDS.items():
+        if type(field) is cls:
+            return name
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ._diagnostics import MAX_STEPS, ORDER, STEPS_PER_INTERVAL
+from ._semi_implicit import FUSED_METHODS, FUSED_OPTIONS
 from ._validate import check_choice, check_int, check_positive
 
 __all__ = [
@@ -78,8 +79,11 @@ def check_method(method: object) -> str:
         raise ValueError(
             f"method: {method!r} is not supported: {_REFUSED[method]}; expected one of {METHODS}"
         )
-    if method not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if method not in METHODS and method not in FUSED_METHODS:
+        raise ValueError(
+            f"method: expected one of {METHODS} (or, for cell='ltc', {FUSED_METHODS}), "
+            f"got {method!r}"
+        )
     return method  # type: ignore[return-value]
 
 
@@ -145,6 +149,8 @@ def _check_options(method: str, options: dict | None, adjoint: bool):
             _check_number(f"options[{name!r}]", adjoint_kw[name])
     if method in FIXED_METHODS:
         allowed: tuple[str, ...] = ()
+    elif method in FUSED_OPTIONS:
+        allowed = FUSED_OPTIONS[method]
     elif method == "scipy_solver":
         allowed = ("solver",)
     else:
@@ -173,6 +179,8 @@ def _check_options(method: str, options: dict | None, adjoint: bool):
                     f"options['solver']: expected one of scipy's methods {SCIPY_SOLVERS}, got "
                     f"{value!r}"
                 )
+        elif name == "unfolds":
+            opts[name] = _check_number("options['unfolds']", value, integer=True)
         else:
             opts[name] = _check_number(f"options[{name!r}]", value)
     return opts, budget, adjoint_kw

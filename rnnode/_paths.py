@@ -260,8 +260,7 @@ def clock_path(
         A path on the knots s = 0, 1, ..., T whose ``evaluate(s)`` is (B, C).
     """
     check_choice("interpolation", interpolation, INTERPOLATIONS)
-    if interpolation == "causal":
-        samples, interpolation = causal_samples(samples), "hold"
+    interpolation, samples = as_held(interpolation, samples)
     T = samples.shape[0]
     knots = torch.arange(T + 1, dtype=samples.dtype, device=samples.device)
     if reverse:
@@ -282,16 +281,19 @@ def clock_path(
 _PATHS = {"hold": HoldPath, "linear": LinearPath, "cubic": CubicPath}
 
 
-def causal_samples(samples: torch.Tensor) -> torch.Tensor:
-    """(0, x_1, ..., x_{T-1}): the value held on each interval by the ``causal`` scheme."""
-    return torch.cat([torch.zeros_like(samples[:1]), samples[:-1]], dim=0)
+def as_held(interpolation: str, samples: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """The scheme and samples that build ``interpolation``'s path: ``causal`` is the ``hold``
+    path of the shifted samples (0, x_1, ..., x_{T-1}) (the one place the shift is written);
+    every other scheme is itself, on the samples as they are."""
+    if interpolation == "causal":
+        return "hold", torch.cat([torch.zeros_like(samples[:1]), samples[:-1]], dim=0)
+    return interpolation, samples
 
 
 def make_path(interpolation: str, times: torch.Tensor, samples: torch.Tensor) -> InputPath:
     """Build the path of the named scheme through ``samples`` (T, ..., C) at ``times`` (T + 1,)."""
     check_choice("interpolation", interpolation, INTERPOLATIONS)
-    if interpolation == "causal":
-        return HoldPath(times, causal_samples(samples))
+    interpolation, samples = as_held(interpolation, samples)
     cls = _PATHS[interpolation]
     if cls is HoldPath:
         return cls(times, samples)

@@ -20,12 +20,15 @@ from typing import Final
 
 from ._methods import ENGINES, FIXED_METHODS, check_method
 from ._paths import INTERPOLATIONS
+from ._semi_implicit import FUSED_METHODS
 from ._validate import check_choice, check_positive
 
 __all__ = ["COUPLINGS", "NOT_GIVEN", "SolveSettings"]
 
 #: How the layers of a stack are coupled (see ``ODERNN``).
 COUPLINGS: tuple[str, ...] = ("sampled", "continuous")
+#: Methods that step on a fixed grid (and so take a ``step_size``).
+_STEPPED: tuple[str, ...] = FIXED_METHODS + FUSED_METHODS
 
 
 class _NotGiven:
@@ -81,7 +84,7 @@ class SolveSettings:
     def __post_init__(self) -> None:
         check_method(self.method)  # says why the Adams methods and heun2 are refused
         step_size = check_positive("step_size", self.step_size, allow_none=True)
-        if step_size is not None and self.method not in FIXED_METHODS:
+        if step_size is not None and self.method not in _STEPPED:
             raise ValueError(
                 f"step_size: applies to the fixed-step methods {FIXED_METHODS}; expected None "
                 f"with the adaptive method {self.method!r} (which takes rtol/atol), "
@@ -109,10 +112,6 @@ class SolveSettings:
         values = {k: v for k, v in given.items() if v is not NOT_GIVEN}
         if not values:
             return self
-        if (
-            "method" in values
-            and "step_size" not in values
-            and values["method"] not in FIXED_METHODS
-        ):
+        if "method" in values and "step_size" not in values and values["method"] not in _STEPPED:
             values["step_size"] = None
         return dataclasses.replace(self, **values)

@@ -50,6 +50,7 @@ from ._methods import (
     default_budget,
 )
 from ._scipy import scipy_solve
+from ._semi_implicit import DEFAULT_UNFOLDS, FUSED_METHODS, FusedStepper
 
 __all__ = [
     "ADAPTIVE_METHODS",
@@ -150,7 +151,7 @@ def integrate(
     num_intervals = times.shape[0] - 1
     user_set = budget is not None
     budget = budget if user_set else default_budget(num_intervals)
-    fixed = method in FIXED_METHODS
+    fixed = method in FIXED_METHODS or method in FUSED_METHODS
     through_torchdiffeq = engine == "torchdiffeq"
     if probes is not None and not fixed:
         raise ValueError(
@@ -182,7 +183,10 @@ def integrate(
         # step's interval (``enter``) reads it from there, at any t.
         perturb = discontinuous and method != "euler" and enter is None
         recompute = adjoint and torch.is_grad_enabled()
-        if through_torchdiffeq:
+        if method in FUSED_METHODS:  # rnnode's own in both engines (torchdiffeq has none)
+            step = FusedStepper(func, tally, opts.get("unfolds", DEFAULT_UNFOLDS))
+            trajectory = run_fixed(step, y0, grid, counts, probes, recompute, enter)
+        elif through_torchdiffeq:
             from ._torchdiffeq import odeint_fixed
 
             trajectory = odeint_fixed(counted, y0, grid, counts, method, perturb, probes,

@@ -1,7 +1,8 @@
 """The wiring of a stack: which layers feed which, through which weight columns, in which layout.
 
 Written once here and read by everything that needs it: the stack's vector field and its solve
-(``rnnode._stack``), ``ODERNN.joint_field``, predictive coding and the layer-output accessor.
+(``rnnode._stack_ode``, ``rnnode._stack_solve``), ``ODERNN.joint_field``, predictive coding and
+the layer-output accessor.
 
 Layer ``l`` (0-based) is driven by its *sources*: the layers ``l - s`` for every skip offset
 ``s``, in the order of increasing offset, where an offset that reaches below layer 0 reads the

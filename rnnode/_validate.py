@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "check_array",
     "check_bool",
     "check_choice",
     "check_finite",
@@ -226,3 +227,18 @@ def check_times(
             f"{later} <= t[{k}] = {earlier}{where}"
         )
     return t
+
+
+def check_array(name: str, value: object, *, expected: str = "real numbers") -> np.ndarray:
+    """An array-like of real numbers (number, sequence, NumPy array, CPU tensor) as float64.
+
+    Raises:
+        TypeError: ``value`` is None, a string, or holds something that is not a real number.
+    """
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name}: expected {expected}, got {_describe(value)}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected {expected}, got {_describe(value)}") from None
+    return array

@@ -18,9 +18,15 @@ from ._run import run_study as run_study
 from ._run import seeded as seeded
 from ._run import settings_for as settings_for
 from ._run import write_json as write_json
+from ._stats import MeanTest as MeanTest
 from ._stats import bootstrap_interval as bootstrap_interval
+from ._stats import bootstrap_test as bootstrap_test
+from ._stats import holm as holm
+from ._stats import mean_test as mean_test
+from ._stats import minimum_detectable_effect as minimum_detectable_effect
 from ._stats import sign_test as sign_test
 from ._stats import spearman as spearman
+from ._stats import t_interval as t_interval
 from ._sweep import SweepError as SweepError
 from ._sweep import point_key as point_key
 from ._sweep import sweep as sweep

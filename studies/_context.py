@@ -15,10 +15,10 @@ from tqdm.auto import tqdm
 
 import rnnode
 
-from ._claims import finding_record, verification_record
+from ._claims import COMPARISONS, finding_record, holm_adjust, verification_record
 from ._io import atomic_write, plain
 from ._report import FigureRecord
-from ._stats import bootstrap_interval, sign_test
+from ._stats import bootstrap_test, mean_test
 from ._sweep import sweep
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -138,6 +138,39 @@ class Context:
         self._record(name, verification_record(statement, holds, value=value, bound=bound))
         return bool(holds)
 
+    def verify_over_seeds(
+        self,
+        name: str,
+        statement: str,
+        samples: Sequence[float],
+        *,
+        comparison: str,
+        bound: float,
+    ) -> bool:
+        """Record a *verification* measured over seeds: something true by construction (a
+        theorem, an objective's optimum, what mean field predicts far from the critical point)
+        checked on the mean of ``samples``: it holds when ``mean <comparison> bound``.
+
+        No test and no verdict: it cannot come out the other way, so it is not a finding and is
+        not counted as one. Returns whether it holds.
+        """
+        if comparison not in COMPARISONS:
+            raise ValueError(
+                f"comparison: expected one of {tuple(COMPARISONS)}, got {comparison!r}"
+            )
+        values = np.asarray(samples, dtype=np.float64)
+        if values.size == 0 or not np.isfinite(values).all():
+            raise ValueError(f"samples: expected finite numbers, got {values.tolist()}")
+        mean = float(values.mean())
+        holds = COMPARISONS[comparison](mean, float(bound))
+        return self.verify(
+            name,
+            holds,
+            f"{statement} (mean over {values.shape[0]} seeds {comparison} {float(bound):.4g})",
+            value=mean,
+            bound=bound,
+        )
+
     def finding(
         self,
         name: str,
@@ -150,10 +183,17 @@ class Context:
         control: float | None,
         control_label: str,
         seeds: int,
-        test: str = "bootstrap over seeds",
+        test: str = "interval given by the study",
         p_value: float | None = None,
+        mde: float | None = None,
+        effect: float | None = None,
+        same_test: bool = False,
     ) -> str:
         """Record a *finding*, a pre-registered comparison with its evidence; return its verdict.
+
+        Prefer ``finding_over_seeds`` (a mean over seeds, or over seeds and test items) and
+        ``finding_bootstrap`` (another statistic): their interval, p-value and MDE come from one
+        test.
 
         Arguments:
             name: short identifier, unique within the run.
@@ -161,12 +201,20 @@ class Context:
             value: the measured statistic (for example the mean over seeds).
             comparison, bound: the rule, fixed before the data: ``value <comparison> bound``
                 with ``comparison`` one of ``">", ">=", "<", "<="``.
-            interval: the value's 95% interval (``rnnode.studies.bootstrap_interval`` or an
-                exact test's).
+            interval: the value's 95% interval (``rnnode.studies.mean_test``,
+                ``bootstrap_test`` or an exact test's).
             control, control_label: the control's value and what it is (untrained network,
-                shuffled layers, baseline, theory).
+                shuffled layers, baseline).
             seeds: the number of seeds behind the value.
             test, p_value: the test behind the interval, and its p-value where it has one.
+            mde: the minimum detectable effect (default: from the interval's width, read as a
+                t interval on ``seeds - 1`` df; ``_claims.interval_mde``).
+            effect: the smallest departure from the bound that matters (the rule's margin);
+                without it an inconclusive finding reads "underpowered".
+            same_test: ``p_value`` comes from the interval's own test (they must agree).
+
+        Every finding recorded updates the Holm-adjusted p-values of all the run's findings
+        (``p_holm``; ``_claims.holm_adjust``).
 
         Returns:
             ``"supported"``, ``"not supported"`` or ``"inconclusive"`` (see ``_claims``).
@@ -182,46 +230,89 @@ class Context:
             seeds=seeds,
             test=test,
             p_value=p_value,
+            mde=mde,
+            effect=effect,
+            same_test=same_test,
         )
         self._record(name, record)
+        holm_adjust(self.claims)
         return record["verdict"]
 
     def finding_over_seeds(
         self,
         name: str,
         statement: str,
-        samples: Sequence[float],
+        samples: Sequence[float] | np.ndarray,
         *,
         comparison: str,
         bound: float,
         control: float | None,
         control_label: str,
+        effect: float | None = None,
     ) -> str:
-        """Record a finding whose value is the mean of one number per seed (``samples``).
+        """Record a finding whose value is a mean over seeds; return the verdict.
 
-        The interval is the 95% percentile bootstrap of the mean over seeds
-        (``bootstrap_interval``, fixed resampling seed); the p-value is the exact two-sided sign
-        test of ``samples - bound`` (are the seeds on one side of the bound more often than a
-        coin would put them?). Returns the verdict.
+        ``samples`` is (seeds,), one number per seed, or (seeds, items), every seed's score on
+        each item of one fixed test split (then test-set sampling error enters too: seeds and
+        items are crossed random factors). The interval, the two-sided p-value of
+        ``mean = bound`` and the MDE all come from one Student-t test
+        (``rnnode.studies.mean_test``), so the verdict is conclusive exactly when p < 0.05.
+        ``effect``: the smallest departure from the bound that matters (see ``finding``).
         """
-        values = np.asarray(samples, dtype=np.float64).ravel()
+        result = mean_test(samples, bound)
         return self.finding(
             name,
             statement,
-            value=float(values.mean()),
+            value=result.value,
             comparison=comparison,
             bound=bound,
-            interval=bootstrap_interval(values),
+            interval=result.interval,
+            control=control,
+            control_label=control_label,
+            seeds=int(np.shape(samples)[0]),
+            test=f"{result.method}, df {result.df:.3g}",
+            p_value=result.p_value,
+            mde=result.mde,
+            effect=effect,
+            same_test=True,
+        )
+
+    def finding_bootstrap(
+        self,
+        name: str,
+        statement: str,
+        samples: Sequence[float] | np.ndarray,
+        statistic: Callable[[np.ndarray], float],
+        *,
+        comparison: str,
+        bound: float,
+        control: float | None,
+        control_label: str,
+        effect: float | None = None,
+    ) -> str:
+        """Record a finding whose value is ``statistic(samples)``, not a mean (a median, a
+        refitted curve's parameter from seed indices); return the verdict.
+
+        Interval and p-value from one BCa bootstrap (``rnnode.studies.bootstrap_test``, fixed
+        resampling seed); the MDE from the interval's width (``_claims.interval_mde``).
+        """
+        values = np.asarray(samples, dtype=np.float64)
+        estimate, interval, p = bootstrap_test(values, statistic, bound)
+        return self.finding(
+            name,
+            statement,
+            value=estimate,
+            comparison=comparison,
+            bound=bound,
+            interval=interval,
             control=control,
             control_label=control_label,
             seeds=values.size,
-            test="bootstrap over seeds of the mean; sign test against the bound",
-            p_value=sign_test(values - bound),
+            test="BCa bootstrap over seeds",
+            p_value=p,
+            effect=effect,
+            same_test=True,
         )
-
-    def claim(self, name: str, holds: bool, statement: str) -> bool:
-        """Record a check without evidence (older studies): reported as a verification."""
-        return self.verify(name, holds, statement)
 
     def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
         """``iterable`` with a tqdm progress bar (on stderr) labelled ``study: desc``."""

@@ -44,6 +44,7 @@ from ._io import atomic_write, json_bytes, plain, read_json, write_json
 from ._registry import describe, discover, study_name
 from ._report import report_html
 from ._seeds import one_thread, seeded
+from ._sweep import _check_scheduler, _check_workers
 
 __all__ = [
     "VERSIONED",
@@ -148,15 +149,8 @@ def _check_settings(seed: object, workers: object, scheduler: object) -> None:
         raise TypeError(f"seed: expected an integer, got {type(seed).__name__}")
     if not 0 <= seed < SEED_LIMIT:
         raise ValueError(f"seed: expected an integer in [0, 2**63), got {seed!r}")
-    if workers is not None and (
-        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
-    ):
-        raise ValueError(f"workers: expected a positive integer or None, got {workers!r}")
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
-        raise ValueError(
-            f"scheduler: expected a Dask scheduler address such as 'tcp://127.0.0.1:8786' "
-            f"or None, got {scheduler!r}"
-        )
+    _check_workers(workers)
+    _check_scheduler(scheduler)
 
 
 def run_study(
@@ -223,7 +217,7 @@ def run_study(
     if not isinstance(result, Mapping):
         raise ValueError(f"{name}.run: expected a dict of metrics, got {type(result).__name__}")
     if "claims" in result:
-        raise ValueError(f"{name}.run: the key 'claims' is reserved for ctx.claim")
+        raise ValueError(f"{name}.run: the key 'claims' is reserved for ctx.verify and ctx.finding")
     metrics = plain({**result, "claims": ctx.claims}, "metrics")
     write_json(folder / "metrics.json", metrics)
     config["sweeps"] = ctx.sweeps

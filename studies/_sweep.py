@@ -16,8 +16,9 @@ A local worker dies with its parent: on Linux the kernel sends it SIGKILL when t
 (``PR_SET_PDEATHSIG``), and on every system a watchdog thread ends it within a second of finding
 it orphaned, so a ``kill -9`` of the parent leaves no process behind holding its pipes.
 
-A point file that cannot be read back (truncated, empty, not JSON, missing its fields) is moved
-aside to ``<key>.json.bad`` with a warning naming it, and the point is computed again.
+A point file that cannot be read back (truncated, empty, not JSON, missing its fields, or
+holding another point or key than its name says) is moved aside to ``<key>.json.bad`` with a
+warning naming it, and the point is computed again.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from rnnode._extras import require
+from rnnode._validate import check_int
 
 from ._io import json_bytes, plain, read_json, write_json
 from ._seeds import one_thread, seeded
@@ -139,8 +143,8 @@ def _set_aside(path: Path, why: str) -> None:
 def _load_done(path: Path, point: dict) -> tuple[bool, Any]:
     """Whether ``path`` holds ``point``'s result, and the result.
 
-    A file that cannot be read back as a saved point is set aside (see the module docstring);
-    a readable file holding another point raises ValueError (a key collision or a foreign file).
+    A file that cannot be read back as ``point``'s (unreadable, or holding another point or
+    key: a foreign or edited file) is set aside (see the module docstring).
     """
     if not path.exists():
         return False, None
@@ -153,19 +157,65 @@ def _load_done(path: Path, point: dict) -> tuple[bool, Any]:
         _set_aside(path, "lacks the fields key, point and result")
         return False, None
     if stored["point"] != point:
-        raise ValueError(
-            f"folder: {path} holds the point {stored['point']!r}, expected {point!r} "
-            "(a key collision or a foreign file; remove it)"
-        )
+        key = point_key(stored["point"])  # JSON data as read: always has a key
+        _set_aside(path, f"holds the point {stored['point']!r}, whose key is {key}, not {point!r}")
+        return False, None
+    if stored["key"] != path.stem:
+        _set_aside(path, f"holds the key {stored['key']!r}, not its name's")
+        return False, None
     return True, stored["result"]
 
 
-def _check_workers(workers: object) -> int:
-    if workers is None:
-        return os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected a positive integer or None, got {workers!r}")
-    return workers
+def _check_workers(workers: object) -> int | None:
+    """``workers`` of a sweep or a study: None (one per CPU) or a positive integer.
+
+    Raises:
+        TypeError: not an integer (nor None).
+        ValueError: an integer below 1.
+    """
+    return None if workers is None else check_int("workers", workers, minimum=1)
+
+
+_ADDRESS = "a Dask scheduler address such as 'tcp://127.0.0.1:8786' or None"
+
+
+def _check_scheduler(scheduler: object) -> str | None:
+    """``scheduler`` of a sweep or a study: None or an address Dask can parse, checked before
+    any connection (a ``distributed.Client`` given a malformed address waits out its close
+    timeout and prints a traceback when it is collected).
+
+    Raises:
+        TypeError: not a string (nor None).
+        ValueError: empty, or an address that is not ``[scheme://]host:port`` of a scheme Dask
+            knows (``inproc://`` addresses of this process pass as they are).
+    """
+    if scheduler is None:
+        return None
+    if not isinstance(scheduler, str):
+        raise TypeError(f"scheduler: expected {_ADDRESS}, got {type(scheduler).__name__}")
+    problem = _address_problem(scheduler)
+    if problem:
+        raise ValueError(f"scheduler: expected {_ADDRESS}, got {scheduler!r} ({problem})")
+    return scheduler
+
+
+def _address_problem(address: str) -> str | None:
+    """Why Dask cannot connect to ``address`` whatever runs there, or None."""
+    if not address.strip():
+        return "an empty address"
+    try:
+        from distributed.comm.addressing import get_address_host_port, parse_address
+    except ImportError:  # connect() says that distributed is missing
+        return None
+    try:
+        if parse_address(address)[0] == "inproc":
+            return None
+        _, port = get_address_host_port(address)  # knows the schemes; needs host:port
+    except ValueError as err:
+        return str(err)
+    if not 0 < port < 65536:
+        return f"port {port} outside 1..65535"
+    return None
 
 
 def sweep(
@@ -205,12 +255,8 @@ def sweep(
             other point's result is saved before it is raised, so a rerun computes only those.
     """
     points = _check_points(points)
-    nworkers = _check_workers(workers)
-    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
-        raise ValueError(
-            f"scheduler: expected a Dask scheduler address such as 'tcp://127.0.0.1:8786' "
-            f"or None, got {scheduler!r}"
-        )
+    nworkers = _check_workers(workers) or os.cpu_count() or 1
+    _check_scheduler(scheduler)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     keys = [point_key(p) for p in points]
@@ -278,10 +324,13 @@ def connect(scheduler: str, timeout: float | None = None) -> Any:
     (default ``CONNECT_TIMEOUT``).
 
     Raises:
+        TypeError, ValueError: ``scheduler`` is not an address (see ``_check_scheduler``), at
+            once.
         ConnectionError: nothing answered at the address in time (the message says what was
             tried and for how long).
     """
-    from distributed import Client
+    _check_scheduler(scheduler)
+    Client = require("distributed", "dask[distributed]", "studies", "--scheduler").Client
 
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:

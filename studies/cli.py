@@ -10,7 +10,10 @@ Also ``python -m rnnode.studies.cli ...``. Exit status: 0 when every run complet
 data do not support is a finding, printed and recorded in metrics.json and the report, not a
 crash); with ``--strict``, 1 when some claim does not hold; 2 for bad arguments (an unknown
 study, a seed outside [0, 2**63), an ``--out`` that is a file or cannot be written, a scheduler
-that does not answer within ``CONNECT_TIMEOUT`` seconds).
+address Dask cannot parse (at once) or one that does not answer within ``CONNECT_TIMEOUT``
+seconds), and for a study or ``--scheduler`` that needs a package of an extra that is not
+installed (one line naming the extra).
+``rnnode-study --version`` prints the installed version.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from rnnode import __version__
+from rnnode._extras import MissingExtraError
 
 from ._claims import VERDICTS, format_claim
 from ._run import SEED_LIMIT, claims_hold, describe, discover, run_folder, run_study
@@ -72,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="rnnode-study",
         description="Reproducible studies of stacked RNNs as continuous-time dynamical systems.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the studies with what each produces")
     run = commands.add_parser("run", help="run a study (or all) into OUT/NAME/")
@@ -100,7 +107,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``rnnode-study``; returns the exit status."""
+    """Entry point of ``rnnode-study``; returns the exit status.
+
+    A study (or ``--scheduler``) that needs a package of an extra that is not installed ends
+    with one line naming the extra, and status 2.
+    """
+    try:
+        return _main(argv)
+    except MissingExtraError as error:
+        print(f"rnnode-study: {error}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     registry = discover()
@@ -118,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.scheduler is not None:
         try:
             connect(args.scheduler).close()
-        except ConnectionError as err:
+        except (ValueError, ConnectionError) as err:  # malformed at once, or no answer
             parser.error(f"--{err}")
     options = {"out": args.out, "quick": args.quick, "seed": args.seed}
     nworkers = args.workers or os.cpu_count() or 1

@@ -287,10 +287,11 @@ def _seed_bootstrap(
     )
 
 
-def run(ctx: Context) -> dict[str, Any]:
-    cfg = settings(ctx.quick)
-    depths, seeds = cfg["depths"], list(range(ctx.seed, ctx.seed + cfg["seeds"]))
-    steps = [b * cfg["steps"] for b in BUDGETS]
+def _measure(ctx: Context, cfg: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """Every (variant, depth, seed) point, trained and measured (a sweep), as arrays: accuracy
+    and training loss (budgets, depths, seeds), gradient norms and factors, the depth-0
+    accuracy, and the runs that diverged."""
+    depths = cfg["depths"]
     points = [
         {"variant": v, "depth": d, "seed": s, "quick": ctx.quick}
         for v in VARIANTS
@@ -321,6 +322,23 @@ def run(ctx: Context) -> dict[str, Any]:
         for s in seeds
         if results[v, d, s]["diverged_at"] is not None
     ]
+    return {
+        "accuracy": accuracy,
+        "train_loss": train_loss,
+        "norms": norms,
+        "factor": factor,
+        "depth0": depth0,
+        "diverged": diverged,
+    }
+
+
+def _findings(
+    ctx: Context, cfg: dict[str, Any], seeds: list[int], steps: list[int], data: dict[str, Any]
+) -> dict[str, Any]:
+    """The findings on the measured accuracies and the fitted A(N), each with its seed-bootstrap
+    interval; returns the fitted numbers on every seed, the best depth and the refits made."""
+    depths = cfg["depths"]
+    accuracy, depth0, factor = data["accuracy"], data["depth0"], data["factor"]
 
     @functools.cache
     def numbers(drawn: tuple[int, ...]) -> dict[str, float]:
@@ -438,7 +456,14 @@ def run(ctx: Context) -> dict[str, Any]:
             control=float(mean[-1]),
             control_label=f"plain's mean accuracy at depth {depths[-1]}",
         )
+    return {"full": full, "best": best, "refits": numbers.cache_info().currsize}
 
+
+def _fits_and_figures(
+    ctx: Context, depths: list[int], seeds: list[int], steps: list[int], data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A(N) fitted per variant and budget, its sweet spots, and the two figures."""
+    accuracy, depth0, factor = data["accuracy"], data["depth0"], data["factor"]
     fits = {
         v: {f"{b}x": fit_variant(depths, accuracy[v][k], depth0) for k, b in enumerate(BUDGETS)}
         for v in VARIANTS
@@ -465,6 +490,17 @@ def run(ctx: Context) -> dict[str, Any]:
             "factor": {v: float(np.mean(f)) for v, f in factor.items()},
         },
     )
+    return fits, stars
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    cfg = settings(ctx.quick)
+    depths, seeds = cfg["depths"], list(range(ctx.seed, ctx.seed + cfg["seeds"]))
+    steps = [b * cfg["steps"] for b in BUDGETS]
+    data = _measure(ctx, cfg, seeds)
+    fitted = _findings(ctx, cfg, seeds, steps, data)
+    fits, stars = _fits_and_figures(ctx, depths, seeds, steps, data)
+    accuracy, full, best = data["accuracy"], fitted["full"], fitted["best"]
     return {
         "settings": cfg,
         "variants": list(VARIANTS),
@@ -475,17 +511,17 @@ def run(ctx: Context) -> dict[str, Any]:
         "aux_weight": AUX_WEIGHT,
         "critical_gain": critical_gain(cfg["hidden_size"]),
         "accuracy": accuracy,
-        "train_loss": train_loss,
+        "train_loss": data["train_loss"],
         "mean_accuracy": {v: a.mean(axis=2) for v, a in accuracy.items()},
-        "depth0_accuracy": depth0,
-        "gradient_norms": norms,
-        "gradient_factor": factor,
+        "depth0_accuracy": data["depth0"],
+        "gradient_norms": data["norms"],
+        "gradient_factor": data["factor"],
         "fit": fits,
         "sweet_spot": stars,
         "best_depth": depths[best],
         "fitted_numbers": full,
-        "diverged": diverged,
-        "bootstrap_fits": numbers.cache_info().currsize,
+        "diverged": data["diverged"],
+        "bootstrap_fits": fitted["refits"],
     }
 
 

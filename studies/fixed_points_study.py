@@ -47,39 +47,41 @@ from matplotlib.figure import Figure
 import rnnode
 from rnnode.analysis import find_fixed_points
 
-from ._run import Context
+from ._run import Context, settings_for
 
 PULSE = 0.05
 BITS = 3
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "variants": {"gru1": 1, "gru2": 2},
+    "hidden": 24,
+    "length": 60,
+    "batch": 64,
+    "steps": 1500,
+    "lr": 5e-3,
+    "seeds": 5,
+    "starts": 1024,
+    "noise": 0.1,
+    "opt_steps": 400,
+}
+QUICK = {
+    "variants": {"gru1": 1},
+    "hidden": 8,
+    "length": 20,
+    "batch": 16,
+    "steps": 20,
+    "lr": 1e-2,
+    "seeds": 2,
+    "starts": 64,
+    "opt_steps": 50,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {
-            "variants": {"gru1": 1},
-            "hidden": 8,
-            "length": 20,
-            "batch": 16,
-            "steps": 20,
-            "lr": 1e-2,
-            "seeds": 2,
-            "starts": 64,
-            "noise": 0.1,
-            "opt_steps": 50,
-        }
-    return {
-        "variants": {"gru1": 1, "gru2": 2},
-        "hidden": 24,
-        "length": 60,
-        "batch": 64,
-        "steps": 1500,
-        "lr": 5e-3,
-        "seeds": 5,
-        "starts": 1024,
-        "noise": 0.1,
-        "opt_steps": 400,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def flip_flop(batch: int, length: int, generator: torch.Generator) -> tuple:

@@ -16,17 +16,18 @@ learning does to the layers from what a readout on untrained layers can do.
 The state spread of a layer is the total variance over test sequences of its final hidden state,
 trace Cov(h_T^(l)): how much the layer's state still depends on the input.
 
-Findings (rules fixed before the data; bootstrap over seeds, sign test): backprop learns the
-task (> ``LEARNED``, control chance) and beats predictive coding; every layer's local prediction
-error falls (lowest window mean over the first one < ``LOWEST_RATIO``); it falls by collapse: the
-top layer's spread shrinks (log10 after / before < 0) and the predictive-coding readout ends below
-the random-reservoir control. The collapse is the optimum of this objective (a state that ignores
-its input predicts itself perfectly), so it is kept as the documented control of a second
-objective, ``NextInputCoding``: each layer predicts its own *next input*, data it does not
-control. After training, a frozen linear probe (a readout trained on the fixed layers) is scored
-on both and on the untrained layers: ``next_input_probe_beats_untrained`` (per-seed difference >
-0) and ``next_input_keeps_spread`` (log10 of the top layer's spread after / before > ``COLLAPSE``;
-control: the own-state objective).
+Findings (rules fixed before the data; Student-t over seeds): backprop learns the task
+(> ``LEARNED``, control chance) and beats predictive coding; the predictive-coding readout ends
+below the random-reservoir control. Verifications (true by construction, the objective's
+optimum): every layer's local prediction error falls (``local_errors_fall``: lowest window mean
+over the first one < ``LOWEST_RATIO``), by collapse (``top_layer_collapses``: the top layer's
+spread shrinks, log10 after / before < 0). The collapse is the optimum of this objective (a
+state that ignores its input predicts itself perfectly), so it is kept as the documented control
+of a second objective, ``NextInputCoding``: each layer predicts its own *next input*, data it
+does not control. After training, a frozen linear probe (a readout trained on the fixed layers)
+is scored on both and on the untrained layers: ``next_input_probe_beats_untrained`` (per-seed
+difference > 0) and ``next_input_keeps_spread`` (log10 of the top layer's spread after / before
+> ``COLLAPSE``; control: the own-state objective).
 
 Figures: ``learning_curves`` (training task loss of the three, first seed; per-layer prediction
 errors of predictive coding) and ``accuracy`` (test accuracy and top-layer state spread per seed).
@@ -269,26 +270,26 @@ def run(ctx: Context) -> dict[str, Any]:
         control=summary["mean_accuracy"]["predictive_coding"],
         control_label="predictive coding's mean accuracy",
     )
-    ctx.finding_over_seeds(
+    # Verifications, not findings: the objective is minimised by a state that ignores its input
+    # (it predicts itself perfectly), so training towards that optimum cannot fail to lower the
+    # local errors and the spread.
+    ctx.verify_over_seeds(
         "local_errors_fall",
-        f"every layer's prediction error falls during training: its lowest mean over "
-        f"{WINDOW:.0%} of the steps over its mean over the first {WINDOW:.0%} (per seed, the "
-        f"largest over layers) is below {LOWEST_RATIO}",
+        f"every layer's prediction error falls during training (the objective's optimum): its "
+        f"lowest mean over {WINDOW:.0%} of the steps over its mean over the first {WINDOW:.0%} "
+        f"(per seed, the largest over layers) is below {LOWEST_RATIO}",
         (local[..., 2] / local[..., 0]).max(axis=1),
         comparison="<",
         bound=LOWEST_RATIO,
-        control=1.0,
-        control_label="no fall (ratio 1)",
     )
-    ctx.finding_over_seeds(
+    ctx.verify_over_seeds(
         "top_layer_collapses",
         "after predictive-coding training the top layer's state spread trace Cov(h_T) over the "
-        "test sequences is below its initial value: log10(after / before) < 0",
+        "test sequences is below its initial value (the objective's optimum: a state that "
+        "ignores its input): log10(after / before) < 0",
         np.log10(np.array(top_spread["predictive_coding"]) / np.array(top_spread["initial"])),
         comparison="<",
         bound=0.0,
-        control=summary["mean_top_spread"]["initial"],
-        control_label="mean initial top-layer spread",
     )
     ctx.finding_over_seeds(
         "below_reservoir",

@@ -11,18 +11,16 @@ h_k, so every path has gain 1 and the total derivative d h^L_T / d h^1_T (autogr
 solver: ``rnnode.analysis.gradients.gradient_norms``) is the number of paths. It must equal
 ``count_gradient_paths`` exactly (integers in float64) for skips (1, 2), (1, 3) and (1, 2, 3).
 
-Claims 1 and 2 are verifications (the code equals the count). Findings (what it does to
-gradients, rules fixed before the data). On tanh stacks at torch's default initialisation, the
-norm of dLoss/dh^1 at the last sample (the error signal after crossing the whole depth):
-``plain_vanishes``: the per-seed slope of log norm against depth is below 0 (bootstrap over
-seeds; control: no decay); ``skips_carry_gradient``: at the largest depth log10(skip / plain) > 0
-(control: the ratio at the smallest depth, where F_L = 1 path and the two stacks' own random
-weights decide); ``skips_still_decay``: with skips (1, 2) the per-seed slope of log norm
-against depth is still below 0 (control: ln of the mean-field factor with skips,
-``vanishing_gradients.predicted_factor``, 0.809 at H = 16): skips slow the exponential decay but
-do not remove it. All three measure decay at torch's default initialisation only, whose
-mean-field gain sets the per-layer factor (``vanishing_gradients`` sweeps the gain across the
-critical point).
+Claims 1 and 2 are verifications (the code equals the count). On tanh stacks at torch's default
+initialisation, the norm of dLoss/dh^1 at the last sample (the error signal after crossing the
+whole depth): ``plain_vanishes`` and ``skips_still_decay`` are verifications too: the per-seed
+slope of log norm against depth is below 0 without and with skips (1, 2), as mean field predicts
+for this initialisation (sigma_w^2 = 1/3, far below critical: factors 0.534 and 0.809 at
+H = 16, ``vanishing_gradients.predicted_factor``); this default-init decay is recorded here
+only, not again in ``vanishing_gradients`` or ``signal_propagation``. Finding (Student-t over
+seeds): ``skips_carry_gradient``, at the largest depth log10(skip / plain) > 0 (control: the
+ratio at the smallest depth, where F_L = 1 path and the two stacks' own random weights decide).
+``vanishing_gradients`` sweeps the gain across the critical point.
 
 Figures: ``path_counts`` (counts and measured derivatives against depth, log scale) and
 ``skip_gradients`` (layer-1 gradient norm against depth, plain and skips, every seed).
@@ -180,15 +178,16 @@ def run(ctx: Context) -> dict[str, Any]:
         float(np.polyfit(cfg["tanh_depths"], np.log(column), 1)[0]) for column in grads["skips"].T
     ]
     deepest_log_ratio = np.log10(ratio[-1])
-    ctx.finding_over_seeds(
+    # Verifications, not findings: at torch's default init sigma_w^2 = 1/3 lies far below the
+    # critical point, so mean field predicts the decay (factor 0.534 plain, 0.809 with skips).
+    ctx.verify_over_seeds(
         "plain_vanishes",
-        "the plain tanh stack's layer-1 gradient norm falls with depth: the per-seed fitted "
-        "slope of log(norm) against depth is below 0",
+        "the plain tanh stack's layer-1 gradient norm falls with depth at torch's default init "
+        "(far below critical, as mean field predicts): the per-seed fitted slope of log(norm) "
+        "against depth is below 0",
         seed_slopes,
         comparison="<",
         bound=0.0,
-        control=0.0,
-        control_label="no decay (slope 0)",
     )
     ctx.finding_over_seeds(
         "skips_carry_gradient",
@@ -200,15 +199,15 @@ def run(ctx: Context) -> dict[str, Any]:
         control=float(np.log10(np.median(ratio[0]))),
         control_label=f"median log10 ratio at {cfg['tanh_depths'][0]} layers",
     )
-    ctx.finding_over_seeds(
+    ctx.verify_over_seeds(
         "skips_still_decay",
-        "with skips (1, 2) the layer-1 gradient norm still falls with depth: the per-seed "
-        "fitted slope of log(norm) against depth is below 0 (exponential decay, slower)",
+        "with skips (1, 2) the layer-1 gradient norm still falls with depth at the default init "
+        "(mean field's factor with skips, "
+        f"{predicted_factor(1.0, cfg['hidden_size'], skips=True):.3f} < 1, predicts it): the "
+        "per-seed fitted slope of log(norm) against depth is below 0",
         skip_slopes,
         comparison="<",
         bound=0.0,
-        control=float(np.log(predicted_factor(1.0, cfg["hidden_size"], skips=True))),
-        control_label=f"ln of the mean-field factor with skips, H = {cfg['hidden_size']}",
     )
     ctx.figure(
         "path_counts",

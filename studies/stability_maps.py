@@ -5,7 +5,7 @@ trajectories that confirm them.
 
 The stack dh/dt = F(h, x) (coupling="continuous", tau = 1) at a constant input x = q (1, ..., 1),
 with every W_hh scaled by p, rests at a fixed point h*(p, q). Its Jacobian J is block lower
-triangular, so the fixed point is stable when max Re lambda(J) < 0 (``rnnode.analysis.stability``).
+triangular, so the fixed point is stable when max Re lambda(J) < 0 (``rnnode.analysis.jacobians``).
 A fixed step dt maps a perturbation by R(dt J): explicit Euler (R(z) = 1 + z; with dt = 1 this is
 the discrete tanh RNN) and RK4 (the Taylor polynomial of e^z to degree 4).
 
@@ -36,8 +36,8 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
+from rnnode.analysis import stability_map
 from rnnode.analysis.plots import plot_stability_map
-from rnnode.analysis.stability import stability_map
 
 from ._run import Context, settings_for
 

@@ -10,7 +10,7 @@ Mishra 2021: y'' = tanh(W y + W' y' + V x + b) - gamma y - eps y', gamma = 2.7, 
 sequential-MNIST values, step dt = 0.042 through tau = 1 / 0.042).
 
 Measured, per seed, at initialisation: the eigenvalues of the Jacobian of the step map at rest
-(``rnnode.analysis.stability.eigenvalues`` of the continuous field, mapped by Euler: 1 + dt
+(``rnnode.analysis.eigenvalues`` of the continuous field, mapped by Euler: 1 + dt
 lambda); max |h_t| over T = ``LONG`` steps of white-noise input; ||dLoss/dh_t|| for a loss on the
 last state (``rnnode.analysis.gradients.gradient_norms``), summarised by its decay rate: minus
 the slope of log10 ||dLoss/dh_t|| against T - t, in decades per 100 steps, fitted over the
@@ -46,10 +46,10 @@ import torch
 from matplotlib.figure import Figure
 
 import rnnode
+from rnnode.analysis import eigenvalues
 from rnnode.analysis.gradients import gradient_norms
-from rnnode.analysis.stability import eigenvalues
 
-from ._run import Context, one_thread, train_with
+from ._run import Context, one_thread, settings_for, train_with
 
 CELLS = ("rnn", "gru", "lstm", "antisymmetric", "cornn")
 OPTIONS = {
@@ -64,27 +64,29 @@ LONG = 1000
 SPECTRUM_TOL = 1e-12
 
 
+#: The full setting; ``QUICK`` lists what the quick setting changes.
+FULL = {
+    "parameters": 2200,
+    "seeds": 3,
+    "long": LONG,
+    "long_batch": 4,
+    "steps": 150,
+    "lr": 1e-2,
+    "batch_size": 32,
+}
+QUICK = {
+    "parameters": 300,
+    "seeds": 2,
+    "long": 50,
+    "long_batch": 2,
+    "steps": 3,
+    "batch_size": 16,
+}
+
+
 def settings(quick: bool) -> dict[str, Any]:
-    """Sizes of the quick and the full setting."""
-    if quick:
-        return {
-            "parameters": 300,
-            "seeds": 2,
-            "long": 50,
-            "long_batch": 2,
-            "steps": 3,
-            "lr": 1e-2,
-            "batch_size": 16,
-        }
-    return {
-        "parameters": 2200,
-        "seeds": 3,
-        "long": LONG,
-        "long_batch": 4,
-        "steps": 150,
-        "lr": 1e-2,
-        "batch_size": 32,
-    }
+    """Sizes, training length and seeds: ``FULL``, or with ``QUICK``'s changes."""
+    return settings_for(quick, FULL, QUICK)
 
 
 def build(cell: str, hidden: int, input_size: int = 1) -> rnnode.ODERNN:

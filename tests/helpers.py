@@ -88,17 +88,26 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def assert_seed_finding(claim: dict, samples, control: float | None = None) -> None:
-    """A finding over seeds: the mean of the per-seed numbers, their bootstrap interval and the
-    sign test against the bound (and the control's value, if given), recomputed from the
-    metrics."""
-    from rnnode.studies._stats import bootstrap_interval, sign_test
+    """A finding over seeds: the mean of the per-seed numbers and the Student-t interval, p-value
+    and MDE of one test against the bound (and the control's value, if given), recomputed from
+    the metrics."""
+    from rnnode.studies._stats import mean_test
 
     samples = np.asarray(samples, dtype=np.float64)
+    expected = mean_test(samples, claim["bound"])
     assert claim["kind"] == "finding"
     assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
     interval = [float(v) for v in claim["interval"]]  # JSON keeps infinities as strings
-    assert interval == pytest.approx(list(bootstrap_interval(samples)), rel=1e-12)
-    assert claim["p_value"] == pytest.approx(sign_test(samples - claim["bound"]), rel=1e-12)
-    assert claim["seeds"] == samples.size
+    assert interval == pytest.approx(list(expected.interval), rel=1e-12)
+    assert claim["p_value"] == pytest.approx(expected.p_value, rel=1e-12)
+    assert float(claim["mde"]) == pytest.approx(expected.mde, rel=1e-12)
+    assert claim["seeds"] == samples.shape[0]
     if control is not None:
         assert claim["control"]["value"] == pytest.approx(control, rel=1e-12, abs=1e-15)
+
+
+def assert_seed_verification(claim: dict, samples) -> None:
+    """A verification over seeds (``Context.verify_over_seeds``): its value is the seeds' mean."""
+    samples = np.asarray(samples, dtype=np.float64)
+    assert claim["kind"] == "verification" and "verdict" not in claim
+    assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)

@@ -10,15 +10,21 @@ import torch
 import rnnode
 from rnnode.analysis import (
     STEP_POLYNOMIALS,
+    depth_jacobian,
     eigenvalues,
+    find_fixed_points,
     fit_accuracy_model,
-    fixed_points,
+    gradient_norms,
     jacobian,
+    linear_memory_function,
     lyapunov_exponents,
     measure_gain,
+    memory_function,
     preferred_frequencies,
     scale_recurrent_and_input,
+    spectral_radius,
     stability_map,
+    stable_variance,
 )
 from rnnode.analysis.gain import Peaks
 
@@ -34,7 +40,7 @@ def test_every_numeric_result_is_a_detached_tensor_unless_the_graph_is_asked_for
     results = {
         "jacobian": jacobian(model, h, x),
         "eigenvalues": eigenvalues(model, h, x),
-        "fixed_points": fixed_points(model, x, num_starts=2),
+        "FixedPoints.points": find_fixed_points(model, x, 2).points,
         "lyapunov_exponents": lyapunov_exponents(model, h, x, duration=2.0),
         "measure_gain": measure_gain(model, OMEGAS, num_steps=40),
     }
@@ -99,7 +105,7 @@ def test_measure_gain_takes_numpy_amplitudes_and_converts_torch_modules():
     )
     with pytest.raises(TypeError, match="model: expected an rnnode.ODERNN.*from_torch"):
         measure_gain(torch.nn.Linear(1, 1), OMEGAS)
-    with pytest.raises(TypeError, match="amplitude: expected a real number"):
+    with pytest.raises(TypeError, match="amplitude: expected a positive finite number"):
         measure_gain(model, OMEGAS, "0.1")
 
 
@@ -163,7 +169,7 @@ def test_lyapunov_exponents_step_on_the_solves_grid():
 
 def test_fixed_points_refuse_nan_input():
     with pytest.raises(ValueError, match="x: expected finite"):
-        fixed_points(rnnode.ODERNN(1, 2, 1), torch.tensor([float("nan")]))
+        find_fixed_points(rnnode.ODERNN(1, 2, 1), torch.tensor([float("nan")]))
 
 
 def test_float32_stability_map_has_no_nan_holes():
@@ -181,7 +187,7 @@ def test_float32_stability_map_has_no_nan_holes():
         ({"tol": 0.0}, ValueError, "tol: expected a positive"),
         ({"tol": -1e-3}, ValueError, "tol: expected a positive"),
         ({"max_iter": 0}, ValueError, "max_iter: expected a positive integer"),
-        ({"max_iter": 2.5}, TypeError, "max_iter: expected an integer"),
+        ({"max_iter": 2.5}, TypeError, "max_iter: expected a positive integer"),
         ({"radius": float("nan")}, ValueError, "radius: expected a non-negative finite"),
         ({"num_starts": 0}, ValueError, "num_starts: expected a positive integer"),
     ],
@@ -193,7 +199,7 @@ def test_stability_map_refuses_bad_newton_settings(kwargs, error, match):
 
 def test_fixed_points_refuse_a_negative_dedup_tolerance():
     with pytest.raises(ValueError, match="dedup_tol: expected a non-negative"):
-        fixed_points(rnnode.ODERNN(1, 2, 1), torch.zeros(1), dedup_tol=-1.0)
+        find_fixed_points(rnnode.ODERNN(1, 2, 1), torch.zeros(1), dedup_tol=-1.0)
 
 
 def test_step_polynomials_only_name_installed_methods_and_maps_find_the_input_size():
@@ -240,13 +246,13 @@ def test_fit_accuracy_model_respects_m_and_a_max_bounds_and_flat_data():
 
 @pytest.mark.parametrize("size", [1, 2, 3])
 def test_block_eigenvalues_closed_forms_and_threads_match_numpy(size, monkeypatch):
-    import rnnode.analysis.stability as stability
+    import rnnode.analysis.jacobians as jacobians
 
-    monkeypatch.setattr(stability, "_EIG_SPLIT", 4)  # force the threaded path on a small batch
+    monkeypatch.setattr(jacobians, "_EIG_SPLIT", 4)  # force the threaded path on a small batch
     gen = torch.Generator().manual_seed(size)
     jac = torch.randn(40, 3 * size, 3 * size, generator=gen)
     jac[:, 0, :] *= 1e-8  # nearly repeated roots in some blocks: the closed form stays accurate
-    got = stability._block_eigenvalues(jac, 3).numpy()
+    got = jacobians._block_eigenvalues(jac, 3).numpy()
     for i in range(40):
         for l in range(3):
             block = jac[i, l * size : (l + 1) * size, l * size : (l + 1) * size].numpy()
@@ -256,7 +262,20 @@ def test_block_eigenvalues_closed_forms_and_threads_match_numpy(size, monkeypatc
 
 
 @pytest.mark.parametrize(
-    "name", ["gain", "stability", "gradients", "depth", "plots", "linear", "meanfield", "memory"]
+    "name",
+    [
+        "gain",
+        "jacobians",
+        "fixed_points",
+        "stability_maps",
+        "lyapunov",
+        "gradients",
+        "depth",
+        "plots",
+        "linear",
+        "meanfield",
+        "memory",
+    ],
 )
 def test_every_public_analysis_module_lists_its_names(name):
     import importlib
@@ -268,3 +287,83 @@ def test_every_public_analysis_module_lists_its_names(name):
     assert all(n in text for n in module.__all__ if callable(getattr(module, n)))
     package = importlib.import_module("rnnode.analysis")
     assert all(hasattr(package, n) for n in package.__all__)
+
+
+# -- one validation rule: wrong type -> TypeError, wrong value -> ValueError ----------------------
+
+
+def _model():
+    return rnnode.ODERNN(1, 2, 2, cell="rnn")
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        # a 0-d tensor is not taken for a number (pass float(t))
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2, tol=torch.tensor(1e-8)), "tol: "),
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2, noise=torch.tensor(0.1)), "noise: "),
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2, opt_steps=1.0), "opt_steps: "),
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2, kind=1), "kind: "),
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2, seed="0"), "seed: "),
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2.0), "starts: "),
+        (lambda m: find_fixed_points(m, "zero", 2), "x: "),
+        (lambda m: jacobian(m, [[0.0, 0.0], [0.0, 0.0]], torch.zeros(1)), "h: "),
+        (lambda m: spectral_radius(torch.zeros(2), "euler", torch.tensor(1.0)), "dt: "),
+        (lambda m: spectral_radius([0.0], "euler"), "eigvals: "),
+        (lambda m: spectral_radius(torch.zeros(2), None), "method: "),
+        (lambda m: stability_map(m, [1.0], [0.0], num_starts=2.0), "num_starts: "),
+        (lambda m: stability_map(m, [1.0], [0.0], dt="1"), "dt: "),
+        (lambda m: stability_map(m, ["a"], [0.0]), "p_values: "),
+        (lambda m: stability_map(m, [1.0], [0.0], parametrize=3), "parametrize: "),
+        (lambda m: lyapunov_exponents(m, torch.zeros(2, 2), torch.zeros(1), duration="1"), "dur"),
+        (
+            lambda m: lyapunov_exponents(m, torch.zeros(2, 2), torch.zeros(1), num_exponents=1.0),
+            "num_exponents: ",
+        ),
+        (lambda m: lyapunov_exponents(m, [0.0], torch.zeros(1)), "h0: "),
+        (
+            lambda m: depth_jacobian(m, torch.zeros(2, 2), torch.zeros(1), dt=torch.tensor(1.0)),
+            "dt: ",
+        ),
+        (lambda m: gradient_norms(m, torch.zeros(3, 1), "sum"), "loss_fn: expected a function"),
+        (lambda m: gradient_norms(m, torch.zeros(3, 1), lambda o, h: 1.0), "loss_fn: expected a"),
+        (lambda m: gradient_norms(torch.nn.RNN(1, 2), torch.zeros(3, 1), None), "model: "),
+        (lambda m: fit_accuracy_model("abc", [0.5] * 3), "depths: "),
+        (lambda m: fit_accuracy_model([0, 1, 2, 3], [0.5] * 4, b_bounds=("a", "b")), "b_bounds: "),
+        (lambda m: stable_variance("1.0"), "weight_variance: "),
+        (lambda m: memory_function(np.zeros((9, 2)), np.zeros(9), 2.0), "max_delay: "),
+        (
+            lambda m: memory_function(np.zeros((9, 2)), np.zeros(9), 2, train_fraction="a"),
+            "train_fraction: ",
+        ),
+        (lambda m: linear_memory_function(np.zeros((2, 2)), None, 2), "b: "),
+    ],
+)
+def test_wrong_types_raise_type_errors_naming_the_argument(call, match):
+    with pytest.raises(TypeError, match=match):
+        call(_model())
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda m: find_fixed_points(m, torch.zeros(1), 0), "starts: expected a positive"),
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2, opt_steps=-1), "opt_steps: "),
+        (lambda m: find_fixed_points(m, torch.zeros(1), 2, kind="map"), "kind: "),
+        (
+            lambda m: lyapunov_exponents(m, torch.zeros(2, 2), torch.zeros(1), num_exponents=5),
+            "num_exponents: expected an integer in",
+        ),
+        (lambda m: depth_jacobian(m, torch.zeros(2, 2), torch.zeros(1), dt=0.0), "dt: "),
+        (lambda m: gradient_norms(m, torch.zeros(3, 1), lambda o, h: o), "loss_fn: expected a s"),
+        (lambda m: fit_accuracy_model([0, 1, 2, 3], [0.5] * 4, b_bounds=(1, 2, 3)), "b_bounds"),
+        (lambda m: memory_function(np.zeros((9, 2)), np.zeros(9), 0), "max_delay: "),
+        (
+            lambda m: memory_function(np.zeros((9, 2)), np.zeros(9), 2, train_fraction=1.0),
+            "train_fraction: ",
+        ),
+    ],
+)
+def test_wrong_values_raise_value_errors_naming_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(_model())

@@ -189,3 +189,31 @@ def test_explicit_step_one_on_unit_times_is_still_the_bridge():
     model = rnnode.from_torch(module)
     x = torch.randn(9, 2, 3)
     torch.testing.assert_close(model(x, step_size=1.0)[0], module(x)[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.GRU, nn.LSTM])
+def test_from_torch_of_a_meta_module_is_refused_at_once(cls):
+    module = cls(2, 3, num_layers=2, device="meta")
+    with pytest.raises(ValueError, match=r"^module: .*'meta' device"):
+        rnnode.from_torch(module)
+    model = rnnode.ODERNN(2, 3, cell=cls.__name__.lower()).to("meta")
+    with pytest.raises(ValueError, match=r"^model: .*'meta' device"):
+        rnnode.to_torch(model)
+
+
+@pytest.mark.parametrize("direction", ["from_torch", "to_torch"])
+def test_bridging_copies_the_weights_edits_afterwards_are_not_shared(direction):
+    module = nn.LSTM(2, 3, num_layers=2)
+    model = rnnode.from_torch(module)
+    if direction == "to_torch":
+        module = rnnode.to_torch(model)
+    x = torch.randn(4, 1, 2)
+    before = model(x)[0].detach().clone()
+    assert module.weight_hh_l1.data_ptr() != model.field(1).weight_hh.data_ptr()
+    with torch.no_grad():
+        module.weight_hh_l1.add_(1.0)  # an edit of the torch module ...
+    assert torch.equal(model(x)[0], before)  # ... does not reach the model,
+    with torch.no_grad():
+        model.field(0).weight_ih.mul_(2.0)  # and an edit of the model does not reach the module
+    assert not torch.equal(module.weight_ih_l0, model.field(0).weight_ih)
+    torch.testing.assert_close(module.weight_ih_l0 * 2, model.field(0).weight_ih, rtol=0, atol=0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import rnnode
-from rnnode import _stack
+from rnnode import _block, _stack_ode
 
 CASES = [
     pytest.param({"cell": "rnn"}, id="tanh"),
@@ -31,12 +31,12 @@ def _model(kwargs, num_layers=3):
 
 def _solve(model, fuse, monkeypatch, x, **kw):
     """Outputs, final states and the gradients of a loss on both (x, every parameter)."""
-    monkeypatch.setattr(_stack, "_FUSE", fuse)
+    monkeypatch.setattr(_stack_ode, "_FUSE", fuse)
     used = []
     for name in ("rate", "rate_chain"):  # the plain stack takes the block's short path
-        method = getattr(_stack._Block, name)
+        method = getattr(_block._Block, name)
         monkeypatch.setattr(
-            _stack._Block, name, lambda *a, method=method: used.append(1) or method(*a)
+            _block._Block, name, lambda *a, method=method: used.append(1) or method(*a)
         )
     model.zero_grad()
     x = x.clone().requires_grad_(True)
@@ -138,8 +138,8 @@ def test_fused_solve_matches_the_joint_field():
 )
 def test_stacks_without_a_block_fall_back_to_the_loop(kwargs, monkeypatch):
     calls = []
-    rate = _stack._Block.rate
-    monkeypatch.setattr(_stack._Block, "rate", lambda *a: calls.append(1) or rate(*a))
+    rate = _block._Block.rate
+    monkeypatch.setattr(_block._Block, "rate", lambda *a: calls.append(1) or rate(*a))
     torch.manual_seed(0)
     model = rnnode.ODERNN(2, 3, **kwargs).double()
     x = torch.randn(3, 2, 2, dtype=torch.float64)
@@ -157,7 +157,7 @@ def test_the_chain_short_path_is_the_block_rate_to_the_bit(cell):
     fields = list(model.layers)
     internal = [[]] + [[(i - 1, slice(None))] for i in range(1, 3)]
     weights = [[]] + [[f.weight_ih] for f in fields[1:]]
-    block = _stack._Block.make(fields, internal, weights)
+    block = _block._Block.make(fields, internal, weights)
     assert block.chain
     torch.manual_seed(1)
     y = torch.randn(3, 5, fields[0].state_size, dtype=torch.float64)

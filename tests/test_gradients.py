@@ -12,13 +12,13 @@ import pytest
 import torch
 
 import rnnode
+from rnnode.analysis import find_fixed_points
 from rnnode.analysis.gradients import (
     count_gradient_paths,
     depth_jacobian,
     depth_singular_values,
     gradient_norms,
 )
-from rnnode.analysis.stability import fixed_points
 
 CELLS = {"rnn": torch.nn.RNNCell, "gru": torch.nn.GRUCell, "lstm": torch.nn.LSTMCell}
 
@@ -166,7 +166,7 @@ def test_depth_jacobian_at_a_fixed_point_is_the_one_step_total_derivative():
     # of that chain is the independent reference.
     model = rnnode.ODERNN(2, 3, 3, cell="rnn", skips=(1, 2))
     x = torch.randn(2)
-    h_star = fixed_points(model, x)[0]
+    h_star = find_fixed_points(model, x, 1, opt_steps=0, max_iter=50).points[0]
     dt = 0.7
 
     def chain(h1):

@@ -29,7 +29,7 @@ def test_script_in_a_folder_with_its_own_analysis_and_studies_uses_rnnodes(tmp_p
             from rnnode.studies import discover, timescales
             assert "timescales" in discover() and "MARK" not in discover()
             print(analysis.MARK, "|", studies.MARK)
-            gain = timescales.measure_gain.__module__
+            gain = timescales.trajectory_gain.__module__
             print(rnnode.analysis.__name__, rnnode.studies.__name__, gain)
             """
         )
@@ -41,7 +41,7 @@ def test_script_in_a_folder_with_its_own_analysis_and_studies_uses_rnnodes(tmp_p
     assert out.returncode == 0, out.stderr
     first, second = out.stdout.strip().splitlines()
     assert first == "user analysis | user studies"
-    assert second == "rnnode.analysis rnnode.studies rnnode.analysis.gain"
+    assert second == "rnnode.analysis rnnode.studies rnnode.analysis.timescales"
 
 
 def test_nothing_but_rnnode_is_installed_at_the_top_level():
@@ -59,7 +59,7 @@ def test_nothing_but_rnnode_is_installed_at_the_top_level():
 
 def test_top_level_is_one_screen_of_core_names():
     names = [n for n in dir(rnnode) if not n.startswith("_")]
-    assert len(names) <= 30
+    assert len(names) <= 31  # 30 + rnnode.integrate (issue 21, item 8)
     assert {"ODERNN", "Solution", "from_torch", "to_torch", "DivergenceError"} <= set(names)
     for moved in ("Trainer", "SequenceModel", "make_task", "TASKS", "compare_with_backprop"):
         assert moved not in names
@@ -77,13 +77,24 @@ def test_top_level_is_one_screen_of_core_names():
         ("compare_with_backprop", "rnnode.studies.predictive_coding.compare_with_backprop"),
     ],
 )
-def test_moved_names_still_import_with_a_deprecation_warning(old: str, new: str):
+def test_names_removed_in_0_2_say_where_they_went(old: str, new: str):
+    # pre-1.0 moves carry no alias (CHANGELOG.md lists them); the error names the new place
     import importlib
 
+    with pytest.raises(AttributeError, match=new.replace(".", r"\.")):
+        getattr(rnnode, old)
     module, _, attribute = new.rpartition(".")
-    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
-        value = getattr(rnnode, old)
-    assert value is getattr(importlib.import_module(module), attribute)
+    assert hasattr(importlib.import_module(module), attribute)
+
+
+def test_version_comes_from_the_installed_metadata():
+    import re
+    from importlib import metadata
+
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    declared = re.search(r'^version = "([^"]+)"$', pyproject, re.MULTILINE)
+    assert declared is not None
+    assert rnnode.__version__ == metadata.version("rnnode") == declared.group(1)
 
 
 def test_unknown_attribute_is_an_attribute_error():

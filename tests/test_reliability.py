@@ -216,7 +216,7 @@ def test_cornn_reset_parameters_resets_weight_hz():
 
 def test_adjoint_segments_share_the_contiguous_inter_layer_weights():
     """The inter-layer columns are made contiguous once per solve, not once per interval."""
-    from rnnode._stack import _StackODE
+    from rnnode._stack_ode import _StackODE
 
     made = []
     original = _StackODE.__init__

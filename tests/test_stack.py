@@ -1,6 +1,7 @@
 """ODERNN as a module: shapes, bidirectional semantics, state gradients, the joint field, errors."""
 
 import hypothesis.strategies as st
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -206,3 +207,113 @@ def test_continuous_bidirectional_deep_stack_is_refused():
     model = rnnode.ODERNN(3, 5, num_layers=2, bidirectional=True)
     with pytest.raises(ValueError, match="coupling: 'continuous' needs num_layers=1"):
         model(torch.randn(4, 1, 3), coupling="continuous")
+
+
+# -- an InputPath as x ----------------------------------------------------------------------------
+
+PATHS = {"hold": rnnode.HoldPath, "linear": rnnode.LinearPath, "cubic": rnnode.CubicPath}
+
+
+def _path(kind, times, x):
+    values = x if kind == "hold" else torch.cat([x[:1], x])
+    return PATHS[kind](times, values)
+
+
+@pytest.mark.parametrize("kind", sorted(PATHS))
+@pytest.mark.parametrize(
+    ("build", "call"),
+    [
+        pytest.param({"cell": "gru", "num_layers": 2}, {"method": "rk4"}, id="gru-sampled"),
+        pytest.param(
+            {"cell": "rnn", "num_layers": 3, "skips": (1, 2)},
+            {"method": "rk4", "coupling": "continuous"},
+            id="skips-continuous",
+        ),
+        pytest.param(
+            {"cell": "lstm", "bidirectional": True}, {"method": "dopri5"}, id="lstm-bidirectional"
+        ),
+        pytest.param({"cell": "gru", "num_layers": 2}, {"adjoint": True}, id="adjoint"),
+    ],
+)
+def test_a_path_as_x_is_the_same_solve_as_its_samples(kind, build, call):
+    model = rnnode.ODERNN(2, 3, **build)
+    times = torch.tensor([0.0, 0.5, 1.7, 2.0, 3.1])
+    x = torch.randn(4, 2, 2, requires_grad=True)
+    out, h_n = model(_path(kind, times, x), interpolation=kind, **call)
+    ref, ref_n = model(x, t=times, interpolation=kind, **call)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-14)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-13)
+
+
+def test_an_unbatched_path_is_the_batch_of_one():
+    model = rnnode.ODERNN(2, 3, num_layers=2)
+    x, times = torch.randn(5, 2), torch.arange(6.0)
+    out, h_n = model(rnnode.LinearPath(times, torch.cat([x[:1], x])), method="rk4")
+    batched = rnnode.LinearPath(times, torch.cat([x[:1], x]).unsqueeze(1))
+    ref, ref_n = model(batched, method="rk4")
+    assert out.shape == (5, 3) and h_n.shape == (2, 3)
+    assert torch.equal(out, ref[:, 0]) and torch.equal(h_n, ref_n[:, 0])
+
+
+def test_a_cubic_path_drives_a_continuous_stack_as_scipy_says():
+    from helpers import elman_stack_rhs, numpy_input, solve_ivp_reference
+
+    model = rnnode.ODERNN(2, 3, num_layers=2, tau=[0.7, 1.4])
+    times = torch.tensor([0.0, 0.6, 1.5, 2.1, 3.0])
+    x = torch.randn(4, 2)
+    path = _path("cubic", times, x)
+    sol = model.solve(path, method="dopri5", rtol=1e-11, atol=1e-11, coupling="continuous")
+    rhs = elman_stack_rhs(model, numpy_input("cubic", times.numpy(), x.numpy()))
+    want = solve_ivp_reference(rhs, times.numpy(), np.zeros(6))
+    got = sol.states[:, 0].permute(1, 0, 2).reshape(5, 6).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("build", "x", "kw", "match"),
+    [
+        (
+            {},
+            lambda: rnnode.HoldPath(torch.arange(3.0), torch.ones(2, 1, 2)),
+            {"t": torch.arange(3.0)},
+            r"^t: an InputPath",
+        ),
+        (
+            {"num_layers": 2, "skips": (1, 2)},
+            lambda: rnnode.HoldPath(torch.arange(3.0), torch.ones(2, 1, 2)),
+            {},
+            r"^x: an InputPath drives layer 1",
+        ),
+        (
+            {},
+            lambda: rnnode.HoldPath(torch.arange(3.0), torch.ones(2, 1, 5)),
+            {},
+            r"^x: expected a path whose evaluate",
+        ),
+        (
+            {},
+            lambda: rnnode.HoldPath(torch.tensor([0.0, 2.0, 1.0]), torch.ones(2, 1, 2)),
+            {},
+            r"^x.times",
+        ),
+    ],
+)
+def test_bad_paths_are_refused_naming_the_argument(build, x, kw, match):
+    with pytest.raises(ValueError, match=match):
+        rnnode.ODERNN(2, 3, **build)(x(), **kw)
+
+
+def test_forward_and_solve_show_their_keywords():
+    import inspect
+
+    names = ("t", "method", "step_size", "rtol", "atol", "interpolation", "coupling", "engine")
+    for function in (rnnode.ODERNN.forward, rnnode.ODERNN.solve):
+        parameters = inspect.signature(function).parameters
+        assert not any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        for name in (*names, "adjoint", "options", "detach_layers"):
+            assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+            assert f"{name}" in function.__doc__, name
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        rnnode.ODERNN(2, 3)(torch.randn(2, 1, 2), metod="rk4")

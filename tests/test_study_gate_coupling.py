@@ -11,23 +11,23 @@ import pytest
 import torch
 
 import rnnode
-from rnnode.studies import gate_coupling, read_json, run_study
+from rnnode.studies import gate_coupling, read_json
 from rnnode.studies._claims import check_claims
 from rnnode.training import SequenceModel, gate_coupling_penalty, task_loss
 from tests.helpers import assert_seed_finding
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    metrics = run_study(gate_coupling, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return metrics, out / "gate_coupling-quick"
+def quick_run(study_run):
+    folder, metrics = study_run("gate_coupling")  # made once per session
+    return metrics, folder
 
 
 def _samples(metrics, depth, variant, key):
     return np.array([r[key] for r in metrics["results"][str(depth)][variant]], dtype=np.float64)
 
 
+@pytest.mark.slow
 def test_quick_run_writes_its_files_and_every_claim_carries_its_evidence(quick_run):
     metrics, folder = quick_run
     assert read_json(folder / "metrics.json") == metrics
@@ -52,6 +52,7 @@ def test_quick_run_writes_its_files_and_every_claim_carries_its_evidence(quick_r
     assert len(points) == len(gate_coupling.VARIANTS) * len(cfg["depths"]) * cfg["seeds"]
 
 
+@pytest.mark.slow
 def test_quick_run_statistics_are_recomputed_from_the_metrics(quick_run):
     metrics, _ = quick_run
     claims = metrics["claims"]

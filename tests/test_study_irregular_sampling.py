@@ -11,16 +11,15 @@ import scipy.integrate
 import torch
 
 from rnnode.studies import irregular_sampling as study
-from rnnode.studies import read_json, run_study
+from rnnode.studies import read_json
 from rnnode.studies._claims import check_claims
-from rnnode.studies._stats import bootstrap_interval, sign_test
+from rnnode.studies._stats import mean_test
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    metrics = run_study(study, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return metrics, out / "irregular_sampling-quick"
+def quick_run(study_run):
+    folder, metrics = study_run("irregular_sampling")  # made once per session
+    return metrics, folder
 
 
 def _synthetic(length=120, seed=0):
@@ -147,6 +146,7 @@ def test_the_loss_change_compares_the_last_tenth_with_the_tenth_before():
 # -- the quick run -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_claim_with_value_interval_and_control(quick_run):
     metrics, folder = quick_run
     assert read_json(folder / "metrics.json") == metrics
@@ -174,6 +174,7 @@ def test_quick_run_writes_every_claim_with_value_interval_and_control(quick_run)
         assert (folder / png).is_file() and (folder / png).with_suffix(".pdf").is_file()
 
 
+@pytest.mark.slow
 def test_quick_run_findings_recompute_from_the_per_seed_rmses(quick_run):
     metrics, _ = quick_run
     for series in study.settings(True)["series"]:
@@ -189,10 +190,12 @@ def test_quick_run_findings_recompute_from_the_per_seed_rmses(quick_run):
             diff = np.asarray(a) - np.asarray(b)
             assert claim["value"] == pytest.approx(diff.mean(), abs=1e-15)
             assert claim["control"]["value"] == pytest.approx(np.mean(b), abs=1e-15)
-            assert [float(v) for v in claim["interval"]] == list(bootstrap_interval(diff))
-            assert claim["p_value"] == pytest.approx(sign_test(diff), abs=1e-15)
+            expected = mean_test(diff, 0.0)
+            assert [float(v) for v in claim["interval"]] == list(expected.interval)
+            assert claim["p_value"] == pytest.approx(expected.p_value, abs=1e-15)
 
 
+@pytest.mark.slow
 def test_quick_run_rmses_recompute_from_the_saved_forecasts(quick_run):
     """First seed: each RMSE from its forecasts and the series' own values (statsmodels)."""
     metrics, _ = quick_run

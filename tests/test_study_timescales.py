@@ -5,7 +5,6 @@ gains of linear layers, scipy's Spearman). No test asserts which way a finding c
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -15,55 +14,15 @@ import torch
 from scipy import stats
 
 import rnnode
-from rnnode.studies import run_study
 from rnnode.studies import timescales as ts
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    metrics = run_study(ts, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return out / "timescales-quick", metrics  # quick runs: OUT/NAME-quick
+def quick(study_run):
+    return study_run("timescales")  # (folder, metrics), made once per session
 
 
-# -- the chain and its filter -------------------------------------------------------------------
-
-
-def brute_force_posterior(x: np.ndarray) -> np.ndarray:
-    """E[(s_k, f_k) | x_1..x_k] by summing the joint probability of every path of the chain."""
-    P = ts.transition_matrix()
-    means = ts.STATES.sum(-1)
-    T = len(x)
-    out = np.zeros((T, 2))
-    for k in range(1, T + 1):
-        total, weighted = 0.0, np.zeros(2)
-        for path in itertools.product(range(4), repeat=k):
-            p = 0.25
-            for j in range(1, k):
-                p *= P[path[j - 1], path[j]]
-            for j in range(k):
-                p *= math.exp(-0.5 * ((x[j] - means[path[j]]) / ts.NOISE) ** 2)
-            total += p
-            weighted += p * ts.STATES[path[k - 1]]
-        out[k - 1] = weighted / total
-    return out
-
-
-def test_forward_filter_equals_brute_force_enumeration():
-    x, _ = ts.hmm_sample(3, 6, np.random.default_rng(1))
-    filtered = ts.hmm_filter(x)
-    for i in range(3):
-        np.testing.assert_allclose(filtered[i], brute_force_posterior(x[i]), rtol=0, atol=1e-12)
-
-
-def test_chain_switch_rates_and_observation():
-    x, states = ts.hmm_sample(400, 400, np.random.default_rng(2))
-    switches = (np.diff(states, axis=1) != 0).mean((0, 1))
-    # 400 * 399 transitions: binomial standard errors 1.2e-4 (slow) and 3.4e-4 (fast).
-    assert switches[0] == pytest.approx(ts.SLOW_SWITCH, abs=1e-3)
-    assert switches[1] == pytest.approx(ts.FAST_SWITCH, abs=2e-3)
-    residual = x - states.sum(-1)
-    assert residual.std() == pytest.approx(ts.NOISE, rel=1e-2)
+# -- the task's score -------------------------------------------------------------------
 
 
 def test_r_squared_leaves_out_the_burn_in():
@@ -77,15 +36,21 @@ def test_r_squared_leaves_out_the_burn_in():
 # -- the model ----------------------------------------------------------------------------------
 
 
-def test_stack_loop_equals_odernn_solve_and_tau_stays_above_one():
+def test_layer_states_equal_a_hand_euler_loop_and_tau_stays_above_one():
     rnn = ts.make_stack(3, 5, seed=4)
     x = torch.randn(30, 2, 1)
-    loop = ts.layer_states(rnn, x)
-    solved = rnn.solve(x).states  # (layers, directions, T + 1, batch, hidden)
-    for l in range(3):
-        torch.testing.assert_close(loop[l], solved[l, 0, 1:], rtol=0, atol=1e-12)
-        tau = rnn.layers[l].tau.detach()
+    states = ts.layer_states(rnn, x)
+    source = x
+    for l, field in enumerate(rnn.layers):
+        w_ih, w_hh = field.weight_ih.detach(), field.weight_hh.detach()
+        b = (field.bias_ih + field.bias_hh).detach()
+        tau, h, loop = field.tau.detach(), torch.zeros(2, 5), []
+        for u in source:  # h_k = h_{k-1} + (tanh(W_ih u_k + W_hh h_{k-1} + b) - h_{k-1}) / tau
+            h = h + (torch.tanh(u @ w_ih.T + h @ w_hh.T + b) - h) / tau
+            loop.append(h)
+        torch.testing.assert_close(states[l], torch.stack(loop), rtol=0, atol=1e-12)
         assert tau.shape == (5,) and bool((tau > 1).all()) and bool((tau <= 100).all())
+        source = states[l]
     with torch.no_grad():
         rnn.layers[0].raw_tau.fill_(-50.0)
     assert bool((rnn.layers[0].tau >= 1).all())  # 1 + softplus(-50) rounds to 1, never below
@@ -94,13 +59,15 @@ def test_stack_loop_equals_odernn_solve_and_tau_stays_above_one():
 # -- measurements against closed forms ----------------------------------------------------------
 
 
-def _linear_field(weight_hh: np.ndarray) -> rnnode.LinearField:
+def _linear_layer(weight_hh: np.ndarray) -> rnnode.ODERNN:
+    """One linear layer h_k = W_hh h_{k-1} + x_k (Euler step 1; W_ih = I, no bias)."""
     n = weight_hh.shape[0]
-    field = rnnode.LinearField(n, n, bias=False)
+    model = rnnode.ODERNN(n, n, 1, cell="linear", bias=False)
+    field = model.layers[0]
     with torch.no_grad():
         field.weight_hh.copy_(torch.as_tensor(weight_hh, dtype=field.weight_hh.dtype))
         field.weight_ih.copy_(torch.eye(n, dtype=field.weight_ih.dtype))
-    return field
+    return model
 
 
 def test_local_timescale_of_a_linear_layer_with_known_spectral_radius():
@@ -110,20 +77,22 @@ def test_local_timescale_of_a_linear_layer_with_known_spectral_radius():
     block = 0.8 * np.array([[math.cos(0.5), -math.sin(0.5)], [math.sin(0.5), math.cos(0.5)]])
     a = np.zeros((3, 3))
     a[:2, :2], a[2, 2] = block, -0.3
-    field = _linear_field(basis @ a @ np.linalg.inv(basis))
+    layer = _linear_layer(basis @ a @ np.linalg.inv(basis))
     h, u = torch.randn(7, 3), torch.randn(7, 3)
-    rho = ts.spectral_radii(field, h, u)
+    rho = ts.spectral_radii(layer, h, u)
     np.testing.assert_allclose(rho, 0.8, rtol=1e-12)
     assert ts.local_timescale(rho) == pytest.approx(-1 / math.log(0.8), rel=1e-12)
     assert ts.local_timescale(1.5) == pytest.approx(-1 / math.log(ts.RHO_CAP), rel=1e-12)
 
 
 def test_spectral_radius_of_the_unit_tau_field_equals_the_closed_form_jacobian():
-    field = ts.UnitTauField(3, 4, torch.tensor([1.5, 2.0, 10.0, 50.0]))
+    rnn = ts.make_stack(2, 4, seed=1)
+    rnn.layers[1] = field = ts.UnitTauField(4, 4, torch.tensor([1.5, 2.0, 10.0, 50.0]))
     h, u = torch.randn(5, 4), torch.randn(5, 4)
-    rho = ts.spectral_radii(field, h, u)
+    rho = ts.spectral_radii(ts.single_layer(rnn, 1), h, u)
     with torch.no_grad():
-        phi = torch.tanh(u + h @ field.weight_hh.T + field.bias_hh)
+        z = u @ field.weight_ih.T + field.bias_ih + h @ field.weight_hh.T + field.bias_hh
+        phi = torch.tanh(z)
         inv_tau = 1 / field.tau
     for i in range(5):
         # J = I + diag(1 / tau) (diag(1 - phi^2) W_hh - I)
@@ -131,51 +100,6 @@ def test_spectral_radius_of_the_unit_tau_field_equals_the_closed_form_jacobian()
         w = field.weight_hh.detach().numpy()
         jac = np.eye(4) + inv_tau.numpy()[:, None] * (d[:, None] * w - np.eye(4))
         assert rho[i] == pytest.approx(np.abs(np.linalg.eigvals(jac)).max(), rel=1e-12)
-
-
-def test_probe_gain_of_a_scalar_linear_layer_equals_the_formula():
-    a = 0.7
-    field = _linear_field(np.array([[a]]))
-    omegas = np.geomspace(0.05, 3.0, 7)
-    source = torch.zeros(300, 2, 1)
-    states = torch.zeros(300, 2, 1)  # the unperturbed layer stays at rest
-    gains = ts.probe_gain(field, source, states, omegas, fit_from=100, directions=1, seed=0)
-    expected = 1 / np.sqrt(1 - 2 * a * np.cos(omegas) + a**2)
-    np.testing.assert_allclose(gains, expected, rtol=1e-9)  # transient 0.7^100 ~ 3e-16
-
-
-def test_perturbation_response_of_a_scalar_linear_layer_is_a_power():
-    a = 0.9
-    field = _linear_field(np.array([[a]]))
-    drive = torch.randn(80, 3, 1)
-    states = ts._run_layer(field, drive)
-    curve = ts.perturbation_response(field, drive, states, [5, 20], 40, seed=0)
-    # The layer is linear: the difference is a^j times the kick, to rounding of O(1) states.
-    np.testing.assert_allclose(curve, a ** np.arange(41), rtol=0, atol=1e-8)
-    lag, edge = ts.decay_time(curve)
-    assert not edge and lag == pytest.approx(1 / math.log(1 / a), abs=0.02)
-
-
-def test_decay_time_interpolates_and_flags_the_edge():
-    lag, edge = ts.decay_time(np.array([1.0, 0.6, 0.2, 0.1]))
-    # 1/e = 0.3679 lies between 0.6 (lag 1) and 0.2 (lag 2).
-    assert not edge and lag == pytest.approx(1 + (0.6 - 1 / math.e) / 0.4, rel=1e-12)
-    assert ts.decay_time(np.array([1.0, 0.9, 0.8])) == (2.0, True)
-
-
-def test_autocorrelation_equals_the_direct_sum():
-    h = torch.as_tensor(np.random.default_rng(6).standard_normal((50, 2, 3)))
-    curve = ts.autocorrelation(h, 5)
-    c = h.numpy() - h.numpy().mean(0)
-    for lag in range(6):
-        direct = (c[: 50 - lag] * c[lag:]).sum() / (50 - lag) / ((c * c).sum() / 50)
-        assert curve[lag] == pytest.approx(direct, rel=1e-12)
-
-
-def test_centroid_of_a_single_peak_is_its_frequency():
-    omegas = np.geomspace(0.1, 3.0, 9)
-    gains = np.where(np.arange(9) == 4, 1.0, 0.0)[None]
-    assert ts.centroid(omegas, gains)[0] == pytest.approx(omegas[4], rel=1e-14)
 
 
 # -- statistics on synthetic inputs -------------------------------------------------------------
@@ -230,6 +154,7 @@ def test_statistics_on_synthetic_runs():
 # -- the quick run ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quick_run_records_every_claim_with_its_evidence(quick):
     folder, m = quick
     assert json.loads((folder / "metrics.json").read_text()) == m
@@ -254,6 +179,7 @@ def test_quick_run_records_every_claim_with_its_evidence(quick):
             assert any(k.startswith(f"{readout}_{m_name}") for k in m["claims"])
 
 
+@pytest.mark.slow
 def test_quick_run_keeps_every_seed_and_recomputes_its_statistics(quick):
     _, m = quick
     cfg = m["settings"]
@@ -282,6 +208,7 @@ def test_quick_run_keeps_every_seed_and_recomputes_its_statistics(quick):
         assert local["value"] == cond["statistics"]["local"]["trained"]["mean"]
 
 
+@pytest.mark.slow
 def test_quick_points_are_kept_apart_and_counted(quick):
     folder, m = quick
     assert m["points_reused"] == 0 and m["points"] == 2 * m["settings"]["seeds"]

@@ -1,13 +1,11 @@
-"""The studies vanishing_gradients and skip_paths: their quick runs through the real runner
-(every claim carries its evidence, and every statistic is recomputed here from the metrics), and
-their helpers against independent references: the mean-field factor by scipy quadrature, the
-relative weight change and the linear probe on hand-made cases, path counts by enumeration.
-No test asserts that a finding is supported.
+"""The vanishing_gradients study: its quick run through the real runner (every claim carries its
+evidence, and every statistic is recomputed here from the metrics), and its helpers against
+independent references: the mean-field factor by scipy quadrature, the relative weight change
+and the linear probe on hand-made cases. No test asserts which way a finding comes out.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -16,25 +14,20 @@ import pytest
 import torch
 from scipy import integrate
 
-from rnnode.studies import run_study, skip_paths
 from rnnode.studies import vanishing_gradients as vanishing
 from rnnode.studies._claims import check_claims
 from tests.helpers import assert_seed_finding
 
-STUDIES = {"vanishing_gradients": vanishing, "skip_paths": skip_paths}
+STUDIES = {"vanishing_gradients": vanishing}
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Both studies' quick runs, once, into a temporary folder: {name: (folder, metrics)}."""
-    out = tmp_path_factory.mktemp("runs")
-    done = {}
-    for name, module in STUDIES.items():
-        metrics = run_study(module, out=out, quick=True, seed=0, workers=1, show_progress=False)
-        done[name] = (out / f"{name}-quick", metrics)
-    return done
+def runs(study_run):
+    """The study's quick run (made once per session): {name: (folder, metrics)}."""
+    return {name: study_run(name) for name in STUDIES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STUDIES))
 def test_quick_run_writes_every_claim_with_its_evidence(runs, name):
     folder, metrics = runs[name]
@@ -66,13 +59,15 @@ def _quad_gaussian(f, q: float) -> float:
 
 
 def _quad_factor(gain: float, hidden: int, skips: bool) -> float:
-    """The mean-field factor with scipy.integrate.quad and fixed-point iteration for q*."""
+    """The mean-field factor with scipy.integrate.quad and fixed-point iteration for q*: the
+    inter-layer weights (1 matrix, 2 with skips) have variance gain^2 / 3, the recurrent one 1/3,
+    the two biases 1 / (3 hidden) each."""
     sw2 = gain**2 / 3
-    matrices = 3 if skips else 2
+    inter = 2 if skips else 1
     q = 1.0
     for _ in range(2000):
-        new = matrices * sw2 * _quad_gaussian(lambda x: math.tanh(x) ** 2, q)
-        new += 2 * gain**2 / (3 * hidden)
+        new = (inter * sw2 + 1 / 3) * _quad_gaussian(lambda x: math.tanh(x) ** 2, q)
+        new += 2 / (3 * hidden)
         if abs(new - q) < 1e-14:
             break
         q = new
@@ -139,13 +134,21 @@ def test_readout_loss_is_the_sequence_models_loss(variant):
 
 
 @pytest.mark.parametrize("variant", ["plain", "skips"])
-def test_build_multiplies_every_stack_parameter_by_the_gain(variant):
+def test_build_multiplies_the_inter_layer_weights_alone_by_the_gain(variant):
     torch.manual_seed(0)
     base = vanishing.build(variant, 3, 4)
     torch.manual_seed(0)
     scaled = vanishing.build(variant, 3, 4, gain=2.5)
+    names = []
     for (name, p), q in zip(base.rnn.named_parameters(), scaled.rnn.parameters(), strict=True):
-        torch.testing.assert_close(q, 2.5 * p, rtol=0, atol=0, msg=name)
+        factor = 2.5 if name.endswith("weight_ih") else 1.0
+        if factor != 1.0:
+            names.append(name)
+        torch.testing.assert_close(q, factor * p, rtol=0, atol=0, msg=name)
+    assert len(names) == 3  # one weight_ih per layer (skip weights are inside it)
+    # recurrent weights untouched: the time dynamics' Jacobian at rest does not change
+    for layer in scaled.rnn.layers:
+        assert layer.weight_hh.abs().max() <= 0.5 + 1e-12  # U(-1/sqrt(4), 1/sqrt(4))
 
 
 def test_relative_change_on_a_hand_made_case():
@@ -194,6 +197,7 @@ def test_probe_without_ridge_is_least_squares():
 # -- vanishing_gradients: the quick run's statistics --------------------------------------------
 
 
+@pytest.mark.slow
 def test_default_init_findings_are_computed_from_the_metrics(runs):
     _, m = runs["vanishing_gradients"]
     layer1 = {k: np.array(v) for k, v in m["layer1_gradient"].items()}
@@ -203,19 +207,15 @@ def test_default_init_findings_are_computed_from_the_metrics(runs):
     per_seed = {
         v: [vanishing.per_layer_factor(m["depths"], c) for c in layer1[v].T] for v in layer1
     }
-    assert m["per_layer_factor_per_seed"] == pytest.approx(per_seed, rel=1e-12)
+    # pytest.approx takes no nested containers (pytest >= 9): compare variant by variant
+    assert m["per_layer_factor_per_seed"].keys() == per_seed.keys()
+    for variant, factors in per_seed.items():
+        assert m["per_layer_factor_per_seed"][variant] == pytest.approx(factors, rel=1e-12)
     claims = m["claims"]
-    hidden = m["settings"]["hidden_size"]
-    assert_seed_finding(claims["plain_vanishes_with_depth"], per_seed["plain"])
-    assert claims["plain_vanishes_with_depth"]["control"]["value"] == pytest.approx(
-        vanishing.predicted_factor(1.0, hidden), rel=1e-12
-    )
+    # the default-init decay is skip_paths' verification, not counted again here
+    assert "plain_vanishes_with_depth" not in claims and "skips_still_vanish" not in claims
     assert_seed_finding(
         claims["skips_slow_the_decay"], np.subtract(per_seed["skips"], per_seed["plain"])
-    )
-    assert_seed_finding(claims["skips_still_vanish"], per_seed["skips"])
-    assert claims["skips_still_vanish"]["control"]["value"] == pytest.approx(
-        vanishing.predicted_factor(1.0, hidden, skips=True), rel=1e-12
     )
     ratio = np.log10(np.array(m["time_ratio_plain"])).mean(axis=0)
     assert_seed_finding(claims["vanishes_through_time"], ratio)
@@ -227,6 +227,7 @@ def test_default_init_findings_are_computed_from_the_metrics(runs):
     )
 
 
+@pytest.mark.slow
 def test_gain_sweep_findings_are_computed_from_the_metrics(runs):
     _, m = runs["vanishing_gradients"]
     cfg, claims = m["settings"], m["claims"]
@@ -260,6 +261,7 @@ def test_gain_sweep_findings_are_computed_from_the_metrics(runs):
     np.testing.assert_allclose(at_one, first, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_training_findings_are_computed_from_the_metrics(runs):
     _, m = runs["vanishing_gradients"]
     cfg, claims = m["settings"], m["claims"]
@@ -293,51 +295,3 @@ def test_training_findings_are_computed_from_the_metrics(runs):
             )
             # The untrained probe does not depend on the optimiser: the same initial network.
             np.testing.assert_array_equal(t["sgd"]["probe_untrained"], t["adam"]["probe_untrained"])
-
-
-# -- skip_paths -------------------------------------------------------------------------------
-
-
-def brute_force_paths(num_layers: int, skips) -> int:
-    """Sequences of offsets from ``skips`` that step from layer L exactly down to layer 1."""
-    total = 0
-    for length in range(num_layers):
-        for steps in itertools.product(skips, repeat=length):
-            total += sum(steps) == num_layers - 1
-    return total
-
-
-@pytest.mark.parametrize("n", range(1, 15))
-def test_binet_is_the_fibonacci_recurrence(n):
-    a, b = 1, 1
-    for _ in range(n - 1):
-        a, b = b, a + b
-    assert skip_paths.binet(n) == a
-
-
-@pytest.mark.parametrize("skips", skip_paths.PATTERNS)
-@pytest.mark.parametrize("num_layers", [1, 2, 5, 7])
-def test_measured_paths_equal_brute_force_enumeration(skips, num_layers):
-    assert skip_paths.measured_paths(num_layers, skips) == brute_force_paths(num_layers, skips)
-
-
-def test_skip_paths_quick_run(runs):
-    _, m = runs["skip_paths"]
-    layers = m["layers"]
-    assert m["fibonacci"] == [brute_force_paths(n, (1, 2)) for n in layers]
-    for key, values in m["measured_paths"].items():
-        skips = tuple(json.loads(key))
-        assert values == [float(brute_force_paths(n, skips)) for n in layers]
-    tanh = m["tanh"]
-    ratio = np.array(tanh["ratio_skip_over_plain"])
-    np.testing.assert_allclose(tanh["median_ratio"], np.median(ratio, axis=1), rtol=1e-14)
-    slopes = {
-        v: [np.polyfit(tanh["depths"], np.log(c), 1)[0] for c in np.array(g).T]
-        for v, g in tanh["layer1_gradient"].items()
-    }
-    assert_seed_finding(m["claims"]["plain_vanishes"], slopes["plain"])
-    assert_seed_finding(m["claims"]["skips_still_decay"], slopes["skips"])
-    assert m["claims"]["skips_still_decay"]["control"]["value"] == pytest.approx(
-        math.log(vanishing.predicted_factor(1.0, m["settings"]["hidden_size"], skips=True))
-    )
-    assert_seed_finding(m["claims"]["skips_carry_gradient"], np.log10(ratio[-1]))

@@ -202,14 +202,27 @@ def test_a_result_that_is_not_json_fails_only_its_point(tmp_path):
     assert not list(out.glob(".*"))
 
 
-def test_a_foreign_file_under_a_key_is_refused(tmp_path):
-    points, _ = make_points(tmp_path, 1)
+@pytest.mark.parametrize(
+    ("stored", "why"),
+    [
+        ({"point": {"x": 99}}, r"holds the point \{'x': 99\}, whose key is \w+, not"),
+        ({"key": "0123456789abcdef"}, "holds the key '0123456789abcdef', not"),
+    ],
+)
+def test_a_file_of_another_point_under_a_key_is_set_aside_and_recomputed(tmp_path, stored, why):
+    """Before: a ValueError traceback (exit 1 from rnnode-study) for a foreign or edited file."""
+    points, calls = make_points(tmp_path, 2)
     out = tmp_path / "out"
-    out.mkdir()
-    foreign = {"key": point_key(points[0]), "point": {"x": 99}, "result": 1}
-    (out / f"{point_key(points[0])}.json").write_text(json.dumps(foreign))
-    with pytest.raises(ValueError, match="folder: .* holds the point"):
-        sweep(square, points, out, workers=1, progress=False)
+    first = sweep(square, points, out, workers=1, progress=False)
+    bad = out / f"{point_key(points[0])}.json"
+    record = {**read_json(bad), **stored}
+    bad.write_text(json.dumps(record))
+    with pytest.warns(RuntimeWarning, match=f"{bad.name} {why}.*moved it to {bad.name}.bad"):
+        again = sweep(square, points, out, workers=1, progress=False)
+    assert again == first
+    assert [count_calls(calls, x) for x in range(2)] == [2, 1]
+    assert read_json(out / f"{bad.name}.bad") == record
+    assert read_json(bad)["point"] == points[0]
 
 
 @pytest.mark.parametrize(
@@ -218,15 +231,45 @@ def test_a_foreign_file_under_a_key_is_refused(tmp_path):
         ({"points": {"x": 1}}, "points: expected a list of dicts, got dict"),
         ({"points": [1]}, r"points\[0\]: expected a dict, got int"),
         ({"points": [{"x": {1, 2}}]}, r"points\[0\]\['x'\]: expected JSON data"),
-        ({"workers": 0}, "workers: expected a positive integer or None, got 0"),
+        ({"workers": 0}, "workers: expected a positive integer, got 0"),
         ({"scheduler": ""}, "scheduler: expected a Dask scheduler address"),
+        ({"scheduler": "notaurl"}, r"scheduler: expected .*got 'notaurl' \(missing port"),
+        ({"scheduler": "foo://h:1"}, r"got 'foo://h:1' \(unknown address scheme 'foo'"),
+        ({"scheduler": "tcp://h:99999"}, r"got 'tcp://h:99999' \(port 99999 outside 1..65535"),
     ],
 )
-def test_bad_arguments_name_themselves(tmp_path, kwargs, message):
+def test_bad_arguments_name_themselves(tmp_path, kwargs, message, monkeypatch):
     args = {"points": [{"x": 1, "calls": str(tmp_path)}], **kwargs}
     points = args.pop("points")
+    _no_client(monkeypatch)
     with pytest.raises(ValueError, match=message):
         sweep(square, points, tmp_path / "out", progress=False, **args)
+    assert not (tmp_path / "out").exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": 1.5}, "workers: expected a positive integer, got 1.5"),
+        ({"workers": True}, "workers: expected a positive integer, got True"),
+        ({"scheduler": 8786}, "scheduler: expected a Dask scheduler address .*, got int"),
+    ],
+)
+def test_wrong_types_are_type_errors(tmp_path, kwargs, message):
+    with pytest.raises(TypeError, match=f"^{message}"):
+        sweep(square, [{"x": 1}], tmp_path / "out", progress=False, **kwargs)
+
+
+def _no_client(monkeypatch):
+    """Make any ``distributed.Client`` a test failure: a malformed address must be refused
+    before one is made (a Client given one waits out a 10 s close and prints a traceback when
+    it is collected)."""
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"distributed.Client{args} was made")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
 
 
 @pytest.mark.parametrize(

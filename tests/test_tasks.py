@@ -193,3 +193,62 @@ def test_every_task_has_consistent_shapes(name):
 def test_bad_arguments_are_named(build, name):
     with pytest.raises(ValueError, match=name):
         build()
+
+
+def _last_pulse_memory(x):
+    """The flip-flop target by a plain loop: per sequence and channel, remember the last pulse."""
+    n, length, bits = x.shape
+    y = np.zeros_like(x)
+    for i in range(n):
+        for c in range(bits):
+            memory = 0.0
+            for k in range(length):
+                if x[i, k, c] != 0:
+                    memory = x[i, k, c]
+                y[i, k, c] = memory
+    return y
+
+
+@pytest.mark.parametrize(("bits", "probability"), [(3, 0.05), (2, 0.3)])
+def test_flip_flop_target_is_the_last_pulse_on_each_channel(bits, probability):
+    task = rnnode.training.flip_flop_task(30, 10, 60, bits=bits, pulse_probability=probability)
+    assert (task.name, task.kind, task.per_step, task.output_size) == (
+        "flip_flop",
+        "regression",
+        True,
+        bits,
+    )
+    for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
+        x, y = x.numpy(), y.numpy()
+        assert x.shape == y.shape == (x.shape[0], 60, bits)
+        assert set(np.unique(x)) <= {-1.0, 0.0, 1.0}
+        np.testing.assert_array_equal(y, _last_pulse_memory(x))
+    # Pulses on about the stated share of steps: 5 standard deviations of the binomial count.
+    x = torch.cat([task.x_train, task.x_test]).numpy()
+    count, total = int((x != 0).sum()), x.size
+    assert abs(count - probability * total) < 5 * np.sqrt(total * probability * (1 - probability))
+    assert abs(int((x == 1).sum()) - int((x == -1).sum())) < 5 * np.sqrt(count)
+
+
+def test_flip_flop_is_reproducible_from_its_seed_and_named_by_make_task():
+    a = rnnode.training.make_task("flip_flop", num_train=8, num_test=4, length=20, seed=4)
+    b = rnnode.training.flip_flop_task(8, 4, 20, seed=4)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    c = rnnode.training.flip_flop_task(8, 4, 20, seed=5)
+    assert not torch.equal(a.x_train, c.x_train)
+    assert "flip_flop" in rnnode.training.TASK_NAMES
+    half = rnnode.training.flip_flop_task(8, 4, 20, seed=4, dtype=torch.float32)
+    assert half.x_train.dtype == torch.float32 and torch.equal(half.x_train.double(), b.x_train)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"bits": 0}, "bits"),
+        ({"pulse_probability": 1.0}, "pulse_probability"),
+        ({"length": 0}, "length"),
+    ],
+)
+def test_flip_flop_bad_arguments_are_named(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        rnnode.training.flip_flop_task(**kwargs)

@@ -191,91 +191,6 @@ def test_bad_arguments_are_named(kwargs, name):
         rnnode.training.train(_model(), _task(), **kwargs)
 
 
-# -- resume never changes a setting silently; bad checkpoints are found early and named ----------
-
-
-def _checkpointed(path, **kwargs):
-    kwargs = {"batch_size": 4, "progress": False, **kwargs}
-    Trainer(_model(), _task(), checkpoint=path, **kwargs).fit(1)
-
-
-@pytest.mark.parametrize(
-    ("changed", "name"),
-    [
-        ({"lr": 1e-4}, "lr"),
-        ({"optimizer": "sgd"}, "optimizer"),
-        ({"clip_grad": 1.0}, "clip_grad"),
-        ({"batch_size": 2}, "batch_size"),
-        ({"task": rnnode.training.sines_task(16, 8, 6, seed=3)}, "task"),
-    ],
-)
-def test_resume_with_a_changed_setting_names_it(tmp_path, changed, name):
-    path = tmp_path / "c.pt"
-    _checkpointed(path, lr=1e-2)
-    kwargs = {"steps": 2, "batch_size": 4, "lr": 1e-2, "progress": False, **changed}
-    task = kwargs.pop("task", _task())
-    model = _model()
-    before = _params(model)
-    with pytest.raises(ValueError, match=f"^{name}: the checkpoint .* was trained with {name}="):
-        rnnode.training.train(model, task, checkpoint=path, resume=True, **kwargs)
-    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
-
-
-def test_resume_with_the_same_settings_keeps_the_requested_learning_rate(tmp_path):
-    path = tmp_path / "c.pt"
-    _checkpointed(path, lr=1e-3)
-    trainer = Trainer(_model(), _task(), lr=1e-3, batch_size=4, checkpoint=path, progress=False)
-    trainer.load(path)
-    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-3]
-
-
-def test_old_checkpoints_without_settings_are_checked_from_their_optimizer(tmp_path):
-    path = tmp_path / "old.pt"
-    _checkpointed(path, lr=1e-2)
-    state = torch.load(path, weights_only=True)
-    del state["settings"]
-    torch.save(state, path)
-    with pytest.raises(ValueError, match="^lr: the checkpoint"):
-        Trainer(_model(), _task(), lr=1e-4, batch_size=4, progress=False).load(path)
-    with pytest.raises(ValueError, match="^optimizer: the checkpoint"):
-        Trainer(_model(), _task(), optimizer="sgd", batch_size=4, progress=False).load(path)
-
-
-@pytest.mark.parametrize("where", ["parent_is_a_file", "is_a_folder"])
-def test_an_invalid_checkpoint_path_is_found_before_training(tmp_path, where):
-    (tmp_path / "file").write_text("x")
-    path = tmp_path / "file" / "c.pt" if where == "parent_is_a_file" else tmp_path
-    model = _model()
-    before = _params(model)
-    with pytest.raises(ValueError, match="^checkpoint: expected a"):
-        rnnode.training.train(
-            model, _task(), steps=2, batch_size=4, checkpoint=path, progress=False
-        )
-    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
-
-
-@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "not_a_checkpoint"])
-def test_a_corrupt_checkpoint_gives_one_clear_error_naming_the_file(tmp_path, damage):
-    path = tmp_path / "c.pt"
-    _checkpointed(path)
-    data = path.read_bytes()
-    if damage == "truncated":
-        path.write_bytes(data[: len(data) // 2])
-    elif damage == "empty":
-        path.write_bytes(b"")
-    elif damage == "garbage":
-        path.write_bytes(b"this is not a checkpoint\n" * 50)
-    else:
-        torch.save({"weights": torch.zeros(2)}, path)
-    with pytest.raises(ValueError, match="not a readable Trainer checkpoint") as caught:
-        rnnode.training.train(
-            _model(), _task(), steps=2, batch_size=4, checkpoint=path, resume=True, progress=False
-        )
-    assert str(path) in str(caught.value)
-    text = "".join(map(str, (caught.value, caught.value.__cause__, caught.value.__context__)))
-    assert "weights_only=False" not in text and "weights_only" not in str(caught.value)
-
-
 class _Diverging(torch.nn.Module):
     """A model whose forward (or backward) solve diverges."""
 
@@ -308,6 +223,136 @@ def test_a_diverging_solve_is_the_documented_non_finite_loss_error(backward):
     with pytest.raises(rnnode.training.NonFiniteLossError, match="diverged at step 1") as caught:
         Trainer(_Diverging(backward), _task(), batch_size=4, progress=False).fit(2)
     assert isinstance(caught.value.__cause__, rnnode.DivergenceError)
+
+
+class _Scripted(torch.nn.Module):
+    """A one-weight model, loss (w - 1)^2, whose loss at step ``bad`` is ``kind``: a finite loss
+    with an infinite gradient, sqrt(w - w) = 0; a solve that diverges; or a solve that refuses
+    its step (ValueError, as rnnode's step-stability check)."""
+
+    def __init__(self, bad: int, kind: str):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+        self.bad, self.kind, self.calls = bad, kind, 0
+
+    def loss(self, x, y):
+        self.calls += 1
+        if self.calls == self.bad:
+            if self.kind == "inf_gradient":
+                return torch.sqrt(self.w - self.w.detach()), {}
+            if self.kind == "diverging_solve":
+                raise rnnode.DivergenceError("the state left the box the flow keeps")
+            raise ValueError("step_size: 1 is beyond euler's stable step 0.1 for tau = 0.05")
+        return (self.w - 1.0) ** 2, {}
+
+    def forward(self, x):
+        return torch.zeros(*x.shape[:2], 2, dtype=x.dtype)  # the per-step shape of _task()
+
+
+def _checkpoint_step(path):
+    return torch.load(path, weights_only=True)["step"] if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "match"),
+    [
+        ("inf_gradient", rnnode.training.NonFiniteLossError, "^gradient: became non-finite at"),
+        ("diverging_solve", rnnode.training.NonFiniteLossError, "forward solve diverged at"),
+        ("refused_step", ValueError, "^step_size: "),
+    ],
+)
+@pytest.mark.parametrize("bad", [1, 3])
+def test_a_failing_step_updates_nothing_and_writes_no_checkpoint_of_it(
+    tmp_path, kind, error, match, bad
+):
+    """Before: an infinite gradient (finite loss) made Adam's update NaN, the checkpoint of the
+    next save held the NaN weights, and the error came one step later."""
+    path = tmp_path / "c.pt"
+    model = _Scripted(bad, kind)
+    trainer = Trainer(
+        model, _task(), batch_size=4, checkpoint=path, checkpoint_every=1, progress=False
+    )
+    before = None
+    if bad > 1:
+        trainer.fit(bad - 1)
+        before = model.w.detach().clone()
+    with pytest.raises(error, match=match):
+        trainer.fit(bad + 2)
+    assert trainer.step == bad - 1 and len(trainer.history["loss"]) == bad - 1
+    assert _checkpoint_step(path) == (None if bad == 1 else bad - 1)
+    assert torch.isfinite(model.w).all()
+    if before is not None:
+        assert torch.equal(model.w.detach(), before)
+        assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], before)
+
+
+def test_training_an_unstable_euler_step_stops_before_any_step(tmp_path):
+    """Issue 20's case: tau = 0.05 with the default Euler step 1 (step / tau = 20, beyond Euler's
+    limit 2). Before: three steps with states ~4e12 and losses ~5e23, and a checkpoint."""
+    task = rnnode.training.adding_task(64, 16, length=10)
+    torch.manual_seed(0)
+    model = SequenceModel.for_task(rnnode.ODERNN(2, 4, tau=0.05, batch_first=True), task)
+    before = _params(model)
+    path = tmp_path / "c.pt"
+    with pytest.raises(ValueError, match=r"^step_size: .*tau = 0\.05.*Use step_size <= 0\.1"):
+        rnnode.training.train(
+            model, task, steps=3, checkpoint=path, checkpoint_every=1, progress=False
+        )
+    assert not path.exists()
+    assert all(torch.equal(a, b) for a, b in zip(before, _params(model), strict=True))
+
+
+def test_a_solve_that_leaves_the_flows_box_stops_training_without_a_checkpoint(tmp_path):
+    """Euler step 1 at tau = 0.6 is within Euler's stability limit (1 / 0.6 < 2) but, with large
+    weights, overshoots |h| <= 1, which the exact tanh flow never leaves: the solve raises
+    DivergenceError, the trainer NonFiniteLossError (no update yet: the advice is not the
+    learning rate's)."""
+    task = rnnode.training.adding_task(64, 16, length=10)
+    torch.manual_seed(0)
+    model = SequenceModel.for_task(rnnode.ODERNN(2, 4, tau=0.6, batch_first=True), task)
+    with torch.no_grad():
+        for p in model.rnn.parameters():
+            p.mul_(8.0)
+    path = tmp_path / "c.pt"
+    with pytest.raises(rnnode.training.NonFiniteLossError, match="before any update") as caught:
+        rnnode.training.train(
+            model, task, steps=3, checkpoint=path, checkpoint_every=1, progress=False
+        )
+    assert isinstance(caught.value.__cause__, rnnode.DivergenceError)
+    assert "lower the learning rate" not in str(caught.value)
+    assert not path.exists()
+
+
+def test_an_update_that_overflows_the_weights_stops_at_that_step(tmp_path):
+    """SGD with lr 1e308 on a float64 weight w = 0: w - lr * 2 (w - 1) = +inf after one step.
+    Before: the inf weight was checkpointed and the error came at the next step's loss."""
+    path = tmp_path / "c.pt"
+    model = _Scripted(bad=0, kind="")
+    trainer = Trainer(
+        model,
+        _task(),
+        lr=1e308,
+        optimizer="sgd",
+        batch_size=4,
+        checkpoint=path,
+        checkpoint_every=1,
+        progress=False,
+    )
+    with pytest.raises(
+        rnnode.training.NonFiniteLossError, match="^weights: the update of step 1 made w"
+    ):
+        trainer.fit(3)
+    assert not path.exists() and trainer.step == 0
+
+
+def test_a_non_finite_model_is_never_saved(tmp_path):
+    model = _Scripted(bad=0, kind="")
+    trainer = Trainer(model, _task(), batch_size=4, progress=False)
+    with torch.no_grad():
+        model.w.fill_(math.nan)
+    with pytest.raises(rnnode.training.NonFiniteLossError, match="^weights: w non-finite"):
+        trainer.save(tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,14 @@ import torch
 from torch import nn
 
 from .._stack import ODERNN, Solution
-from .._validate import check_int, check_nonnegative
+from .._validate import check_choice, check_int, check_nonnegative
 from ._losses import gate_coupling_penalty, layer_features, task_loss
 from ._readout import _Readout
 
-__all__ = ["SequenceModel"]
+__all__ = ["READOUTS", "SequenceModel"]
+
+#: What ``SequenceModel``'s main head reads: the top layer, or every layer concatenated.
+READOUTS = ("top", "all")
 
 
 class SequenceModel(_Readout):
@@ -44,6 +47,8 @@ class SequenceModel(_Readout):
         aux_weights: ``{layer: weight}``, 0-based layers below the top that get a readout head.
         gate_weight: weight of the gate-coupling penalty (0: off; LSTM with >= 2 layers).
         solve_options: keyword arguments for every ``rnn.solve`` call (method, step_size, ...).
+        readout: what the main head reads: ``"top"`` (the top layer's state) or ``"all"``
+            (every layer's state, concatenated bottom first, as in Hermans & Schrauwen 2013).
 
     Notes:
         Inputs are batch first, (batch, T, input_size), as tasks supply them, whatever
@@ -60,11 +65,13 @@ class SequenceModel(_Readout):
         aux_weights: Mapping[int, float] | None = None,
         gate_weight: float = 0.0,
         solve_options: Mapping[str, object] | None = None,
+        readout: str = "top",
     ):
         super().__init__(
             rnn, output_size, kind=kind, per_step=per_step, solve_options=solve_options
         )
         gate_weight = check_nonnegative("gate_weight", gate_weight)
+        self.readout = check_choice("readout", readout, READOUTS)
         aux_weights = dict(aux_weights or {})
         for layer, weight in aux_weights.items():
             check_int("aux_weights", layer)
@@ -82,7 +89,8 @@ class SequenceModel(_Readout):
         self.aux_weights = {int(k): float(v) for k, v in sorted(aux_weights.items())}
         self.gate_weight = float(gate_weight)
         features = rnn.num_directions * rnn.hidden_size
-        self.head = nn.Linear(features, output_size)
+        layers = rnn.num_layers if self.readout == "all" else 1
+        self.head = nn.Linear(features * layers, output_size)
         self.aux_heads = nn.ModuleDict(
             {str(layer): nn.Linear(features, output_size) for layer in self.aux_weights}
         )
@@ -105,7 +113,9 @@ class SequenceModel(_Readout):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x: expected a batch-first tensor (batch, T, input_size), got {got}")
         solution = self._solve(x, return_gates=self.gate_weight > 0)
-        top = self._read(self.head, layer_features(solution, self.rnn.num_layers - 1))
+        read = range(self.rnn.num_layers) if self.readout == "all" else [self.rnn.num_layers - 1]
+        features = torch.cat([layer_features(solution, layer) for layer in read], -1)
+        top = self._read(self.head, features)
         aux = {
             layer: self._read(self.aux_heads[str(layer)], layer_features(solution, layer))
             for layer in self.aux_weights

@@ -14,6 +14,9 @@ The tasks:
   (timescale separation).
 - ``adding``: the adding problem (Hochreiter & Schmidhuber 1997): a stream of uniform values with
   two marked, one in each half; the target is the sum of the marked values (long-range memory).
+- ``flip_flop``: the 3-bit flip-flop (Sussillo & Barak 2013): each input channel carries sparse
+  +1 / -1 pulses; the target on each channel is the sign of its last pulse, held until the next
+  (a memory of 2^bits states, whose fixed points ``rnnode.analysis.find_fixed_points`` finds).
 - ``digits_rows`` / ``digits_pixels``: scikit-learn's bundled 8x8 digits read row by row (T = 8,
   8 features) or pixel by pixel (T = 64, 1 feature).
 - ``co2`` / ``sunspots``: forecasting Mauna Loa CO2 (monthly means of statsmodels' weekly series:
@@ -25,13 +28,13 @@ time (training windows first), so no test value leaks into training. Nothing is 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .._extras import require
 from .._validate import check_choice, check_int, check_real
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "co2_series",
     "co2_task",
     "digits_task",
+    "flip_flop_task",
     "forecast_task",
     "make_task",
     "sines_task",
@@ -52,12 +56,7 @@ __all__ = [
 
 def _optional(module: str, package: str):
     """Import a data set's package, which comes with ``rnnode[studies]``, or say how to get it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"this task's data ship with {package}: pip install 'rnnode[studies]'"
-        ) from error
+    return require(module, package, "studies", "this task's data set")
 
 
 TASK_KINDS = ("regression", "classification", "forecast")
@@ -233,6 +232,67 @@ def adding_task(
     )
 
 
+def flip_flop_task(
+    num_train: int = 512,
+    num_test: int = 128,
+    length: int = 100,
+    *,
+    bits: int = 3,
+    pulse_probability: float = 0.05,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> Task:
+    """The ``bits``-bit flip-flop (Sussillo & Barak 2013, Neural Computation 25(3)).
+
+    Input channel c at step k holds a pulse s in {+1, -1} with probability ``pulse_probability``
+    (independently per step and channel, the sign a fair coin), else 0. The target on channel c
+    at step k is the sign of the last pulse on c at or before k, and 0 before c's first pulse:
+
+        y_{k,c} = x_{j,c} with j = max {i <= k : x_{i,c} != 0};  y_{k,c} = 0 if there is none.
+
+    A network that solves it holds one of 2^bits memories between pulses (Sussillo & Barak's
+    fixed-point picture: one stable fixed point per corner, saddles between them).
+
+    Arguments:
+        num_train, num_test: sequences in the two parts (drawn together from ``seed``).
+        length: steps T.
+        bits: channels (3 in the paper).
+        pulse_probability: the chance of a pulse per step and channel, in (0, 1).
+        seed: seed of ``numpy.random.default_rng``.
+        dtype: of x and y (default torch's default dtype).
+
+    Returns:
+        A ``"regression"`` task with ``per_step=True``: x (N, T, bits) and y (N, T, bits), both
+        with values in {-1, 0, 1}.
+    """
+    for name, value in (("num_train", num_train), ("num_test", num_test), ("length", length)):
+        _check_count(name, value)
+    _check_count("bits", bits)
+    _check_fraction("pulse_probability", pulse_probability)
+    rng = np.random.default_rng(seed)
+    n = num_train + num_test
+    pulse = rng.random((n, length, bits)) < pulse_probability
+    sign = np.where(rng.random((n, length, bits)) < 0.5, -1.0, 1.0)
+    x = np.where(pulse, sign, 0.0)
+    # The index of the last pulse at or before each step (-1: none yet), one running maximum.
+    steps = np.arange(length)[None, :, None]
+    last = np.maximum.accumulate(np.where(pulse, steps, -1), axis=1)
+    held = np.take_along_axis(x, np.maximum(last, 0), axis=1)
+    y = np.where(last >= 0, held, 0.0)
+    x = torch.as_tensor(x, dtype=_dtype(dtype))
+    y = torch.as_tensor(y, dtype=_dtype(dtype))
+    return Task(
+        "flip_flop",
+        "regression",
+        x[:num_train],
+        y[:num_train],
+        x[num_train:],
+        y[num_train:],
+        output_size=bits,
+        per_step=True,
+    )
+
+
 def digits_task(
     mode: str = "rows",
     *,
@@ -391,6 +451,7 @@ def sunspots_task(
 _TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "sines": sines_task,
     "adding": adding_task,
+    "flip_flop": flip_flop_task,
     "digits_rows": lambda **kw: digits_task("rows", **kw),
     "digits_pixels": lambda **kw: digits_task("pixels", **kw),
     "co2": co2_task,

@@ -13,6 +13,20 @@ statistics (``SequenceModel``), the forward and backward NFE of the step's solve
 function of the run, as above. The wall-clock seconds of each step are kept apart from it
 (``Trainer.seconds``, ``metrics()["seconds"]``): they differ on every run, so a history stays
 byte-identical across runs and resumes.
+
+What stops a run, and what is left on disk: a step is checked at each stage, and a step that
+fails writes no checkpoint, so the checkpoint on disk is always that of the last good step.
+
+- The solve refuses its settings before solving (a fixed step beyond the method's stable step
+  for tau): its ``ValueError`` is passed on as raised; it names the setting to change.
+- The solve diverges (non-finite states, or states outside the box the exact flow keeps):
+  ``NonFiniteLossError`` with the solve's ``DivergenceError`` as its cause; nothing is updated.
+- The loss, or a gradient, is NaN or infinite: ``NonFiniteLossError``; nothing is updated.
+- The update makes a weight NaN or infinite: ``NonFiniteLossError`` at that step, before any
+  save (``save`` refuses non-finite weights in any case).
+
+A finite but absurd loss is not judged here: what "absurd" means belongs to the model and its
+solve, which raise as above when their states leave what the dynamics allow.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._io import atomic_write
 from .._solve import DivergenceError
@@ -38,14 +53,8 @@ __all__ = ["OPTIMIZERS", "NonFiniteLossError", "Trainer", "train"]
 
 
 def _progress_bar(show: bool, total: int, initial: int):
-    """A tqdm bar when ``show`` (tqdm comes with ``rnnode[studies]``), else a silent stand-in."""
+    """A tqdm bar when ``show``, else a silent stand-in."""
     if show:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "progress: the progress bar needs tqdm (pip install 'rnnode[studies]')"
-            ) from error
         return tqdm(total=total, initial=initial, desc="train")
     return _NoBar()
 
@@ -70,11 +79,13 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training diverged: the loss became NaN or infinite, or the forward or backward solve
-    diverged (then the solver's ``rnnode.DivergenceError`` is this error's ``__cause__``).
+    """Training diverged: the loss or a gradient became NaN or infinite, an update made a weight
+    non-finite, or the forward or backward solve diverged (then the solver's
+    ``rnnode.DivergenceError`` is this error's ``__cause__``).
 
-    The one exception ``Trainer.fit`` raises for a run that diverged; nothing is updated by the
-    batch that diverged, so the last checkpoint is the last good state.
+    The one exception ``Trainer.fit`` raises for a run that diverged. No checkpoint of the
+    diverged state is written (``Trainer.save`` refuses non-finite weights), so the last
+    checkpoint is the last good state; a diverging loss, gradient or solve updates nothing.
     """
 
 
@@ -150,10 +161,16 @@ class Trainer:
         Returns:
             ``metrics()``: plain data.
 
+        A step that raises writes no checkpoint: the checkpoints on disk are those of the
+        steps before it.
+
         Raises:
-            NonFiniteLossError: training diverged: the loss became NaN or infinite, or the
-                solve diverged (``rnnode.DivergenceError``, chained as the cause). Nothing is
-                updated by that batch; the last checkpoint is the last good state.
+            NonFiniteLossError: training diverged: the loss or a gradient became NaN or
+                infinite (nothing is updated by that batch), an update made a weight non-finite,
+                or the solve diverged (``rnnode.DivergenceError``, chained as the cause).
+            ValueError: the model refused its input or its solve before solving (for example
+                a fixed step beyond the method's stable step for the model's tau), passed on
+                as raised: the model's own message names the setting to change.
         """
         steps = check_int("steps", steps, minimum=0)
         if self.step == 0:
@@ -182,9 +199,25 @@ class Trainer:
                 except DivergenceError as error:
                     self.optimizer.zero_grad()
                     raise self._diverged("backward", error) from error
+                bad = _non_finite(self.model, grad=True)
+                if bad:
+                    self.optimizer.zero_grad()
+                    raise NonFiniteLossError(
+                        f"gradient: became non-finite at step {self.step + 1} in {bad} (loss "
+                        f"{value}); nothing was updated; lower the learning rate, clip "
+                        "gradients or check the data"
+                    )
                 if self.clip_grad is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
                 self.optimizer.step()
+                bad = _non_finite(self.model)
+                if bad:
+                    # The update overflowed: the model is lost, the checkpoint is not written.
+                    raise NonFiniteLossError(
+                        f"weights: the update of step {self.step + 1} made {bad} non-finite "
+                        f"(loss {value}); the last checkpoint is the last good state; lower "
+                        "the learning rate or clip gradients"
+                    )
                 if loss.is_cuda:  # the step's kernels are queued: wait for them before timing
                     torch.cuda.synchronize(loss.device)
                 self.seconds.append(time.perf_counter() - started)
@@ -203,10 +236,15 @@ class Trainer:
         return self.metrics()
 
     def _diverged(self, where: str, error: DivergenceError) -> NonFiniteLossError:
-        last = self.history["loss"][-1] if self.history["loss"] else None
+        if self.history["loss"]:
+            advice = (
+                f"last finite loss {self.history['loss'][-1]}; lower the learning rate, clip "
+                "gradients or check the data"
+            )
+        else:  # no update yet: the model diverges as it was built, whatever the training
+            advice = "before any update: the model diverges as built; change its solve or tau"
         return NonFiniteLossError(
-            f"loss: the {where} solve diverged at step {self.step + 1} ({error}); last finite "
-            f"loss {last}; lower the learning rate, clip gradients or check the data"
+            f"loss: the {where} solve diverged at step {self.step + 1} ({error}); {advice}"
         )
 
     def _record(self, loss: float, parts: dict[str, float]) -> None:
@@ -249,8 +287,11 @@ class Trainer:
     def settings(self) -> dict:
         """The settings a resumed run must share with the run it resumes (plain data): the
         learning rate, optimizer, batch size, seed, gradient clipping and the task (its name,
-        kind and a SHA-256 of its training data)."""
-        return {
+        kind and a SHA-256 of its training data); for readout models on an ``ODERNN``
+        (``SequenceModel``, ``PredictiveCoding``) also ``"model"``, the architecture (sizes,
+        cell, nonlinearity, ...), and ``"solve"``, the solve of every step (the stack's default
+        ``SolveSettings`` overridden by the model's ``solve_options``)."""
+        settings = {
             "lr": self.lr,
             "optimizer": self.optimizer_name,
             "batch_size": self.batch_size,
@@ -258,6 +299,11 @@ class Trainer:
             "clip_grad": self.clip_grad,
             "task": _task_fingerprint(self.task),
         }
+        for name, report in (("model", "_architecture"), ("solve", "_solve_settings")):
+            method = getattr(self.model, report, None)
+            if method is not None:
+                settings[name] = method()
+        return settings
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs: weights, optimiser, step, generator, history, and the
@@ -275,7 +321,16 @@ class Trainer:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``state_dict()`` to ``path`` atomically (a temporary file, then a rename)."""
+        """Write ``state_dict()`` to ``path`` atomically (a temporary file, then a rename).
+
+        Raises:
+            NonFiniteLossError: a weight is NaN or infinite (such a state is never written).
+        """
+        bad = _non_finite(self.model)
+        if bad:
+            raise NonFiniteLossError(
+                f"weights: {bad} non-finite at step {self.step}; not writing the checkpoint {path}"
+            )
         buffer = io.BytesIO()
         torch.save(self.state_dict(), buffer)
         atomic_write(path, buffer.getvalue())  # flushed to disk before the rename
@@ -286,18 +341,22 @@ class Trainer:
         Raises:
             FileNotFoundError: no file at ``path``.
             ValueError: the file is not a readable checkpoint (truncated, empty, or not written
-                by ``save``), or it was trained with other settings than this trainer's (the
-                message names the setting: a resumed run never changes a setting silently).
+                by ``save``), or it was trained with other settings than this trainer's or its
+                model's solve, or holds a model of another architecture (the message names the
+                setting: a resumed run never changes a setting silently). Nothing is loaded.
         """
         state = _read_checkpoint(path)
         saved = _saved_settings(state)
         for name, value in self.settings().items():
-            if name in saved and saved[name] != value:
+            if name in _GROUPS and name in saved:
+                _compare_group(path, name, saved[name], value)
+            elif name in saved and saved[name] != value:
                 raise ValueError(
                     f"{name}: the checkpoint {path} was trained with {name}={saved[name]!r}, "
                     f"got {name}={value!r}; a resumed run must use the same settings (or "
                     "write a new checkpoint)"
                 )
+        _compare_weights(path, state["model"], self.model.state_dict())
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
@@ -309,12 +368,83 @@ class Trainer:
 
 _CHECKPOINT_KEYS = ("model", "optimizer", "step", "rng", "history", "seed", "batch_size")
 
+#: Settings that are dicts of settings, compared (and named) one entry at a time.
+_GROUPS = {
+    "model": "holds a model with",
+    "solve": "was trained with the solve's",
+}
+
+
+def _compare_group(path: str | os.PathLike, group: str, saved: dict, now: dict) -> None:
+    """ValueError naming the first entry of ``group`` in which the checkpoint differs."""
+    for key in [*now, *(k for k in saved if k not in now)]:
+        old, new = saved.get(key, _ABSENT), now.get(key, _ABSENT)
+        if old != new:
+            what = "architecture" if group == "model" else "solve"
+            raise ValueError(
+                f"{key}: the checkpoint {path} {_GROUPS[group]} {key}={old!r}, got "
+                f"{key}={new!r}; a resumed run must use the checkpoint's {what} (or write a "
+                "new checkpoint)"
+            )
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+_ABSENT = _Absent()
+
+
+def _compare_weights(path: str | os.PathLike, saved: dict, now: dict) -> None:
+    """ValueError naming the weights whose names or shapes differ between a checkpoint and the
+    model it is loaded into (instead of ``load_state_dict``'s size-mismatch RuntimeError)."""
+    missing = [k for k in now if k not in saved]
+    extra = [k for k in saved if k not in now]
+    shapes = [
+        f"{k} {tuple(saved[k].shape)} there, {tuple(v.shape)} here"
+        for k, v in now.items()
+        if k in saved and tuple(saved[k].shape) != tuple(v.shape)
+    ]
+    if not (missing or extra or shapes):
+        return
+    parts = []
+    if shapes:
+        parts.append("other shapes: " + "; ".join(shapes[:3]) + (" ..." if len(shapes) > 3 else ""))
+    if missing:
+        parts.append(f"weights the checkpoint lacks: {missing[:3]}")
+    if extra:
+        parts.append(f"weights this model lacks: {extra[:3]}")
+    raise ValueError(
+        f"model: the checkpoint {path} holds the weights of another architecture ("
+        + "; ".join(parts)
+        + "); resume into a model built like the checkpoint's (hidden size, cell, layers), or "
+        "write a new checkpoint"
+    )
+
 
 def _solver_stats(model: nn.Module) -> list | None:
     """The ``rnnode.SolverStats`` of the model's last solve, if it reports them (a private
     ``_solver_stats()`` method, as ``SequenceModel``'s); None otherwise."""
     report = getattr(model, "_solver_stats", None)
     return None if report is None else list(report())
+
+
+def _non_finite(model: nn.Module, *, grad: bool = False) -> str | None:
+    """The names of the parameters (or, with ``grad``, their gradients) holding a NaN or an
+    infinity, or None when all are finite: one host synchronisation."""
+    named = [
+        (name, p.grad if grad else p.detach())
+        for name, p in model.named_parameters()
+        if not grad or p.grad is not None
+    ]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
+    if all(finite):
+        return None
+    names = [name for (name, _), ok in zip(named, finite, strict=True) if not ok]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _check_checkpoint_path(checkpoint: object) -> Path:
@@ -408,7 +538,8 @@ def train(
 
     ``resume=True`` continues from ``checkpoint`` when that file exists (the model's weights are
     replaced by the checkpoint's); a checkpoint trained with other settings (learning rate,
-    optimizer, batch size, seed, clipping, task) is refused with an error naming the setting.
+    optimizer, batch size, seed, clipping, task, the solve) or of another architecture (hidden
+    size, cell, ...) is refused with an error naming the setting, before any weight is replaced.
 
     Returns:
         Plain data: ``{"step": int, "history": {"step", "loss", parts..., and for models that

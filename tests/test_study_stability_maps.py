@@ -1,7 +1,5 @@
 """The stability_maps study: its quick run through the real runner, the claims in its metrics,
-and its helpers against independent references (closed forms, numpy). vanishing_gradients and
-skip_paths: tests/test_study_vanishing_gradients.py; depth_tradeoff:
-tests/test_study_depth_tradeoff.py.
+and its helpers against independent references (closed forms, numpy).
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import pytest
 import torch
 
 import rnnode
-from rnnode.studies import run_study, stability_maps
+from rnnode.studies import stability_maps
 from rnnode.studies._claims import check_claims
 
 STUDIES = {
@@ -22,20 +20,16 @@ STUDIES = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Every study's quick run, once, into a temporary folder: {name: (folder, metrics)}."""
-    out = tmp_path_factory.mktemp("runs")
-    done = {}
-    for name, module in STUDIES.items():
-        metrics = run_study(module, out=out, quick=True, seed=0, workers=1, show_progress=False)
-        done[name] = (out / f"{name}-quick", metrics)
-    return done
+def runs(study_run):
+    """The study's quick run (made once per session): {name: (folder, metrics)}."""
+    return {name: study_run(name) for name in STUDIES}
 
 
 def _holds(metrics, name):
     return metrics["claims"][name]["holds"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(STUDIES))
 def test_quick_run_writes_its_files_and_claims(runs, name):
     folder, metrics = runs[name]
@@ -80,6 +74,7 @@ def test_perturbation_of_a_linear_stack_is_the_matrix_exponential():
     np.testing.assert_allclose(norms, expected, rtol=1e-8, atol=1e-16)
 
 
+@pytest.mark.slow
 def test_stability_maps_quick_run(runs):
     _, m = runs["stability_maps"]
     counts = m["counts"]

@@ -1,12 +1,14 @@
 """studies._run and studies.cli: the registry, a run's files, reproducibility and the command line.
 
 The checks use a tiny study built here (a module object with ``run``), so they take
-milliseconds; tests/test_continuous_limit_study.py runs the command end to end on a real study.
+milliseconds; tests/test_study_continuous_limit.py runs the command end to end on a real study.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.metadata
 import json
 import math
 import os
@@ -34,8 +36,8 @@ def tiny_run(ctx: studies.Context) -> dict:
     fig = Figure(figsize=(2, 2))
     fig.add_subplot().plot(draws["torch"].numpy())
     ctx.figure("draws", fig, caption="three draws", numbers={"first_draw": draws["torch"][0]})
-    ctx.claim("positive_norm", float(draws["torch"].norm()) > 0, "the draws are not all zero")
-    ctx.claim("always_false", False, "a claim that fails")
+    ctx.verify("positive_norm", float(draws["torch"].norm()) > 0, "the draws are not all zero")
+    ctx.verify("always_false", False, "a claim that fails")
     return {
         "draws": draws,
         "dtype": str(torch.get_default_dtype()),
@@ -88,6 +90,94 @@ def test_describe_joins_the_first_paragraph():
     module = types.ModuleType("studies.x", "Line one\n   continues here.\n\nDetails.")
     assert studies.describe(module) == "Line one continues here."
     assert studies.describe(types.ModuleType("studies.y")) == ""
+
+
+_PLUGIN_STUDY = '''"""A user's study from another package: one verification."""
+
+
+def run(ctx):
+    ctx.verify("ran", True, "the plugin ran", value=0.0, bound=1.0)
+    return {"seed": ctx.seed}
+'''
+
+
+def register(monkeypatch, tmp_path, entries: dict[str, str], code: dict[str, str]) -> None:
+    """Install ``entries`` ({name: value}) as the group rnnode.studies of the installed
+    packages, with the modules ``code`` ({module: source}) importable from ``tmp_path``."""
+    for module, source in code.items():
+        (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [
+        importlib.metadata.EntryPoint(name=name, value=value, group="rnnode.studies")
+        for name, value in entries.items()
+    ]
+    original = importlib.metadata.entry_points
+
+    def entry_points(**params):
+        if params.get("group") == "rnnode.studies":
+            return importlib.metadata.EntryPoints(points)
+        return original(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+
+def test_a_study_registered_by_an_entry_point_is_listed_and_runs(tmp_path, monkeypatch, capsys):
+    register(
+        monkeypatch, tmp_path, {"user_study": "user_pkg_study"}, {"user_pkg_study": _PLUGIN_STUDY}
+    )
+    registry = studies.discover()
+    assert list(registry)[-1] == "user_study"  # after the built-in studies
+    assert registry["user_study"] is importlib.import_module("user_pkg_study")
+    assert cli.main(["list"]) == 0
+    listed = [line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines()]
+    assert listed[-1] == ["user_study", "A user's study from another package: one verification."]
+    out = tmp_path / "runs"
+    argv = ["run", "user_study", "--quick", "--seed", "4", "--out", str(out), "--no-progress"]
+    assert cli.main([*argv, "--workers", "1"]) == 0
+    metrics = json.loads((out / "user_study-quick" / "metrics.json").read_text())
+    assert metrics["seed"] == 4 and metrics["claims"]["ran"]["holds"]
+    config = json.loads((out / "user_study-quick" / "config.json").read_text())
+    assert config["study"] == "user_study"  # the entry point's name, not the module's
+    assert run_study("user_study", out=out, seed=5, show_progress=False)["seed"] == 5
+
+
+@pytest.mark.parametrize(
+    ("entries", "code", "error", "message"),
+    [
+        ({"chaos": "user_ok"}, {"user_ok": _PLUGIN_STUDY}, ValueError, "expected a new study name"),
+        ({"my-study": "user_ok"}, {"user_ok": _PLUGIN_STUDY}, ValueError, "got 'my-study'"),
+        ({"nothing": "user_none"}, {"user_none": "X = 1\n"}, ValueError, "defining run(ctx)"),
+        ({"missing": "user_missing_module"}, {}, ImportError, "'missing' = 'user_missing_mod"),
+    ],
+)
+def test_a_bad_entry_point_is_refused_naming_itself(
+    tmp_path, monkeypatch, entries, code, error, message
+):
+    register(monkeypatch, tmp_path, entries, code)
+    with pytest.raises(error, match=re.escape(message)):
+        studies.discover()
+
+
+def test_every_study_has_its_test_file_whose_quick_run_tests_are_marked_slow():
+    """tests/test_study_NAME.py for every built-in study; a test that reads a quick run (the
+    ``study_run`` fixture, directly or through a fixture of its file) is marked slow, so that
+    ``pytest -m "not slow"`` stays a short loop."""
+    from rnnode.studies._registry import builtin
+
+    names = set(builtin())
+    files = {p.stem.removeprefix("test_study_") for p in (REPO / "tests").glob("test_study_*.py")}
+    assert names == files
+    for name in sorted(names):
+        tree = ast.parse((REPO / "tests" / f"test_study_{name}.py").read_text())
+        functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+        reads = {"study_run"}
+        for f in functions:  # fixtures built on study_run, in the order they are defined
+            if not f.name.startswith("test_") and reads & {a.arg for a in f.args.args}:
+                reads.add(f.name)
+        for f in functions:
+            if f.name.startswith("test_") and reads & {a.arg for a in f.args.args}:
+                marks = [ast.unparse(d) for d in f.decorator_list]
+                assert "pytest.mark.slow" in marks, f"test_study_{name}.py::{f.name}"
 
 
 # -- one run's files ----------------------------------------------------------------------------
@@ -166,8 +256,9 @@ def test_a_run_restores_the_callers_global_state(tmp_path):
         (42, {}, "study: expected a study name or a module defining run, got 42"),
         (None, {"seed": -1}, r"seed: expected an integer in \[0, 2\*\*63\), got -1"),
         (None, {"seed": 2**64}, r"seed: expected an integer in \[0, 2\*\*63\), got 18446"),
-        (None, {"workers": 0}, "workers: expected a positive integer or None, got 0"),
+        (None, {"workers": 0}, "workers: expected a positive integer, got 0"),
         (None, {"scheduler": ""}, "scheduler: expected a Dask scheduler address"),
+        (None, {"scheduler": "notaurl"}, r"scheduler: .*got 'notaurl' \(missing port number"),
     ],
 )
 def test_bad_run_arguments_name_themselves(tmp_path, study, kwargs, message):
@@ -184,7 +275,7 @@ def test_bad_run_arguments_name_themselves(tmp_path, study, kwargs, message):
         (lambda ctx: {1: 2}, "metrics: expected string keys, got 1"),
         (lambda ctx: ctx.figure("a b", Figure()), "name: expected letters, digits"),
         (
-            lambda ctx: [ctx.claim("c", True, "s"), ctx.claim("c", True, "s")],
+            lambda ctx: [ctx.verify("c", True, "s"), ctx.verify("c", True, "s")],
             "name: claim 'c' was already recorded",
         ),
     ],
@@ -225,7 +316,7 @@ def test_bad_command_lines_exit_with_status_2(capsys, argv, message):
 
 def test_run_all_runs_every_study_and_reports_failed_claims(tmp_path, monkeypatch, capsys):
     def passing(ctx):
-        ctx.claim("fine", True, "holds")
+        ctx.verify("fine", True, "holds")
         return {"value": 1}
 
     registry = {"tiny": make_study(), "good": make_study("good", passing)}
@@ -252,6 +343,7 @@ def run(ctx):
 """
 
 
+@pytest.mark.slow  # starts worker processes: seconds
 def test_run_all_runs_the_studies_side_by_side_in_worker_processes(tmp_path, monkeypatch, capsys):
     code = tmp_path / "code"
     code.mkdir()
@@ -372,6 +464,34 @@ def test_out_at_a_file_or_an_unwritable_place_exits_with_status_2(tmp_path, caps
             cli.main(["run", "continuous_limit", "--quick", "--out", str(out)])
         assert info.value.code == 2
         assert f"--out: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"), [({"workers": 2.0}, "workers"), ({"scheduler": 1}, "scheduler")]
+)
+def test_run_arguments_of_the_wrong_type_are_type_errors(tmp_path, kwargs, name):
+    with pytest.raises(TypeError, match=f"^{name}: expected"):
+        run_study(make_study(), out=tmp_path, **kwargs)
+
+
+def test_a_malformed_scheduler_address_exits_with_status_2_at_once(tmp_path, monkeypatch, capsys):
+    """Before: the clear line, then a 10 s wait and 'Exception ignored in Client.__del__' with a
+    TimeoutError traceback, from the Client made for the malformed address; now none is made."""
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"distributed.Client{args} was made")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "continuous_limit", "--out", str(tmp_path), "--scheduler", "notaurl"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "rnnode-study: error: --scheduler: expected a Dask scheduler address such as "
+        "'tcp://127.0.0.1:8786' or None, got 'notaurl' (missing port number in address "
+        "'notaurl')"
+    )
 
 
 def test_a_scheduler_that_does_not_answer_exits_with_status_2(tmp_path, monkeypatch, capsys):

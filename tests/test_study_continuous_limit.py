@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import rnnode
-from rnnode.studies import claims_hold, run_study
+from rnnode.studies import claims_hold
 from rnnode.studies import continuous_limit as study
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -28,10 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def run_folder(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs")
-    run_study(study, out=out, quick=True, seed=0, workers=1, show_progress=False)
-    return out / "continuous_limit-quick"
+def run_folder(study_run) -> Path:
+    return study_run("continuous_limit")[0]  # made once per session
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +117,7 @@ def test_fitted_order_recovers_an_exact_power_law(p):
     assert study.fitted_order(steps, errors) == pytest.approx(p, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_quick_run_bridge_is_exact(metrics):
     bridge = metrics["bridge_max_abs_error"]
     assert set(bridge) == set(study.MODULES)
@@ -128,6 +127,7 @@ def test_quick_run_bridge_is_exact(metrics):
     assert metrics["claims"]["reference_is_the_rnn"]["holds"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("coupling", rnnode.COUPLINGS)
 @pytest.mark.parametrize("method", list(study.ORDERS))
 def test_quick_run_observed_orders_are_the_classical_ones(metrics, method, coupling):
@@ -148,6 +148,7 @@ def test_quick_setting_is_smaller_than_the_full_one():
         assert min(quick["steps"][method]) >= min(full["steps"][method])
 
 
+@pytest.mark.slow
 def test_the_command_reproduces_the_run_in_a_fresh_process(run_folder, tmp_path):
     """``python -m rnnode.studies.cli run continuous_limit --quick``: same seed, same metrics
     bytes."""

@@ -1,0 +1,168 @@
+"""The sunspots study: its helpers against independent references (numpy, scipy, statsmodels) and
+the claims of its quick run (through the real runner, once per session). No test asserts which way a
+finding comes out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+import torch
+from statsmodels.tsa.ar_model import AutoReg, ar_select_order
+
+import rnnode
+from rnnode.studies import (
+    read_json,
+    sunspots,
+)
+from rnnode.studies._claims import check_claims
+from rnnode.studies._run import json_bytes
+from rnnode.studies._stats import bootstrap_interval
+from tests.helpers import assert_seed_finding
+
+STUDIES = (sunspots,)
+
+
+@pytest.fixture(scope="module")
+def quick_runs(study_run):
+    """Metrics of the study's quick run (made once per session), and the folder holding it."""
+    folder, metrics = study_run("sunspots")
+    return {"sunspots": metrics}, folder.parent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
+def test_quick_run_writes_its_files_and_every_claim_carries_its_evidence(quick_runs, study):
+    metrics, out = quick_runs
+    name = study.__name__.rsplit(".", 1)[-1]
+    folder = out / f"{name}-quick"
+    assert read_json(folder / "metrics.json") == metrics[name]
+    for file in ("config.json", "report.html"):
+        assert (folder / file).is_file()
+    claims = metrics[name]["claims"]
+    assert len(claims) >= 2
+    check_claims(claims)  # value, interval, control, seeds; the verdict follows from them
+    for claim in claims.values():
+        if claim["kind"] == "verification":
+            assert claim["holds"], claim["statement"]  # code checks, not findings
+        elif claim["test"].startswith("bootstrap over seeds"):
+            assert claim["seeds"] == study.settings(True)["seeds"]
+    # One saved point per seed: the sweep ran every seed of the quick setting.
+    sweeps = [d for d in folder.iterdir() if d.is_dir()]
+    assert sweeps
+    for sweep_folder in sweeps:
+        assert len(list(sweep_folder.glob("*.json"))) == study.settings(True)["seeds"]
+    for png in folder.glob("*.png"):
+        assert png.with_suffix(".pdf").is_file()
+    assert len(list(folder.glob("*.png"))) >= 1
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
+def test_quick_setting_is_smaller_than_the_full_one(study):
+    quick, full = study.settings(True), study.settings(False)
+    assert set(quick) == set(full)
+    for key in ("hidden_size", "num_layers", "steps", "seeds"):
+        assert quick[key] <= full[key]
+    assert full["seeds"] >= 5  # the full run's claims rest on several seeds
+
+
+# -- sunspots ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sunspot_data():
+    """The task and the normalised training series z_0..z_{split-1} behind its windows."""
+    task = rnnode.training.sunspots_task(window=sunspots.WINDOW, dtype=torch.float64)
+    z = np.concatenate([task.x_train[0, :, 0].numpy(), task.y_train[:, 0].numpy()])
+    return task, z
+
+
+@pytest.mark.parametrize("order", [1, 2, 9, 20])
+def test_fit_ar_is_statsmodels_autoreg(sunspot_data, order):
+    task, z = sunspot_data
+    # hold_back = WINDOW: AutoReg fits the same targets z_20..z_{split-1} as the windows.
+    reference = AutoReg(z, lags=order, trend="c", hold_back=sunspots.WINDOW).fit().params
+    coefficients = sunspots.fit_ar(task.x_train, task.y_train, order)
+    np.testing.assert_allclose(coefficients, reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        sunspots.predict_ar(task.x_train, coefficients),
+        AutoReg(z, lags=order, trend="c", hold_back=sunspots.WINDOW).fit().fittedvalues,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+def test_aic_order_is_statsmodels_choice(sunspot_data):
+    task, z = sunspot_data
+    order, criteria = sunspots.aic_order(task.x_train, task.y_train, sunspots.WINDOW)
+    chosen = ar_select_order(z, sunspots.WINDOW, ic="aic", trend="c").ar_lags
+    assert list(chosen) == list(range(1, order + 1))
+    assert len(criteria) == sunspots.WINDOW and criteria[order - 1] == min(criteria)
+
+
+def test_fit_ar_rejects_an_order_beyond_the_window(sunspot_data):
+    task, _ = sunspot_data
+    with pytest.raises(ValueError, match=r"^order: expected 1\.\.20"):
+        sunspots.fit_ar(task.x_train, task.y_train, 21)
+
+
+@pytest.mark.slow
+def test_sunspots_quick_numbers_against_the_raw_series(quick_runs, sunspot_data):
+    m = quick_runs[0]["sunspots"]
+    raw = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
+    split = int(round(0.8 * len(raw)))
+    # Persistence in sunspot numbers, straight from statsmodels' series.
+    persistence = math.sqrt(np.mean((raw[split:] - raw[split - 1 : -1]) ** 2))
+    scale = raw[:split].std()
+    spots = m["sunspots"]
+    assert spots["rmse_in_units"]["persistence"] == pytest.approx(persistence, rel=1e-12)
+    assert spots["rmse_persistence"] == pytest.approx(persistence / scale, rel=1e-12)
+    chosen = ar_select_order(sunspot_data[1], sunspots.WINDOW, ic="aic", trend="c").ar_lags
+    assert spots["ar_order"] == len(chosen)
+    for series in sunspots.SERIES:
+        r, claims = m[series], m["claims"]
+        odernn = np.array(r["rmse_odernn"])
+        assert_seed_finding(
+            claims[f"{series}_odernn_beats_persistence"], odernn - r["rmse_persistence"]
+        )
+        assert_seed_finding(claims[f"{series}_odernn_comparable"], odernn / r["rmse_baseline"])
+        # The statsmodels baseline against persistence: a paired bootstrap over test targets.
+        target, forecasts = np.array(r["test_target"]), r["forecasts"]
+        gain = (np.array(forecasts["baseline"]) - target) ** 2 - (
+            np.array(forecasts["persistence"]) - target
+        ) ** 2
+        claim = claims[f"{series}_baseline_beats_persistence"]
+        assert claim["value"] == pytest.approx(gain.mean(), rel=1e-12)
+        assert claim["interval"] == pytest.approx(list(bootstrap_interval(gain)), rel=1e-12)
+        # Every seed's RMSE is its forecasts' RMSE.
+        for forecast, value in zip(r["forecast_odernn_per_seed"], odernn, strict=True):
+            assert value == pytest.approx(sunspots.rmse(forecast, target), rel=1e-12)
+
+
+def test_increments_put_every_co2_target_in_the_training_range():
+    """On levels, most of CO2's test targets lie above every training target; on increments,
+    every test target lies inside the training targets' range."""
+    task = sunspots.task_of("co2")
+    assert float((task.y_test > task.y_train.max()).double().mean()) > 0.5
+    shifted, d = sunspots.increments(task)
+    assert shifted.y_train.std() == pytest.approx(1.0, rel=1e-12)
+    assert (
+        shifted.y_train.min() < shifted.y_test.min() < shifted.y_test.max() < shifted.y_train.max()
+    )
+    # The transform inverts: last value + d * increment is the target.
+    back = task.x_test[:, -1, 0] + d * shifted.y_test[:, 0]
+    torch.testing.assert_close(back, task.y_test[:, 0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
+def test_a_point_is_a_pure_function_of_its_settings_and_seed(study):
+    """Same point, same numbers (on the CPU), bit for bit: seeds are set inside the point."""
+    p = {"settings": {**study.settings(True), "steps": 3}, "seed": 4}
+    if study is sunspots:
+        p["series"] = "co2"
+    first = study.point(p)
+    torch.manual_seed(123)  # the global generator's state must not matter
+    assert json_bytes(study.point(p)) == json_bytes(first)
