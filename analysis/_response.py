@@ -7,7 +7,9 @@ phi_j(omega)) with phi_j = arg(H_j(omega) e), in radians. Measured at the sample
 ``frequency_response``, it is the same number: the output at t_k is read against the input at
 t_k. The phase is unwrapped along increasing frequency (``numpy.unwrap``: jumps of more than
 pi between neighbouring frequencies are taken as wraps), starting from the principal value in
-(-pi, pi] at the first frequency, so a grid too coarse to follow the phase misreads wraps.
+(-pi, pi] at the first frequency, so a grid too coarse to follow the phase misreads wraps, and
+a phase within rounding of +-pi at the first frequency (a unit answering in antiphase) may start
+on either branch: compare two such curves modulo 2 pi.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ is evaluated, in continuous coupling, as one block-structured operation (``rnnod
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -53,12 +53,24 @@ class Field(Protocol):
     ``gate_values(state, u)`` (``solve(return_gates=True)``).
     """
 
-    input_size: int
-    hidden_size: int
-    state_parts: int
-    part_names: tuple[str, ...]
-    weight_ih: torch.Tensor
-    bias_ih: torch.Tensor | None
+    # Read-only (properties), so that an attribute of a subtype (an nn.Parameter) fulfils them.
+    @property
+    def input_size(self) -> int: ...
+
+    @property
+    def hidden_size(self) -> int: ...
+
+    @property
+    def state_parts(self) -> int: ...
+
+    @property
+    def part_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def weight_ih(self) -> torch.Tensor: ...
+
+    @property
+    def bias_ih(self) -> torch.Tensor | None: ...
 
     @property
     def state_size(self) -> int: ...
@@ -83,9 +95,10 @@ class FusibleField(Field, Protocol):
     tau dividing every part of unit i), with ``recurrent(h) = h W_hh^T + b_hh`` and ``output``
     the first ``hidden_size`` features of the state; ``relaxation_rate`` must act elementwise
     in every dimension but the last, so that it applies to (layers, batch, features) blocks.
-    Fields whose ``fusion_key()`` are equal (and ``fusible`` is True for) are stacked into one
-    block. A field opts in by ``fusible = True``; ``check_field`` verifies the contract
-    numerically, and ``rnnode.RelaxationField`` subclasses fulfil it by construction.
+    Layers whose fields declare ``fusible = True`` and have equal ``fusion_key()`` are stacked
+    into one block. ``check_field`` verifies the contract numerically; ``rnnode.RelaxationField``
+    subclasses fulfil it by construction (a subclass that redefines ``forward``, ``output``,
+    ``recurrent`` or ``project`` loses the declaration unless it makes it again).
 
     Attributes:
         fusible: the declared capability (a class attribute).
@@ -93,8 +106,12 @@ class FusibleField(Field, Protocol):
     """
 
     fusible: ClassVar[bool]
-    weight_hh: torch.Tensor
-    bias_hh: torch.Tensor | None
+
+    @property
+    def weight_hh(self) -> torch.Tensor: ...
+
+    @property
+    def bias_hh(self) -> torch.Tensor | None: ...
 
     def fusion_key(self) -> Hashable: ...
 
@@ -123,10 +140,19 @@ def declares_fusion(field: object) -> bool:
     return True
 
 
-def _missing(field: object, protocol: type) -> list[str]:
-    names = [n for n in protocol.__annotations__ if not n.startswith("_")]
-    names += ["state_size", "tau", "project", "output"]
-    return [n for n in dict.fromkeys(names) if not hasattr(field, n)]
+#: The members of ``Field`` (what ``isinstance(field, Field)`` checks), for the messages.
+_FIELD_MEMBERS = (
+    "input_size",
+    "hidden_size",
+    "state_parts",
+    "part_names",
+    "weight_ih",
+    "bias_ih",
+    "state_size",
+    "tau",
+    "project",
+    "output",
+)
 
 
 def check_field(field: object, name: str = "field") -> None:
@@ -147,9 +173,11 @@ def check_field(field: object, name: str = "field") -> None:
         raise TypeError(f"{name}: expected an nn.Module field, got {type(field).__name__}")
     if not isinstance(field, Field):
         raise TypeError(
-            f"{name}: {type(field).__name__} lacks {_missing(field, Field)} of rnnode.fields.Field"
+            f"{name}: {type(field).__name__} lacks "
+            f"{[n for n in _FIELD_MEMBERS if not hasattr(field, n)]} of rnnode.fields.Field"
         )
     fusible = declares_fusion(field)
+    field = cast(FusibleField, field)  # checked above; the fusion members only where fusible
     weight = field.weight_ih
     if weight.device.type == "meta":
         return

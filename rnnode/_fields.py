@@ -107,11 +107,17 @@ class VectorField(nn.Module):
     #: declaring ``fusible`` again in its own body is not fusible.
     fusible: ClassVar[bool] = False
 
+    #: Whether ``tau`` is the base class's (the ``fixed_tau`` buffer or ``log_tau``); a subclass
+    #: that defines its own ``tau`` is never taken for a fixed tau = 1 (``_unit_tau``).
+    _own_tau: ClassVar[bool] = True
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         rate = ("forward", "output", "recurrent", "project")
         if "fusible" not in cls.__dict__ and any(name in cls.__dict__ for name in rate):
             cls.fusible = False
+        if "tau" in cls.__dict__:
+            cls._own_tau = False
 
     def __init__(
         self,
@@ -162,7 +168,7 @@ class VectorField(nn.Module):
         is read from the buffer only when the buffer changed (its identity or version counter),
         so the hot path costs no device synchronisation.
         """
-        if self.learn_tau:
+        if self.learn_tau or not self._own_tau:
             return False
         buffer = self.fixed_tau
         try:

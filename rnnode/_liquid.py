@@ -12,6 +12,7 @@ of ``ODERNN.forward`` still applies, so the same weights can be solved as the OD
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 
@@ -88,34 +89,89 @@ class LTC(ODERNN):
             atol=atol,
             interpolation=interpolation,
             coupling=coupling,
-            cell_options={
-                "input_mapping": input_mapping,
-                "output_mapping": output_mapping,
-                "motor_size": motor_size,
-                "implicit_param_constraints": implicit_param_constraints,
-                "epsilon": epsilon,
-            },
+            cell_options=cast(
+                Any,
+                {
+                    "input_mapping": input_mapping,
+                    "output_mapping": output_mapping,
+                    "motor_size": motor_size,
+                    "implicit_param_constraints": implicit_param_constraints,
+                    "epsilon": epsilon,
+                },
+            ),
         )
         self.return_sequences = check_bool("return_sequences", return_sequences)
         self.ode_unfolds = check_unfolds(ode_unfolds)
         for layer in range(num_layers - 1):  # only the top layer is read out
             for d in range(self.num_directions):
-                field = self.field(layer, d)
+                field = self.ltc_field(layer, d)
                 field.output_mapping, field.motor_size = "none", hidden_size
                 field.output_w = None
                 field.output_b = None
 
+    @classmethod
+    def from_fields(  # type: ignore[override]
+        cls,
+        fields: Sequence[LTCField] | Sequence[tuple[LTCField, LTCField]],
+        *,
+        batch_first: bool = True,
+        return_sequences: bool = True,
+        ode_unfolds: int = 6,
+        skips: Sequence[int] = (1,),
+        dropout: float = 0.0,
+        method: str = "ltc_fused",
+        step_size: float | None = None,
+        rtol: float = 1e-6,
+        atol: float = 1e-8,
+        interpolation: str = "hold",
+        coupling: str = "sampled",
+    ) -> LTC:
+        """An ``LTC`` of the given LTC fields, one per layer (or one (forward, reverse) pair),
+        used as they are: for example fields with wiring masks of one's own. The top layer's
+        output mapping is the readout. Arguments as the constructor and ``ODERNN.from_fields``.
+
+        Raises:
+            TypeError: a field that is not an ``LTCField``; otherwise as ``ODERNN.from_fields``.
+        """
+        if isinstance(fields, Sequence):
+            for i, entry in enumerate(fields):
+                for field in entry if isinstance(entry, (tuple, list)) else (entry,):
+                    if not isinstance(field, LTCField):
+                        raise TypeError(
+                            f"fields[{i}]: expected an rnnode.fields.LTCField, got "
+                            f"{type(field).__name__}"
+                        )
+        model = cast(Any, super()).from_fields(
+            fields,
+            batch_first=batch_first,
+            skips=skips,
+            dropout=dropout,
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+        )
+        model.return_sequences = check_bool("return_sequences", return_sequences)
+        model.ode_unfolds = check_unfolds(ode_unfolds)
+        return cast(LTC, model)
+
+    def ltc_field(self, layer: int, direction: int = 0) -> LTCField:
+        """The LTC field of a layer (0-based) and direction (``ODERNN.field``, typed)."""
+        return cast(LTCField, self.field(layer, direction))
+
     @property
     def motor_size(self) -> int:
         """Features of the readout per direction (the top layer's ``motor_size``)."""
-        return self.field(self.num_layers - 1).motor_size
+        return self.ltc_field(self.num_layers - 1).motor_size
 
     def readout(self, output: torch.Tensor) -> torch.Tensor:
         """The top layer's output mapping of ``ODERNN``'s output (..., D * hidden) ->
         (..., D * motor_size), each direction by its own field."""
         top = self.num_layers - 1
         parts = output.split(self.hidden_size, dim=-1)
-        return torch.cat([self.field(top, d).readout(p) for d, p in enumerate(parts)], dim=-1)
+        return torch.cat([self.ltc_field(top, d).readout(p) for d, p in enumerate(parts)], dim=-1)
 
     def forward(  # type: ignore[override]
         self,
@@ -152,7 +208,10 @@ class LTC(ODERNN):
             and isinstance(x, torch.Tensor)
             and hx.dim() == x.dim() - 1
         )
-        solution = self.solve(x, hx.unsqueeze(0) if ncps_layout else hx, **solve_options)
+        if ncps_layout:
+            assert hx is not None
+            hx = hx.unsqueeze(0)
+        solution = self.solve(x, hx, **cast(Any, solve_options))
         output = self.readout(solution.output)
         if not self.return_sequences:
             time_dim = 1 if (self.batch_first and output.dim() == 3) else 0
@@ -169,7 +228,7 @@ class LTC(ODERNN):
             )
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x: expected a tensor, got {type(x).__name__}")
-        spans = timespans.to(self.field(0).cm.dtype)
+        spans = timespans.to(self.ltc_field(0).cm.dtype)
         batched = x.dim() == 3
         if spans.dim() == (3 if batched else 2) and spans.shape[-1] == 1:
             spans = spans.squeeze(-1)

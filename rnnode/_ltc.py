@@ -102,6 +102,24 @@ class LTCField(VectorField):
 
     state_parts = 1
     part_names = ("h",)
+    # Registered in ``__init__`` (parameters, and the masks as buffers); declared for the checker.
+    gleak: torch.Tensor
+    vleak: torch.Tensor
+    cm: torch.Tensor
+    sigma: torch.Tensor
+    mu: torch.Tensor
+    w: torch.Tensor
+    erev: torch.Tensor
+    sensory_sigma: torch.Tensor
+    sensory_mu: torch.Tensor
+    sensory_w: torch.Tensor
+    sensory_erev: torch.Tensor
+    sparsity_mask: torch.Tensor
+    sensory_sparsity_mask: torch.Tensor
+    input_w: torch.Tensor | None
+    input_b: torch.Tensor | None
+    output_w: torch.Tensor | None
+    output_b: torch.Tensor | None
 
     def __init__(
         self,
@@ -210,7 +228,7 @@ class LTCField(VectorField):
     # -- the drive: ncps's input mapping ------------------------------------------------------
 
     @property
-    def weight_ih(self) -> torch.Tensor:
+    def weight_ih(self) -> torch.Tensor:  # type: ignore[override]  # derived, not stored
         """The input mapping as a matrix, diag(input_w) (the identity for ``"none"``):
         (input, input). ``project`` applies it elementwise."""
         if self.input_w is not None:
@@ -218,7 +236,7 @@ class LTCField(VectorField):
         return torch.eye(self.input_size, dtype=self.cm.dtype, device=self.cm.device)
 
     @property
-    def bias_ih(self) -> torch.Tensor | None:
+    def bias_ih(self) -> torch.Tensor | None:  # type: ignore[override]  # input_b
         """``input_b`` (None unless the input mapping is affine)."""
         return self.input_b
 
@@ -254,9 +272,11 @@ class LTCField(VectorField):
         return (activation * erev).sum(dim=-2), activation.sum(dim=-2)
 
     def conductances(
-        self, t: torch.Tensor, state: torch.Tensor, u: torch.Tensor
+        self, t: torch.Tensor | None, state: torch.Tensor, u: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(cm, numerator, denominator)`` with cm dv/dt = numerator - denominator * v.
+
+        The field is autonomous: t is not read (None allowed).
 
         state (..., hidden), u (..., input) the mapped input; cm (hidden,), the others
         (..., hidden).

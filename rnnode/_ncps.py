@@ -167,5 +167,5 @@ def _copy(source: nn.Module, target: nn.Module) -> None:
         a, b = getattr(source, name, None), getattr(target, name, None)
         if (a is None) != (b is None):
             raise ValueError(f"module: {name} exists on one side only")
-        if a is not None:
+        if a is not None and b is not None:
             b.copy_(a)

@@ -41,7 +41,7 @@ def check_unfolds(value: object) -> int:
 
 
 def stack_conductances(ode, s: torch.Tensor, y: torch.Tensor):
-    """``(cm, numerator, denominator, epsilon)`` of a stack's ODE (``rnnode._stack._StackODE``)
+    """``(cm, numerator, denominator, epsilon)`` of a stack's ODE (``rnnode._stack_ode._StackODE``)
     at clock time s and state y (B, sum of states): every field's conductance form, concatenated
     in the ODE's layout; cm divided by the speed dt_b/ds under per-sample times."""
     fields = list(ode.fields)
@@ -79,6 +79,9 @@ class FusedStepper:
     ``func`` offers ``conductances(s, y)`` returning ``(cm, numerator, denominator,
     epsilon)``, or is an ODERNN stack ODE (``stack_conductances``).
     """
+
+    #: Whether the solve passes the step sizes as tensors (times that need a gradient).
+    tensor_widths = False
 
     def __init__(self, func, tally, unfolds: int):
         self.func = func

@@ -649,7 +649,8 @@ def _run_fixed(step, y0, grid, counts, probes=None, recompute=False, enter=None)
     starts, ends = grid[:-1].unbind(0), grid[1:].unbind(0)
     widths = grid[1:] - grid[:-1]
     # A lean stepper takes the step sizes as numbers (one host copy of the grid per solve).
-    widths = widths.unbind(0) if isinstance(step, _TensorStepper) else widths.tolist()
+    tensor_widths = isinstance(step, _TensorStepper) or getattr(step, "tensor_widths", False)
+    widths = widths.unbind(0) if tensor_widths else widths.tolist()
     first = 0
     for k, count in enumerate(counts):
         # Only this interval's grid goes to the (checkpointed) steps: checkpoint flattens its
@@ -960,6 +961,7 @@ def integrate(
         perturb = discontinuous and method != "euler" and enter is None
         if method in FUSED_METHODS:
             step = FusedStepper(func, tally, opts.get("unfolds", DEFAULT_UNFOLDS))
+            step.tensor_widths = grid.requires_grad and torch.is_grad_enabled()
         elif grid.requires_grad and torch.is_grad_enabled():
             step = _TensorStepper(method, _Perturbed(counted), y0, perturb)
         else:

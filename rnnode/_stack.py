@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ from ._paths import InputPath
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solution import Solution
 from ._topology import Topology
-from ._validate import check_bool, check_int, check_positive, check_probability
+from ._validate import check_bool, check_int, check_probability
 
 __all__ = ["COUPLINGS", "ODERNN", "Solution"]
 
@@ -108,6 +109,7 @@ class ODERNN(nn.Module):
         atol: float = _DEFAULT.atol,
         interpolation: str = _DEFAULT.interpolation,
         coupling: str = _DEFAULT.coupling,
+        engine: str = NOT_GIVEN,  # type: ignore[assignment]
         cell_options: Mapping[str, float] | None = None,
     ) -> None:
         """Build the stack; the weights are initialised as torch.nn's.
@@ -134,10 +136,11 @@ class ODERNN(nn.Module):
             learn_tau: make the time constants trainable (kept positive as ``exp(log_tau)``).
             dropout: dropout probability in [0, 1) on the outputs of every layer but the last,
                 in training (as torch.nn.RNN; sampled coupling only).
-            method, step_size, rtol, atol, interpolation, coupling: the default solve, held as
-                ``self.defaults`` (a frozen ``rnnode.SolveSettings``); every call may override
-                each of them. The defaults are the exact bridge to torch.nn.RNN: ``"euler"``,
-                one step per sample interval (``step_size=None``), ``"hold"``, ``"sampled"``.
+            method, step_size, rtol, atol, interpolation, coupling, engine: the default solve,
+                held as ``self.defaults`` (a frozen ``rnnode.SolveSettings``); every call may
+                override each of them. The defaults are the exact bridge to torch.nn.RNN:
+                ``"euler"``, one step per sample interval (``step_size=None``), ``"hold"``,
+                ``"sampled"``.
             cell_options: the cell's own coefficients, for every layer (``{"gamma": ...}`` for
                 ``"antisymmetric"``; ``{"gamma": ..., "epsilon": ...}`` for ``"cornn"``;
                 ``LTCField``'s keywords for ``"ltc"``).
@@ -161,14 +164,7 @@ class ODERNN(nn.Module):
         skips = _check_skips(skips)
         dropout = check_probability("dropout", dropout)
         taus = _check_taus(tau, num_layers, hidden_size)
-        defaults = SolveSettings(
-            method=method,
-            step_size=step_size,
-            rtol=rtol,
-            atol=atol,
-            interpolation=interpolation,
-            coupling=coupling,
-        )
+        defaults = _default_solve(method, step_size, rtol, atol, interpolation, coupling, engine)
         num_directions = 2 if bidirectional else 1
         topology = Topology(input_size, hidden_size, num_layers, num_directions, skips)
         layers = []
@@ -191,7 +187,7 @@ class ODERNN(nn.Module):
     def _setup(
         self,
         topology: Topology,
-        layers: list[nn.Module],
+        layers: Sequence[nn.Module],
         cell: str | None,
         nonlinearity: str | None,
         bias: bool,
@@ -234,6 +230,7 @@ class ODERNN(nn.Module):
         atol: float = _DEFAULT.atol,
         interpolation: str = _DEFAULT.interpolation,
         coupling: str = _DEFAULT.coupling,
+        engine: str = NOT_GIVEN,  # type: ignore[assignment]
     ) -> ODERNN:
         """A stack of the given fields, one per layer (bottom first), used as they are (shared,
         not copied).
@@ -245,13 +242,14 @@ class ODERNN(nn.Module):
         block, like the built-in cells.
 
         Arguments:
-            fields: one field per layer; for a bidirectional stack one pair ``(forward,
-                reverse)`` per layer. Every field has the same ``hidden_size`` and
-                ``state_parts``; layer l's ``input_size`` is the features of its sources (the
-                input's for layer 0; ``D * hidden_size`` per source layer).
+            fields: one field per layer (a list, tuple or ``nn.ModuleList``); for a
+                bidirectional stack one pair ``(forward, reverse)`` per layer. Every field has
+                the same ``hidden_size`` and ``state_parts``; layer l's ``input_size`` is the
+                features of its sources (the input's for layer 0; ``D * hidden_size`` per source
+                layer).
             batch_first, skips, dropout: as the constructor.
-            method, step_size, rtol, atol, interpolation, coupling: the default solve, as the
-                constructor (the bridge's by default).
+            method, step_size, rtol, atol, interpolation, coupling, engine: the default solve,
+                as the constructor (the bridge's by default).
 
         Returns:
             An ``ODERNN`` whose ``layers`` are the given fields; ``cell`` is the cell's name
@@ -264,6 +262,8 @@ class ODERNN(nn.Module):
                 fields of different dtypes or devices, or a field that fails
                 ``rnnode.fields.check_field``.
         """
+        if isinstance(fields, nn.ModuleList):
+            fields = list(fields)
         if isinstance(fields, nn.Module) or not isinstance(fields, Sequence) or not fields:
             raise TypeError(
                 "fields: expected a non-empty sequence of fields (one per layer) or of "
@@ -276,8 +276,8 @@ class ODERNN(nn.Module):
                 "got a mix of both"
             )
         bidirectional = all(paired)
-        flat: list[nn.Module] = []
-        for layer, entry in enumerate(fields):
+        flat: list[Any] = []  # each checked to be a Field (an nn.Module) below
+        for layer, entry in enumerate(cast(Sequence[Any], fields)):
             if bidirectional and len(entry) != 2:
                 raise ValueError(
                     f"fields[{layer}]: expected a (forward, reverse) pair, got {len(entry)} fields"
@@ -313,14 +313,7 @@ class ODERNN(nn.Module):
                     f"{name}: expected dtype {weight.dtype} on {weight.device} as fields[0], "
                     f"got {field.weight_ih.dtype} on {field.weight_ih.device}"
                 )
-        defaults = SolveSettings(
-            method=method,
-            step_size=step_size,
-            rtol=rtol,
-            atol=atol,
-            interpolation=interpolation,
-            coupling=coupling,
-        )
+        defaults = _default_solve(method, step_size, rtol, atol, interpolation, coupling, engine)
         cells = {cell_of(f) for f in flat}
         nonlinearities = {getattr(f, "nonlinearity", None) for f in flat}
         cell = cells.pop() if len(cells) == 1 and len(nonlinearities) == 1 else None
@@ -451,8 +444,8 @@ class ODERNN(nn.Module):
             interpolation: how samples become a path x(t), one of ``rnnode.INTERPOLATIONS``.
             coupling: ``"sampled"`` (layers read their sources at the sample times) or
                 ``"continuous"`` (at every instant), see ``rnnode.COUPLINGS``.
-            engine: which implementation runs the solve (``rnnode.SolveSettings.engine``);
-                passed on only when given.
+            engine: who steps the solve, ``"rnnode"`` or ``"torchdiffeq"``
+                (``rnnode.SolveSettings.engine``; passed on only when given).
             adjoint: backpropagate with torchdiffeq's adjoint, one sample interval at a time.
             options: passed to torchdiffeq unchanged (for example ``{"solver": "LSODA"}`` with
                 ``method="scipy_solver"``).
@@ -476,9 +469,8 @@ class ODERNN(nn.Module):
             atol=atol,
             interpolation=interpolation,
             coupling=coupling,
+            **({} if engine is NOT_GIVEN else {"engine": engine}),  # see _default_solve
         )
-        if engine is not NOT_GIVEN:  # a setting of SolveSettings once it has one
-            given["engine"] = engine
         plan = _stack_solve.make_plan(
             self,
             x,
@@ -550,6 +542,30 @@ class ODERNN(nn.Module):
         return s
 
 
+def _default_solve(
+    method: str,
+    step_size: float | None,
+    rtol: float,
+    atol: float,
+    interpolation: str,
+    coupling: str,
+    engine: object,
+) -> SolveSettings:
+    """The model's default solve. ``engine`` is passed on only when given: ``SolveSettings``
+    gains it with the torchdiffeq engine (issue 21 item 1); until then giving it is refused
+    there, naming it."""
+    given = {} if engine is NOT_GIVEN else {"engine": engine}
+    return SolveSettings(
+        method=method,
+        step_size=step_size,
+        rtol=rtol,
+        atol=atol,
+        interpolation=interpolation,
+        coupling=coupling,
+        **given,  # type: ignore[arg-type]
+    )
+
+
 def _check_skips(skips: object) -> tuple[int, ...]:
     """Distinct positive integer offsets, sorted."""
     what = "distinct positive integer offsets (a tuple such as (1,) or (1, 2))"
@@ -563,13 +579,11 @@ def _check_skips(skips: object) -> tuple[int, ...]:
     return tuple(sorted(int(s) for s in offsets))
 
 
-def _check_taus(
-    tau: object, num_layers: int, hidden_size: int
-) -> list[float] | list[float | torch.Tensor]:
+def _check_taus(tau: object, num_layers: int, hidden_size: int) -> list[float | torch.Tensor]:
     """One time constant per layer, each a positive finite number or a (hidden,) tensor (per
     unit), from one of them, a list of one per layer, or a (num_layers, hidden) tensor."""
     if isinstance(tau, numbers.Real) and not isinstance(tau, bool):
-        return [check_positive("tau", tau)] * num_layers
+        return [check_tau("tau", tau, hidden_size)] * num_layers
     if isinstance(tau, torch.Tensor) and tau.dim() == 2:
         if tau.shape != (num_layers, hidden_size):
             raise ValueError(

@@ -4,6 +4,7 @@ A layer of an ``rnnode.ODERNN`` is a vector field dh/dt = F(t, h, u) on its proj
 u = W_ih [sources] + b_ih. The built-in cells are ``VectorField`` subclasses; any module that
 provides the members of ``Field`` can be a layer too, stacked with ``ODERNN.from_fields``::
 
+    import torch
     import rnnode
     from rnnode.fields import ElmanField
 

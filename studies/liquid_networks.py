@@ -31,8 +31,10 @@ Claims (rules fixed before any run; one number per seed, Student-t over seeds):
   unfolds, closer to the ODE by the order above).
 - (c) timescales and stability of the trained network. At ``inputs`` inputs on the unit circle
   (the task's inputs held), fixed points are found by ``rnnode.analysis.find_fixed_points``
-  from states on the test trajectories; ``fixed_points_stable``: the largest real part of the
-  Jacobian's eigenvalues over all of them below 0 (control: the untrained network).
+  from states on the test trajectories and the state reached with the input held for ``HOLD``
+  time units (where none converges, the slowest points found stand in);
+  ``fixed_points_stable``: the largest real part of the Jacobian's eigenvalues over all of them
+  below 0 (control: the untrained network).
   ``training_slows_the_slowest_mode``: log10 of the slowest timescale -1 / Re(lambda) at those
   points, trained over untrained, above 0 (control: 0). The liquid time constant of each
   neuron, cm / (gleak + sum of its synaptic conductances), is averaged along the test
@@ -56,12 +58,16 @@ from matplotlib.figure import Figure
 
 import rnnode
 from rnnode._extras import require
+from rnnode.analysis import find_fixed_points
 
 from ._run import Context, settings_for
 
 #: ncps's default unfold count: the step the networks are trained with.
 DEFAULT_UNFOLDS = 6
 NEURON_TYPES = ("inter", "command", "motor")
+#: Time the input is held (fused steps over samples of 4 time units) to reach a resting state,
+#: one more start for the fixed-point search.
+HOLD = 200
 
 #: The full setting; ``QUICK`` lists what the quick setting changes.
 FULL = {
@@ -152,7 +158,7 @@ def fitted_order(unfolds: list[int], errors: list[float]) -> float:
 def liquid_time_constants(model: rnnode.LTC, states: torch.Tensor, x: torch.Tensor):
     """cm / (gleak + synaptic conductances) of every neuron along trajectories: states (B, T, H)
     before each sample, x (B, T, 2) -> (B, T, H)."""
-    field = model.field(0)
+    field = model.ltc_field(0)
     cm, _, denominator = field.conductances(None, states, field.project(x))
     return cm / denominator
 
@@ -176,14 +182,17 @@ def _evaluate(model: rnnode.LTC, x, y, h0, cfg: dict) -> dict[str, Any]:
 
 
 def _stability(model: rnnode.LTC, ode, cfg: dict) -> dict[str, Any]:
-    """Fixed points at ``inputs`` inputs on the unit circle, from states on the trajectories."""
+    """Fixed points at ``inputs`` inputs on the unit circle, from states on the trajectories
+    and from the state the network reaches with the input held for ``HOLD`` time units."""
     states = ode.states[0, 0].reshape(-1, model.hidden_size)  # (T + 1) * B states
     pick = torch.linspace(0, len(states) - 1, cfg["starts"]).round().long()
-    starts = states[pick].unsqueeze(1)
     max_real, slowest, eigen = -np.inf, 0.0, []
     for angle in np.linspace(0, 2 * np.pi, cfg["inputs"], endpoint=False):
         x = torch.tensor([np.sin(angle), np.cos(angle)])
-        found = rnnode.analysis.find_fixed_points(model, x, starts)
+        with torch.no_grad():
+            held = model.solve(x.expand(1, HOLD // 4, 2), t=torch.arange(0.0, HOLD + 1, 4.0))
+        starts = torch.cat([states[pick], held.states[0, 0, -1]]).unsqueeze(1)
+        found = find_fixed_points(model, x, starts)
         # The fixed points; where none converged, the slowest points found instead.
         keep = found.is_fixed if bool(found.is_fixed.any()) else torch.ones_like(found.is_fixed)
         for values, kept in zip(found.eigenvalues, keep, strict=True):

@@ -412,3 +412,38 @@ def test_a_fusion_declaration_without_the_members_is_a_type_error():
         TypeError, match=r"declares fusible=True but lacks \['bias_hh', 'fusion_key'"
     ):
         check_field(field)
+
+
+class _TauFromElsewhere(ElmanField):
+    """Defines its own (per-unit) tau and nothing else: the fixed_tau buffer (1) is not read."""
+
+    @property
+    def tau(self):
+        return torch.tensor([2.0, 4.0, 8.0])
+
+
+@pytest.mark.parametrize("coupling", rnnode.COUPLINGS)
+def test_a_subclass_with_its_own_tau_is_divided_by_it(coupling, monkeypatch):
+    fields = [_TauFromElsewhere(2, 3), _TauFromElsewhere(3, 3)]
+    model = rnnode.ODERNN.from_fields(fields)
+    x = torch.randn(T, B, 2)
+    sol, fused = _solve(model, x, coupling, True, monkeypatch)
+    assert fused == (coupling == "continuous")
+    want = hand_solve(fields, elman_rate, x, coupling)
+    torch.testing.assert_close(sol.states[1, 0], want[1], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("coupling", rnnode.COUPLINGS)
+def test_per_unit_log_tau_gradients_pass_gradcheck(coupling):
+    model = rnnode.ODERNN(2, 3, num_layers=2, cell="gru", tau=_per_unit_tau(3), learn_tau=True)
+    x = torch.randn(3, 2, 2)
+    names = ["layers.0.log_tau", "layers.1.log_tau"]
+    params = dict(model.named_parameters())
+
+    def solve(a, b):
+        overrides = {**params, names[0]: a, names[1]: b}
+        call = dict(method="rk4", coupling=coupling)
+        return torch.func.functional_call(model, overrides, (x,), call)[0]
+
+    inputs = tuple(params[n].detach().clone().requires_grad_(True) for n in names)
+    assert torch.autograd.gradcheck(solve, inputs)

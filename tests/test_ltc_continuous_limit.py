@@ -12,7 +12,9 @@ import torch
 import rnnode
 from tests.helpers import observed_order
 
-ncps_torch = pytest.importorskip("ncps.torch")
+ncps_torch = pytest.importorskip(
+    "ncps.torch", reason="needs ncps: the extra rnnode[ncps], part of rnnode[dev]"
+)
 from ncps import wirings  # noqa: E402
 
 

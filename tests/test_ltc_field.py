@@ -268,3 +268,25 @@ def test_stability_map_and_frequency_response_have_the_closed_forms():
     ).response.numpy()
     expected = b[None] / (1j * omegas[:, None, None] + a[None, :, None])
     np.testing.assert_allclose(response, expected, rtol=0, atol=1e-8)
+
+
+def test_weight_constraints_clip_the_positive_parameters_as_ncps():
+    from rnnode.fields import LTCField
+
+    torch.manual_seed(0)
+    field = LTCField(2, 3, implicit_param_constraints=False).double()
+    with torch.no_grad():
+        for name in ("w", "sensory_w", "cm", "gleak", "vleak", "mu"):
+            getattr(field, name).sub_(2.0)  # some entries now negative
+    before = {n: p.detach().clone() for n, p in field.named_parameters()}
+    field.apply_weight_constraints()
+    for name, value in before.items():
+        expected = value.clamp(min=0.0) if name in ("w", "sensory_w", "cm", "gleak") else value
+        assert torch.equal(getattr(field, name), expected), name
+    # With softplus positivity the stored values are left alone.
+    soft = LTCField(2, 3).double()
+    with torch.no_grad():
+        soft.w.sub_(2.0)
+    w = soft.w.detach().clone()
+    soft.apply_weight_constraints()
+    assert torch.equal(soft.w, w)

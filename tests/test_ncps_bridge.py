@@ -9,7 +9,9 @@ import torch
 
 import rnnode
 
-ncps_torch = pytest.importorskip("ncps.torch")  # part of the dev extra: rnnode[ncps]
+ncps_torch = pytest.importorskip(
+    "ncps.torch", reason="needs ncps: the extra rnnode[ncps], part of rnnode[dev]"
+)
 from ncps import wirings  # noqa: E402
 
 _NAMES = (
@@ -313,3 +315,50 @@ def test_from_ncps_on_cuda_reproduces_ncps():
     out, _ = model(x, hx, timespans=spans)
     out_ref, _ = module(x[:1], hx[:1], timespans=spans[:1])
     torch.testing.assert_close(out[:1], out_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_fused_step_differentiates_the_shared_sample_times():
+    """d loss / d t against central differences: the fused step's dt = (t_k - t_{k-1}) / n."""
+    module, model = _pair(dict(units=4), torch.float64)
+    x, hx = _inputs(module, torch.float64, batch=2, T=4)
+    x, hx = x.detach(), hx.detach().unsqueeze(0)
+    t = torch.tensor([0.0, 0.7, 1.5, 2.1, 3.4], dtype=torch.float64, requires_grad=True)
+
+    def loss(times):
+        return model.solve(x, hx, t=times).output.pow(2).sum()
+
+    (grad,) = torch.autograd.grad(loss(t), t)
+    eps = 1e-6
+    for k in range(5):
+        e = torch.zeros(5, dtype=torch.float64)
+        e[k] = eps
+        with torch.no_grad():
+            fd = (loss(t + e) - loss(t - e)) / (2 * eps)
+        assert float(grad[k]) == pytest.approx(float(fd), abs=1e-8)
+
+
+def test_ltc_from_fields_uses_the_given_wired_fields():
+    module, model = _pair(dict(units="ncp", batch_first=False), torch.float64)
+    again = rnnode.LTC.from_fields([model.field(0)], batch_first=False, ode_unfolds=6)
+    assert isinstance(again, rnnode.LTC) and again.field(0) is model.field(0)
+    x, hx = _inputs(module, torch.float64)
+    torch.testing.assert_close(again(x, hx)[0], module(x, hx)[0], rtol=1e-12, atol=1e-12)
+    from rnnode.fields import GRUField
+
+    with pytest.raises(TypeError, match="LTCField"):
+        rnnode.LTC.from_fields([GRUField(3, 4)])
+
+
+@pytest.mark.parametrize("coupling", ["sampled", "continuous"])
+def test_per_sequence_times_in_a_stack_are_each_sequence_alone(coupling):
+    """Two LTC layers, fused step, each sequence's own timespans in one batched solve: every
+    sequence as if solved alone on its shared times (the clock's dt_b/ds scales cm)."""
+    torch.manual_seed(4)
+    model = rnnode.LTC(2, 4, num_layers=2, coupling=coupling, ode_unfolds=3).double()
+    x = torch.randn(3, 5, 2, dtype=torch.float64)
+    spans = 0.2 + 2 * torch.rand(3, 5, dtype=torch.float64)
+    out, h = model(x, timespans=spans)
+    for b in range(3):
+        out_b, h_b = model(x[b : b + 1], timespans=spans[b])
+        torch.testing.assert_close(out[b : b + 1], out_b, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(h[:, b : b + 1], h_b, rtol=1e-12, atol=1e-12)

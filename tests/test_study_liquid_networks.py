@@ -13,13 +13,14 @@ from rnnode.studies import read_json
 from rnnode.studies._claims import check_claims
 from rnnode.studies._stats import mean_test
 
-pytest.importorskip("ncps.torch")
+pytest.importorskip("ncps.torch", reason="needs ncps: the extra rnnode[ncps], part of rnnode[dev]")
 from rnnode.studies import liquid_networks as study  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def quick_run(study_run):
-    folder, metrics = study_run("liquid_networks")  # made once per session
+    """The study's quick run (once per session): (metrics, folder)."""
+    folder, metrics = study_run("liquid_networks")
     return metrics, folder
 
 

@@ -59,13 +59,15 @@ def _quad_gaussian(f, q: float) -> float:
 
 
 def _quad_factor(gain: float, hidden: int, skips: bool) -> float:
-    """The mean-field factor with scipy.integrate.quad and fixed-point iteration for q*."""
+    """The mean-field factor with scipy.integrate.quad and fixed-point iteration for q*: the
+    inter-layer weights (1 matrix, 2 with skips) have variance gain^2 / 3, the recurrent one 1/3,
+    the two biases 1 / (3 hidden) each."""
     sw2 = gain**2 / 3
-    matrices = 3 if skips else 2
+    inter = 2 if skips else 1
     q = 1.0
     for _ in range(2000):
-        new = matrices * sw2 * _quad_gaussian(lambda x: math.tanh(x) ** 2, q)
-        new += 2 * gain**2 / (3 * hidden)
+        new = (inter * sw2 + 1 / 3) * _quad_gaussian(lambda x: math.tanh(x) ** 2, q)
+        new += 2 / (3 * hidden)
         if abs(new - q) < 1e-14:
             break
         q = new
@@ -132,13 +134,21 @@ def test_readout_loss_is_the_sequence_models_loss(variant):
 
 
 @pytest.mark.parametrize("variant", ["plain", "skips"])
-def test_build_multiplies_every_stack_parameter_by_the_gain(variant):
+def test_build_multiplies_the_inter_layer_weights_alone_by_the_gain(variant):
     torch.manual_seed(0)
     base = vanishing.build(variant, 3, 4)
     torch.manual_seed(0)
     scaled = vanishing.build(variant, 3, 4, gain=2.5)
+    names = []
     for (name, p), q in zip(base.rnn.named_parameters(), scaled.rnn.parameters(), strict=True):
-        torch.testing.assert_close(q, 2.5 * p, rtol=0, atol=0, msg=name)
+        factor = 2.5 if name.endswith("weight_ih") else 1.0
+        if factor != 1.0:
+            names.append(name)
+        torch.testing.assert_close(q, factor * p, rtol=0, atol=0, msg=name)
+    assert len(names) == 3  # one weight_ih per layer (skip weights are inside it)
+    # recurrent weights untouched: the time dynamics' Jacobian at rest does not change
+    for layer in scaled.rnn.layers:
+        assert layer.weight_hh.abs().max() <= 0.5 + 1e-12  # U(-1/sqrt(4), 1/sqrt(4))
 
 
 def test_relative_change_on_a_hand_made_case():
