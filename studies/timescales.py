@@ -258,9 +258,8 @@ def make_stack(layers: int, hidden: int, seed: int) -> rnnode.ODERNN:
 
 
 def layer_states(rnn: rnnode.ODERNN, x: torch.Tensor) -> list[torch.Tensor]:
-    """Every layer's states h^l_1..h^l_T from ``rnn.solve`` (the default: Euler step 1, held
-    input). x: (T, batch, input_size); one (T, batch, hidden) tensor per layer, bottom first."""
-    solution = rnn.solve(x)
+    """Every layer's states h^l_1..h^l_T, (T, batch, hidden) each, for x (T, batch, input)."""
+    solution = rnn.solve(x)  # the default: Euler step 1, held input
     return [solution.layer_output(l) for l in range(rnn.num_layers)]
 
 
@@ -275,8 +274,7 @@ def single_layer(rnn: rnnode.ODERNN, layer: int) -> rnnode.ODERNN:
 
 
 def readout_model(rnn: rnnode.ODERNN, readout: str) -> rnnode.training.SequenceModel:
-    """The stack with a linear readout of its top layer (``"top"``) or of all layers (``"all"``),
-    a per-step regression onto (s, f)."""
+    """The stack with a linear readout of the top layer or of all layers, onto (s_k, f_k)."""
     return rnnode.training.SequenceModel(rnn, 2, kind="regression", per_step=True, readout=readout)
 
 

@@ -14,6 +14,7 @@ import pytest
 import rnnode
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_script_in_a_folder_with_its_own_analysis_and_studies_uses_rnnodes(tmp_path: Path):
     # A research project's own analysis.py and studies/ beside the script must not shadow
     # rnnode's namespaces, and rnnode's studies must still find rnnode's analysis.

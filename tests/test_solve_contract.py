@@ -185,6 +185,7 @@ for method, adjoint in (("dopri5", False), ("bosh3", True)):
 """
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_the_step_budget_holds_under_python_O():
     """torchdiffeq's budget is an assert: under -O a stiff solve ran 6,336 evaluations past
     max_num_steps=50. rnnode counts its own steps (and, in torchdiffeq's adjoint loop,

@@ -157,6 +157,7 @@ def test_increments_put_every_co2_target_in_the_training_range():
     torch.testing.assert_close(back, task.y_test[:, 0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow  # trains the point twice: seconds
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
 def test_a_point_is_a_pure_function_of_its_settings_and_seed(study):
     """Same point, same numbers (on the CPU), bit for bit: seeds are set inside the point."""
