@@ -311,14 +311,14 @@ def _noiseless_figure(table, sizes) -> Figure:
     ax = fig.add_subplot()
     for i, r in enumerate(RESERVOIRS):
         records = [table[r][str(n)] for n in sizes]
-        interval_line(ax, sizes, records, color=f"C{i}", label=f"{r} reservoir, estimate")
+        interval_line(ax, sizes, records, color=f"C{i}", label=f"{r.capitalize()} reservoir, estimate")
         ax.plot(
             sizes,
             [e["closed_form_mean"] for e in records],
             "--",
             color=f"C{i}",
             lw=1.2,
-            label=f"{r} reservoir, closed form",
+            label=f"{r.capitalize()} reservoir, closed form",
         )
     ax.axhline(NOISELESS_BOUND, color="k", ls=":", lw=1, label=f"rule: {NOISELESS_BOUND} N")
     ax.set_xlabel("units N")
