@@ -311,7 +311,9 @@ def _noiseless_figure(table, sizes) -> Figure:
     ax = fig.add_subplot()
     for i, r in enumerate(RESERVOIRS):
         records = [table[r][str(n)] for n in sizes]
-        interval_line(ax, sizes, records, color=f"C{i}", label=f"{r.capitalize()} reservoir, estimate")
+        interval_line(
+            ax, sizes, records, color=f"C{i}", label=f"{r.capitalize()} reservoir, estimate"
+        )
         ax.plot(
             sizes,
             [e["closed_form_mean"] for e in records],
