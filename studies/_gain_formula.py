@@ -25,6 +25,11 @@ TANH_AMPLITUDE = 1e-5
 TANH_TOL = 1e-6  # tanh(z) = z - z^3 / 3: relative deviation ~ (gain * A)^2 / 4, gain <= 32
 CONTINUOUS_TOL = 2e-3  # cubic spline of a sine sampled at omega dt <= 0.5
 CONTINUOUS_DT = 0.25
+TITLES = {
+    "low_pass": "discrete layers, low-pass (a > 0)",
+    "high_pass": "discrete layers, high-pass (a < 0)",
+    "continuous": "continuously coupled layers",
+}
 DIGITS = 10  # significant digits kept of measured gains (bytes equal across processes)
 
 
@@ -155,14 +160,16 @@ def theory_figure(ctx: Context, theory: dict[str, Any]) -> None:
                 label=f"layer {l + 1}, {symbol} = {p:g}",
             )
             ax.plot(dense, theory[f"{name}_dense"][l], "--", color="k", linewidth=1, zorder=3)
+        ax.plot([], [], "--", color="k", linewidth=1, label="sympy formula (dashed)")
         if name == "low_pass":
-            for row in theory["tanh_measured"]:
-                ax.plot(w, row, "x", color="k", markersize=4)
+            for k, row in enumerate(theory["tanh_measured"]):
+                label = "tanh stack, amplitude 1e-5 (x)" if k == 0 else None
+                ax.plot(w, row, "x", color="k", markersize=4, label=label)
         log_axes(ax)
         ax.set_xlabel("omega (rad / unit time)")
-        ax.set_title(name.replace("_", "-"), fontsize=9)
+        ax.set_ylabel("gain from the input")
+        ax.set_title(TITLES[name], fontsize=9)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2)
-    axes[0].set_ylabel("gain from the input")
     fig.suptitle(
         "Verification: sine probes (markers; x: tanh at 1e-5) equal the sympy formula (dashed)",
         fontsize=10,

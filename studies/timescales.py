@@ -1,61 +1,77 @@
-"""Timescales: do trained stacks order their layers fast (bottom) to slow (top)? A test against
-untrained and layer-shuffled controls, on a task whose optimum is known.
+"""Timescales: do trained stacks order their layers fast (bottom) to slow (top)? Every measure
+against the same network untrained, with a homogeneous-tau arm in which any hierarchy must be
+learned and a single-timescale task as the control of the filter-bank claim.
 
 The rules below were written before any full run; no threshold was set after seeing data.
 
-**Task** (``hmm_task``): a factorial hidden Markov chain with two levels. A slow telegraph state
-s_k = +-1 switches with probability ``SLOW_SWITCH`` = 1/40 per step (correlation time about 20
-steps) and a fast one f_k = +-1 with probability ``FAST_SWITCH`` = 1/4 (about 1.4 steps); the
-network sees x_k = s_k + f_k + ``NOISE`` * e_k (e_k standard normal) and must output both states at
-every step. The sum is ambiguous when x is near 0 ((+1, -1) or (-1, +1)), so the slow state needs
-memory of tens of steps and the fast one the present sample: the task needs both timescales.
-The optimum is computable: the exact forward filter of the 4-state product chain
-(``hmm_filter``) gives the posterior means E[s_k | x_1..k], E[f_k | x_1..k], the best possible
-predictions in mean square. R^2 of a model on a target is 1 - SSE / SS over the held-out
-evaluation sequences after ``BURN_IN`` steps; a model *qualifies* when its R^2 on each target is
-at least ``QUALIFY`` = 90% of the filter's on the same sequences. Only qualifying models are
-analysed (how many qualify is reported); with fewer than 2 the findings are drawn from every seed
-and their statements say so.
+**Tasks** (``hmm_task``): a factorial hidden Markov chain with two levels. In the two-timescale
+task (``"two_level"``) a slow telegraph state s_k = +-1 switches with probability
+``SLOW_SWITCH`` = 1/40 per step (correlation time about 20 steps) and a fast one f_k = +-1 with
+``FAST_SWITCH`` = 1/4 (about 1.4 steps); the network sees x_k = s_k + f_k + ``NOISE`` * e_k and
+must output both states at every step. The single-timescale control task (``"one_level"``) is
+the same chain with both states switching at ``ONE_SWITCH`` = sqrt(1/40 * 1/4) (the geometric
+mean): one timescale, the same input and output format. The optimum of either is the exact
+forward filter of the 4-state product chain (``two_level_chain_filter``). R^2 of a model on a
+target is 1 - SSE / SS over held-out sequences after ``BURN_IN`` steps; a model *qualifies* when
+its R^2 on each target is at least ``QUALIFY`` = 90% of the filter's. Only qualifying seeds are
+analysed (how many is reported; with fewer than 2 every seed is used and the statements say so).
 
-**Model**: ``LAYERS`` = 4 layers of ``HIDDEN`` = 32 tanh units with one learnable time constant per
-unit (``UnitTauField``), tau = 1 + softplus(raw) > 1, initialised log-uniform on [1, 100]:
-h_k = h_{k-1} + (tanh(W_ih u_k + b_ih + W_hh h_{k-1} + b_hh) - h_{k-1}) / tau (``ODERNN.solve``'s
-default, Euler step 1). Readouts (``rnnode.training.SequenceModel``): the top layer (``"top"``) or
-all layers concatenated (``"all"``, Hermans & Schrauwen 2013). Adam, until the qualification
-criterion holds on validation sequences or the step cap.
+**Model**: ``LAYERS`` = 4 layers of ``HIDDEN`` = 32 tanh units with one learnable time constant
+per unit (``UnitTauField``), tau = 1 + softplus(raw) > 1: h_k = h_{k-1} + (tanh(W_ih u_k + b_ih
++ W_hh h_{k-1} + b_hh) - h_{k-1}) / tau (Euler step 1). Two initialisations of tau (``INITS``):
+``"spread"``, every unit's tau log-uniform on [1, 100] (so every layer starts with fast and slow
+units), and ``"homogeneous"``, every unit at ``TAU_HOMOGENEOUS`` = 2, learnable: any hierarchy
+of tau must then be learned (2, not 10: see the constant's comment). Readouts
+(``rnnode.training.SequenceModel``): the top layer (``"top"``) or all layers (``"all"``,
+Hermans & Schrauwen 2013). Adam until the qualification criterion holds on validation sequences
+or the step cap.
+
+**Conditions** (``CONDITIONS``, every seed trains each): spread init with the top and with the
+all-layer readout, homogeneous init with the top readout (all on the two-timescale task), and
+spread and homogeneous init, top readout, on the single-timescale task.
 
 **Measured per layer l** (``rnnode.analysis``) on the trajectories the task input drives:
 
-- ``tau``: the median of the learned time constants (every unit's is kept);
-- ``local``: the local timescale -1 / ln rho(J_ll), rho the spectral radius of the layer's own
-  Jacobian block J_ll = d h^l_k / d h^l_{k-1} of the discrete step, at the median of rho over
-  sampled (time, sequence) points (rho capped at ``RHO_CAP``: at most 1e4 steps);
+- ``local``: -1 / ln rho(J_ll), rho the spectral radius of the layer's own Jacobian block
+  J_ll = d h^l_k / d h^l_{k-1}, at the median of rho over sampled (time, sequence) points (rho
+  capped at ``RHO_CAP``); set by the slowest mode, so by one unit's leak in a spread layer;
+- ``tau``: the median of the layer's learned time constants;
 - ``autocorrelation``: the lag at which the layer's state autocorrelation (over units and
   sequences) first falls below 1/e;
+- ``unit_median``: the median over units of each unit's own autocorrelation 1/e time (not set by
+  one unit);
 - ``perturbation``: the lag at which the response of layer l to a small kick of its own state
   (lower layers and the input unchanged) first falls below 1/e of the kick;
+- ``integrated``: the integral over lags (trapezoid rule, lags 0..``max_lag``) of that kick
+  response divided by its value at lag 0, the layer's impulse-response time (tau for
+  exp(-lag / tau)): every mode contributes;
 - the gain from layer l-1 to layer l (from the input for l = 1): a small sine (``PROBE``) added
   to layer l's input along the task trajectory, layer l's response at that frequency fitted by
-  least squares; the band centre is the gain^2-weighted mean of log omega. A decay time or an
-  argmax on its grid's edge is flagged (``edge``), never reported as a preferred value.
+  least squares; the band centre is the gain^2-weighted mean of log omega.
 
-**Statistics and verdicts** (``rnnode.studies._stats``): per seed, Spearman's rho between the
-layer index and each timescale (the band centre: a frequency, so the claim is rho < 0). Controls:
-the untrained network of the same seed (same initialisation) and the layer-shuffled one (each
-seed's statistics assigned to a random permutation of the layer indices). Each finding's value is
-the mean of the per-seed rho over qualifying seeds, the bound is **0** (chosen before the data),
-the interval a bootstrap over seeds and the p-value the sign test of the per-seed rho; the
-control reported beside it is the layer-shuffled mean, and a second finding per readout compares
-the local timescale's rho with the untrained network's, paired by seed (value = mean difference,
-bound 0). The filter-bank claim: the spread (standard deviation over layers) of the band centres
-in log frequency is larger trained than untrained, paired by seed, bound 0.
+A decay time that reached the longest lag, or a gain maximum on its grid's edge, is flagged
+(``*_edge``) in the metrics: a lower bound, never a preferred value.
+
+**Findings** (``ctx.finding_over_seeds``: Student-t over seeds, interval and p from one test,
+MDE, Holm over the run's findings). Per seed, Spearman's rho between the layer index and each
+measure. For every condition on the two-timescale task and every measure: the per-seed rho
+trained minus the same network untrained (same seed, same initialisation: the control) > 0
+(the band centre, a frequency: < 0); smallest effect that matters ``EFFECT`` = 0.2 in rho. The
+filter-bank claim, per init: the spread (standard deviation over layers of log band centre) of
+the network trained on the two-timescale task minus that of the same initialisation trained on
+the single-timescale task > 0 (paired by seed; control: the single-timescale spread; effect
+``SPREAD_EFFECT`` = 0.1, in natural-log units).
 
 **Verifications** (``_gain_formula``; also tests): sine probes on scalar linear stacks equal the
-sympy gain formula (low-pass, high-pass, small-amplitude tanh, continuously coupled).
+sympy gain formula (low-pass, high-pass, small-amplitude tanh, continuous).
 
-Figures: ``timescale_hierarchy`` (every per-layer timescale, trained and untrained),
-``filter_bank`` (each layer's gain from the layer below and its band centre), ``theory``
-(sine probes against the formula, dashed).
+**Cost**: 20 seeds x 5 conditions = 100 trainings of about 45 s of one core each (training and
+both analyses; measured on the shared machine at load about 6): about 75 core-minutes, 40 min on
+2 cores (``--workers 2``). Full run pending for 0.2.0.
+
+Figures: ``timescale_hierarchy`` (every per-layer measure, trained and untrained, per init),
+``filter_bank`` (each layer's gain from the layer below and its band centre, per init and task),
+``theory`` (sine probes against the formula).
 """
 
 from __future__ import annotations
@@ -66,7 +82,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import nn
 
 import rnnode
@@ -80,17 +95,22 @@ from rnnode.analysis import (
     trajectory_gain,
 )
 
-from ._figures import log_axes
-from ._gain_formula import DIGITS, theory_figure, theory_part
+from ._gain_formula import DIGITS, theory_part
 from ._gain_formula import verify as verify_gain_formula
 from ._run import Context, one_thread, settings_for
-from ._stats import bootstrap_interval, sign_test, spearman
+from ._stats import spearman
 from ._sweep import point_key
+from ._timescales_figures import figures
 
-# -- the task -----------------------------------------------------------------------------------
+# -- the tasks ----------------------------------------------------------------------------------
 
 SLOW_SWITCH = 1 / 40
 FAST_SWITCH = 1 / 4
+ONE_SWITCH = math.sqrt(SLOW_SWITCH * FAST_SWITCH)  # the single-timescale control task
+TASKS = {
+    "two_level": {"slow_switch": SLOW_SWITCH, "fast_switch": FAST_SWITCH},
+    "one_level": {"slow_switch": ONE_SWITCH, "fast_switch": ONE_SWITCH},
+}
 NOISE = 0.6
 BURN_IN = 20  # steps left out of every R^2 (the filter and the network start from scratch)
 QUALIFY = 0.9  # a model qualifies with R^2 >= QUALIFY * the filter's, on each target
@@ -100,21 +120,46 @@ QUALIFY = 0.9  # a model qualifies with R^2 >= QUALIFY * the filter's, on each t
 LAYERS = 4
 HIDDEN = 32
 TAU_RANGE = (1.0, 100.0)
+#: The homogeneous arm's start: fast (leak 1/2). Adam at lr 1e-2 moves raw_tau by at most about
+#: 0.01 per step, so in 400 steps tau can reach about [1.02, 5.5] from 2 (from 10 only about
+#: [6, 14]); at 10, seed 0 missed the qualification criterion in 400 steps (the one run of this
+#: arm before this choice; no finding was computed from it).
+TAU_HOMOGENEOUS = 2.0
+INITS = ("spread", "homogeneous")
 READOUTS = ("top", "all")
+#: name: (tau initialisation, readout, task); the first three are on the two-timescale task.
+CONDITIONS = {
+    "spread_top": ("spread", "top", "two_level"),
+    "spread_all": ("spread", "all", "two_level"),
+    "homogeneous_top": ("homogeneous", "top", "two_level"),
+    "spread_top_one_level": ("spread", "top", "one_level"),
+    "homogeneous_top_one_level": ("homogeneous", "top", "one_level"),
+}
+HIERARCHY = ("spread_top", "spread_all", "homogeneous_top")
+#: init: (two-timescale condition, single-timescale control) of the filter-bank claim.
+SPREAD_PAIRS = {
+    "spread": ("spread_top", "spread_top_one_level"),
+    "homogeneous": ("homogeneous_top", "homogeneous_top_one_level"),
+}
 
 # -- the measurements ---------------------------------------------------------------------------
 
 RHO_CAP = math.exp(-1e-4)  # local timescale at most 1e4 steps
 PROBE = 1e-3  # amplitude of the sine added to a layer's input (states are O(1))
 KICK = 1e-6  # size of the perturbation of a layer's state
-MEASURES = ("local", "tau", "autocorrelation", "perturbation")
+MEASURES = ("local", "tau", "autocorrelation", "unit_median", "perturbation", "integrated")
 PARTS = ("", "_edge", "_curve")  # a decay time, whether it hit the last lag, its curve
 LABELS = {
     "local": "local timescale -1/ln rho(J_ll)",
     "tau": "median learned tau",
-    "autocorrelation": "autocorrelation decay (1/e)",
-    "perturbation": "perturbation decay (1/e)",
+    "autocorrelation": "layer autocorrelation time (1/e)",
+    "unit_median": "median unit autocorrelation time",
+    "perturbation": "kick-response time (1/e)",
+    "integrated": "integrated kick response",
 }
+#: Smallest effects that matter: in Spearman rho, and in the spread of log band centres.
+EFFECT = 0.2
+SPREAD_EFFECT = 0.1
 
 
 #: The full setting; ``QUICK`` lists what the quick setting changes.
@@ -169,6 +214,12 @@ def settings(quick: bool) -> dict[str, Any]:
     return settings_for(quick, FULL, QUICK)
 
 
+def _check_choice(name: str, value: object, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
+    return value
+
+
 # -- the task: the two-level chain (``rnnode.training.two_level_chain``) ---------------------------
 
 
@@ -180,21 +231,25 @@ def r_squared(prediction: np.ndarray, target: np.ndarray) -> np.ndarray:
     return 1 - sse / ((y2 - y2.mean(0)) ** 2).sum(0)
 
 
-def hmm_task(cfg: dict[str, Any], seed: int) -> tuple[rnnode.training.Task, dict[str, Any]]:
+def hmm_task(
+    cfg: dict[str, Any], seed: int, task: str = "two_level"
+) -> tuple[rnnode.training.Task, dict[str, Any]]:
     """The training task (validation sequences as its test split) and held-out evaluation data,
-    drawn by ``rnnode.training.two_level_chain`` from one generator.
+    drawn by ``rnnode.training.two_level_chain`` from one generator with ``TASKS[task]``'s
+    switching probabilities.
 
     Returns:
         ``(task, held_out)``, ``held_out`` with ``x`` (N, T, 1), ``y`` (N, T, 2) and the
         filter's posterior means ``optimum`` on them (``valid_optimum`` on the test split).
     """
+    _check_choice("task", task, TASKS)
     rng = np.random.default_rng([seed, 11])
     sizes = (cfg["num_train"], cfg["num_valid"], cfg["num_eval"])
-    chain = {"slow_switch": SLOW_SWITCH, "fast_switch": FAST_SWITCH, "noise": NOISE}
+    chain = {**TASKS[task], "noise": NOISE}
     parts = [rnnode.training.two_level_chain(n, cfg["length"], rng, **chain) for n in sizes]
     tensors = [(torch.as_tensor(x[..., None]), torch.as_tensor(y)) for x, y in parts]
-    task = rnnode.training.Task(
-        name="two_level_chain",
+    data = rnnode.training.Task(
+        name=task,
         kind="regression",
         x_train=tensors[0][0],
         y_train=tensors[0][1],
@@ -209,7 +264,7 @@ def hmm_task(cfg: dict[str, Any], seed: int) -> tuple[rnnode.training.Task, dict
         "optimum": rnnode.training.two_level_chain_filter(parts[2][0], **chain),
         "valid_optimum": rnnode.training.two_level_chain_filter(parts[1][0], **chain),
     }
-    return task, held_out
+    return data, held_out
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -243,9 +298,11 @@ class UnitTauField(rnnode.ElmanField):
         return 1 + F.softplus(self.raw_tau)
 
 
-def make_stack(layers: int, hidden: int, seed: int) -> rnnode.ODERNN:
-    """A tanh ``ODERNN`` (input size 1) whose layers are ``UnitTauField`` with tau drawn
-    log-uniform on ``TAU_RANGE``; the same ``seed`` gives the same weights."""
+def make_stack(layers: int, hidden: int, seed: int, init: str = "spread") -> rnnode.ODERNN:
+    """A tanh ``ODERNN`` (input size 1) whose layers are ``UnitTauField``, tau drawn log-uniform
+    on ``TAU_RANGE`` (``init="spread"``) or all ``TAU_HOMOGENEOUS`` (``"homogeneous"``); the
+    same ``seed`` gives the same weights under both."""
+    _check_choice("init", init, INITS)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     rnn = rnnode.ODERNN(1, hidden, layers, cell="rnn")
@@ -253,6 +310,8 @@ def make_stack(layers: int, hidden: int, seed: int) -> rnnode.ODERNN:
     for l in range(layers):
         u = torch.rand(hidden, generator=generator, dtype=torch.float64)
         tau = torch.exp(low + (high - low) * u).clamp_min(1 + 1e-6)
+        if init == "homogeneous":
+            tau = torch.full_like(tau, TAU_HOMOGENEOUS)
         rnn.layers[l] = UnitTauField(1 if l == 0 else hidden, hidden, tau)
     return rnn
 
@@ -274,7 +333,8 @@ def single_layer(rnn: rnnode.ODERNN, layer: int) -> rnnode.ODERNN:
 
 
 def readout_model(rnn: rnnode.ODERNN, readout: str) -> rnnode.training.SequenceModel:
-    """The stack with a linear readout of the top layer or of all layers, onto (s_k, f_k)."""
+    """The stack with a linear readout of its top layer (``"top"``) or of all layers (``"all"``),
+    a per-step regression onto the two states."""
     return rnnode.training.SequenceModel(rnn, 2, kind="regression", per_step=True, readout=readout)
 
 
@@ -301,13 +361,37 @@ def local_timescale(rho: np.ndarray | float) -> float:
     return -1.0 / math.log(r)
 
 
+def unit_timescales(states: torch.Tensor, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's own autocorrelation 1/e time (``analysis.autocorrelation`` of that unit alone,
+    ``analysis.decay_time``), and whether it reached ``max_lag``; units that never move (zero
+    variance) are left out. states: (T, batch, hidden). Returns two (units kept,) arrays."""
+    times, edges = [], []
+    for i in range(states.shape[-1]):
+        unit = states[..., i : i + 1]
+        if float((unit - unit.mean(0)).abs().max()) == 0:
+            continue
+        lag, edge = decay_time(autocorrelation(unit, max_lag))
+        times.append(lag)
+        edges.append(edge)
+    return np.array(times), np.array(edges, dtype=bool)
+
+
+def integrated_response(curve) -> float:
+    """The integral over lags 0..L of curve / curve[0] (trapezoid rule): tau for
+    exp(-lag / tau) when L >> tau."""
+    c = np.asarray(curve, dtype=np.float64)
+    c = c / c[0]
+    return float(c.sum() - (c[0] + c[-1]) / 2)
+
+
 def analyse(rnn: rnnode.ODERNN, x: torch.Tensor, cfg: dict[str, Any], seed: int) -> dict:
     """Every per-layer measurement of a stack driven by the task input x (T, batch, 1)."""
     max_lag, fit_from = cfg["max_lag"], cfg["fit_from"]
     gen = np.random.default_rng([seed, 5])
     decays = [f"{m}{part}" for m in ("autocorrelation", "perturbation") for part in PARTS]
     keys = ("tau", "tau_units", "rho_median", "local", *decays, "gain", "band_centre")
-    out: dict[str, list] = {k: [] for k in (*keys, "preferred", "preferred_edge")}
+    more = ("unit_median", "unit_median_edge", "integrated", "integrated_edge")
+    out: dict[str, list] = {k: [] for k in (*keys, *more, "preferred", "preferred_edge")}
     omegas = np.asarray(cfg["probe_omegas"])
     with torch.no_grad():
         states = layer_states(rnn, x)
@@ -335,6 +419,11 @@ def analyse(rnn: rnnode.ODERNN, x: torch.Tensor, cfg: dict[str, Any], seed: int)
             out[measure].append(lag)
             out[f"{measure}_edge"].append(edge)
             out[f"{measure}_curve"].append(curve)
+        units, unit_edges = unit_timescales(h[BURN_IN:], max_lag)
+        out["unit_median"].append(float(np.median(units)) if units.size else float(max_lag))
+        out["unit_median_edge"].append(bool(unit_edges.mean() >= 0.5) if units.size else True)
+        out["integrated"].append(integrated_response(curves["perturbation"]))
+        out["integrated_edge"].append(out["perturbation_edge"][-1])
         gains = trajectory_gain(
             layer,
             source,
@@ -358,27 +447,27 @@ def analyse(rnn: rnnode.ODERNN, x: torch.Tensor, cfg: dict[str, Any], seed: int)
 
 
 def train_point(point: dict[str, Any]) -> dict[str, Any]:
-    """Train one stack on the two-level chain and analyse it, trained and untrained.
+    """Train one stack on a chain task and analyse it, trained and untrained.
 
     Arguments:
-        point: ``{"seed", "readout": "top" | "all", "quick"}``. The seed fixes the data and the
-            initialisation (the same for both readouts).
+        point: ``{"seed", "readout": "top" | "all", "init": "spread" | "homogeneous",
+            "task": "two_level" | "one_level", "quick"}``. The seed fixes the data and the
+            initialisation (the same weights for every readout, init and task).
 
     Returns:
         Plain data: ``steps``, ``r2`` and ``optimum_r2`` (per target, held-out), ``qualifies``,
         ``trained`` and ``untrained`` (``analyse``), the loss history.
     """
     cfg = settings(point["quick"])
-    seed = point["seed"]
-    task, held = hmm_task(cfg, seed)
-    rnn = make_stack(cfg["layers"], cfg["hidden"], seed)
+    seed, task_name = point["seed"], point["task"]
+    task, held = hmm_task(cfg, seed, task_name)
+    rnn = make_stack(cfg["layers"], cfg["hidden"], seed, point["init"])
     model = readout_model(rnn, point["readout"])
     analysis_x, _ = rnnode.training.two_level_chain(
         cfg["analysis_sequences"],
         cfg["analysis_length"],
         np.random.default_rng([seed, 12]),
-        slow_switch=SLOW_SWITCH,
-        fast_switch=FAST_SWITCH,
+        **TASKS[task_name],
         noise=NOISE,
     )
     analysis_x = torch.as_tensor(analysis_x.T[..., None].copy())
@@ -424,115 +513,66 @@ def layer_spearman(values) -> float:
     return spearman(np.arange(1, len(v) + 1), v)[0]
 
 
-def shuffled_spearman(values, rng: np.random.Generator) -> float:
-    """The layer-shuffle control: Spearman's rho with the statistics assigned to a random
-    permutation of the layer indices."""
-    v = np.asarray(values, dtype=np.float64)
-    return layer_spearman(v[rng.permutation(len(v))])
-
-
 def log_spread(centres) -> float:
     """The tiling measure: the standard deviation over layers of log band centre."""
     return float(np.std(np.log(np.asarray(centres, dtype=np.float64))))
 
 
-def _summary(samples, interval: bool = True) -> dict[str, Any]:
-    """Per-seed values, their mean, and (``interval``) the bootstrap interval and sign test."""
-    s = np.asarray(samples, dtype=np.float64)
-    out: dict[str, Any] = {"per_seed": s, "mean": float(s.mean())}
-    if interval:
-        out["interval"] = bootstrap_interval(s, seed=0)
-        out["sign_test_p"] = sign_test(s)
-    return out
-
-
-def statistics(results: list[dict], seeds: list[int]) -> dict[str, Any]:
-    """Per-seed Spearman rho of every measure (trained, untrained, layer-shuffled) and the
-    filter-bank spreads, with means; bootstrap intervals and sign tests where a finding uses
-    them (trained rho; trained - untrained for the local timescale and the spread)."""
+def statistics(results: list[dict]) -> dict[str, Any]:
+    """Per measure, the per-seed Spearman rho of the layer index with it, trained and untrained,
+    and their difference (the findings' samples); per seed the spread of log band centres,
+    trained and untrained. Means beside the per-seed values."""
     out: dict[str, Any] = {}
     for measure in (*MEASURES, "band_centre"):
-        rows = {"trained": [], "untrained": [], "shuffled": []}
-        for r, seed in zip(results, seeds, strict=True):
-            rows["trained"].append(layer_spearman(r["trained"][measure]))
-            rows["untrained"].append(layer_spearman(r["untrained"][measure]))
-            rng = np.random.default_rng([seed, 7])
-            rows["shuffled"].append(shuffled_spearman(r["trained"][measure], rng))
-        diff = np.subtract(rows["trained"], rows["untrained"])
-        out[measure] = {
-            "trained": _summary(rows["trained"]),
-            "untrained": _summary(rows["untrained"], False),
-            "shuffled": _summary(rows["shuffled"], False),
-            "trained_minus_untrained": _summary(diff, measure == "local"),
+        rows = {
+            w: np.array([layer_spearman(r[w][measure]) for r in results])
+            for w in ("trained", "untrained")
         }
-    spread = {
-        k: np.array([log_spread(r[k]["band_centre"]) for r in results])
-        for k in ("trained", "untrained")
-    }
-    out["spread"] = {
-        "trained": _summary(spread["trained"], False),
-        "untrained": _summary(spread["untrained"], False),
-        "trained_minus_untrained": _summary(spread["trained"] - spread["untrained"]),
-    }
+        rows["trained_minus_untrained"] = rows["trained"] - rows["untrained"]
+        out[measure] = {k: {"per_seed": v, "mean": float(v.mean())} for k, v in rows.items()}
+    out["spread"] = {}
+    for which in ("trained", "untrained"):
+        v = np.array([log_spread(r[which]["band_centre"]) for r in results])
+        out["spread"][which] = {"per_seed": v, "mean": float(v.mean())}
     return out
+
+
+def _analysed(seeds: list[int], qualifying: list[list[int]]) -> tuple[list[int], str]:
+    """Seeds qualifying in every listed condition (>= 2 of them), else every seed and a note."""
+    both = [s for s in seeds if all(s in q for q in qualifying)]
+    if len(both) >= 2:
+        return both, ""
+    note = (
+        f" [only {len(both)} of {len(seeds)} seeds reached {QUALIFY:.0%} of the optimum's R^2: "
+        "drawn from every seed, undertrained models]"
+    )
+    return seeds, note
 
 
 # -- the study ----------------------------------------------------------------------------------
 
 
-def _findings(ctx: Context, readout: str, stats: dict[str, Any], note: str, n: int) -> None:
+def _hierarchy_findings(ctx: Context, name: str, stats: dict, note: str) -> None:
+    init, readout, _ = CONDITIONS[name]
+    where = f"{init} tau init, {readout} readout"
     for measure in (*MEASURES, "band_centre"):
-        s = stats[measure]
         falls = measure == "band_centre"
         what = (
             "the band centre of the gain from the layer below falls"
             if falls
             else f"the {LABELS[measure]} rises"
         )
-        ctx.finding(
-            f"{readout}_{measure}_{'falls' if falls else 'rises'}",
-            f"readout {readout}: {what} with the layer index (mean per-seed Spearman rho "
+        ctx.finding_over_seeds(
+            f"{name}_{measure}_{'falls' if falls else 'rises'}",
+            f"{where}: training makes {what} with the layer index more than in the same network "
+            f"untrained (per-seed Spearman rho trained minus untrained "
             f"{'<' if falls else '>'} 0){note}",
-            value=s["trained"]["mean"],
+            stats[measure]["trained_minus_untrained"]["per_seed"],
             comparison="<" if falls else ">",
             bound=0.0,
-            interval=s["trained"]["interval"],
-            control=s["shuffled"]["mean"],
-            control_label="layer-shuffled trained networks, mean rho",
-            seeds=n,
-            test="bootstrap over seeds; sign test of per-seed rho",
-            p_value=s["trained"]["sign_test_p"],
-        )
-    paired = (
-        (
-            "local",
-            "local_rises_beyond_untrained",
-            "training raises the Spearman rho of layer index with the local timescale above "
-            "the same network untrained (mean paired difference > 0)",
-            "mean rho",
-        ),
-        (
-            "spread",
-            "filter_bank",
-            "the layers' band centres spread wider in log frequency trained than untrained "
-            "(std over layers of log centre; mean paired difference > 0)",
-            "mean spread",
-        ),
-    )
-    for measure, name, statement, what in paired:
-        d = stats[measure]["trained_minus_untrained"]
-        ctx.finding(
-            f"{readout}_{name}",
-            f"readout {readout}: {statement}{note}",
-            value=d["mean"],
-            comparison=">",
-            bound=0.0,
-            interval=d["interval"],
             control=stats[measure]["untrained"]["mean"],
-            control_label=f"untrained networks (same initialisation), {what}",
-            seeds=n,
-            test="bootstrap over seeds (paired); sign test",
-            p_value=d["sign_test_p"],
+            control_label="the same networks untrained, mean rho",
+            effect=EFFECT,
         )
 
 
@@ -542,11 +582,27 @@ def run(ctx: Context) -> dict[str, Any]:
     verify_gain_formula(ctx, theory)
 
     seeds = list(range(ctx.seed, ctx.seed + cfg["seeds"]))
-    points = [{"seed": s, "readout": r, "quick": ctx.quick} for r in READOUTS for s in seeds]
+    points = [
+        {"seed": s, "readout": r, "init": i, "task": t, "quick": ctx.quick}
+        for i, r, t in CONDITIONS.values()
+        for s in seeds
+    ]
     # Quick and full runs keep their points apart, and a rerun says how many it reused.
     folder = "points-quick" if ctx.quick else "points"
     reused = sum((ctx.folder / folder / f"{point_key(p)}.json").exists() for p in points)
     results = ctx.sweep(train_point, points, name=folder)
+    runs = {
+        name: [
+            r
+            for p, r in zip(points, results, strict=True)
+            if (p["init"], p["readout"], p["task"]) == cond
+        ]
+        for name, cond in CONDITIONS.items()
+    }
+    qualifying = {
+        name: [s for s, r in zip(seeds, rs, strict=True) if r["qualifies"]]
+        for name, rs in runs.items()
+    }
     out: dict[str, Any] = {
         "settings": cfg,
         "theory": theory,
@@ -554,145 +610,48 @@ def run(ctx: Context) -> dict[str, Any]:
         "points_reused": reused,
         "points": len(points),
         "conditions": {},
+        "filter_bank": {},
     }
-    for readout in READOUTS:
-        runs = [r for p, r in zip(points, results, strict=True) if p["readout"] == readout]
-        qualifying = [s for s, r in zip(seeds, runs, strict=True) if r["qualifies"]]
-        if len(qualifying) >= 2:
-            used, note = qualifying, ""
-        else:
-            used = seeds
-            note = (
-                f" [only {len(qualifying)} of {len(seeds)} seeds reached {QUALIFY:.0%} of the "
-                "optimum's R^2: drawn from every seed, undertrained models]"
-            )
-        chosen = [r for s, r in zip(seeds, runs, strict=True) if s in used]
-        stats = statistics(chosen, used)
-        _findings(ctx, readout, stats, note, len(used))
-        out["conditions"][readout] = {
-            "qualifying_seeds": qualifying,
+    for name, rs in runs.items():
+        used, note = _analysed(seeds, [qualifying[name]])
+        chosen = [r for s, r in zip(seeds, rs, strict=True) if s in used]
+        stats = statistics(chosen)
+        if name in HIERARCHY:
+            _hierarchy_findings(ctx, name, stats, note)
+        out["conditions"][name] = {
+            "init": CONDITIONS[name][0],
+            "readout": CONDITIONS[name][1],
+            "task": CONDITIONS[name][2],
+            "qualifying_seeds": qualifying[name],
             "analysed_seeds": used,
             "statistics": stats,
-            "runs": runs,
+            "runs": rs,
         }
-    _figures(ctx, cfg, out)
-    return out
-
-
-# -- figures ------------------------------------------------------------------------------------
-
-
-def _analysed(seeds: list[int], cond: dict[str, Any], which: str) -> list[dict[str, Any]]:
-    """The ``which`` ("trained" or "untrained") analyses of a condition's analysed seeds."""
-    used = set(cond["analysed_seeds"])
-    return [r[which] for s, r in zip(seeds, cond["runs"], strict=True) if s in used]
-
-
-def _figures(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> None:
-    conditions = out["conditions"]
-    colors = {"top": "C0", "all": "C1", "untrained": "0.5"}
-    layers = np.arange(1, cfg["layers"] + 1)
-
-    fig = Figure(figsize=(13, 3.6), layout="constrained")
-    axes = fig.subplots(1, len(MEASURES))
-    for ax, measure in zip(axes, MEASURES, strict=True):
-        series = [(k, conditions[k], "trained") for k in READOUTS]
-        series.append(("untrained", conditions["top"], "untrained"))
-        for label, cond, which in series:
-            chosen = _analysed(out["seeds"], cond, which)
-            rows = np.array([c[measure] for c in chosen])
-            edges = np.array([c.get(f"{measure}_edge", [False] * len(layers)) for c in chosen])
-            for row in rows:
-                ax.plot(layers, row, "-", color=colors[label], alpha=0.15, linewidth=0.8)
-            ax.plot(
-                layers,
-                np.exp(np.log(rows).mean(0)),
-                "o-",
-                color=colors[label],
-                linewidth=2,
-                label=label if label == "untrained" else f"trained, readout {label}",
+    for init, (two, one) in SPREAD_PAIRS.items():
+        used, note = _analysed(seeds, [qualifying[two], qualifying[one]])
+        spread = {
+            k: np.array(
+                [
+                    log_spread(r["trained"]["band_centre"])
+                    for s, r in zip(seeds, runs[k], strict=True)
+                    if s in used
+                ]
             )
-            if edges.any():
-                ax.plot(
-                    np.broadcast_to(layers, rows.shape)[edges],
-                    rows[edges],
-                    "x",
-                    color="r",
-                    markersize=5,
-                )
-        log_axes(ax, x=False)
-        ax.set_xticks(layers)
-        ax.set_xlabel("layer")
-        ax.set_title(LABELS[measure], fontsize=9)
-    axes[0].set_ylabel("steps")
-    axes[-1].plot([], [], "x", color="r", label="on the grid's edge (not a value)")
-    fig.legend(*axes[-1].get_legend_handles_labels(), loc="outside right upper", fontsize=8)
-    fig.suptitle(
-        "Claim: timescales rise with the layer index (thin: seeds; thick: geometric mean)",
-        fontsize=10,
-    )
-    ctx.figure(
-        "timescale_hierarchy",
-        fig,
-        caption="Per-layer timescales of stacks trained on the two-level chain (top or all-layer "
-        "readout, qualifying seeds) and of the same networks untrained. Red crosses: a decay time "
-        "that reached the longest lag measured (a lower bound, flagged in metrics).",
-        numbers={
-            f"{k}_{m}_rho": conditions[k]["statistics"][m]["trained"]["mean"]
-            for k in READOUTS
-            for m in MEASURES
-        },
-    )
-
-    omegas = np.asarray(cfg["probe_omegas"])
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, (label, cond, which) in zip(
-        axes,
-        [
-            ("top", conditions["top"], "trained"),
-            ("all", conditions["all"], "trained"),
-            ("untrained", conditions["top"], "untrained"),
-        ],
-        strict=True,
-    ):
-        chosen = _analysed(out["seeds"], cond, which)
-        gains = np.array([c["gain"] for c in chosen])  # (seeds, L, F)
-        centres = np.array([c["band_centre"] for c in chosen])
-        edge = np.array([c["preferred_edge"] for c in chosen])
-        for l in range(cfg["layers"]):
-            mean = np.exp(np.log(gains[:, l]).mean(0))
-            ax.plot(
-                omegas,
-                mean / mean.max(),
-                "o-",
-                color=f"C{l}",
-                markersize=3,
-                label=f"layer {l + 1} (argmax on edge: {int(edge[:, l].sum())}/{len(chosen)})",
-            )
-            ax.axvline(np.exp(np.log(centres[:, l]).mean()), color=f"C{l}", linestyle=":")
-        log_axes(ax)
-        ax.set_xlabel("omega (rad / step)")
-        ax.set_title(
-            "untrained" if label == "untrained" else f"trained, readout {label}", fontsize=9
+            for k in (two, one)
+        }
+        ctx.finding_over_seeds(
+            f"{init}_filter_bank",
+            f"{init} tau init, top readout: the layers' band centres spread wider in log "
+            "frequency after training on the two-timescale task than after training on the "
+            "single-timescale task (std over layers of log centre, per-seed difference > 0)"
+            f"{note}",
+            spread[two] - spread[one],
+            comparison=">",
+            bound=0.0,
+            control=float(spread[one].mean()),
+            control_label="mean spread after training on the single-timescale task",
+            effect=SPREAD_EFFECT,
         )
-        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=2)
-    axes[0].set_ylabel("gain from layer l-1 (normalised)")
-    fig.suptitle(
-        "Claim: the layers tile the spectrum (band centres, dotted, spread wider than untrained)",
-        fontsize=10,
-    )
-    ctx.figure(
-        "filter_bank",
-        fig,
-        caption="Gain from layer l-1 to layer l at the task's operating point (geometric mean "
-        "over analysed seeds, normalised to its maximum) and each layer's band centre (dotted).",
-        numbers={
-            f"{k}_spread_difference": conditions[k]["statistics"]["spread"][
-                "trained_minus_untrained"
-            ]["mean"]
-            for k in READOUTS
-        },
-    )
-
-    theory_figure(ctx, out["theory"])
+        out["filter_bank"][init] = {"analysed_seeds": used, **spread}
+    figures(ctx, cfg, out)
+    return out
