@@ -7,7 +7,8 @@ eigenvalues, step-map spectral radii), ``fixed_points`` (fixed and slow points),
 ``gradients`` (gradient flow through time and
 depth), ``depth`` (the depth trade-off), ``meanfield`` (mean-field theory of random tanh networks:
 stable variance, gradient factor, Lyapunov exponent), ``memory`` (short-term memory capacity),
-``timescales`` (autocorrelation, kick response and sine gain along a driven trajectory) and
+``timescales`` (autocorrelation, kick response and sine gain along a driven trajectory),
+``probes`` (a linear probe's accuracy on a layer's states) and
 ``plots`` (their figures). Import the modules or
 the names below.
 
@@ -40,6 +41,7 @@ from . import lyapunov as lyapunov
 from . import meanfield as meanfield
 from . import memory as memory
 from . import plots as plots
+from . import probes as probes
 from . import stability_maps as stability_maps
 from . import timescales as timescales
 from .depth import accuracy_model as accuracy_model
@@ -81,6 +83,8 @@ from .plots import plot_fixed_points as plot_fixed_points
 from .plots import plot_gain as plot_gain
 from .plots import plot_gradient_norms as plot_gradient_norms
 from .plots import plot_stability_map as plot_stability_map
+from .probes import linear_probe_accuracy as linear_probe_accuracy
+from .probes import linear_probe_correct as linear_probe_correct
 from .stability_maps import StabilityMap as StabilityMap
 from .stability_maps import scale_recurrent_and_input as scale_recurrent_and_input
 from .stability_maps import stability_map as stability_map
@@ -91,6 +95,9 @@ from .timescales import kick_response as kick_response
 from .timescales import trajectory_gain as trajectory_gain
 
 __all__ = [
+    "linear_probe_accuracy",
+    "linear_probe_correct",
+    "probes",
     "autocorrelation",
     "band_centre",
     "decay_time",

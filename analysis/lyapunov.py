@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from rnnode import FIXED_METHODS, ODERNN, DivergenceError
-from rnnode._solve import integrate
+from rnnode import FIXED_METHODS, ODERNN, DivergenceError, integrate
 from rnnode._validate import (
     check_choice,
     check_finite,
@@ -40,7 +39,7 @@ def _steps(name: str, span: float, step_size: float | None) -> int:
 
 def _on_grid(func, y0: torch.Tensor, grid: torch.Tensor, method: str) -> torch.Tensor:
     """The state at ``grid[-1]``: one fixed step of ``method`` per grid interval."""
-    trajectory, _ = integrate(
+    trajectory = integrate(
         func, y0, grid, method=method, step_size=None, rtol=1e-6, atol=1e-8, discontinuous=False
     )
     return trajectory[-1]

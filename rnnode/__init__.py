@@ -47,6 +47,7 @@ from ._solve import METHODS as METHODS
 from ._solve import DivergenceError as DivergenceError
 from ._solve import SolverStats as SolverStats
 from ._solve import StepBudgetError as StepBudgetError
+from ._solve import integrate as integrate
 from ._stack import ODERNN as ODERNN
 from ._stack import Solution as Solution
 
@@ -84,6 +85,7 @@ __all__ = [
     "VectorField",
     "from_ncps",
     "from_torch",
+    "integrate",
     "to_ncps",
     "to_torch",
 ]

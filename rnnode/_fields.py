@@ -316,6 +316,11 @@ class LinearField(RelaxationField):
     def update(self, state: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return u + self.recurrent(state)
 
+    def decay_rate(self) -> torch.Tensor | None:
+        # Its rates are the eigenvalues of A = (W_hh - I) / tau, which W_hh may move anywhere:
+        # no saturation ever leaves the leak 1/tau alone, as it does in the bounded cells.
+        return None
+
     def relaxation_rate(
         self, state: torch.Tensor, u: torch.Tensor, recurrent: torch.Tensor
     ) -> torch.Tensor:

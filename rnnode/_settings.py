@@ -18,9 +18,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
+from ._methods import ENGINES, FIXED_METHODS, check_method
 from ._paths import INTERPOLATIONS
 from ._semi_implicit import FUSED_METHODS
-from ._solve import FIXED_METHODS, check_method
 from ._validate import check_choice, check_positive
 
 __all__ = ["COUPLINGS", "NOT_GIVEN", "SolveSettings"]
@@ -63,6 +63,8 @@ class SolveSettings:
         rtol, atol: tolerances of adaptive methods (positive).
         interpolation: how samples become a path (``rnnode.INTERPOLATIONS``).
         coupling: ``"sampled"`` or ``"continuous"`` (``rnnode.COUPLINGS``).
+        engine: who steps the solve: ``"rnnode"`` (its own loops) or ``"torchdiffeq"`` (the
+            same solve through ``torchdiffeq.odeint``: the same steps, slower).
 
     The defaults are the discrete RNN: Euler, one step per interval, held input, sampled coupling.
 
@@ -77,6 +79,7 @@ class SolveSettings:
     atol: float = 1e-8
     interpolation: str = "hold"
     coupling: str = "sampled"
+    engine: str = "rnnode"
 
     def __post_init__(self) -> None:
         check_method(self.method)  # says why the Adams methods and heun2 are refused
@@ -92,11 +95,7 @@ class SolveSettings:
         object.__setattr__(self, "atol", check_positive("atol", self.atol))
         check_choice("interpolation", self.interpolation, INTERPOLATIONS)
         check_choice("coupling", self.coupling, COUPLINGS)
-
-    @property
-    def fixed_step(self) -> bool:
-        """Whether ``method`` is a fixed-step method."""
-        return self.method in _STEPPED
+        check_choice("engine", self.engine, ENGINES)
 
     def override(self, **given: object) -> SolveSettings:
         """These settings with every keyword that is not ``NOT_GIVEN`` replaced.

@@ -100,6 +100,7 @@ def make_plan(model: ODERNN, x, hx, t, given, *, adjoint, options, **flags) -> _
         atol=settings.atol,
         adjoint=adjoint,
         options=options,
+        engine=settings.engine,
         # With per-sample times dt_b/ds jumps at the knots, whatever the interpolation.
         discontinuous=_discontinuous(model, settings, x, grid),
     )
@@ -253,7 +254,10 @@ def solve_group(
     ode = _StackODE(fields, paths, internal, raw_columns, speed=speed, clock=clock)
     if solve_kw.get("probes") is not None:
         solve_kw = dict(solve_kw, probes=ode.layout(solve_kw["probes"]))
-    traj, nfe = integrate(ode, ode.pack(states0), knots, **solve_kw)
+    stats = solve_kw["stats"]  # the NFE is kept once, in the SolverStats
+    before = stats.nfe
+    traj = integrate(ode, ode.pack(states0), knots, **solve_kw)
+    nfe = stats.nfe - before
     states = ode.unpack(traj)
     gates = None
     if return_gates:

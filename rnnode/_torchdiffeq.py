@@ -1,104 +1,109 @@
-"""rnnode's one contract with torchdiffeq: every use of it, in one place.
+"""``engine="torchdiffeq"``: the same solve through torchdiffeq's public API, the oracle of rnnode's
+own steps.
 
-What rnnode takes from torchdiffeq is its Runge-Kutta arithmetic (tableaus, the fixed-grid step
-functions, the first step of an adaptive solve), its continuous adjoint and its scipy wrapper.
-The loops around them are rnnode's own (``rnnode._solve``, and ``rnnode._adaptive`` for the
-adaptive steps themselves): they count the steps and the evaluations, hold the step budget (also
-under ``python -O``, where torchdiffeq's ``assert``-based budget is gone) and collect the
-solution.
+Fixed-step methods: ``torchdiffeq.odeint`` on each sample interval with the interval's piece of
+rnnode's grid (its ``grid_constructor`` option) and ``perturb`` where the field jumps at the
+knots. Embedded pairs: one ``torchdiffeq.odeint`` over all sample times, told to step onto each
+(``step_t``) and, for a held input, to re-evaluate after each jump (``jump_t``); the statistics
+come from its step callbacks. ``scipy_solver``: ``torchdiffeq.odeint(method="scipy_solver")``.
+The continuous adjoint is ``torchdiffeq.odeint_adjoint`` in both engines (``rnnode._adjoint``).
 
-Private names used here, pinned by the dependency range in pyproject.toml (``>=0.2.4,<0.3``)
-and by tests/test_solve_contract.py, which compares rnnode's solves with ``torchdiffeq.odeint``
-on held, linear and cubic inputs for every method in ``rnnode.METHODS``:
+One difference remains, torchdiffeq's: a step that ends exactly on a jump time (t0 + dt equal
+to it, not beyond) is not taken as landing on the jump, so the field is not re-evaluated on the
+jump's far side and the later jumps are passed over; rnnode's own loop lands there. Seen with
+dopri8 on per-sample times (integer knots, steps of exactly 1): the engines then differ.
 
-- the solver classes in ``torchdiffeq._impl``: their ``_step_func`` (fixed grid), and the
-  ``tableau`` and ``order`` of the adaptive pairs;
-- ``torchdiffeq._impl.misc._select_initial_step`` (the first step of an adaptive solve);
-- ``torchdiffeq._impl.misc.Perturb`` (evaluate just after or before a knot).
+Only public names are used (``torchdiffeq>=0.2.4``, no upper bound); tests/test_solve_contract.py
+checks that both engines take the same steps and agree to 1e-10.
 """
 
 from __future__ import annotations
 
+import bisect
+import warnings
+
 import torch
 import torchdiffeq
-from torchdiffeq import odeint_adjoint
-from torchdiffeq._impl.adaptive_heun import AdaptiveHeunSolver
-from torchdiffeq._impl.bosh3 import Bosh3Solver
-from torchdiffeq._impl.dopri5 import Dopri5Solver
-from torchdiffeq._impl.dopri8 import Dopri8Solver
-from torchdiffeq._impl.fehlberg2 import Fehlberg2
-from torchdiffeq._impl.fixed_grid import RK4, Euler, Heun3, Midpoint
-from torchdiffeq._impl.misc import Perturb, _select_initial_step
-from torchdiffeq._impl.scipy_wrapper import ScipyWrapperODESolver
+from torch.utils.checkpoint import checkpoint
 
-__all__ = [
-    "ADAPTIVE_SOLVERS",
-    "FIXED_SOLVERS",
-    "VERSION",
-    "FixedStepper",
-    "Perturb",
-    "adaptive_tableau",
-    "odeint_adjoint",
-    "scipy_solve",
-    "select_initial_step",
-]
+from ._diagnostics import DivergenceError, StepBudgetError
+
+__all__ = ["VERSION", "odeint_adaptive", "odeint_fixed", "odeint_scipy"]
 
 VERSION: str = torchdiffeq.__version__
 
-#: Fixed-grid methods and the number of field evaluations one step takes.
-FIXED_SOLVERS = {"euler": Euler, "midpoint": Midpoint, "heun3": Heun3, "rk4": RK4}
-#: Embedded Runge-Kutta pairs with error control.
-ADAPTIVE_SOLVERS = {
-    "dopri5": Dopri5Solver,
-    "dopri8": Dopri8Solver,
-    "bosh3": Bosh3Solver,
-    "fehlberg2": Fehlberg2,
-    "adaptive_heun": AdaptiveHeunSolver,
-}
+
+def _odeint(func, y0, times, **kw):
+    """``torchdiffeq.odeint``, its ``assert``s (gone under ``python -O``) said as rnnode's."""
+    try:
+        with warnings.catch_warnings():
+            # The fixed-grid and scipy solvers call no step callbacks: rnnode counts those.
+            warnings.filterwarnings("ignore", message="Solver .* does not support callbacks")
+            return torchdiffeq.odeint(func, y0, times, **kw)
+    except AssertionError as err:  # torchdiffeq's checks of its own steps
+        if "underflow" in str(err):
+            raise StepBudgetError(f"{kw['method']}: the step size underflowed ({err})") from err
+        if "non-finite" in str(err):
+            raise DivergenceError("the state became non-finite: the dynamics diverge") from err
+        raise
 
 
-def _rms_norm(tensor: torch.Tensor) -> torch.Tensor:
-    # torchdiffeq's default error norm (root mean square over all entries).
-    return tensor.abs().pow(2).mean().sqrt()
+def _interval(func, method, perturb, enter, k, grid, y):
+    if enter is not None:
+        enter(k)
+    try:
+        options = {"grid_constructor": lambda f, y0, t: grid, "perturb": perturb}
+        return _odeint(func, y, grid[[0, -1]], method=method, options=options)[-1]
+    finally:
+        if enter is not None:
+            enter(None)
 
 
-class FixedStepper:
-    """One step of a fixed-grid method: ``dy = stepper(t0, dt, t1, y)``.
+def odeint_fixed(func, y0, grid, counts, method, perturb, probes=None, recompute=False,
+                 enter=None) -> torch.Tensor:  # fmt: skip
+    """``rnnode._fixed.run_fixed``'s solve, interval by interval through ``torchdiffeq.odeint``.
 
-    ``func(t, y, perturb=Perturb...)`` is the field; with ``perturb=True`` the first stage is
-    evaluated just after t0 and a stage on t1 just before it (a field that jumps at the knots).
+    ``func(t, y)``: the field; ``grid``: rnnode's grid, ``counts[k]`` steps in interval k;
+    ``probes``, ``recompute``, ``enter``: as ``run_fixed``.
     """
+    y = y0 if probes is None else y0 + probes[0]
+    states, first = [y], 0
+    for k, count in enumerate(counts):
+        piece = grid[first : first + count + 1]
+        if recompute:
+            y = checkpoint(_interval, func, method, perturb, enter, k, piece, y,
+                           use_reentrant=False)  # fmt: skip
+        else:
+            y = _interval(func, method, perturb, enter, k, piece, y)
+        first += count
+        if probes is not None:
+            y = y + probes[k + 1]
+        states.append(y)
+    return torch.stack(states)
 
-    def __init__(self, method: str, func, y0: torch.Tensor, perturb: bool):
-        self._solver = FIXED_SOLVERS[method](func=func, y0=y0, atol=0.0, perturb=perturb)
 
-    def __call__(self, t0, dt, t1, y):
-        dy, _ = self._solver._step_func(self._solver.func, t0, dt, t1, y)
-        return dy
+def odeint_adaptive(func, y0, times, method, rtol, atol, options, jumps, tally):
+    """One ``torchdiffeq.odeint`` onto every sample time; ``jumps``: the field jumps at the inner
+    sample times. ``func`` counts the steps into ``tally`` through torchdiffeq's callbacks
+    (``rnnode._counting._Counted``), which also holds the step budget.
 
-
-def adaptive_tableau(method: str) -> tuple[int, tuple, tuple, tuple, tuple]:
-    """An embedded pair's ``(order, c, a, b, e)`` as numbers: stage times c_2..c_s, stage
-    weights a (row i: the weights of stages 1..i in stage i + 1), solution weights b and error
-    weights e (torchdiffeq's ``alpha``, ``beta``, ``c_sol``, ``c_error``)."""
-    solver = ADAPTIVE_SOLVERS[method]
-    tableau = solver.tableau
-    return (
-        solver.order,
-        tuple(tableau.alpha.tolist()),
-        tuple(tuple(row.tolist()) for row in tableau.beta),
-        tuple(tableau.c_sol.tolist()),
-        tuple(tableau.c_error.tolist()),
+    Returns the states at ``times`` and the accepted steps per interval.
+    """
+    knots = {"jump_t": times[1:-1], "step_t": times[-1:]} if jumps else {"step_t": times[1:]}
+    tally.step_starts = []
+    trajectory = _odeint(
+        func, y0, times, rtol=rtol, atol=atol, method=method, options={**options, **knots}
     )
+    # Each accepted step starts in the interval [t_{k-1}, t_k) it belongs to.
+    bounds = times.detach().to(torch.float64).tolist()
+    per_interval = [0] * (len(bounds) - 1)
+    for start in tally.step_starts:
+        per_interval[bisect.bisect_right(bounds, start) - 1] += 1
+    return trajectory, per_interval
 
 
-def select_initial_step(func, t0, y0, order, rtol, atol, f0) -> torch.Tensor:
-    """torchdiffeq's first step (Hairer, Norsett & Wanner, Sec. II.4) for a pair of ``order``."""
-    return _select_initial_step(func, t0, y0, order - 1, rtol, atol, _rms_norm, f0=f0)
-
-
-def scipy_solve(func, y0, times, rtol, atol, solver: str = "LSODA") -> torch.Tensor:
-    """``scipy.integrate.solve_ivp`` through torchdiffeq's wrapper (no gradients)."""
-    return ScipyWrapperODESolver(func=func, y0=y0, rtol=rtol, atol=atol, solver=solver).integrate(
-        times
+def odeint_scipy(func, y0, times, rtol, atol, solver="LSODA") -> torch.Tensor:
+    """``torchdiffeq.odeint(method="scipy_solver")`` (no gradients)."""
+    return _odeint(
+        func, y0, times, rtol=rtol, atol=atol, method="scipy_solver", options={"solver": solver}
     )

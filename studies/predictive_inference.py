@@ -39,8 +39,8 @@ Figures ``cosine`` (beta = 0.01: cosine per layer and for the head against itera
 ``cosine_vs_beta`` and ``accuracy``; means with Student-t 95% intervals over seeds.
 
 Cost: inference is relaxed once per (seed, beta) up to the largest iteration count, the cosine read
-at every count on the way; about 40 s of one core per seed (most of it the 20 inference
-iterations of every training step).
+at every count on the way. Full run: 15 min wall at 30% of one shared core, 4.6 core-minutes (20
+seeds; most of it the 20 inference iterations of every training step).
 """
 
 from __future__ import annotations

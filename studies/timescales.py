@@ -317,9 +317,8 @@ def make_stack(layers: int, hidden: int, seed: int, init: str = "spread") -> rnn
 
 
 def layer_states(rnn: rnnode.ODERNN, x: torch.Tensor) -> list[torch.Tensor]:
-    """Every layer's states h^l_1..h^l_T from ``rnn.solve`` (the default: Euler step 1, held
-    input). x: (T, batch, input_size); one (T, batch, hidden) tensor per layer, bottom first."""
-    solution = rnn.solve(x)
+    """Every layer's states h^l_1..h^l_T, (T, batch, hidden) each, for x (T, batch, input)."""
+    solution = rnn.solve(x)  # the default: Euler step 1, held input
     return [solution.layer_output(l) for l in range(rnn.num_layers)]
 
 

@@ -49,10 +49,10 @@ SGD (lr ``LR["sgd"]``) and with Adam (lr ``LR["adam"]``), gradient norm clipped 
 global rescaling: the same for every layer), at the initialisations listed in ``inits``:
 ``"default"``, and ``"critical"`` (each variant's g_c); ``steps`` = 150 (about 15 s of one core per
 model). Per layer: the relative weight change ||theta_after - theta_before|| / ||theta_before||
-over the layer's weights and biases, and a frozen linear probe's test accuracy (``probe_accuracy``:
-ridge least squares from the standardised final state to one-hot labels, trained on the training
-split with the network frozen) on the trained network and on the same network before training (the
-control).
+over the layer's weights and biases, and a frozen linear probe's test accuracy
+(``rnnode.analysis.linear_probe_accuracy``: ridge least squares from the standardised final state to
+one-hot labels, trained on the training split with the network frozen) on the trained network and on
+the same network before training (the control).
 
 Predictions, written before the data: with SGD the update of a layer is its gradient, which
 shrinks by the per-layer factor on the way down (0.53 per layer at the default init), so layer 1
@@ -98,6 +98,7 @@ from scipy.optimize import brentq
 import rnnode
 from rnnode.analysis.gradients import gradient_norms
 from rnnode.analysis.meanfield import gradient_factor, stable_variance
+from rnnode.analysis.probes import linear_probe_correct
 
 from ._run import Context, settings_for
 from ._vanishing_figures import figures
@@ -279,60 +280,6 @@ def relative_change(before: Sequence[torch.Tensor], after: Sequence[torch.Tensor
     return (diff / base) ** 0.5
 
 
-def probe_accuracy(
-    train_features: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_features: torch.Tensor,
-    test_labels: torch.Tensor,
-    classes: int,
-    ridge: float = PROBE_RIDGE,
-) -> float:
-    """Test accuracy of a linear probe: the mean of ``probe_correct``."""
-    return float(
-        probe_correct(
-            train_features, train_labels, test_features, test_labels, classes, ridge
-        ).mean()
-    )
-
-
-def probe_correct(
-    train_features: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_features: torch.Tensor,
-    test_labels: torch.Tensor,
-    classes: int,
-    ridge: float = PROBE_RIDGE,
-) -> np.ndarray:
-    """Which test items a linear probe classifies correctly: ridge least squares from features to
-    one-hot labels.
-
-    Features are standardised with the training split's mean and standard deviation (a constant
-    feature is left centred), a constant 1 is appended, and W = (X^T X + ridge n I)^-1 X^T Y
-    (the constant unpenalised) with Y the one-hot labels; the prediction is argmax_k (x W)_k.
-
-    Arguments:
-        train_features, test_features: (n, F) and (m, F).
-        train_labels, test_labels: (n,) and (m,) class indices in 0..classes-1.
-        classes: number of classes.
-        ridge: penalty per training example.
-
-    Returns:
-        (m,) bool, True where the probe's class is the test label.
-    """
-    a = np.asarray(train_features, dtype=np.float64)
-    b = np.asarray(test_features, dtype=np.float64)
-    mean, std = a.mean(axis=0), a.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    a, b = (a - mean) / std, (b - mean) / std
-    a = np.hstack([a, np.ones((len(a), 1))])
-    b = np.hstack([b, np.ones((len(b), 1))])
-    targets = np.eye(classes)[np.asarray(train_labels)]
-    penalty = ridge * len(a) * np.eye(a.shape[1])
-    penalty[-1, -1] = 0.0
-    weights = np.linalg.solve(a.T @ a + penalty, a.T @ targets)
-    return (b @ weights).argmax(axis=1) == np.asarray(test_labels)
-
-
 def _layer_states(rnn: rnnode.ODERNN, x: torch.Tensor) -> torch.Tensor:
     """Every layer's state at the last sample, (layers, batch, H), for x (batch, T, in)."""
     with torch.no_grad():
@@ -343,7 +290,9 @@ def _layer_probes(rnn: rnnode.ODERNN, task: rnnode.training.Task) -> list[np.nda
     """Per layer, which test items a probe on that layer's last state gets right, (items,)."""
     train, test = _layer_states(rnn, task.x_train), _layer_states(rnn, task.x_test)
     return [
-        probe_correct(train[l], task.y_train, test[l], task.y_test, task.output_size)
+        linear_probe_correct(
+            train[l], task.y_train, test[l], task.y_test, task.output_size, ridge=PROBE_RIDGE
+        ).numpy()
         for l in range(rnn.num_layers)
     ]
 

@@ -233,6 +233,7 @@ def test_boundary_tolerance_decides_what_is_neutral():
 # -- starts on the trajectories -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_find_fixed_points_docstring_example_runs():
     import doctest
 

@@ -292,6 +292,7 @@ def test_phase_keeps_the_graph_when_asked():
     assert torch.autograd.gradcheck(phase, (A,))
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_measured_phase_equals_the_linearised_phase_on_a_hidden_16_stack():
     # Same setting as the gain test above: amplitude 1e-6, so the probes see the linearisation
     # up to O(1e-6) relative; the phase error is that relative error in radians (4e-8 seen).

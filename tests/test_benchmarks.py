@@ -17,6 +17,7 @@ def _load(name):
     return module
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_bench_core_timing_reports_every_variant_as_ratios(tmp_path):
     out = tmp_path / "core.json"
     results = _load("bench_core").main(["--quick", "--part", "timing", "--out", str(out)])
@@ -31,6 +32,7 @@ def test_bench_core_timing_reports_every_variant_as_ratios(tmp_path):
     assert json.loads(out.read_text())["timing"].keys() == rows.keys()
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_bench_versions_compares_two_trees_side_by_side(tmp_path):
     out = tmp_path / "versions.json"
     # One torch thread per process: tiny solves on a busy machine otherwise spin in OpenMP.

@@ -178,6 +178,7 @@ def test_bridge_defaults_are_euler_hold_sampled():
         "atol": 1e-8,
         "interpolation": "hold",
         "coupling": "sampled",
+        "engine": "rnnode",
     }
     assert model.defaults == rnnode.SolveSettings()
 

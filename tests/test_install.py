@@ -34,6 +34,7 @@ def _run_core(code: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_core_install_lists_the_studies_and_trains_with_defaults():
     out = _run_core(
         """
@@ -51,6 +52,7 @@ def test_core_install_lists_the_studies_and_trains_with_defaults():
     assert "timescales" in out.stdout and "trained 2 2" in out.stdout
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_a_missing_extra_is_one_line_naming_it_and_exit_status_2():
     out = _run_core(
         """
@@ -64,6 +66,7 @@ def test_a_missing_extra_is_one_line_naming_it_and_exit_status_2():
     assert len(lines) == 1 and "rnnode[studies]" in lines[0] and "dask" in lines[0], lines
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_a_task_whose_data_ship_with_an_extra_names_the_extra():
     out = _run_core(
         """

@@ -22,6 +22,7 @@ def test_the_readme_has_examples():
     assert python_blocks(ROOT / "README.md"), "README.md lost its Python example"
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     import matplotlib
 

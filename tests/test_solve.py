@@ -9,7 +9,7 @@ import torch
 import torchdiffeq
 
 import rnnode
-from rnnode._solve import StepBudgetError, integrate
+from rnnode import StepBudgetError, integrate
 from tests.helpers import (
     elman_stack_rhs,
     numpy_input,

@@ -1,11 +1,15 @@
-"""rnnode's contract with torchdiffeq (rnnode/_torchdiffeq.py): the same answers as
-``torchdiffeq.odeint`` on held, linear and cubic inputs for every method rnnode lists, a step
-budget counted by rnnode (also under ``python -O``), every option honoured or refused.
+"""rnnode's contract with torchdiffeq, on its public API only: rnnode's own steps
+(``engine="rnnode"``) take the steps that ``torchdiffeq.odeint`` takes (``engine="torchdiffeq"``,
+and ``torchdiffeq.odeint`` called directly) on held, linear and cubic inputs for every method
+rnnode lists; a step budget counted by rnnode (also under ``python -O``); every option honoured
+or refused.
 
-CI runs this file a second time against the lowest allowed torchdiffeq (.ci/run).
+CI runs this file against the lowest (0.2.4) and the newest torchdiffeq (.ci/run).
 """
 
+import ast
 import contextlib
+import pathlib
 import subprocess
 import sys
 
@@ -14,9 +18,9 @@ import torch
 import torchdiffeq
 
 import rnnode
-from rnnode import _torchdiffeq
+from rnnode import SolverStats, integrate
+from rnnode._fixed import step_grid
 from rnnode._paths import make_path
-from rnnode._solve import SolverStats, integrate, step_grid
 
 
 def test_methods_are_an_explicit_list_not_the_installed_registry():
@@ -35,10 +39,32 @@ def test_methods_are_an_explicit_list_not_the_installed_registry():
     assert rnnode.METHODS == rnnode.FIXED_METHODS + rnnode.ADAPTIVE_METHODS
 
 
-def test_installed_torchdiffeq_is_in_the_pinned_range():
-    """rnnode/_torchdiffeq.py uses private names; pyproject pins torchdiffeq>=0.2.4,<0.3."""
-    major, minor, patch = (int(p) for p in _torchdiffeq.VERSION.split(".")[:3])
-    assert (0, 2, 4) <= (major, minor, patch) < (0, 3, 0)
+def test_installed_torchdiffeq_is_at_least_the_lowest_supported():
+    major, minor, patch = (int(p) for p in torchdiffeq.__version__.split(".")[:3])
+    assert (major, minor, patch) >= (0, 2, 4)
+
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("folder", ["rnnode", "analysis", "studies", "benchmarks", "tests"])
+def test_no_module_imports_torchdiffeq_private_names(folder):
+    """Public API only: no ``torchdiffeq._impl`` (pyproject: torchdiffeq>=0.2.4, no upper bound)."""
+    for path in sorted((_ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            private = [n for n in names if n.startswith("torchdiffeq.") and "._" in n]
+            assert not private, f"{path.relative_to(_ROOT)} imports {private}"
+    requirement = next(
+        line
+        for line in (_ROOT / "pyproject.toml").read_text().splitlines()
+        if "torchdiffeq" in line
+    )
+    assert requirement.strip() == '"torchdiffeq>=0.2.4",'
 
 
 class _Driven(torch.nn.Module):
@@ -83,25 +109,26 @@ def test_the_same_answer_as_torchdiffeq_odeint(method, interpolation):
         options = dict(knots)
     context = torch.no_grad() if method == "scipy_solver" else contextlib.nullcontext()
     pair = method in rnnode.ADAPTIVE_METHODS and method != "scipy_solver"
-    stats, steps = SolverStats(), _StepCounter(field)
+    stats, steps, oracle = SolverStats(), _StepCounter(field), SolverStats()
+    solve = dict(
+        method=method,
+        step_size=step,
+        discontinuous=held,
+        options={"solver": "RK45"} if method == "scipy_solver" else None,
+        **tol,
+    )
     with context:
-        got, _ = integrate(
-            field,
-            y0,
-            times,
-            method=method,
-            step_size=step,
-            discontinuous=held,
-            options={"solver": "RK45"} if method == "scipy_solver" else None,
-            stats=stats,
-            **tol,
-        )
+        got = integrate(field, y0, times, stats=stats, **solve)
+        through = integrate(field, y0, times, stats=oracle, engine="torchdiffeq", **solve)
         expected = torchdiffeq.odeint(
             steps if pair else field, y0, times, method=method, options=options, **tol
         )
+    # The engines: the same steps, accepted and rejected, in the same intervals, with the same
+    # number of evaluations, and the same states to 1e-10.
+    assert stats == oracle
+    torch.testing.assert_close(got, through, rtol=0, atol=1e-10)
     if pair:
-        # rnnode steps the pairs itself (rnnode/_adaptive.py): the same steps as torchdiffeq,
-        # accepted and rejected, with the same number of evaluations.
+        # ... which are torchdiffeq's own, called directly.
         assert (stats.accepted_steps, stats.rejected_steps) == (steps.accepted, steps.rejected)
         assert stats.nfe == steps.nfe
     # The same arithmetic up to the order of its sums. dopri8's stage weights reach 16.7 in
@@ -132,7 +159,7 @@ class _StepCounter(torch.nn.Module):
 
 _STIFF = """
 import torch
-from rnnode._solve import SolverStats, StepBudgetError, integrate
+from rnnode import SolverStats, StepBudgetError, integrate
 
 assert not __debug__  # running under python -O
 
@@ -158,6 +185,7 @@ for method, adjoint in (("dopri5", False), ("bosh3", True)):
 """
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_the_step_budget_holds_under_python_O():
     """torchdiffeq's budget is an assert: under -O a stiff solve ran 6,336 evaluations past
     max_num_steps=50. rnnode counts its own steps (and, in torchdiffeq's adjoint loop,
@@ -214,7 +242,7 @@ def test_adjoint_options_are_honoured():
     for options in ({}, {"adjoint_rtol": 1e-2, "adjoint_atol": 1e-2}):
         field, y0, times = _setup("cubic")
         stats = SolverStats()
-        traj, _ = integrate(
+        traj = integrate(
             field, y0, times, method="dopri5", step_size=None, rtol=1e-8, atol=1e-8,
             discontinuous=False, adjoint=True, options=options, stats=stats,
         )  # fmt: skip
@@ -231,12 +259,39 @@ def test_solver_options_are_honoured():
     free = SolverStats()
     _decay_solve(stats=free)
     assert free.accepted_steps < stats.accepted_steps
-    first, _ = _decay_solve(options={"first_step": 1e-3, "safety": 0.5, "ifactor": 2.0})
-    plain, _ = _decay_solve()
+    first = _decay_solve(options={"first_step": 1e-3, "safety": 0.5, "ifactor": 2.0})
+    plain = _decay_solve()
     torch.testing.assert_close(first, plain, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("name,value", [("first_step", -0.1), ("max_step", 0.0), ("safety", "x")])
-def test_bad_option_values_are_refused_before_solving(name, value):
-    with pytest.raises(ValueError, match=f"options\\['{name}'\\]: expected a positive finite"):
+@pytest.mark.parametrize(
+    "name,value,error",
+    [("first_step", -0.1, ValueError), ("max_step", 0.0, ValueError), ("safety", "x", TypeError)],
+)
+def test_bad_option_values_are_refused_before_solving(name, value, error):
+    """One rule (rnnode._validate): a wrong type is a TypeError, a wrong value a ValueError."""
+    with pytest.raises(error, match=f"options\\['{name}'\\]: expected a positive finite"):
         _decay_solve(options={name: value})
+
+
+@pytest.mark.parametrize("engine,error", [("scipy", ValueError), (1, TypeError)])
+def test_an_unknown_engine_is_refused(engine, error):
+    with pytest.raises(error, match="engine: expected one of \\('rnnode', 'torchdiffeq'\\)"):
+        _decay_solve(engine=engine)
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_the_engines_agree_with_the_adjoint_and_state_gradients(method):
+    """Backward through either engine: the same gradients (continuous adjoint: torchdiffeq's
+    odeint_adjoint in both; fixed steps: the discrete adjoint, recomputed per interval)."""
+    grads = []
+    for engine in ("rnnode", "torchdiffeq"):
+        field, y0, times = _setup("cubic")
+        y0.requires_grad_(True)
+        step = 0.25 if method == "rk4" else None
+        traj = integrate(field, y0, times, method=method, step_size=step, adjoint=True,
+                            discontinuous=False, engine=engine)  # fmt: skip
+        traj.square().sum().backward()
+        grads.append((field.weight.grad, y0.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)

@@ -53,6 +53,7 @@ for name, case in cases.items():
 """
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 @pytest.mark.parametrize("flags", [[], ["-O"]])
 def test_the_adjoint_step_budget_is_a_step_budget_error_with_and_without_O(flags):
     run = subprocess.run(

@@ -36,8 +36,8 @@ def test_a_step_beyond_the_stability_limit_for_tau_is_refused(tau, kw, step, lim
 def test_the_largest_stable_step_itself_is_accepted(method, limit):
     """Just inside the limit the solve runs, and the same step 1% beyond it is refused."""
     tau = 4.0
-    # dh/dt = (u - h) / tau: a linear leak at exactly 1/tau and no box to leave.
-    model = rnnode.ODERNN(2, 3, cell="linear", tau=tau).double()
+    # dh/dt = (relu(u) - h) / tau: a leak at exactly 1/tau and no box to leave.
+    model = rnnode.ODERNN(2, 3, nonlinearity="relu", tau=tau).double()
     with torch.no_grad():
         model.field(0).weight_hh.zero_()
     grid = torch.arange(7, dtype=torch.float64)  # one step per interval of the given width

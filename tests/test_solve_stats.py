@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import rnnode
+from rnnode import SolverStats, integrate
 from rnnode._paths import make_path
-from rnnode._solve import SolverStats, integrate
 
 
 class _Driven(torch.nn.Module):
@@ -27,13 +27,13 @@ def _field():
 def test_fixed_step_stats_count_the_grid():
     field, times = _field()
     stats = SolverStats()
-    traj, nfe = integrate(
+    traj = integrate(
         field, torch.zeros(2, 2, dtype=torch.float64), times, method="midpoint",
         step_size=0.5, rtol=1e-6, atol=1e-8, discontinuous=True, stats=stats,
     )  # fmt: skip
     assert stats.steps_per_interval == [2, 1, 4]
     assert stats.accepted_steps == 7 and stats.rejected_steps == 0
-    assert stats.nfe == nfe == 2 * 7
+    assert stats.nfe == 2 * 7
     traj.sum().backward()
     assert stats.backward_nfe == 0  # backprop evaluates nothing again
 
@@ -42,10 +42,11 @@ def test_adaptive_stats_count_accepted_and_rejected_steps_and_the_backward_nfe()
     field, times = _field()
     stats = SolverStats()
     kw = dict(method="dopri5", step_size=None, rtol=1e-8, atol=1e-8, discontinuous=True)
-    traj, nfe = integrate(
+    traj = integrate(
         field, torch.ones(2, 2, dtype=torch.float64), times, adjoint=True, stats=stats, **kw
     )
-    assert stats.nfe == nfe > 0
+    nfe = stats.nfe
+    assert nfe > 0
     assert len(stats.steps_per_interval) == 3 and min(stats.steps_per_interval) >= 1
     assert stats.accepted_steps == sum(stats.steps_per_interval)
     # dopri5 (first-same-as-last): 6 evaluations per attempted step, plus start-up evaluations.

@@ -334,6 +334,7 @@ def test_limit_cycle_has_no_stable_fixed_point_and_a_zero_top_lyapunov_exponent(
     assert float(exps[1]) < -0.1
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 def test_benchmark_quick_run_compares_equal_results_and_writes_json(tmp_path):
     # benchmarks/bench_analysis.py is a script; its quick setting runs here so it cannot rot.
     spec = importlib.util.spec_from_file_location(

@@ -126,6 +126,7 @@ def test_bidirectional_quick_numbers(quick_runs):
         assert value == pytest.approx(bound, abs=bidirectional.BOUND_SLACK)
 
 
+@pytest.mark.slow  # trains the point twice: seconds
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
 def test_a_point_is_a_pure_function_of_its_settings_and_seed(study):
     """Same point, same numbers (on the CPU), bit for bit: seeds are set inside the point."""

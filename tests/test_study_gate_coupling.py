@@ -38,18 +38,21 @@ def test_quick_run_writes_its_files_and_every_claim_carries_its_evidence(quick_r
     claims = metrics["claims"]
     check_claims(claims)  # value, interval, control, seeds; the verdict follows from them
     findings = {k: c for k, c in claims.items() if c["kind"] == "finding"}
-    # Per depth: baseline, 3 rules x 2 pairings, the pairing comparison.
-    assert len(findings) == 8 * len(cfg["depths"])
+    # Per depth: baseline; per weight 3 rules x 2 pairings and the pairing comparison.
+    assert len(findings) == (1 + 7 * len(cfg["gate_weights"])) * len(cfg["depths"])
     for claim in findings.values():
         assert claim["seeds"] == cfg["seeds"]
         assert claim["control"]["label"]
         assert len(claim["interval"]) == 2
+        assert claim["effect"] in (gate_coupling.EFFECT_ACCURACY, gate_coupling.EFFECT_DECADES)
     for claim in claims.values():
         if claim["kind"] == "verification":
             assert claim["holds"], claim["statement"]  # what the training optimised
-    # One saved point per (variant, depth, seed).
+    # One saved point per (arm, depth, seed): no penalty and every pairing at every weight.
     points = list((folder / "trainings").glob("*.json"))
-    assert len(points) == len(gate_coupling.VARIANTS) * len(cfg["depths"]) * cfg["seeds"]
+    arms = gate_coupling.arms(cfg["gate_weights"])
+    assert len(arms) == 1 + 2 * len(cfg["gate_weights"])
+    assert len(points) == len(arms) * len(cfg["depths"]) * cfg["seeds"]
 
 
 @pytest.mark.slow
@@ -61,24 +64,36 @@ def test_quick_run_statistics_are_recomputed_from_the_metrics(quick_run):
         none["trained_ratio"] = _samples(metrics, depth, "none", "trained_ratio")
         assert_seed_finding(claims[f"baseline_learns_{depth}"], none["final_accuracy"], control=0.1)
         assert claims[f"baseline_learns_{depth}"]["bound"] == gate_coupling.LEARNED
-        for variant, prefix in (("uniform", "penalty"), ("input_weight", "weighted_penalty")):
-            for rule, key in (
-                ("raises_accuracy", "final_accuracy"),
-                ("trains_faster", "area"),
-                ("raises_lower_gradient", "trained_ratio"),
-            ):
-                claim = claims[f"{prefix}_{rule}_{depth}"]
-                assert (claim["comparison"], claim["bound"]) == (">", 0.0)
-                difference = _samples(metrics, depth, variant, key) - none[key]
-                assert_seed_finding(claim, difference, control=none[key].mean())
-        uniform = _samples(metrics, depth, "uniform", "final_accuracy")
-        assert_seed_finding(
-            claims[f"input_weight_beats_uniform_{depth}"],
-            _samples(metrics, depth, "input_weight", "final_accuracy") - uniform,
-            control=uniform.mean(),
-        )
-        for variant in gate_coupling.VARIANTS:
-            for r in metrics["results"][str(depth)][variant]:
+        weights = metrics["settings"]["gate_weights"]
+        for w in weights:
+            tag = gate_coupling.weight_tag(w)
+            for variant, prefix in (("uniform", "penalty"), ("input_weight", "weighted_penalty")):
+                for rule, key in (
+                    ("raises_accuracy", "final_accuracy"),
+                    ("trains_faster", "area"),
+                    ("raises_lower_gradient", "trained_ratio"),
+                ):
+                    claim = claims[f"{prefix}_{rule}_{depth}_{tag}"]
+                    assert (claim["comparison"], claim["bound"]) == (">", 0.0)
+                    difference = _samples(metrics, depth, f"{variant}_{tag}", key) - none[key]
+                    assert_seed_finding(claim, difference, control=none[key].mean())
+            uniform = _samples(metrics, depth, f"uniform_{tag}", "final_accuracy")
+            assert_seed_finding(
+                claims[f"input_weight_beats_uniform_{depth}_{tag}"],
+                _samples(metrics, depth, f"input_weight_{tag}", "final_accuracy") - uniform,
+                control=uniform.mean(),
+            )
+            # The verifications' values are the largest differences of the penalties.
+            for variant, name in (("uniform", "uniform"), ("input_weight", "weighted")):
+                runs = metrics["results"][str(depth)]
+                own = [r["penalties"][variant] for r in runs[f"{variant}_{tag}"]]
+                plain = [r["penalties"][variant] for r in runs["none"]]
+                worst = max(a - b for a, b in zip(own, plain, strict=True))
+                assert claims[f"{name}_penalty_lowered_{depth}_{tag}"]["value"] == pytest.approx(
+                    worst
+                )
+        for arm in gate_coupling.arms(weights):
+            for r in metrics["results"][str(depth)][arm]:
                 assert r["final_accuracy"] == r["accuracy"][-1]
                 assert r["area"] == pytest.approx(
                     np.trapezoid(r["accuracy"], r["step"]) / r["step"][-1], rel=1e-12
@@ -87,12 +102,17 @@ def test_quick_run_statistics_are_recomputed_from_the_metrics(quick_run):
                 assert r["step"] == list(
                     range(0, metrics["settings"]["steps"] + 1, metrics["settings"]["eval_every"])
                 )
-        # The verifications' values are the largest differences of the penalties.
-        for variant, name in (("uniform", "uniform"), ("input_weight", "weighted")):
-            own = [r["penalties"][variant] for r in metrics["results"][str(depth)][variant]]
-            plain = [r["penalties"][variant] for r in metrics["results"][str(depth)]["none"]]
-            worst = max(a - b for a, b in zip(own, plain, strict=True))
-            assert claims[f"{name}_penalty_lowered_{depth}"]["value"] == pytest.approx(worst)
+
+
+def test_weight_tags_name_each_arm():
+    assert gate_coupling.weight_tag(0.1) == "w0p1" and gate_coupling.weight_tag(10.0) == "w10"
+    assert gate_coupling.arms([0.1, 1.0]) == [
+        "none",
+        "uniform_w0p1",
+        "uniform_w1",
+        "input_weight_w0p1",
+        "input_weight_w1",
+    ]
 
 
 def test_learning_area_is_the_mean_accuracy_under_the_trapezoid():
@@ -166,6 +186,7 @@ def test_quick_setting_is_smaller_than_the_full_one():
     assert set(quick) == set(full)
     for key in ("hidden_size", "steps", "seeds", "batch_size"):
         assert quick[key] <= full[key]
-    assert full["seeds"] >= 5
+    assert full["seeds"] >= 10  # issue 19: every full run with findings
+    assert len(full["gate_weights"]) == 3
     assert all(4 <= depth <= 8 for depth in full["depths"])  # deep stacks, as the issue asks
     assert full["steps"] % full["eval_every"] == 0

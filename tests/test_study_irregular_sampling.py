@@ -40,6 +40,20 @@ def test_each_window_keeps_its_own_strictly_increasing_half():
     assert not np.array_equal(kept, study.observation_times(count, window, seed=5))
 
 
+@pytest.mark.parametrize(("window", "keep", "count"), [(32, 0.15, 5), (36, 0.15, 5), (32, 0.5, 16)])
+def test_the_sparse_regime_keeps_its_share_of_each_window(window, keep, count):
+    assert study.kept_count(window, keep) == count == max(2, round(window * keep))
+    kept = study.observation_times(300, window, seed=1, keep=keep)
+    assert kept.shape == (300, count)
+    assert (np.diff(kept, axis=1) > 0).all() and kept.min() >= 0 and kept.max() < window
+    # every offset is drawn about equally often (uniform masks): 300 * count / window each
+    freq = np.bincount(kept.ravel(), minlength=window) / (300 * count / window)
+    assert 0.6 < freq.min() and freq.max() < 1.4
+    assert study.regime(keep) == f"keep{round(100 * keep)}"
+    with pytest.raises(ValueError, match="keep"):
+        study.kept_count(window, 0.0)
+
+
 def test_the_windows_hold_the_kept_values_as_increments_and_a_fixed_horizon_target():
     raw = _synthetic()
     data = study.irregular_data("sunspots", seed=3, raw=raw)
@@ -146,6 +160,12 @@ def test_the_loss_change_compares_the_last_tenth_with_the_tenth_before():
 # -- the quick run -------------------------------------------------------------------------------
 
 
+def _regimes(metrics):
+    for series in study.settings(True)["series"]:
+        for keep in study.settings(True)["keep"]:
+            yield series, study.regime(keep), metrics[series][study.regime(keep)]
+
+
 @pytest.mark.slow
 def test_quick_run_writes_every_claim_with_value_interval_and_control(quick_run):
     metrics, folder = quick_run
@@ -154,8 +174,9 @@ def test_quick_run_writes_every_claim_with_value_interval_and_control(quick_run)
     check_claims(claims)
     cfg = study.settings(True)
     expected = {"delta_t_is_torch_gru"} | {
-        f"{s}_{name}"
+        f"{s}_{study.regime(k)}_{name}"
         for s in cfg["series"]
+        for k in cfg["keep"]
         for name in (
             "continuous_beats_delta_t",
             "continuous_beats_persistence",
@@ -164,34 +185,46 @@ def test_quick_run_writes_every_claim_with_value_interval_and_control(quick_run)
     }
     assert set(claims) == expected
     assert claims["delta_t_is_torch_gru"]["holds"]
-    for claim in claims.values():
+    for name, claim in claims.items():
         if claim["kind"] != "finding":
             continue
         assert claim["seeds"] == cfg["seeds"]
         assert claim["control"]["value"] is not None and claim["control"]["label"]
         assert len(claim["interval"]) == 2
+        assert claim["effect"] == study.EFFECT[name.split("_keep")[0]]
+        assert "test items" in claim["test"]  # seeds x test targets, crossed
     for png in ("forecasts.png", "rmse.png"):
         assert (folder / png).is_file() and (folder / png).with_suffix(".pdf").is_file()
 
 
 @pytest.mark.slow
-def test_quick_run_findings_recompute_from_the_per_seed_rmses(quick_run):
+def test_quick_run_findings_recompute_from_the_per_target_squared_errors(quick_run):
     metrics, _ = quick_run
-    for series in study.settings(True)["series"]:
-        r = metrics[series]["rmse"]
-        persistence = np.asarray(r["persistence"])
+    for series, tag, r in _regimes(metrics):
+        target = np.asarray(r["target"])
+        sq = {kind: (np.asarray(r["forecasts"][kind]) - target) ** 2 for kind in study.MODELS}
+        sq["persistence"] = (np.asarray(r["persistence_forecasts"]) - target) ** 2
+        for kind in (*study.MODELS, "persistence"):  # the per-seed RMSEs are the same numbers
+            np.testing.assert_allclose(
+                np.sqrt(sq[kind].mean(axis=1)),
+                r["rmse"][kind if kind != "persistence" else "persistence"],
+                rtol=1e-12,
+            )
         pairs = {
-            "continuous_beats_delta_t": (r["continuous"], r["delta_t"]),
-            "continuous_beats_persistence": (r["continuous"], persistence),
-            "delta_t_beats_persistence": (r["delta_t"], persistence),
+            "continuous_beats_delta_t": ("continuous", "delta_t"),
+            "continuous_beats_persistence": ("continuous", "persistence"),
+            "delta_t_beats_persistence": ("delta_t", "persistence"),
         }
         for name, (a, b) in pairs.items():
-            claim = metrics["claims"][f"{series}_{name}"]
-            diff = np.asarray(a) - np.asarray(b)
+            claim = metrics["claims"][f"{series}_{tag}_{name}"]
+            diff = sq[a] - sq[b]
+            assert diff.shape == (study.settings(True)["seeds"], target.size)
             assert claim["value"] == pytest.approx(diff.mean(), abs=1e-15)
-            assert claim["control"]["value"] == pytest.approx(np.mean(b), abs=1e-15)
+            assert claim["control"]["value"] == pytest.approx(sq[b].mean(), abs=1e-15)
             expected = mean_test(diff, 0.0)
-            assert [float(v) for v in claim["interval"]] == list(expected.interval)
+            assert [float(v) for v in claim["interval"]] == pytest.approx(
+                list(expected.interval), rel=1e-12
+            )
             assert claim["p_value"] == pytest.approx(expected.p_value, abs=1e-15)
 
 
@@ -199,8 +232,7 @@ def test_quick_run_findings_recompute_from_the_per_seed_rmses(quick_run):
 def test_quick_run_rmses_recompute_from_the_saved_forecasts(quick_run):
     """First seed: each RMSE from its forecasts and the series' own values (statsmodels)."""
     metrics, _ = quick_run
-    for series in study.settings(True)["series"]:
-        m = metrics[series]
+    for series, _, m in _regimes(metrics):
         first = m["first_seed"]
         offset, scale = m["normalization"]
         raw = study.series_values(series)
@@ -212,7 +244,7 @@ def test_quick_run_rmses_recompute_from_the_saved_forecasts(quick_run):
         assert all(np.isfinite(m["loss_change"][kind]).all() for kind in study.MODELS)
         # The training history's NFE: Euler, one evaluation per interval (n + 1 of them), for
         # the delta-t GRU; RK4 with at least one step of 4 evaluations per interval otherwise.
-        intervals = study.WINDOWS[series] // 2 + 1
+        intervals = m["kept"] + 1
         seeds = study.settings(True)["seeds"]
         assert m["nfe_per_step"]["delta_t"] == [float(intervals)] * seeds
         assert all(v >= 4 * intervals for v in m["nfe_per_step"]["continuous"])

@@ -139,6 +139,7 @@ def test_predictive_coding_quick_numbers(quick_runs):
     np.testing.assert_allclose(spread["reservoir"], spread["initial"], rtol=1e-12)
 
 
+@pytest.mark.slow  # trains the point twice: seconds
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
 def test_a_point_is_a_pure_function_of_its_settings_and_seed(study):
     """Same point, same numbers (on the CPU), bit for bit: seeds are set inside the point."""

@@ -20,7 +20,7 @@ from rnnode.studies import (
 )
 from rnnode.studies._claims import check_claims
 from rnnode.studies._run import json_bytes
-from rnnode.studies._stats import bootstrap_interval
+from rnnode.studies._stats import mean_test
 from tests.helpers import assert_seed_finding
 
 STUDIES = (sunspots,)
@@ -66,7 +66,7 @@ def test_quick_setting_is_smaller_than_the_full_one(study):
     assert set(quick) == set(full)
     for key in ("hidden_size", "num_layers", "steps", "seeds"):
         assert quick[key] <= full[key]
-    assert full["seeds"] >= 5  # the full run's claims rest on several seeds
+    assert full["seeds"] >= 10  # issue 19: every full run with findings
 
 
 # -- sunspots ---------------------------------------------------------------------------------
@@ -125,21 +125,29 @@ def test_sunspots_quick_numbers_against_the_raw_series(quick_runs, sunspot_data)
     for series in sunspots.SERIES:
         r, claims = m[series], m["claims"]
         odernn = np.array(r["rmse_odernn"])
-        assert_seed_finding(
-            claims[f"{series}_odernn_beats_persistence"], odernn - r["rmse_persistence"]
-        )
-        assert_seed_finding(claims[f"{series}_odernn_comparable"], odernn / r["rmse_baseline"])
-        # The statsmodels baseline against persistence: a paired bootstrap over test targets.
         target, forecasts = np.array(r["test_target"]), r["forecasts"]
-        gain = (np.array(forecasts["baseline"]) - target) ** 2 - (
-            np.array(forecasts["persistence"]) - target
-        ) ** 2
+        per_seed = (np.array(r["forecast_odernn_per_seed"]) - target) ** 2  # (seeds, targets)
+        sq = {k: (np.array(forecasts[k]) - target) ** 2 for k in ("persistence", "baseline")}
+        # Seeds x test targets, crossed: the ODERNN's findings from its per-target errors.
+        assert_seed_finding(
+            claims[f"{series}_odernn_beats_persistence"],
+            per_seed - sq["persistence"],
+            control=sq["persistence"].mean(),
+        )
+        comparable = claims[f"{series}_odernn_comparable"]
+        assert_seed_finding(comparable, per_seed - sunspots.BAND**2 * sq["baseline"])
+        assert comparable["test"].startswith("Student-t over seeds x")
+        # The statsmodels baseline against persistence: Student-t over test targets.
+        gain = sq["baseline"] - sq["persistence"]
         claim = claims[f"{series}_baseline_beats_persistence"]
+        expected = mean_test(gain, 0.0)
         assert claim["value"] == pytest.approx(gain.mean(), rel=1e-12)
-        assert claim["interval"] == pytest.approx(list(bootstrap_interval(gain)), rel=1e-12)
+        assert claim["interval"] == pytest.approx(list(expected.interval), rel=1e-12)
+        assert claim["p_value"] == pytest.approx(expected.p_value, rel=1e-12)
+        for name in ("odernn_beats_persistence", "baseline_beats_persistence", "odernn_comparable"):
+            assert claims[f"{series}_{name}"]["effect"] == sunspots.EFFECT[series]
         # Every seed's RMSE is its forecasts' RMSE.
-        for forecast, value in zip(r["forecast_odernn_per_seed"], odernn, strict=True):
-            assert value == pytest.approx(sunspots.rmse(forecast, target), rel=1e-12)
+        np.testing.assert_allclose(odernn, np.sqrt(per_seed.mean(axis=1)), rtol=1e-12)
 
 
 def test_increments_put_every_co2_target_in_the_training_range():
@@ -157,6 +165,7 @@ def test_increments_put_every_co2_target_in_the_training_range():
     torch.testing.assert_close(back, task.y_test[:, 0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow  # trains the point twice: seconds
 @pytest.mark.parametrize("study", STUDIES, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
 def test_a_point_is_a_pure_function_of_its_settings_and_seed(study):
     """Same point, same numbers (on the CPU), bit for bit: seeds are set inside the point."""

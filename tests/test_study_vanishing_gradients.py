@@ -160,40 +160,6 @@ def test_relative_change_on_a_hand_made_case():
     assert vanishing.relative_change(before, before) == 0.0
 
 
-def test_probe_separates_separable_classes():
-    rng = np.random.default_rng(0)
-    centres = np.array([[5.0, 0.0], [0.0, 5.0], [-5.0, -5.0]])
-    labels = rng.integers(0, 3, size=60)
-    features = centres[labels] + 0.1 * rng.standard_normal((60, 2))
-    accuracy = vanishing.probe_accuracy(
-        features[:40], labels[:40], features[40:], labels[40:], classes=3
-    )
-    assert accuracy == 1.0
-
-
-def test_probe_without_information_predicts_the_majority_class():
-    # A constant feature carries nothing: the fit is the bias, the mean one-hot label.
-    train = np.ones((3, 1))
-    accuracy = vanishing.probe_accuracy(
-        train, np.array([0, 0, 1]), np.ones((4, 1)), np.array([0, 1, 1, 1]), classes=2
-    )
-    assert accuracy == 0.25
-
-
-def test_probe_without_ridge_is_least_squares():
-    rng = np.random.default_rng(1)
-    x, labels = rng.standard_normal((50, 4)), rng.integers(0, 3, size=50)
-    test = rng.standard_normal((30, 4))
-    test_labels = rng.integers(0, 3, size=30)
-    # numpy's least squares on the same standardised features and a constant column.
-    mean, std = x.mean(axis=0), x.std(axis=0)
-    design = np.hstack([(x - mean) / std, np.ones((50, 1))])
-    weights = np.linalg.lstsq(design, np.eye(3)[labels], rcond=None)[0]
-    predicted = (np.hstack([(test - mean) / std, np.ones((30, 1))]) @ weights).argmax(axis=1)
-    expected = float((predicted == test_labels).mean())
-    assert vanishing.probe_accuracy(x, labels, test, test_labels, 3, ridge=0.0) == expected
-
-
 # -- vanishing_gradients: the quick run's statistics --------------------------------------------
 
 

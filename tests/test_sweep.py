@@ -139,6 +139,7 @@ def test_duplicate_points_are_computed_once(tmp_path):
 # -- engines ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 @pytest.mark.parametrize("engine", ENGINES)
 def test_resume_after_a_failed_point_computes_only_that_point(tmp_path, engine, request):
     points, calls = make_points(tmp_path)
@@ -306,6 +307,7 @@ def test_counts_say_how_many_points_were_reused(tmp_path):
     assert counts == {"points": 3, "reused": 1, "computed": 2}
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_point_runs_on_one_torch_thread(tmp_path, workers):
     points = [{"x": x} for x in range(2)]
@@ -339,6 +341,7 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has exited
 
 
+@pytest.mark.slow  # subprocesses or long solves: seconds
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
 def test_workers_die_when_the_parent_is_killed(tmp_path):
     """kill -9 of the process running a sweep ends its pool workers (no orphans holding pipes)."""
