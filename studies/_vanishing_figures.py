@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from rnnode.analysis.plots import plot_gradient_norms
 
 from ._context import Context
+from ._stats import t_interval
 
 
 def figures(
@@ -48,8 +49,8 @@ def figures(
         _gain_figure(gains, gain_factors, critical, hidden, predicted_factor),
         caption="Per-layer factor of the layer-1 error signal (fitted over depths "
         f"{gain_depths}) against the gain on the inter-layer weights (recurrent weights at "
-        "torch's init); markers: seeds, line: mean; dashed: mean field; dotted: the critical "
-        "gains g_c.",
+        "torch's init); markers: seeds, line: geometric mean with 95% Student-t bars; dashed: mean "
+        "field; dotted: the critical gains g_c.",
         numbers={"critical_gain": critical, "mean_field": theory},
     )
     ctx.figure(
@@ -120,12 +121,17 @@ def _gain_figure(gains, gain_factors, critical, hidden, predicted_factor) -> Fig
         color = f"C{k}"
         for column in f.T:
             ax.semilogy(gains, column, "o", color=color, alpha=0.35, markersize=3)
-        ax.semilogy(
+        ends = np.array([t_interval(np.log(row)) for row in f])  # (gains, 2), ln factor
+        centre = np.log(f).mean(axis=1)
+        ends = np.where(np.isfinite(ends), ends, centre[:, None])  # < 2 seeds: no bar
+        ax.errorbar(
             gains,
-            np.exp(np.log(f).mean(axis=1)),
-            "-",
+            np.exp(centre),
+            yerr=np.abs(np.exp(ends.T) - np.exp(centre)),
+            fmt="-",
+            capsize=2,
             color=color,
-            label=f"{v}: measured (solid: geometric mean; dots: seeds)",
+            label=f"{v}: measured (geometric mean, 95% t-interval; dots: seeds)",
         )
         ax.semilogy(
             fine,

@@ -73,6 +73,7 @@ from rnnode.analysis import eigenvalues
 from rnnode.analysis.gradients import gradient_norms
 
 from ._run import Context, one_thread, settings_for
+from ._stats import t_interval
 
 CELLS = ("tanh", "gru", "lstm", "antisymmetric", "cornn")
 LABELS = {
@@ -414,8 +415,8 @@ def run(ctx: Context) -> dict[str, Any]:
         "adding",
         _adding_figure(mse, params, cfg),
         caption=f"Test MSE on the adding problem (T = {cfg['adding_length']}) after "
-        f"{cfg['steps']} Adam steps, every seed (dots) and the mean (black bar); dashed: the "
-        "mean predictor's 1/6.",
+        f"{cfg['steps']} Adam steps, every seed (dots) and the mean with its 95% Student-t "
+        "interval (black); dashed: the mean predictor's 1/6.",
         numbers={c: float(mse[c].mean()) for c in CELLS},
     )
     return {
@@ -472,10 +473,13 @@ def _adding_figure(mse, params, cfg) -> Figure:
     fig = Figure(figsize=(7, 3.8), layout="constrained")
     ax = fig.add_subplot()
     for i, values in enumerate(mse.values()):
-        ax.plot(np.full(len(values), i), values, "o", color=f"C{i}", alpha=0.6)
-        ax.plot([i - 0.25, i + 0.25], [values.mean()] * 2, "-", color="k", lw=2)
+        ax.plot(np.full(len(values), i) - 0.1, values, "o", color=f"C{i}", alpha=0.6)
+        lo, hi = t_interval(values)
+        bar = [[values.mean() - lo], [hi - values.mean()]] if np.isfinite(lo) else None
+        ax.errorbar(i + 0.1, values.mean(), yerr=bar, fmt="s", color="k", capsize=3)
     ax.axhline(MEAN_PREDICTOR_MSE, color="0.4", ls="--", label="predicting the mean (1/6)")
-    ax.plot([], [], "-", color="k", lw=2, label="mean over seeds (dots: seeds)")
+    ax.errorbar([], [], yerr=[], fmt="s", color="k", capsize=3, label="mean, 95% t-interval")
+    ax.plot([], [], "o", color="0.5", label="seeds")
     ax.set_xticks(range(len(mse)))
     ax.set_xticklabels([f"{LABELS[c]}\n({params[c]} params)" for c in mse], fontsize=7)
     ax.set_ylabel("test MSE")
