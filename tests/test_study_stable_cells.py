@@ -181,10 +181,12 @@ def test_regressor_loss_is_the_mse_of_its_prediction():
 
 @pytest.mark.slow
 def test_findings_are_recomputed_from_the_metrics(runs):
+    from rnnode.studies._claims import check_claims
     from rnnode.studies._stats import mean_test
 
     _, metrics = runs["stable_cells"]
     claims = metrics["claims"]
+    check_claims(claims)
     rates = {c: np.array(v) for c, v in metrics["gradient_decay_rate"].items()}
     mse = {c: np.array(v) for c, v in metrics["test_mse"].items()}
     for c in ("cornn", "antisymmetric"):

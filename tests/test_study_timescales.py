@@ -15,6 +15,7 @@ from scipy import stats
 
 import rnnode
 from rnnode.studies import timescales as ts
+from rnnode.studies._claims import check_claims
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +200,7 @@ def test_quick_run_records_every_claim_with_its_evidence(quick):
     assert json.loads((folder / "metrics.json").read_text()) == m
     for name in ("timescale_hierarchy", "filter_bank", "theory"):
         assert (folder / f"{name}.png").exists() and (folder / f"{name}.pdf").exists()
+    check_claims(m["claims"])
     kinds = {c["kind"] for c in m["claims"].values()}
     assert kinds == {"verification", "finding"}
     for name, claim in m["claims"].items():
