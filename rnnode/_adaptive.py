@@ -78,7 +78,7 @@ class AdaptiveRungeKutta:
             dt = target_value - t0_value
         else:
             t1, t1_value, span = t0 + dt, t0_value + dt, None
-        h = dt
+        h: float | torch.Tensor = dt
         if span is not None and span.requires_grad and torch.is_grad_enabled():
             h = span.to(y0.dtype)
         y1, ks = rk_step(self.tableau, self.func, t0, h, t1, y0, f0)

@@ -184,8 +184,8 @@ def integrate(
         perturb = discontinuous and method != "euler" and enter is None
         recompute = adjoint and torch.is_grad_enabled()
         if method in FUSED_METHODS:  # rnnode's own in both engines (torchdiffeq has none)
-            step = FusedStepper(func, tally, opts.get("unfolds", DEFAULT_UNFOLDS))
-            trajectory = run_fixed(step, y0, grid, counts, probes, recompute, enter)
+            fused = FusedStepper(func, tally, opts.get("unfolds", DEFAULT_UNFOLDS))
+            trajectory = run_fixed(fused, y0, grid, counts, probes, recompute, enter)
         elif through_torchdiffeq:
             from ._torchdiffeq import odeint_fixed
 
@@ -248,7 +248,8 @@ def integrate(
     finite = torch.isfinite(trajectory.detach().sum())
     # After fixed steps, a field whose exact flow stays in a box (``box_excess``) is checked in
     # the same synchronisation: a state outside it means the steps were unstable.
-    excess = func.box_excess(trajectory) if fixed and hasattr(func, "box_excess") else None
+    box_excess = getattr(func, "box_excess", None) if fixed else None
+    excess = box_excess(trajectory) if box_excess is not None else None
     ok = finite if excess is None else finite & (excess <= 1 + BOX_SLACK)
     if bool(ok):
         return trajectory

@@ -45,3 +45,25 @@ def test_the_engine_is_a_setting_checked_like_the_others():
     assert model.defaults.engine == "torchdiffeq"
     out, _ = model(_X)
     torch.testing.assert_close(out, model(_X, engine="rnnode")[0], rtol=0, atol=1e-12)
+
+
+def test_a_step_landing_exactly_on_a_jump_takes_the_jump():
+    """dy/dt = u(t), u held at 0, 1, 2 on the unit intervals: y = 0, 0, 1, 3 at t = 0..3. A first
+    step of exactly 1 ends on the jump at t = 1; rnnode re-evaluates the field after it and is
+    exact in three steps. (torchdiffeq 0.2.4-0.2.5 takes a jump only when a step would pass
+    it, so ``engine="torchdiffeq"`` carries the left value over: measured 1.0000298 and
+    3.0000138, with 22 accepted and 61 rejected steps; see rnnode/_torchdiffeq.py.)"""
+    times = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)
+    path = rnnode.HoldPath(times, torch.tensor([[[0.0]], [[1.0]], [[2.0]]], dtype=torch.float64))
+
+    class Held(torch.nn.Module):
+        is_continuous = False
+
+        def forward(self, t, y):
+            return path.evaluate(t).expand_as(y)
+
+    stats = rnnode.SolverStats()
+    y = rnnode.integrate(Held(), torch.zeros(1, 1, dtype=torch.float64), times,
+                         method="dopri5", options={"first_step": 1.0}, stats=stats)  # fmt: skip
+    torch.testing.assert_close(y.flatten(), torch.tensor([0.0, 0.0, 1.0, 3.0]), rtol=0, atol=1e-15)
+    assert (stats.accepted_steps, stats.rejected_steps) == (3, 0)
