@@ -135,7 +135,13 @@ NAMESPACES: list[tuple[str, str, list[tuple[str, list[str]]]]] = [
             ("Memory capacity", ["memory_function", "linear_memory_function"]),
             (
                 "Timescales along a trajectory",
-                ["autocorrelation", "decay_time", "kick_response", "trajectory_gain", "band_centre"],
+                [
+                    "autocorrelation",
+                    "decay_time",
+                    "kick_response",
+                    "trajectory_gain",
+                    "band_centre",
+                ],
             ),
             (
                 "Figures",
@@ -242,7 +248,14 @@ def api_pages() -> dict[str, str]:
         names = public_names(module_name)
         listed = [n for _, group in groups for n in group if n in names]
         more = [n for n in names if n not in listed]
-        lines = [title, "=" * len(title), "", f".. automodule:: {module_name}", "   :no-members:", ""]
+        lines = [
+            title,
+            "=" * len(title),
+            "",
+            f".. automodule:: {module_name}",
+            "   :no-members:",
+            "",
+        ]
         if module_name == "rnnode.analysis":
             submodules = sorted(n for n in module.__all__ if inspect.ismodule(getattr(module, n)))
             lines += [

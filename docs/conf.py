@@ -17,8 +17,9 @@ import sys
 import warnings
 from pathlib import Path
 
-import rnnode
 import torch
+
+import rnnode
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # _api.py (the API pages) and _gallery.py (between examples)
@@ -101,18 +102,24 @@ _INLINE_LITERAL = re.compile(r"(``.+?``)")
 _EMPHASIS = re.compile(r"(?<![\\\w*])(\*\*?)(?=[^\s*])(.+?)(?<=[^\s*])\1(?![\w*])")
 
 
+def _escape_part(part: str) -> str:
+    """Escape "|" and a lone "*" in text outside ``literals``, keeping *word* and **words**."""
+    part = part.replace("|", "\\|")
+    kept: list[str] = []  # emphasis that is meant: *word* and **words**
+    part = _EMPHASIS.sub(lambda m: kept.append(m.group(0)) or f"\0{len(kept) - 1}\0", part)
+    part = part.replace("*", "\\*")
+    return re.sub("\0(\\d+)\0", lambda m: kept[int(m.group(1))], part)
+
+
 def _escape_text(text: str) -> str:
     parts = _INLINE_LITERAL.split(text)
     for i in range(0, len(parts), 2):  # the even parts lie outside ``literals``
-        part = parts[i].replace("|", "\\|")
-        kept = []  # emphasis that is meant: *word* and **words**
-        part = _EMPHASIS.sub(lambda m: kept.append(m.group(0)) or f"\0{len(kept) - 1}\0", part)
-        part = part.replace("*", "\\*")
-        parts[i] = re.sub("\0(\\d+)\0", lambda m: kept[int(m.group(1))], part)
+        parts[i] = _escape_part(parts[i])
     return "".join(parts)
 
 
-_NAMES_CONTINUED = re.compile(r"^\s+\w+(, \w+)*,$")  # "    t, method, ...," then "        more: ..."
+# "    t, method, ...," then "        more: ..."
+_NAMES_CONTINUED = re.compile(r"^\s+\w+(, \w+)*,$")
 
 
 def _escape_plain_text(app, what, name, obj, options, lines: list[str]) -> None:

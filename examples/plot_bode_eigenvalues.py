@@ -13,7 +13,6 @@ sine probes of the nonlinear model (:func:`rnnode.analysis.measure_response`).
 
 import matplotlib.pyplot as plt
 import numpy as np
-import scipy.signal
 import torch
 
 import rnnode
@@ -54,11 +53,11 @@ response = frequency_response(system, omegas, num_layers=3)
 # amplitude drive the nonlinear model itself and read gain and phase off its output.
 
 A, B, C, D = (m.numpy() for m in system)
-direct = np.stack(
-    [C @ np.linalg.solve(np.exp(1j * w) * np.eye(len(A)) - A, B) + D for w in omegas]
+direct = np.stack([C @ np.linalg.solve(np.exp(1j * w) * np.eye(len(A)) - A, B) + D for w in omegas])
+print(
+    f"frequency_response against numpy.linalg.solve: "
+    f"{np.abs(direct - response.response.numpy()).max():.1e}"
 )
-print(f"frequency_response against numpy.linalg.solve: "
-      f"{np.abs(direct - response.response.numpy()).max():.1e}")
 print(f"as scipy sees it: {type(system.to_scipy()).__name__}")
 
 probe_omegas = omegas[20::8]
@@ -82,6 +81,8 @@ plt.show()
 
 multipliers = torch.linalg.eigvals(system.A)
 print(f"largest |multiplier|: {multipliers.abs().max():.3f}")
-layers = [torch.linalg.eigvals(system.A[6 * l : 6 * (l + 1), 6 * l : 6 * (l + 1)]) for l in range(3)]
+layers = [
+    torch.linalg.eigvals(system.A[6 * l : 6 * (l + 1), 6 * l : 6 * (l + 1)]) for l in range(3)
+]
 fig = plot_eigenvalues(layers, kind="discrete")
 plt.show()

@@ -31,7 +31,7 @@ gru = torch.nn.GRU(3, 16, batch_first=True)
 head = torch.nn.Linear(16, 3)
 optimiser = torch.optim.Adam([*gru.parameters(), *head.parameters()], lr=1e-2)
 generator = torch.Generator().manual_seed(0)
-for step in range(600):
+for _step in range(600):
     batch = torch.randint(len(task.x_train), (64,), generator=generator)
     loss = ((head(gru(task.x_train[batch])[0]) - task.y_train[batch]) ** 2).mean()
     optimiser.zero_grad()
@@ -57,9 +57,11 @@ found = find_fixed_points(
     model, torch.zeros(3, dtype=torch.float64), starts, kind="discrete", noise=0.05, opt_steps=300
 )
 fixed = found.is_fixed
-classes = [c for c, f in zip(found.classification, fixed.tolist()) if f]
-print(f"{int(fixed.sum())} fixed points: {classes.count('stable')} stable, "
-      f"{classes.count('saddle')} saddles")
+classes = [c for c, f in zip(found.classification, fixed.tolist(), strict=True) if f]
+print(
+    f"{int(fixed.sum())} fixed points: {classes.count('stable')} stable, "
+    f"{classes.count('saddle')} saddles"
+)
 
 # %%
 # Where the stable points sit: the readout of each is a corner of the cube (the sign pattern of

@@ -58,8 +58,10 @@ plt.show()
 
 for skips, n in norms.items():
     paths = count_gradient_paths(layers, skips)
-    print(f"skips {skips}: {paths} paths from the top layer down to layer 1; "
-          f"gradient at layer 1, last time: {n[0, -1]:.2e} (top: {n[-1, -1]:.2e})")
+    print(
+        f"skips {skips}: {paths} paths from the top layer down to layer 1; "
+        f"gradient at layer 1, last time: {n[0, -1]:.2e} (top: {n[-1, -1]:.2e})"
+    )
 
 # %%
 # Through depth alone
@@ -69,7 +71,7 @@ for skips, n in norms.items():
 
 h0 = torch.zeros(layers, hidden)
 fig, ax = plt.subplots(layout="constrained", figsize=(6, 4))
-for (skips, model), colour in zip(models.items(), ["C0", "C1"]):
+for (skips, model), colour in zip(models.items(), ["C0", "C1"], strict=True):
     s = depth_singular_values(model, h0, torch.zeros(4))
     label = "plain" if skips == (1,) else "skips (1, 2)"
     ax.semilogy(range(1, layers + 1), s[:, 0], "o-", color=colour, label=f"{label}: largest")

@@ -42,9 +42,7 @@ settings["interpolation"] = "causal"
 with torch.no_grad():
     together = model.solve(x, t=t, **settings)
     alone = [model.solve(x[:, b], t=t[:, b], **settings) for b in range(batch)]
-difference = max(
-    (together.output[:, b] - alone[b].output).abs().max().item() for b in range(batch)
-)
+difference = max((together.output[:, b] - alone[b].output).abs().max().item() for b in range(batch))
 print(f"batched against one by one: max difference {difference:.1e}")
 
 # %%
@@ -65,8 +63,10 @@ for b, ax in enumerate(axes):
         fine = model.solve(held, t=grid, **{**settings, "interpolation": "hold"})
     h = fine.states[-1, 0, :, :3]  # top layer, 3 of its 8 units, at every fine time
     at_samples = h[torch.searchsorted(grid, times[1:])]
-    print(f"sequence {b + 1}: fine solve against the batched one at the observations: "
-          f"{(at_samples - together.output[:, b, :3]).abs().max():.1e}")
+    print(
+        f"sequence {b + 1}: fine solve against the batched one at the observations: "
+        f"{(at_samples - together.output[:, b, :3]).abs().max():.1e}"
+    )
     ax.plot(grid, h, lw=1)
     ax.plot(times[1:], together.output[:, b, :3], "k.", ms=4)
     ax.set_ylabel(f"sequence {b + 1}")

@@ -30,7 +30,7 @@ task = sines_task(num_train=128, num_test=32, length=48, seed=0)
 lstm = torch.nn.LSTM(task.x_train.shape[-1], 16, num_layers=2, batch_first=True)
 head = torch.nn.Linear(16, task.output_size)
 optimiser = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=1e-2)
-for step in range(60):
+for _step in range(60):
     loss = ((head(lstm(task.x_train)[0]) - task.y_train) ** 2).mean()
     optimiser.zero_grad()
     loss.backward()
@@ -74,8 +74,10 @@ for step_size in [1.0, 0.5, 0.25, 0.125, 0.0625]:
 dopri5 = []
 for tol in [1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7]:
     with torch.no_grad():
-        dopri5.append(cost_and_error(model.solve(x, method="dopri5", rtol=tol, atol=tol, **settings)))
-for (nfe, error), step_size in zip(rk4, [1.0, 0.5, 0.25, 0.125, 0.0625]):
+        dopri5.append(
+            cost_and_error(model.solve(x, method="dopri5", rtol=tol, atol=tol, **settings))
+        )
+for (nfe, error), step_size in zip(rk4, [1.0, 0.5, 0.25, 0.125, 0.0625], strict=True):
     print(f"rk4, step {step_size:<6}: NFE {nfe:5d}, error {error:.1e}")
 
 # %%
@@ -86,8 +88,8 @@ discrete_gap = (reference - exact).abs().max().item()
 print(f"discrete LSTM against the ODE solution: {discrete_gap:.2f}")
 
 fig, ax = plt.subplots(layout="constrained", figsize=(6, 4))
-ax.loglog(*zip(*rk4), "o-", label="RK4, step 1 to 1/16")
-ax.loglog(*zip(*dopri5), "s-", label="dopri5, tolerance 1e-2 to 1e-7")
+ax.loglog(*zip(*rk4, strict=True), "o-", label="RK4, step 1 to 1/16")
+ax.loglog(*zip(*dopri5, strict=True), "s-", label="dopri5, tolerance 1e-2 to 1e-7")
 ax.axhline(discrete_gap, color="k", ls="--", label="discrete LSTM (Euler, step 1)")
 ax.set_xlabel("function evaluations (NFE)")
 ax.set_ylabel("max |output - reference|")

@@ -30,9 +30,7 @@ results = {}
 for name, variant in variants.items():
     torch.manual_seed(0)  # the same initial weights in every variant
     rnn = rnnode.ODERNN(task.x_train.shape[-1], 12, num_layers=5, skips=variant["skips"])
-    model = SequenceModel(
-        rnn, task.output_size, per_step=True, aux_weights=variant["aux_weights"]
-    )
+    model = SequenceModel(rnn, task.output_size, per_step=True, aux_weights=variant["aux_weights"])
     results[name] = train(model, task, steps=60, lr=1e-2, batch_size=32, seed=0, progress=False)
     print(f"{name:36s} test RMSE {results[name]['test']['rmse']:.3f}")
 

@@ -47,7 +47,7 @@ formula = [sp.lambdify(omega, g.subs(weights), "numpy") for g in gains]
 
 model = rnnode.ODERNN(1, 1, num_layers=2, cell="linear", bias=False)
 with torch.no_grad():
-    for field, a in zip(model.layers, [0.8, -0.5]):
+    for field, a in zip(model.layers, [0.8, -0.5], strict=True):
         field.weight_ih.fill_(1.0)
         field.weight_hh.fill_(a)
 
