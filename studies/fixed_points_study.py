@@ -27,13 +27,14 @@ Claims (rules fixed before any run):
   exactly one unstable direction; mean over seeds above 0.5.
 - ``stack_eight_stable_points`` (finding, full run): the first claim for the 2-layer stack (its
   joint state: both layers' hidden states).
-Every finding: bootstrap interval over seeds and the sign test (``ctx.finding_over_seeds``).
+Every finding: Student-t interval over seeds and the p-value of the same test
+(``ctx.finding_over_seeds``).
 
 Figure ``fixed_points``: test trajectories and the fixed points in the top-3 principal
 components of the top layer's states (first seed of each variant), coloured by class.
 
-Full run: 5 seeds of each variant (each point one sweep point: parallel and resumable); about
-12 minutes on one core of the 2-core development machine. The quick setting takes seconds.
+Full run: 10 seeds of each variant (each point one sweep point: parallel and resumable); about
+24 core-minutes (5 seeds took 12 minutes on one core). The quick setting takes seconds.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ FULL = {
     "batch": 64,
     "steps": 1500,
     "lr": 5e-3,
-    "seeds": 5,
+    "seeds": 10,  # issue 19: at least 10 seeds in every full run with findings
     "starts": 1024,
     "noise": 0.1,
     "opt_steps": 400,
