@@ -180,6 +180,22 @@ def test_every_study_has_its_test_file_whose_quick_run_tests_are_marked_slow():
                 assert "pytest.mark.slow" in marks, f"test_study_{name}.py::{f.name}"
 
 
+def test_every_full_run_with_findings_uses_at_least_ten_seeds():
+    """Issue 19: a study whose run records findings (``ctx.finding...``) runs at least 10 seeds in
+    its full setting; the quick setting is not evidence and may use fewer."""
+    import inspect
+
+    from rnnode.studies._registry import builtin
+
+    for name, module in builtin().items():
+        source = inspect.getsource(module)
+        if "ctx.finding" not in source:
+            continue
+        full = module.settings(False)
+        assert "seeds" in full, f"{name}: its full settings name no number of seeds"
+        assert full["seeds"] >= 10, f"{name}: {full['seeds']} seeds in the full run"
+
+
 # -- one run's files ----------------------------------------------------------------------------
 
 
