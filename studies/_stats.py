@@ -303,8 +303,8 @@ def bootstrap_test(
 
     The p-value inverts the BCa interval: it is 2 min(alpha, 1 - alpha) for the alpha at which
     the interval's end reaches the bound, so the bound lies outside the interval exactly when
-    p < 1 - level (up to ties among the resamples). A bound beyond every resample gets
-    p = 2 / resamples.
+    p < 1 - level (up to ties among the resamples; resamples equal to the bound count half on
+    each side). A bound beyond every resample gets p = 2 / resamples.
 
     Returns:
         ``(estimate, (lo, hi), p)``; with fewer than ``MIN_SAMPLES`` samples
@@ -318,7 +318,10 @@ def bootstrap_test(
         return float(statistic(array)), (-math.inf, math.inf), 1.0
     estimate, values, z0, accel = _bca(array, statistic, resamples, seed)
     lo, hi = _bca_ends(values, z0, accel, level)
-    share = float(np.sum(values < bound)) / resamples
+    # resamples on the bound count half below, half above (a statistic with a discrete range,
+    # a median or a crossing on a grid, lands on the bound itself often)
+    tie = values == bound
+    share = float(np.sum((values < bound) & ~tie) + 0.5 * np.sum(tie)) / resamples
     if share <= 0 or share >= 1:
         return estimate, (lo, hi), min(1.0, 2 / resamples)
     w = float(stats.norm.ppf(share)) - z0

@@ -201,6 +201,23 @@ def test_bca_interval_matches_scipy_bootstrap():
     assert bootstrap_interval([1.0, 2.0]) == (-math.inf, math.inf)
 
 
+def test_bca_p_value_counts_resamples_on_the_bound_half_on_each_side():
+    """A statistic with a discrete range lands on the bound itself: here most resampled medians
+    equal the estimate, which equals the bound. Counting those ties as above the bound (before
+    the fix) put the bound beyond every resample, p = 2 / resamples, a "significant" difference
+    of nothing; counting them half on each side gives the large p of an estimate on the bound,
+    in agreement with an interval that contains it."""
+    x = np.array([0.0] * 7 + [1.0] * 4)
+    estimate, (lo, hi), p = bootstrap_test(x, np.median, 0.0)
+    assert estimate == 0.0 and lo <= 0.0 <= hi
+    assert p > 0.5
+    # the other side: the bound at the lowest value of a statistic that is often above it
+    y = np.array([1.0] * 7 + [0.0] * 4)
+    estimate, (lo, hi), p = bootstrap_test(y, np.median, 1.0)
+    assert estimate == 1.0 and lo <= 1.0 <= hi
+    assert p > 0.5
+
+
 def test_bca_p_value_inverts_the_interval():
     """The bound just outside an end of the BCa interval has p < 0.05, just inside p >= 0.05."""
     x = np.random.default_rng(4).lognormal(size=9)
