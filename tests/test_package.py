@@ -147,3 +147,14 @@ def test_odernn_constructor_and_call_carry_the_docstrings_help_shows():
     assert "Returns:" in forward_text and "(output, h_n)" in forward_text
     assert "Raises:" in init_doc
     assert "Returns:" in rnnode.ODERNN.solve.__doc__
+
+
+def test_no_source_file_is_over_700_lines():
+    """Issue 21: one concept per module; a module past 700 lines holds more than one."""
+    root = Path(__file__).resolve().parent.parent
+    sizes = {
+        str(path.relative_to(root)): len(path.read_text().splitlines())
+        for folder in ("rnnode", "analysis", "studies")
+        for path in (root / folder).rglob("*.py")
+    }
+    assert sizes and {name: n for name, n in sizes.items() if n > 700} == {}
