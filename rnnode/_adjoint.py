@@ -15,7 +15,7 @@ import torch
 from torchdiffeq import odeint_adjoint
 
 from ._counting import _Counted
-from ._diagnostics import out_of_budget
+from ._diagnostics import ORDER, StepBudgetError, out_of_budget
 
 __all__ = ["adjoint_by_interval"]
 
@@ -78,8 +78,10 @@ def adjoint_by_interval(
     backward_user_set = user_set or backward_budget is not None
     backward_method = adjoint_kw.get("adjoint_method", method)
 
+    backward_rtol = adjoint_kw.get("adjoint_rtol", rtol)
+
     def on_backward_budget(t):
-        return out_of_budget(
+        error = out_of_budget(
             backward_method,
             tally.backward_budget,
             backward_user_set,
@@ -88,6 +90,14 @@ def adjoint_by_interval(
             None,
             what=" (the adjoint's backward solve)",
         )
+        order = ORDER.get(backward_method, 5)
+        if order <= 3:  # the likely cause: a low order at the tolerance (issue 20)
+            error = StepBudgetError(
+                f"{error}. {backward_method} is of order {order}, which needs many steps at "
+                f"adjoint_rtol={float(backward_rtol):.3g}: use a higher-order adjoint_method "
+                "such as dopri5, or a looser adjoint_rtol"
+            )
+        return error
 
     tally.on_backward_budget = on_backward_budget
     states, per_interval = [y0], []

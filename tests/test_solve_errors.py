@@ -84,6 +84,20 @@ def test_adjoint_method_without_adjoint_options_runs_and_matches_backprop():
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-4)
 
 
+def test_a_low_order_adjoint_method_out_of_budget_says_so():
+    """adaptive_heun (order 2) as the backward solve at adjoint_rtol 1e-9 on a benign field runs
+    out of its budget; the error names the order and the way out, not only the budget."""
+    options = dict(adjoint_method="adaptive_heun", adjoint_rtol=1e-9, adjoint_atol=1e-10,
+                   adjoint_options=dict(max_num_steps=50))  # fmt: skip
+    sol = _model().solve(_X, method="dopri5", adjoint=True, options=options)
+    with pytest.raises(rnnode.StepBudgetError) as raised:
+        sol.output.sum().backward()
+    message = str(raised.value)
+    assert message.startswith("adaptive_heun (the adjoint's backward solve) used up")
+    assert "of order 2" in message and "adjoint_rtol=1e-09" in message
+    assert "higher-order adjoint_method such as dopri5" in message
+
+
 def test_the_adjoint_method_must_be_an_embedded_pair():
     with pytest.raises(ValueError, match=r"options\['adjoint_method'\]: expected an embedded pair"):
         _model().solve(_X, method="dopri5", adjoint=True, options=dict(adjoint_method="rk4"))
