@@ -86,3 +86,21 @@ def test_skip_paths_quick_run(runs):
     assert_seed_verification(m["claims"]["plain_vanishes"], slopes["plain"])
     assert_seed_verification(m["claims"]["skips_still_decay"], slopes["skips"])
     assert_seed_finding(m["claims"]["skips_carry_gradient"], np.log10(ratio[-1]))
+
+
+@pytest.mark.slow
+def test_the_example_lines_of_studies_readme_are_what_this_quick_run_prints(runs):
+    """studies/README.md shows two lines of ``rnnode-study run skip_paths --quick``: they equal
+    the lines the command prints for those claims today (``format_claim`` of the quick run)."""
+    from pathlib import Path
+
+    from rnnode.studies._claims import format_claim
+
+    text = (Path(__file__).resolve().parents[1] / "studies" / "README.md").read_text()
+    block = text[text.index("rnnode-study run skip_paths --quick") :]
+    start = block.index("```\n") + 4
+    lines = block[start : block.index("\n```", start)].splitlines()
+    claims = runs["skip_paths"][1]["claims"]
+    for line in lines:
+        name = line.split()[1].rstrip(":")
+        assert line == format_claim(name, claims[name])
