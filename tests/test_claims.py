@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -279,6 +280,13 @@ def test_report_colours_verdicts_apart_and_lists_verifications_separately():
     style = text[text.index("<style>") : text.index("</style>")]
     inconclusive = style[style.index(".inconclusive{") :].split("}")[0]
     assert "#b00" not in inconclusive and "#070" not in inconclusive  # neither red nor green
+
+    def colour(cls: str) -> str:
+        rule = next(r for r in style.split("}") if re.search(rf"\.{cls}[,{{]", r))
+        return re.search(r"(?<!-)color:([^;}]+)", rule).group(1)
+
+    colours = {c: colour(c) for c in ("supported", "not-supported", "inconclusive")}
+    assert len(set(colours.values())) == 3, colours  # three verdicts, three colours
     assert "<span class='supported'>supported</span>" in text
     assert "<span class='not-supported'>not supported</span>" in text
     assert "<span class='inconclusive'>inconclusive: underpowered" in text

@@ -204,7 +204,7 @@ SEED_CORE_SECONDS = {
     "chaos": 80,
     "depth_tradeoff": 43,
     "fixed_points_study": 144,
-    "gate_coupling": 7 * 276,
+    "gate_coupling": 7 * 276,  # 7 trainings of about 4.6 core-minutes
     "irregular_sampling": 80,
     "liquid_networks": 180,
     "memory_capacity": 5,
@@ -214,7 +214,7 @@ SEED_CORE_SECONDS = {
     "skip_paths": 1,
     "stable_cells": 360,
     "sunspots": 108,
-    "timescales": 70,
+    "timescales": 5 * 14,  # 5 trainings of 14 s (up to 2.5 times that): 20 seeds either way
     "vanishing_gradients": 24,
 }
 
@@ -335,6 +335,16 @@ def test_a_run_writes_config_metrics_figures_and_report(tmp_path):
     assert f"{metrics['draws']['torch'][0]:.6g}" in text  # the figure's number is shown
     assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]  # no temp files
     assert [p.name for p in tmp_path.iterdir()] == ["tiny-quick"]  # no staging folder left
+
+
+def test_a_quick_runs_report_says_quick_at_the_top_and_a_full_runs_does_not(tmp_path):
+    """Issue 19: through the runner (not only ``report_html``), ``--quick`` reaches the report."""
+    run_study(make_study(), out=tmp_path, quick=True, seed=0, show_progress=False)
+    run_study(make_study(), out=tmp_path, quick=False, seed=0, show_progress=False)
+    quick = (tmp_path / "tiny-quick" / "report.html").read_text()
+    body = quick[quick.index("<body>") :]
+    assert "QUICK run" in body and body.index("QUICK run") < body.index("<h1>")
+    assert "QUICK" not in (tmp_path / "tiny" / "report.html").read_text()
 
 
 def test_same_seed_same_metrics_bytes_and_another_seed_other_numbers(tmp_path):
