@@ -37,7 +37,7 @@ Figure ``signal_propagation``: left, measured factor (mean and 95% interval over
 sigma_w with the theory dashed on top, the default-initialisation points and predictions; right,
 ||dh_T/dh_t|| against T - t with Pascanu's bound.
 
-Full run: 2 min 56 s wall on the 2 shared cores (load average about 10).
+Full run (20 seeds): 40 s wall, 0.7 core-minutes on one worker; results in studies/README.md.
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ the single-timescale task > 0 (paired by seed; control: the single-timescale spr
 sympy gain formula (low-pass, high-pass, small-amplitude tanh, continuous).
 
 **Cost**: 20 seeds x 5 conditions = 100 trainings; one (training and both analyses) took 14 s of
-CPU, criterion met at 150 steps, up to about 2.5 times that at the 400-step cap: about 25 to 60
-core-minutes, 15 to 30 min on 2 cores (``--workers 2``). Full run pending for 0.2.0.
+CPU, criterion met at 150 steps, up to about 2.5 times that at the 400-step cap. The full run
+took 14.5 core-minutes (14 min 24 s on one worker); results in studies/README.md.
 
 Figures: ``timescale_hierarchy`` (every per-layer measure, trained and untrained, per init),
 ``filter_bank`` (each layer's gain from the layer below and its band centre, per init and task),

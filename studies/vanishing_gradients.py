@@ -75,8 +75,8 @@ Findings (per seed, Student-t over seeds; suffix ``_skips`` for the skip stack a
   seed is scored on the same test split, so the samples are per (seed, test item) differences of
   correctness and the interval treats seeds and items as crossed random factors.
 
-Seeds: 20 in the full run (one seed took 24 s of CPU: about 8 core-minutes in all). Full run
-pending for 0.2.0 (earlier numbers scaled the recurrent weights too and are withdrawn).
+Seeds: 20 in the full run (5.2 core-minutes in all; results in studies/README.md; earlier
+numbers scaled the recurrent weights too and are withdrawn).
 
 Figures: ``depth`` (layer-1 norm against depth, three variants, every seed), ``heatmaps``
 (``rnnode.analysis.plots.plot_gradient_norms`` of the deepest stack of each variant, first seed),
