@@ -148,6 +148,24 @@ def test_quick_setting_is_smaller_than_the_full_one():
         assert min(quick["steps"][method]) >= min(full["steps"][method])
 
 
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+def test_the_full_settings_smallest_step_fits_the_solves_budget(method):
+    """The full run's smallest step over the full length exceeds the default step budget (100
+    steps per sample interval): the study must set the budget, or the full run fails where the
+    quick run passes (it did: 3840 Euler steps over 30 samples)."""
+    full = study.settings(False)
+    h = min(full["steps"][method])
+    torch.manual_seed(0)
+    module = nn.RNN(2, 3).double()
+    x = torch.randn(full["length"], 1, 2, dtype=torch.float64)
+    model = rnnode.from_torch(module)
+    # against the step-1 map's states: the error is finite and of the order of the states
+    out = module(x)[0].detach().numpy()
+    exact = np.concatenate([np.zeros_like(out[:1]), out])  # (T + 1, batch, hidden) from h_0 = 0
+    error = study._state_error(model, x, "sampled", method, h, exact)
+    assert 0.0 < error < 1.0
+
+
 @pytest.mark.slow
 def test_the_command_reproduces_the_run_in_a_fresh_process(run_folder, tmp_path):
     """``python -m rnnode.studies.cli run continuous_limit --quick``: same seed, same metrics
