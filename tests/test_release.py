@@ -43,3 +43,36 @@ def test_changelog_is_keep_a_changelog_with_this_release_and_0_1_0():
     # every top-level name removed in this release is listed with where it went
     for name in rnnode._REMOVED:
         assert f"`rnnode.{name}`" in text, name
+
+
+def _changelog_sections(text: str) -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """CHANGELOG.md as [(release, [(heading, entry lines), ...]), ...] in file order (the lines
+    of a ``### heading`` up to the next heading, blank lines dropped)."""
+    releases: list[tuple[str, list[tuple[str, list[str]]]]] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            match = re.match(r"## \[([^\]]+)\]", line)
+            assert match, f"release heading without [version]: {line!r}"
+            releases.append((match.group(1), []))
+        elif line.startswith("### "):
+            assert releases, f"{line!r} before any release"
+            releases[-1][1].append((line[4:].strip(), []))
+        elif line.strip() and releases and releases[-1][1] and not line.startswith("["):
+            releases[-1][1][-1][1].append(line)
+    return releases
+
+
+def test_changelog_has_a_filled_unreleased_section_and_no_empty_heading():
+    """Keep a Changelog: ``## [Unreleased]`` comes first, holds at least one of the standard
+    headings, every heading holds at least one ``- `` entry, and [Unreleased] has its link."""
+    text = (ROOT / "CHANGELOG.md").read_text()
+    releases = _changelog_sections(text)
+    assert releases and releases[0][0] == "Unreleased", [r for r, _ in releases]
+    standard = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+    unreleased = [heading for heading, _ in releases[0][1]]
+    assert unreleased and set(unreleased) <= standard, unreleased
+    assert len(unreleased) == len(set(unreleased)), f"a heading repeated: {unreleased}"
+    for release, headings in releases:
+        for heading, lines in headings:
+            assert any(line.startswith("- ") for line in lines), f"[{release}] ### {heading} empty"
+    assert re.search(r"^\[Unreleased\]: https://\S+$", text, flags=re.MULTILINE)
