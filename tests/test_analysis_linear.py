@@ -166,6 +166,7 @@ def test_frequency_response_matches_scipy_signal(kind):
     np.testing.assert_allclose(fr.gain.numpy()[1], np.linalg.norm(unit[:, 3:], axis=1), rtol=1e-14)
 
 
+@pytest.mark.slow
 def test_frequency_response_equals_sine_probes_on_a_hidden_64_stack():
     # Biases move the resting state: linearise at the fixed point of x = 0, probe there.
     model = rnnode.ODERNN(2, 64, 2, cell="rnn")

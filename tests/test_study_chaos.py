@@ -85,6 +85,7 @@ def test_crossing_interpolates_the_last_sign_change():
         chaos.crossing([1.0, 0.9], [0.1, 0.2])
 
 
+@pytest.mark.slow
 def test_continuous_exponent_at_small_gain_is_the_origins():
     # small g: the origin is the attractor and the exponent is -1 + max Re eig(g W) (numpy); RK4
     # at step 0.5 maps eigenvalue mu of -I + g W to R(mu / 2), R(z) = 1 + z + z^2/2 + z^3/6 +

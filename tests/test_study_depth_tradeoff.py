@@ -172,6 +172,7 @@ def _synthetic(noise: float, seeds: int = 5):
     return accuracy, depth0, np.full(seeds, 0.5), depths
 
 
+@pytest.mark.slow
 def test_gate_records_the_fitted_findings_only_when_the_fit_passes(tmp_path):
     # Data on the curve pass the gate (within the spread, better than monotone) and m and N*
     # are read; flat data (no fall) fail the monotone comparison and m and N* are not read.
@@ -257,6 +258,7 @@ def test_variants_differ_from_plain_only_where_they_should():
         dt.build("residual", 2, 8, task)
 
 
+@pytest.mark.slow
 def test_a_budget_reads_the_same_run_as_training_for_that_many_steps():
     point = {"variant": "auxiliary", "depth": 2, "seed": 1, "quick": True}
     result = dt.depth_point(point)

@@ -110,6 +110,7 @@ def test_relax_checkpoints_equal_separate_relaxations():
         predictive_inference.relax(net, x, y, [3, 1])
 
 
+@pytest.mark.slow
 def test_small_beta_equilibrium_gives_the_bptt_gradient():
     # Millidge et al. 2022: at the equilibrium of inference the errors are -beta dL/dh + O(beta^2),
     # so dF/dtheta is beta dL/dtheta + O(beta^2): the cosine departs from 1 by O(beta^2) = 1e-8 at
