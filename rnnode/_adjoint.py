@@ -2,7 +2,7 @@
 sample interval at a time.
 
 The gradient is that of a backward ODE solved to the adjoint tolerances: it approximates
-backpropagation's to about the solver tolerance (README, section Solvers). rnnode holds the step
+backpropagation's to about the solver tolerance (docs/guide/adjoints.md). rnnode holds the step
 budgets of the forward and the backward solve (through torchdiffeq's step callbacks; torchdiffeq's
 own budget is an ``assert`` per output time, gone under ``python -O``) and always hands
 torchdiffeq its ``adjoint_options`` (torchdiffeq cannot infer them for another

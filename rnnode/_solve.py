@@ -13,7 +13,7 @@ fixed-step method is the discrete adjoint: the exact gradient of the steps taken
 interval recomputed during the backward pass (activation checkpointing), so memory holds only the
 states at the sample times. With an adaptive method it is torchdiffeq's continuous adjoint,
 solved one sample interval at a time: a backward ODE whose gradient approximates backprop's to
-about the solver tolerance (README, section Solvers, for measured errors).
+about the solver tolerance (measured errors: docs/guide/adjoints.md).
 """
 
 from __future__ import annotations

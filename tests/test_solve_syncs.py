@@ -4,7 +4,7 @@ Every read of a tensor's value on the host (``item``, ``bool``, ``float``, ``int
 ``__index__``) is counted by patching ``torch.Tensor``; on a GPU each would wait for the device.
 The count of a solve is a fixed part (checks, the first step's choice, the final finite check)
 plus one per attempt: the difference between a long and a short solve is exactly the difference
-in attempts (accepted + rejected steps). The README's Solvers paragraph quotes this number.
+in attempts (accepted + rejected steps). docs/guide/solvers.md (Host synchronisations) quotes it.
 """
 
 import contextlib
