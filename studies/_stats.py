@@ -360,7 +360,9 @@ def sign_test(differences: Sequence[float] | np.ndarray) -> float:
     return float(stats.binomtest(int((nonzero > 0).sum()), int(nonzero.size), 0.5).pvalue)
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+def spearman(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
     """Spearman's rank correlation of x and y and its two-sided p-value (scipy)."""
     a, b = _samples("x", x), _samples("y", y)
     if a.size != b.size or a.size < 3:
