@@ -211,5 +211,6 @@ def fit_accuracy_model(
         )
         if best is None or fit.cost < best.cost:
             best = fit
+    assert best is not None  # _grid_starts gives at least one start
     theta = np.clip(best.x, low, high)  # trf keeps x feasible; clip rounding at the faces
     return dict(zip(PARAMETERS, (float(v) for v in theta), strict=True))

@@ -326,7 +326,7 @@ def find_fixed_points(
     step = vmap(_step_map(model, "sampled", float(dt), t0)) if kind == "discrete" else None
 
     def field(hv: torch.Tensor, xv: torch.Tensor) -> torch.Tensor:
-        if kind == "continuous":
+        if step is None:  # kind == "continuous"
             return model.joint_field(hv.reshape(-1, L, S), xv).reshape(hv.shape)
         return step(hv, xv) - hv
 

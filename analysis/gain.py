@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import sympy as sp
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: A matrix given as nested sequences, a numpy array, a torch tensor or a sympy Matrix.
-MatrixLike = Sequence | np.ndarray | torch.Tensor | sp.Matrix
+MatrixLike: TypeAlias = Sequence | np.ndarray | torch.Tensor | sp.Matrix
 
 KINDS = ("discrete", "continuous")
 

@@ -93,6 +93,7 @@ class StateSpace:
             )
         A, B, C, D = (v.detach().cpu().double().numpy() for v in self)
         if self.kind == "discrete":
+            assert self.dt is not None  # a discrete system has its step
             return scipy.signal.dlti(A, B, C, D, dt=float(self.dt))
         return scipy.signal.lti(A, B, C, D)
 
@@ -211,10 +212,10 @@ def linearize(
         D = torch.zeros(A.shape[0], L * H, m, dtype=dtype, device=device)
     else:
         C, D = A[:, pick], B[:, pick]
-    out = [v.reshape(*lead, *v.shape[1:]) for v in (A, B, C, D)]
+    A, B, C, D = (v.reshape(*lead, *v.shape[1:]) for v in (A, B, C, D))
     if not create_graph:
-        out = [v.detach() for v in out]
-    return StateSpace(*out, kind=kind, dt=float(dt) if kind == "discrete" else None)
+        A, B, C, D = (v.detach() for v in (A, B, C, D))
+    return StateSpace(A, B, C, D, kind=kind, dt=float(dt) if kind == "discrete" else None)
 
 
 def frequency_response(
@@ -327,10 +328,12 @@ def frequency_response(
         phase = unwrapped_phase(response, dim=0)
         unit_phase = unwrapped_phase(along, dim=0)
         unit_phase = unit_phase.reshape(w.shape[0], groups, p // groups).permute(1, 0, 2)
-    tensors = [w, response, gain, unit, phase, unit_phase]
+    tensors = (w, response, gain, unit, phase, unit_phase)
     if not create_graph:
-        tensors = [v.detach() for v in tensors]
-    return FrequencyResponse(*tensors, kind=kind, dt=float(dt), source="linearised")
+        w, response, gain, unit, phase, unit_phase = (v.detach() for v in tensors)
+    return FrequencyResponse(
+        w, response, gain, unit, phase, unit_phase, kind=kind, dt=float(dt), source="linearised"
+    )
 
 
 def _resolvent_times(z: torch.Tensor, A: torch.Tensor, B: torch.Tensor, blocks: int):
@@ -355,11 +358,11 @@ def _resolvent_times(z: torch.Tensor, A: torch.Tensor, B: torch.Tensor, blocks: 
     eye = torch.eye(size, dtype=A.dtype, device=A.device)
     parts: list[torch.Tensor] = []
     for l in range(n // size):
-        rows = slice(l * size, (l + 1) * size)
-        rhs = B[rows].expand(F, size, m)
+        block = slice(l * size, (l + 1) * size)
+        rhs = B[block].expand(F, size, m)
         if l:
-            rhs = rhs + A[rows, : l * size] @ torch.cat(parts, dim=1)
-        parts.append(torch.linalg.solve(z[:, None, None] * eye - A[rows, rows], rhs))
+            rhs = rhs + A[block, : l * size] @ torch.cat(parts, dim=1)
+        parts.append(torch.linalg.solve(z[:, None, None] * eye - A[block, block], rhs))
     return torch.cat(parts, dim=1)
 
 
@@ -367,7 +370,7 @@ def _as_matrices(system: tuple) -> tuple[torch.Tensor, ...]:
     A = system[0]
     ref = A if isinstance(A, torch.Tensor) else None
     dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float64
-    out = []
+    out: list[torch.Tensor | None] = []
     for name, v in zip("ABCD", system, strict=True):
         if v is None and name == "D":
             out.append(None)
@@ -389,6 +392,7 @@ def _as_matrices(system: tuple) -> tuple[torch.Tensor, ...]:
             raise ValueError(f"{name}: expected finite entries, got NaN or inf")
         out.append(t)
     A, B, C, D = out
+    assert A is not None and B is not None and C is not None  # only D may be None
     n = A.shape[0]
     if A.shape != (n, n):
         raise ValueError(f"A: expected a square (n, n) matrix, got {tuple(A.shape)}")

@@ -22,6 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from mpl_toolkits.mplot3d.axes3d import Axes3D
 from numpy.typing import ArrayLike
 
 from ._response import FrequencyResponse
@@ -387,8 +388,8 @@ def plot_eigenvalues(
     for m in methods:
         if m not in STEP_POLYNOMIALS:
             raise ValueError(f"methods: expected keys of {tuple(STEP_POLYNOMIALS)}, got {m!r}")
-    groups = list(eigvals) if isinstance(eigvals, (list, tuple)) else [eigvals]
-    groups = [np.asarray(g).astype(np.complex128).ravel() * dt for g in groups]
+    given = list(eigvals) if isinstance(eigvals, (list, tuple)) else [eigvals]
+    groups = [np.asarray(g).astype(np.complex128).ravel() * dt for g in given]
     if labels is None:
         names = (
             ["eigenvalues"] if len(groups) == 1 else [f"layer {i + 1}" for i in range(len(groups))]
@@ -562,10 +563,12 @@ def plot_fixed_points(
                 label=f"{name} {what} ({int(mask.sum())})",
             )
             handles.append(line)
-    setters = (ax.set_xlabel, ax.set_ylabel) + ((ax.set_zlabel,) if three else ())
+    setters = [ax.set_xlabel, ax.set_ylabel]
+    if isinstance(ax, Axes3D):  # three components
+        setters.append(ax.set_zlabel)
     for k, setter in enumerate(setters):
         setter(f"PC {k + 1} ({100 * share[k]:.0f}%)")
-    if three:
+    if isinstance(ax, Axes3D):
         ax.set_box_aspect(None, zoom=0.9)
     kind = getattr(fixed_points, "kind", None)
     default = (

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,7 +98,9 @@ class StabilityMap:
     def numpy(self) -> StabilityMap:
         """The same map with numpy arrays in place of the tensors."""
         fields = ("p", "q", "max_real", "spectral_radius", "fixed_points", "converged")
-        return dataclasses.replace(self, **{k: np.asarray(getattr(self, k)) for k in fields})
+        # Any: the numpy twin holds arrays where this map holds tensors.
+        arrays: dict[str, Any] = {k: np.asarray(getattr(self, k)) for k in fields}
+        return dataclasses.replace(self, **arrays)
 
 
 def stability_map(

@@ -102,7 +102,7 @@ def decay_time(curve: ArrayLike) -> tuple[float, bool]:
 def kick_response(
     model: ODERNN,
     x: torch.Tensor,
-    starts: Sequence[int],
+    starts: Sequence[int] | np.ndarray,
     max_lag: int,
     *,
     kick: float = 1e-6,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from importlib import metadata as _metadata
+from typing import TYPE_CHECKING
 
 from ._bridge import from_torch as from_torch
 from ._bridge import to_torch as to_torch
@@ -50,6 +51,12 @@ from ._solve import StepBudgetError as StepBudgetError
 from ._solve import integrate as integrate
 from ._stack import ODERNN as ODERNN
 from ._stack import Solution as Solution
+
+if TYPE_CHECKING:  # loaded on use at run time (``__getattr__``); typed for checkers and editors
+    from . import analysis as analysis
+    from . import fields as fields
+    from . import studies as studies
+    from . import training as training
 
 try:  # one source of the version: the installed distribution's metadata (pyproject.toml)
     __version__: str = _metadata.version("rnnode")

@@ -85,6 +85,7 @@ class _Block:
         and whose other layers read no path: the same operations, without assembling them
         layer by layer at every evaluation."""
         h, rec = self._recurrent(y)
+        assert self.b_ih is not None  # a chain has b_ih
         inter = torch.baddbmm(self.b_ih[1:], h[:-1], self.offsets[0][3])
         u = torch.cat([drive.expand(h.shape[1], -1).unsqueeze(0), inter])
         return self._rate(y, u, rec)
@@ -128,4 +129,5 @@ class _Block:
                 u = torch.cat(parts) if len(parts) > 1 else block
             else:
                 u = torch.cat([u[:a], torch.baddbmm(u[a:b], h[a - s : b - s], weight), u[b:]])
+        assert u is not None  # a block has an offset: its layers read each other
         return self._rate(y, u, rec)

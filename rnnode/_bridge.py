@@ -17,7 +17,11 @@ from ._stack import ODERNN
 __all__ = ["from_torch", "to_torch"]
 
 #: The torch.nn module of each cell that has one (the one map, read both ways).
-_TORCH_MODULES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_TORCH_MODULES: dict[str, type[nn.LSTM] | type[nn.GRU] | type[nn.RNN]] = {
+    "lstm": nn.LSTM,
+    "gru": nn.GRU,
+    "rnn": nn.RNN,
+}
 _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 #: The settings of the default solve (``SolveSettings()``, the discrete map) that torch.nn's
 #: modules compute; coupling last (it matters only with several layers).
@@ -68,13 +72,14 @@ def from_torch(module: nn.RNNBase) -> ODERNN:
             f"module: LSTM with proj_size={module.proj_size} is not supported (only proj_size=0)"
         )
     reference = module.weight_ih_l0
+    assert isinstance(reference, torch.Tensor)  # nn.Module's __getattr__ is typed loosely
     _check_not_meta("module", reference)
     model = ODERNN(
         module.input_size,
         module.hidden_size,
         num_layers=module.num_layers,
         cell=cell,
-        nonlinearity=module.nonlinearity if cell == "rnn" else None,
+        nonlinearity=module.nonlinearity if isinstance(module, nn.RNN) else None,
         bias=module.bias,
         batch_first=module.batch_first,
         bidirectional=module.bidirectional,

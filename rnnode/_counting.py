@@ -5,6 +5,7 @@ callbacks), holding their step budget.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
@@ -79,7 +80,8 @@ class _Tally:
         self.step_budget: int | None = None
         self.backward_steps = 0
         self.backward_budget: int | None = None
-        self.on_backward_budget = None
+        # The error to raise when the backward budget is spent (set with it, ``_adjoint``).
+        self.on_backward_budget: Callable[[torch.Tensor], Exception] | None = None
         self.last_dt: float | None = None
         # The starts of torchdiffeq's accepted steps, where the steps per interval are wanted.
         self.step_starts: list[float] | None = None
@@ -100,6 +102,7 @@ class _Counted(nn.Module):
             if tally.stats is not None:
                 tally.stats.backward_nfe += 1
             if tally.backward_budget is not None and tally.backward_steps >= tally.backward_budget:
+                assert tally.on_backward_budget is not None  # set with backward_budget
                 raise tally.on_backward_budget(t)
             return self.func(t, y)
         tally.nfe += 1

@@ -22,8 +22,8 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Hashable
-from typing import ClassVar
+from collections.abc import Callable, Hashable, Iterator
+from typing import TYPE_CHECKING, ClassVar, overload
 
 import torch
 import torch.nn.functional as F
@@ -111,6 +111,14 @@ class VectorField(nn.Module):
     #: that defines its own ``tau`` is never taken for a fixed tau = 1 (``_unit_tau``).
     _own_tau: ClassVar[bool] = True
 
+    # The parameters and the buffer that __init__ registers (bias_* are None without a bias).
+    weight_ih: nn.Parameter
+    weight_hh: nn.Parameter
+    bias_ih: nn.Parameter | None
+    bias_hh: nn.Parameter | None
+    log_tau: nn.Parameter
+    fixed_tau: torch.Tensor
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         rate = ("forward", "output", "recurrent", "project")
@@ -142,13 +150,13 @@ class VectorField(nn.Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.learn_tau = learn_tau
-        per_unit = isinstance(tau, torch.Tensor)
         if learn_tau:
-            log_tau = tau.log() if per_unit else torch.tensor(math.log(tau))
+            log_tau = tau.log() if isinstance(tau, torch.Tensor) else torch.tensor(math.log(tau))
             self.log_tau = nn.Parameter(log_tau)
         else:
             # Stored as given, so a fixed tau is exact (tau = 1 divides nothing away).
-            self.register_buffer("fixed_tau", tau if per_unit else torch.tensor(float(tau)))
+            fixed = tau if isinstance(tau, torch.Tensor) else torch.tensor(float(tau))
+            self.register_buffer("fixed_tau", fixed)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -228,6 +236,26 @@ class VectorField(nn.Module):
         """The fastest rate of the field's leak -h/tau, 1 / min(tau), a 0-d tensor (None: the
         field has no leak). The solver compares fixed steps with it before solving."""
         return None
+
+
+if TYPE_CHECKING:
+
+    class FieldList(nn.ModuleList):
+        """An ``nn.ModuleList`` of ``VectorField`` as the type checker sees it (torch's
+        ``ModuleList`` is not generic); at run time ``FieldList`` is ``nn.ModuleList`` itself."""
+
+        @overload
+        def __getitem__(self, idx: slice) -> FieldList: ...
+
+        @overload
+        def __getitem__(self, idx: int) -> VectorField: ...
+
+        def __getitem__(self, idx: int | slice) -> VectorField | FieldList: ...
+
+        def __iter__(self) -> Iterator[VectorField]: ...
+
+else:
+    FieldList = nn.ModuleList
 
 
 class RelaxationField(VectorField):

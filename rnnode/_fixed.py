@@ -101,11 +101,12 @@ def run_fixed(step, y0, grid, counts, probes=None, recompute=False, enter=None):
     for k, count in enumerate(counts):
         # Only this interval's grid goes to the (checkpointed) steps: checkpoint flattens its
         # arguments at every call, and the whole grid's would make the solve quadratic in T.
-        piece = tuple(g[first : first + count] for g in (starts, widths, ends))
+        piece = slice(first, first + count)
+        s, w, e = starts[piece], widths[piece], ends[piece]
         if recompute:
-            y = checkpoint(_steps, step, enter, k, *piece, y, use_reentrant=False)
+            y = checkpoint(_steps, step, enter, k, s, w, e, y, use_reentrant=False)
         else:
-            y = _steps(step, enter, k, *piece, y)
+            y = _steps(step, enter, k, s, w, e, y)
         first += count
         if probes is not None:
             y = y + probes[k + 1]

@@ -18,6 +18,7 @@ import torch
 
 from ._ltc import LTCField
 from ._semi_implicit import FUSED_METHODS, check_unfolds
+from ._settings import NOT_GIVEN
 from ._stack import ODERNN
 from ._validate import check_bool, check_finite
 
@@ -173,12 +174,25 @@ class LTC(ODERNN):
         parts = output.split(self.hidden_size, dim=-1)
         return torch.cat([self.ltc_field(top, d).readout(p) for d, p in enumerate(parts)], dim=-1)
 
-    def forward(  # type: ignore[override]
+    def forward(  # type: ignore[override]  # x a tensor (ncps's layout), timespans third
         self,
         x: torch.Tensor,
         hx: torch.Tensor | None = None,
         timespans: torch.Tensor | None = None,
-        **solve_options: object,
+        *,
+        t: torch.Tensor | None = None,
+        method: str = NOT_GIVEN,
+        step_size: float | None = NOT_GIVEN,
+        rtol: float = NOT_GIVEN,
+        atol: float = NOT_GIVEN,
+        interpolation: str = NOT_GIVEN,
+        coupling: str = NOT_GIVEN,
+        engine: str = NOT_GIVEN,
+        adjoint: bool = False,
+        options: dict | None = None,
+        track_state_gradients: bool = False,
+        return_gates: bool = False,
+        detach_layers: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """ncps's call: ``(readout, hx)`` after the samples of x.
 
@@ -189,18 +203,19 @@ class LTC(ODERNN):
                 first; a trailing dimension of 1 allowed, as ncps's (batch, T, 1)), or (T,)
                 shared by the batch; default 1 each. The sample times are their cumulative
                 sums from t_0 = 0: per-sequence timespans are ``ODERNN``'s per-sequence times.
-            **solve_options: ``ODERNN.solve``'s keywords (``t`` instead of ``timespans``);
-                with the fused method, ``options={"unfolds": ...}`` overrides ``ode_unfolds``.
+            t, method, step_size, rtol, atol, interpolation, coupling, engine, adjoint, options,
+                track_state_gradients, return_gates, detach_layers: as ``ODERNN.solve`` (give
+                ``t`` or ``timespans``, not both; each solver setting not given keeps the
+                model's default, ``self.defaults``); with the fused method,
+                ``options={"unfolds": ...}`` overrides ``ode_unfolds``.
         """
         if timespans is not None:
-            if solve_options.get("t") is not None:
+            if t is not None:
                 raise ValueError("timespans: give either timespans or t, not both")
-            solve_options["t"] = self._times(x, timespans)
-        method = solve_options.get("method", self.defaults.method)
-        if method in FUSED_METHODS:
-            options = dict(solve_options.get("options") or {})  # type: ignore[call-overload]
+            t = self._times(x, timespans)
+        if (self.defaults.method if method is NOT_GIVEN else method) in FUSED_METHODS:
+            options = dict(options or {})
             options.setdefault("unfolds", self.ode_unfolds)
-            solve_options["options"] = options
         single = self.num_layers * self.num_directions == 1
         ncps_layout = (
             single
@@ -211,7 +226,23 @@ class LTC(ODERNN):
         if ncps_layout:
             assert hx is not None
             hx = hx.unsqueeze(0)
-        solution = self.solve(x, hx, **cast(Any, solve_options))
+        solution = self.solve(
+            x,
+            hx,
+            t=t,
+            method=method,
+            step_size=step_size,
+            rtol=rtol,
+            atol=atol,
+            interpolation=interpolation,
+            coupling=coupling,
+            engine=engine,
+            adjoint=adjoint,
+            options=options,
+            track_state_gradients=track_state_gradients,
+            return_gates=return_gates,
+            detach_layers=detach_layers,
+        )
         output = self.readout(solution.output)
         if not self.return_sequences:
             time_dim = 1 if (self.batch_first and output.dim() == 3) else 0

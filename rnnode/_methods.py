@@ -84,7 +84,7 @@ def check_method(method: object) -> str:
             f"method: expected one of {METHODS} (or, for cell='ltc', {FUSED_METHODS}), "
             f"got {method!r}"
         )
-    return method  # type: ignore[return-value]
+    return method
 
 
 def default_budget(num_intervals: int) -> int:

@@ -28,7 +28,7 @@ def scipy_solve(func, y0: torch.Tensor, times: torch.Tensor, rtol: float, atol: 
         return f.detach().cpu().numpy().reshape(-1)
 
     t = times.detach().cpu().numpy()
-    solution = solve_ivp(  # type: ignore[call-overload]  # solver: one of SCIPY_SOLVERS
+    solution = solve_ivp(  # solver: one of SCIPY_SOLVERS
         rhs,
         t_span=[t.min(), t.max()],
         y0=y0.detach().cpu().numpy().reshape(-1),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ._methods import ENGINES, FIXED_METHODS, check_method
 from ._paths import INTERPOLATIONS
@@ -48,8 +48,9 @@ class _NotGiven:
         return "NOT_GIVEN"
 
 
-#: Marks a keyword the caller did not give (the model's default applies).
-NOT_GIVEN: Final = _NotGiven()
+#: Marks a keyword the caller did not give (the model's default applies). Typed ``Any`` so that
+#: it may stand as the default of a keyword of any type (``method: str = NOT_GIVEN``).
+NOT_GIVEN: Final[Any] = _NotGiven()
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ class SolveSettings:
             raise TypeError(
                 f"override: unknown settings {sorted(unknown)}; expected some of {sorted(names)}"
             )
-        values = {k: v for k, v in given.items() if v is not NOT_GIVEN}
+        # Any: each value is checked by __post_init__ of the replaced settings.
+        values: dict[str, Any] = {k: v for k, v in given.items() if v is not NOT_GIVEN}
         if not values:
             return self
         if "method" in values and "step_size" not in values and values["method"] not in _STEPPED:

@@ -127,5 +127,8 @@ class Solution:
                 grad = grad.flip(0)
             for layer, part in zip(probe.layers, grad.split(probe.sizes, dim=-1), strict=True):
                 out[layer][probe.direction] = part
-        result = torch.stack([torch.stack(row) for row in out])
+        filled = [[part for part in row if part is not None] for row in out]
+        if any(len(row) != num_dirs for row in filled):  # every layer has a probe per direction
+            raise RuntimeError("state_gradients: a layer and direction without a probe")
+        result = torch.stack([torch.stack(row) for row in filled])
         return result.squeeze(3) if self._unbatched else result

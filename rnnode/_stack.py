@@ -31,7 +31,7 @@ from torch import nn
 
 from . import _stack_solve
 from ._field_protocol import Field, check_field
-from ._fields import VectorField, cell_of, check_nonlinearity, check_tau, make_field
+from ._fields import FieldList, VectorField, cell_of, check_nonlinearity, check_tau, make_field
 from ._paths import InputPath
 from ._settings import COUPLINGS, NOT_GIVEN, SolveSettings
 from ._solution import Solution
@@ -109,7 +109,7 @@ class ODERNN(nn.Module):
         atol: float = _DEFAULT.atol,
         interpolation: str = _DEFAULT.interpolation,
         coupling: str = _DEFAULT.coupling,
-        engine: str = NOT_GIVEN,  # type: ignore[assignment]
+        engine: str = NOT_GIVEN,
         cell_options: Mapping[str, float] | None = None,
     ) -> None:
         """Build the stack; the weights are initialised as torch.nn's.
@@ -214,7 +214,7 @@ class ODERNN(nn.Module):
         #: The stack's wiring: sources, weight columns, groups and output layout.
         self.topology = topology
         #: Vector fields, index ``layer * num_directions + direction`` (torch's order of hx).
-        self.layers = nn.ModuleList(layers)
+        self.layers = FieldList(layers)
 
     @classmethod
     def from_fields(
@@ -230,7 +230,7 @@ class ODERNN(nn.Module):
         atol: float = _DEFAULT.atol,
         interpolation: str = _DEFAULT.interpolation,
         coupling: str = _DEFAULT.coupling,
-        engine: str = NOT_GIVEN,  # type: ignore[assignment]
+        engine: str = NOT_GIVEN,
     ) -> ODERNN:
         """A stack of the given fields, one per layer (bottom first), used as they are (shared,
         not copied).
@@ -355,13 +355,13 @@ class ODERNN(nn.Module):
         hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
         *,
         t: torch.Tensor | None = None,
-        method: str = NOT_GIVEN,  # type: ignore[assignment]
-        step_size: float | None = NOT_GIVEN,  # type: ignore[assignment]
-        rtol: float = NOT_GIVEN,  # type: ignore[assignment]
-        atol: float = NOT_GIVEN,  # type: ignore[assignment]
-        interpolation: str = NOT_GIVEN,  # type: ignore[assignment]
-        coupling: str = NOT_GIVEN,  # type: ignore[assignment]
-        engine: str = NOT_GIVEN,  # type: ignore[assignment]
+        method: str = NOT_GIVEN,
+        step_size: float | None = NOT_GIVEN,
+        rtol: float = NOT_GIVEN,
+        atol: float = NOT_GIVEN,
+        interpolation: str = NOT_GIVEN,
+        coupling: str = NOT_GIVEN,
+        engine: str = NOT_GIVEN,
         adjoint: bool = False,
         options: dict | None = None,
         detach_layers: bool = False,
@@ -407,13 +407,13 @@ class ODERNN(nn.Module):
         hx: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
         *,
         t: torch.Tensor | None = None,
-        method: str = NOT_GIVEN,  # type: ignore[assignment]
-        step_size: float | None = NOT_GIVEN,  # type: ignore[assignment]
-        rtol: float = NOT_GIVEN,  # type: ignore[assignment]
-        atol: float = NOT_GIVEN,  # type: ignore[assignment]
-        interpolation: str = NOT_GIVEN,  # type: ignore[assignment]
-        coupling: str = NOT_GIVEN,  # type: ignore[assignment]
-        engine: str = NOT_GIVEN,  # type: ignore[assignment]
+        method: str = NOT_GIVEN,
+        step_size: float | None = NOT_GIVEN,
+        rtol: float = NOT_GIVEN,
+        atol: float = NOT_GIVEN,
+        interpolation: str = NOT_GIVEN,
+        coupling: str = NOT_GIVEN,
+        engine: str = NOT_GIVEN,
         adjoint: bool = False,
         options: dict | None = None,
         track_state_gradients: bool = False,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._block import _Block
-from ._fields import VectorField
+from ._fields import FieldList, VectorField
 from ._paths import InputPath
 
 __all__: list[str] = []
@@ -46,7 +46,7 @@ class _StackODE(nn.Module):
 
     def __init__(
         self,
-        fields: Sequence[VectorField],
+        fields: Sequence[VectorField] | FieldList,
         paths: Sequence[InputPath | None],
         internal: Sequence[Sequence[tuple[int, slice]]],
         raw_columns: Sequence[slice | None] | None = None,
@@ -58,7 +58,7 @@ class _StackODE(nn.Module):
         super().__init__()
         self.speed = speed
         self.clock = clock
-        self.fields = nn.ModuleList(fields)
+        self.fields = FieldList(fields)
         self.paths = list(paths)
         self.internal = [list(s) for s in internal]
         # The weight columns that read other layers of this ODE, made contiguous once per solve
@@ -86,7 +86,7 @@ class _StackODE(nn.Module):
         # The knot interval every evaluation lies in, where the solver knows it (``at_interval``).
         self._hint: tuple[int, bool] | None = None
 
-    def pack(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
+    def pack(self, states: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The ODE's state from the layers' states (each (..., B, S)): (..., L, B, S) stacked
         for a block, (..., B, sum S) concatenated otherwise."""
         if self.block is not None:
@@ -185,10 +185,12 @@ class _StackODE(nn.Module):
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = s if self.clock is None else self._read(self.clock, s)
         if self._chain:
+            assert self.block is not None and self.paths[0] is not None  # what _chain says
             rate = self.block.rate_chain(y, self._read(self.paths[0], s))
         elif self.block is not None:
             rate = self.block.rate(y, self.external(s))
         elif len(self.fields) == 1 and not self.internal[0] and self.raw_columns[0] is None:
+            assert self.paths[0] is not None  # a single layer without sources in the ODE
             rate = self.fields[0](t, y, self._read(self.paths[0], s))
         else:
             states = self.unpack(y)
@@ -217,6 +219,7 @@ class _StackODE(nn.Module):
             for (j, _), weight in zip(self.internal[i], self._internal_weights[i], strict=True):
                 drive = F.linear(self.fields[j].output(states[j]), weight)
                 u = drive if u is None else u + drive
+            assert u is not None  # a layer without a path reads a layer of this ODE
             drives.append(u)
         return drives
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     from ._stack import ODERNN
 
 __all__: list[str] = []
+
+
+@runtime_checkable
+class _Gated(Protocol):
+    """A field with gates (the LSTM's): ``solve(return_gates=True)`` reads them."""
+
+    def gate_values(self, state: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass
@@ -140,7 +147,9 @@ def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
     """
     x = plan.x
     outputs = plan.outputs
-    outputs[INPUT] = x
+    if isinstance(x, torch.Tensor):  # samples; a path is read by the layers it drives
+        outputs[INPUT] = x
+    input_path = x if isinstance(x, InputPath) else None
     layer_states: list[torch.Tensor] = [plan.h0] * model.num_layers
     gates: list[dict[str, torch.Tensor]] = [{}] * model.num_layers
     nfe = 0
@@ -158,6 +167,7 @@ def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
                 plan.probes.append(probe)
             result = solve_group(
                 model,
+                input_path,
                 group,
                 direction,
                 outputs,
@@ -178,7 +188,8 @@ def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
         for i, layer in enumerate(group):
             layer_states[layer] = torch.stack([r.states[i] for r in solved])  # (D, T+1, B, S)
             if plan.return_gates:
-                gates[layer] = {k: torch.stack([r.gates[i][k] for r in solved]) for k in "ifgo"}
+                per_direction = [r.gates for r in solved if r.gates is not None]
+                gates[layer] = {k: torch.stack([g[i][k] for g in per_direction]) for k in "ifgo"}
             hidden = model.field(layer).output(layer_states[layer])
             outputs[layer] = model.topology.layer_output(hidden)
             if model.dropout and model.training and layer < model.num_layers - 1:
@@ -188,6 +199,7 @@ def solve_groups(model: ODERNN, plan: _Plan) -> _Solved:
 
 def solve_group(
     model: ODERNN,
+    input_path: InputPath | None,
     group: list[int],
     direction: int,
     outputs: Mapping[int, torch.Tensor],
@@ -199,8 +211,9 @@ def solve_group(
     detach: bool = False,
     unbatched: bool = False,
 ) -> _Solved:
-    """Solve layers ``group`` of one direction as one ODE, driven by ``outputs`` (the input
-    and the outputs of the layers solved before)."""
+    """Solve layers ``group`` of one direction as one ODE, driven by ``input_path`` (the input
+    where it is an ``InputPath``) and ``outputs`` (the sampled input and the outputs of the
+    layers solved before)."""
     fields, paths, internal, raw_columns = [], [], [], []
     # The adjoint differentiates the field with respect to the path's tensors and to the
     # weights: a path projected through weight_ih beforehand would count W_ih twice, so under
@@ -212,7 +225,7 @@ def solve_group(
         inside = [(j, c) for j, c in cols.items() if j in group]
         outside = [(j, c) for j, c in cols.items() if j not in group]
         path, columns = None, None
-        if isinstance(outputs[INPUT], InputPath) and INPUT in dict(outside):
+        if input_path is not None and INPUT in dict(outside):
             if len(outside) > 1:
                 raise ValueError(
                     f"x: an InputPath drives layer {layer}, which also reads the sampled outputs "
@@ -220,9 +233,7 @@ def solve_group(
                     "pass samples, or use coupling='continuous'"
                 )
             columns = outside[0][1]
-            path = _input_path(
-                outputs[INPUT], field, columns, project_first, direction == 1, unbatched
-            )
+            path = _input_path(input_path, field, columns, project_first, direction == 1, unbatched)
         elif outside:
             # Sources solved before this ODE: project their samples once, then interpolate.
             # Their columns are contiguous: all sources (sampled) or the input (continuous).
@@ -270,6 +281,7 @@ def solve_group(
         before = [s[:-1] for s in states]
         gates = []
         for i, field in enumerate(fields):
+            assert isinstance(field, _Gated)  # check_call refuses return_gates without them
             values = field.gate_values(before[i], torch.stack([u[i] for u in steps]))
             gates.append({k: v.flip(0) if direction == 1 else v for k, v in values.items()})
     if direction == 1:

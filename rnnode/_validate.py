@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 import torch
@@ -79,6 +80,14 @@ def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected True or False, got {_describe(value)}")
     return bool(value)
+
+
+@overload
+def check_positive(name: str, value: object, *, allow_none: Literal[False] = False) -> float: ...
+
+
+@overload
+def check_positive(name: str, value: object, *, allow_none: bool) -> float | None: ...
 
 
 def check_positive(name: str, value: object, *, allow_none: bool = False) -> float | None:

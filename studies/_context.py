@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,6 +20,8 @@ from ._io import atomic_write, plain
 from ._report import FigureRecord
 from ._stats import bootstrap_test, mean_test
 from ._sweep import sweep
+
+_T = TypeVar("_T")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -314,7 +316,7 @@ class Context:
             same_test=True,
         )
 
-    def progress(self, iterable: Iterable, desc: str, total: int | None = None) -> Iterable:
+    def progress(self, iterable: Iterable[_T], desc: str, total: int | None = None) -> Iterable[_T]:
         """``iterable`` with a tqdm progress bar (on stderr) labelled ``study: desc``."""
         return tqdm(
             iterable,

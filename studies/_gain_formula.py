@@ -44,7 +44,7 @@ def _formula(kind: str, **weights) -> list:
     """numpy functions of omega, one per layer, from ``stack_gain`` with the weights as exact
     rationals (sympy simplifies them faster than floats, and exactly)."""
     omega = sp.Symbol("omega", real=True)
-    exact = {k: [sp.Rational(str(v)) for v in vs] for k, vs in weights.items()}
+    exact: dict[str, Any] = {k: [sp.Rational(str(v)) for v in vs] for k, vs in weights.items()}
     return [sp.lambdify(omega, g, "numpy") for g in stack_gain(kind=kind, **exact)]
 
 

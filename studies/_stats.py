@@ -139,7 +139,11 @@ def _seed_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def _t_interval(
-    value: np.ndarray, se: np.ndarray, df: float | np.ndarray, bound: float, level: float
+    value: float | np.ndarray,
+    se: float | np.ndarray,
+    df: float | np.ndarray,
+    bound: float,
+    level: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lo, hi, two-sided p) of the t statistic (value - bound) / se on ``df`` df (arrays
     broadcast; se > 0)."""
@@ -157,9 +161,9 @@ def _t(value: float, se: float, df: float, bound: float, level: float, method: s
         # the spread goes to 0), and the bound is either that point or outside it.
         p = 1.0 if value == bound else 0.0
         return MeanTest(value, (value, value), p, 0.0, float(df), 0.0, method + " (no spread)")
-    lo, hi, p = _t_interval(np.float64(value), np.float64(se), df, bound, level)
+    lo, hi, p_value = _t_interval(np.float64(value), np.float64(se), df, bound, level)
     mde = minimum_detectable_effect(se, df, alpha=1 - level)
-    return MeanTest(value, (float(lo), float(hi)), float(p), se, float(df), mde, method)
+    return MeanTest(value, (float(lo), float(hi)), float(p_value), se, float(df), mde, method)
 
 
 def _crossed_se(scores: np.ndarray) -> tuple[float, float]:
@@ -219,8 +223,8 @@ def mean_test(
         method = "Student-t over seeds"
         if n < 2:
             return _t(value, math.inf, 0, bound, level, method)
-        _, se, df = _seed_se(array)
-        return _t(value, float(se), df, bound, level, method)
+        _, seed_se, seed_df = _seed_se(array)
+        return _t(value, float(seed_se), seed_df, bound, level, method)
     if array.ndim != 2 or array.size == 0:
         raise ValueError(
             f"samples: expected (seeds,) or (seeds, items) numbers, got shape {array.shape}"
@@ -356,7 +360,9 @@ def sign_test(differences: Sequence[float] | np.ndarray) -> float:
     return float(stats.binomtest(int((nonzero > 0).sum()), int(nonzero.size), 0.5).pvalue)
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+def spearman(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray
+) -> tuple[float, float]:
     """Spearman's rank correlation of x and y and its two-sided p-value (scipy)."""
     a, b = _samples("x", x), _samples("y", y)
     if a.size != b.size or a.size < 3:

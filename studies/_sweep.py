@@ -24,6 +24,7 @@ warning naming it, and the point is computed again.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -288,7 +289,7 @@ def sweep(
             _run_dask(fn, todo, scheduler, finish)
         elif todo and (nworkers == 1 or len(todo) == 1):
             for key, point in todo.items():
-                finish(key, lambda point=point: _call_point(fn, point))
+                finish(key, functools.partial(_call_point, fn, point))
         elif todo:
             _run_processes(fn, todo, min(nworkers, len(todo)), finish)
     finally:

@@ -161,7 +161,7 @@ def largest_exponent(
     generator = torch.Generator().manual_seed(seed + 7919)
     size = model.hidden_size
     h0 = torch.randn(trajectories, 1, size, generator=generator, dtype=torch.float64)
-    options = (
+    options: dict[str, Any] = (
         {"method": "rk4", "step_size": 0.5, "interval": 2.0}
         if continuous
         else {"method": "euler", "step_size": 1.0, "interval": 1.0}

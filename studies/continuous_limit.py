@@ -37,7 +37,7 @@ import rnnode
 from ._run import Context, settings_for
 
 #: torch.nn modules of the bridge check: name -> (class, extra arguments).
-MODULES: dict[str, tuple[type[nn.RNNBase], dict[str, str]]] = {
+MODULES: dict[str, tuple[type[nn.RNN] | type[nn.GRU] | type[nn.LSTM], dict[str, str]]] = {
     "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
     "gru": (nn.GRU, {}),
@@ -217,9 +217,9 @@ def reference(
             traj.append(s)
         states.append(np.stack(traj, axis=1))
         drive = states[-1][-1, 1:, :, :hidden]
-    states = np.concatenate(states)
-    curve = np.concatenate(pieces + [states[-1, -1:]]) if dense else None
-    return states, curve
+    stacked = np.concatenate(states)
+    curve = np.concatenate(pieces + [stacked[-1, -1:]]) if dense else None
+    return stacked, curve
 
 
 # -- one cell: bridge, reference check, convergence -------------------------------------------
@@ -275,6 +275,7 @@ def cell_point(point: dict[str, Any]) -> dict[str, Any]:
         }
         for coupling in rnnode.COUPLINGS:
             exact, curve = reference(name, module, x.numpy(), coupling=coupling, dense=_DENSE)
+            assert curve is not None  # dense output asked for
             result["errors"][coupling] = {
                 method: [_state_error(model, x, coupling, method, h, exact) for h in steps]
                 for method, steps in cfg["steps"].items()

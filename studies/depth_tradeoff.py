@@ -220,10 +220,10 @@ def constant_accuracy(seed: int) -> float:
 def layer_factor(norms: Sequence[float]) -> float:
     """Geometric mean of the ratios of successive layers' norms, going down:
     (||g^1|| / ||g^L||)^(1 / (L - 1)); nan for one layer."""
-    norms = np.asarray(norms, dtype=np.float64)
-    if norms.size < 2:
+    values = np.asarray(norms, dtype=np.float64)
+    if values.size < 2:
         return float("nan")
-    return float(np.exp(np.mean(np.log(norms[:-1] / norms[1:]))))
+    return float(np.exp(np.mean(np.log(values[:-1] / values[1:]))))
 
 
 def fit_variant(
@@ -240,7 +240,7 @@ def _log2(a: float, b: float) -> float:
     return float(np.log2(a / b))  # of two clipped (finite, positive) sweet spots
 
 
-def clip_sweet_spot(star: float, depths: Sequence[int]) -> float:
+def clip_sweet_spot(star: float | np.ndarray, depths: Sequence[int]) -> float:
     """N* clipped to the measured depths [depths[0], depths[-1]] (N* = inf: the deepest): a
     sweet spot is never extrapolated beyond the depths run."""
     return float(np.clip(star, depths[0], depths[-1]))

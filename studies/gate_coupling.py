@@ -156,6 +156,7 @@ class _Coupled(SequenceModel):
         prediction, _, solution = self.run(x)  # gates come with gate_weight > 0
         main = task_loss(prediction, y, self.kind)
         weights = input_gate_rows(self.rnn) if self.pairing == "input_weight" else None
+        assert solution.gates is not None
         penalty = gate_coupling_penalty(
             solution.gates, self.gate_weight, weighting=self.pairing, input_weights=weights
         )
@@ -176,11 +177,11 @@ def gradient_ratio(model: SequenceModel, x: torch.Tensor, y: torch.Tensor) -> fl
     task_loss(prediction, y, model.kind).backward()
 
     def norm(layer: int) -> float:
-        grads = [
-            p.grad.flatten()
-            for d in range(rnn.num_directions)
-            for p in rnn.field(layer, d).parameters()
-        ]
+        grads = []
+        for d in range(rnn.num_directions):
+            for p in rnn.field(layer, d).parameters():
+                assert p.grad is not None  # every parameter of the stack reaches the loss
+                grads.append(p.grad.flatten())
         return float(torch.cat(grads).norm())
 
     ratio = norm(0) / norm(rnn.num_layers - 1)
@@ -227,6 +228,7 @@ def point(p: dict) -> dict[str, Any]:
         curve["log10_ratio"].append(gradient_ratio(model, x_grad, y_grad))
     with torch.no_grad():
         gates = rnn.solve(task.x_test.transpose(0, 1), return_gates=True).gates
+    assert gates is not None
     return {
         **curve,
         "final_accuracy": curve["accuracy"][-1],

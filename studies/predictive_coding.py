@@ -82,6 +82,7 @@ def compare_with_backprop(
     for name in ("predictive_coding", "backprop"):
         torch.manual_seed(seed)
         rnn = make_rnn()
+        model: PredictiveCoding | SequenceModel
         if name == "predictive_coding":
             model = PredictiveCoding.for_task(rnn, task, local_weight=local_weight)
         else:

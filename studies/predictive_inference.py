@@ -103,6 +103,7 @@ class Network(torch.nn.Module):
 
     def layer_parameters(self, layer: int) -> list[torch.Tensor]:
         f = self.rnn.layers[layer]
+        assert f.bias_ih is not None and f.bias_hh is not None  # built with biases
         return [f.weight_ih, f.weight_hh, f.bias_ih, f.bias_hh]
 
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

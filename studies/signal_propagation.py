@@ -151,6 +151,7 @@ def stack(depth: int, hidden: int, sigma_w: float | None, seed: int, skips=(1,))
                 fan = 1 if layer == 0 else hidden
                 field.weight_ih.normal_(0.0, sigma_w / fan**0.5)
                 field.weight_hh.normal_(0.0, sigma_w / hidden**0.5)
+                assert field.bias_ih is not None and field.bias_hh is not None
                 field.bias_ih.normal_(0.0, BIAS_VARIANCE**0.5)
                 field.bias_hh.zero_()
     return model
@@ -284,13 +285,13 @@ def run(ctx: Context) -> dict[str, Any]:
         control_label="mean-field theory (Poole et al. 2016; Schoenholz et al. 2017)",
     )
     for v in VARIANTS:
-        gap = np.abs(default[v] - predicted[v])
+        gaps = np.abs(default[v] - predicted[v])
         ctx.finding_over_seeds(
             f"default_{v}_agrees",
             f"torch's default initialisation, hidden 16, "
             f"{'skips (1, 2)' if v == 'skips' else 'plain'}: the measured per-layer factor "
             f"is within {TOLERANCE} of the mean-field {predicted[v]:.3f}",
-            gap,
+            gaps,
             comparison="<",
             bound=TOLERANCE,
             control=predicted[v],

@@ -124,7 +124,8 @@ def run(ctx: Context) -> dict[str, Any]:
     cfg = settings(ctx.quick)
     torch.manual_seed(ctx.seed)
     model = rnnode.ODERNN(cfg["input_size"], cfg["hidden_size"], cfg["num_layers"], cell="rnn")
-    maps = {
+    # Any: ``StabilityMap.numpy()`` holds numpy arrays in the fields typed as tensors.
+    maps: dict[str, Any] = {
         method: stability_map(
             model, cfg["p"], cfg["q"], method=method, dt=1.0, seed=ctx.seed
         ).numpy()
@@ -197,7 +198,7 @@ def run(ctx: Context) -> dict[str, Any]:
         picks["ode_stable_rnn_unstable"] = np.nanargmax(
             np.where(stable_ode & ~stable_euler, log_rho, np.nan)
         )
-    trajectories = {}
+    trajectories: dict[str, dict[str, Any]] = {}
     for name, flat in picks.items():
         i, j = np.unravel_index(flat, converged.shape)
         p, q, h = float(euler.p[i]), float(euler.q[j]), euler.fixed_points[i, j]

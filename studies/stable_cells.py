@@ -194,7 +194,7 @@ class Regressor(nn.Module):
         return value, {"task": float(value.detach())}
 
 
-def build(cell: str, hidden: int, input_size: int = 1) -> nn.Module:
+def build(cell: str, hidden: int, input_size: int = 1) -> rnnode.ODERNN | CoRNN:
     """One layer of ``cell`` with the study's options: an ``rnnode.ODERNN`` (the tanh cell with
     an orthogonal recurrent matrix) or, for ``"cornn"``, a ``CoRNN``."""
     if cell == "cornn":
@@ -226,12 +226,13 @@ def hidden_for(cell: str, parameters: int) -> int:
         h += 1
 
 
-def step_spectrum(model: nn.Module) -> np.ndarray:
+def step_spectrum(model: rnnode.ODERNN | CoRNN) -> np.ndarray:
     """Eigenvalues of the step map's Jacobian at rest (h = 0, x = 0): 1 + J for the ODERNN cells
     (Euler step 1; the field already carries 1 / tau), autograd of the IMEX step for ``CoRNN``
     (state (y, z))."""
     if isinstance(model, CoRNN):
         h = model.hidden_size
+        assert model.field.bias_ih is not None  # the study's coRNN has biases
         u = model.field.bias_ih.detach()
 
         def step(state: torch.Tensor) -> torch.Tensor:
@@ -240,12 +241,18 @@ def step_spectrum(model: nn.Module) -> np.ndarray:
         jac = torch.autograd.functional.jacobian(step, torch.zeros(2 * h))
         return np.linalg.eigvals(jac.detach().numpy())
     state = model.state_parts * model.hidden_size
-    h = torch.zeros(1, state, dtype=torch.float64)
-    lam = eigenvalues(model, h, torch.zeros(1, dtype=torch.float64))
+    rest = torch.zeros(1, state, dtype=torch.float64)
+    lam = eigenvalues(model, rest, torch.zeros(1, dtype=torch.float64))
     return (1 + lam).detach().numpy()
 
 
-def long_run(model: nn.Module, length: int, batch: int, seed: int) -> dict[str, Any]:
+def _grad(y: torch.Tensor) -> torch.Tensor:
+    """The gradient that ``backward`` left on ``y``."""
+    assert y.grad is not None  # every kept state reaches the loss
+    return y.grad
+
+
+def long_run(model: rnnode.ODERNN | CoRNN, length: int, batch: int, seed: int) -> dict[str, Any]:
     """max |h_t| and ||dLoss/dh_t|| (loss: a random linear readout of the last hidden state;
     for coRNN h = y, the gradient taken with z_t held, as ``gradient_norms`` does for the ODERNN
     cells' hidden part)."""
@@ -257,7 +264,7 @@ def long_run(model: nn.Module, length: int, batch: int, seed: int) -> dict[str, 
         ys, _ = model(x, keep)
         (ys[-1] * v).sum().backward()
         # column 0 (the initial state, fixed at 0) is left out, as gradient_norms's first column
-        norms = np.array([float(y.grad.norm()) for y in keep])
+        norms = np.array([float(_grad(y).norm()) for y in keep])
         output = ys.detach()
     else:
 
@@ -345,9 +352,12 @@ def run(ctx: Context) -> dict[str, Any]:
     # Verification: antisymmetric Jacobian at rest, zero bias: (W - W^T - gamma I) / tau.
     torch.manual_seed(ctx.seed)
     anti = build("antisymmetric", hidden["antisymmetric"])
+    assert isinstance(anti, rnnode.ODERNN)
+    field = anti.layers[0]
+    assert field.bias_ih is not None and field.bias_hh is not None
     with torch.no_grad():
-        anti.layers[0].bias_ih.zero_()
-        anti.layers[0].bias_hh.zero_()
+        field.bias_ih.zero_()
+        field.bias_hh.zero_()
     gamma, tau = OPTIONS["antisymmetric"][0]["gamma"], OPTIONS["antisymmetric"][1]
     lam = (
         eigenvalues(anti, torch.zeros(1, hidden["antisymmetric"]), torch.zeros(1)).detach().numpy()

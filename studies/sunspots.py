@@ -226,6 +226,7 @@ def _baseline(
             "aic": criteria,
             "ar_coefficients": coefficients,
         }
+    assert task.normalization is not None  # the forecasting tasks are normalised
     offset, scale = task.normalization
     raw = co2_series()
     split = len(raw) - len(task.y_test)
@@ -237,6 +238,7 @@ def _baseline(
 def _score(ctx: Context, series: str, cfg: dict, seeds: list[int]) -> dict[str, Any]:
     task = task_of(series)
     target = task.y_test[:, 0].numpy()
+    assert task.normalization is not None  # the forecasting tasks are normalised
     offset, scale = task.normalization
     forecasts = {"persistence": persistence(task.x_test)}
     forecasts["baseline"], about = _baseline(series, task, cfg)

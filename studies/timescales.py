@@ -77,7 +77,7 @@ Figures: ``timescale_hierarchy`` (every per-layer measure, trained and untrained
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -214,7 +214,10 @@ def settings(quick: bool) -> dict[str, Any]:
     return settings_for(quick, FULL, QUICK)
 
 
-def _check_choice(name: str, value: object, choices) -> str:
+_V = TypeVar("_V")
+
+
+def _check_choice(name: str, value: _V, choices) -> _V:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {tuple(choices)}, got {value!r}")
     return value
@@ -326,6 +329,7 @@ def single_layer(rnn: rnnode.ODERNN, layer: int) -> rnnode.ODERNN:
     """Layer ``layer`` of ``rnn`` (the same field, not a copy) as a one-layer stack whose input
     is the layer below's state (the task input for layer 0)."""
     field = rnn.layers[layer]
+    assert rnn.cell is not None  # a stack of one built-in cell
     with torch.random.fork_rng():  # the throw-away initial weights draw nothing from the seed
         one = rnnode.ODERNN(field.input_size, rnn.hidden_size, 1, cell=rnn.cell)
     one.layers[0] = field
@@ -424,7 +428,7 @@ def analyse(rnn: rnnode.ODERNN, x: torch.Tensor, cfg: dict[str, Any], seed: int)
         out["unit_median_edge"].append(bool(unit_edges.mean() >= 0.5) if units.size else True)
         out["integrated"].append(integrated_response(curves["perturbation"]))
         out["integrated_edge"].append(out["perturbation_edge"][-1])
-        gains = trajectory_gain(
+        measured = trajectory_gain(
             layer,
             source,
             omegas,
@@ -433,7 +437,7 @@ def analyse(rnn: rnnode.ODERNN, x: torch.Tensor, cfg: dict[str, Any], seed: int)
             directions=cfg["probe_directions"],
             seed=seed + 100 + l,
         )
-        gains = np.array([float(f"{g:.{DIGITS}g}") for g in gains.tolist()])
+        gains = np.array([float(f"{g:.{DIGITS}g}") for g in measured.tolist()])
         out["gain"].append(gains)
         out["band_centre"].append(float(band_centre(omegas, gains)[0]))
         top = int(np.argmax(gains))
@@ -463,14 +467,14 @@ def train_point(point: dict[str, Any]) -> dict[str, Any]:
     task, held = hmm_task(cfg, seed, task_name)
     rnn = make_stack(cfg["layers"], cfg["hidden"], seed, point["init"])
     model = readout_model(rnn, point["readout"])
-    analysis_x, _ = rnnode.training.two_level_chain(
+    chain_x, _ = rnnode.training.two_level_chain(
         cfg["analysis_sequences"],
         cfg["analysis_length"],
         np.random.default_rng([seed, 12]),
         **TASKS[task_name],
         noise=NOISE,
     )
-    analysis_x = torch.as_tensor(analysis_x.T[..., None].copy())
+    analysis_x = torch.as_tensor(chain_x.T[..., None].copy())
     target = QUALIFY * r_squared(held["valid_optimum"], task.y_test.numpy())
     with one_thread():
         untrained = analyse(rnn, analysis_x, cfg, seed)

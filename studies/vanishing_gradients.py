@@ -283,7 +283,9 @@ def relative_change(before: Sequence[torch.Tensor], after: Sequence[torch.Tensor
 def _layer_states(rnn: rnnode.ODERNN, x: torch.Tensor) -> torch.Tensor:
     """Every layer's state at the last sample, (layers, batch, H), for x (batch, T, in)."""
     with torch.no_grad():
-        return rnn.solve(x.transpose(0, 1)).h_n.detach()
+        h_n = rnn.solve(x.transpose(0, 1)).h_n
+    assert isinstance(h_n, torch.Tensor)  # one-part cells
+    return h_n.detach()
 
 
 def _layer_probes(rnn: rnnode.ODERNN, task: rnnode.training.Task) -> list[np.ndarray]:

@@ -148,8 +148,8 @@ def _input_weighted_penalty(
     terms = []
     for layer, w in enumerate(input_weights):
         if not isinstance(w, torch.Tensor) or tuple(w.shape) != expected:
-            got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
-            raise ValueError(f"input_weights[{layer}]: expected shape {expected}, got {got}")
+            shape = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            raise ValueError(f"input_weights[{layer}]: expected shape {expected}, got {shape}")
         w = w.detach().abs()
         total = w.sum(dim=(1, 2), keepdim=True)
         if not bool(torch.isfinite(total).all()) or bool((total == 0).any()):

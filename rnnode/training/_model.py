@@ -136,9 +136,11 @@ class SequenceModel(_Readout):
             extra = sum(
                 w * task_loss(aux[layer], y, self.kind) for layer, w in self.aux_weights.items()
             )
+            assert isinstance(extra, torch.Tensor)  # aux holds a prediction per weighted layer
             total = total + extra
             parts["auxiliary"] = float(extra.detach())
         if self.gate_weight:
+            assert solution.gates is not None  # run solves with return_gates here
             penalty = gate_coupling_penalty(solution.gates, self.gate_weight)
             total = total + penalty
             parts["gate_penalty"] = float(penalty.detach())

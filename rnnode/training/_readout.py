@@ -52,7 +52,8 @@ class _Readout(nn.Module):
         self.rnn = rnn
         self.kind = kind
         self.per_step = per_step
-        self.solve_options = dict(solve_options or {})
+        # Any: ``rnn.solve`` checks each option when called.
+        self.solve_options: dict[str, Any] = dict(solve_options or {})
         # The statistics of the last ``_solve`` (filled in further by its backward).
         self._last_stats: dict[tuple[int, int], SolverStats] = {}
 

@@ -279,15 +279,15 @@ def flip_flop_task(
     last = np.maximum.accumulate(np.where(pulse, steps, -1), axis=1)
     held = np.take_along_axis(x, np.maximum(last, 0), axis=1)
     y = np.where(last >= 0, held, 0.0)
-    x = torch.as_tensor(x, dtype=_dtype(dtype))
-    y = torch.as_tensor(y, dtype=_dtype(dtype))
+    inputs = torch.as_tensor(x, dtype=_dtype(dtype))
+    targets = torch.as_tensor(y, dtype=_dtype(dtype))
     return Task(
         "flip_flop",
         "regression",
-        x[:num_train],
-        y[:num_train],
-        x[num_train:],
-        y[num_train:],
+        inputs[:num_train],
+        targets[:num_train],
+        inputs[num_train:],
+        targets[num_train:],
         output_size=bits,
         per_step=True,
     )

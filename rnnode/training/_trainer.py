@@ -38,6 +38,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -50,6 +51,13 @@ from ._losses import task_metrics
 from ._tasks import Task
 
 __all__ = ["OPTIMIZERS", "NonFiniteLossError", "Trainer", "train"]
+
+
+@runtime_checkable
+class _HasLoss(Protocol):
+    """What the trainer calls besides ``nn.Module``'s members: ``loss(x, y)``."""
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
 def _progress_bar(show: bool, total: int, initial: int):
@@ -127,7 +135,7 @@ class Trainer:
         clip_grad = check_positive("clip_grad", clip_grad, allow_none=True)
         checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=0)
         progress = check_bool("progress", progress)
-        if not hasattr(model, "loss"):
+        if not isinstance(model, _HasLoss):  # hasattr(model, "loss")
             raise ValueError(
                 f"model: expected a module with loss(x, y), got {type(model).__name__}"
             )
@@ -433,11 +441,11 @@ def _solver_stats(model: nn.Module) -> list | None:
 def _non_finite(model: nn.Module, *, grad: bool = False) -> str | None:
     """The names of the parameters (or, with ``grad``, their gradients) holding a NaN or an
     infinity, or None when all are finite: one host synchronisation."""
-    named = [
-        (name, p.grad if grad else p.detach())
-        for name, p in model.named_parameters()
-        if not grad or p.grad is not None
-    ]
+    named = []
+    for name, p in model.named_parameters():
+        value = p.grad if grad else p.detach()
+        if value is not None:
+            named.append((name, value))
     if not named:
         return None
     finite = torch.stack([torch.isfinite(t).all() for _, t in named]).tolist()
