@@ -28,7 +28,10 @@ def reset_torch(gallery_conf: dict, fname: str) -> None:
 
 def unmanaged_figures(block: Any, block_vars: dict, gallery_conf: dict) -> str:
     """Save every ``Figure`` that a global name of the example holds, that pyplot does not
-    manage and that no earlier block saved; return the reST that shows them.
+    manage and that no earlier block saved; return the reST that shows them. It must run
+    before the matplotlib scraper (``image_scrapers``' order), which closes pyplot's figures.
+
+    A figure is found when a global name holds it at the end of its block (``fig = ...``).
 
     Arguments:
         block, block_vars, gallery_conf: sphinx-gallery's scraper arguments
@@ -48,11 +51,13 @@ def unmanaged_figures(block: Any, block_vars: dict, gallery_conf: dict) -> str:
     saved = _saved[source]
     images = []
     for value in list(block_vars["example_globals"].values()):
-        if not isinstance(value, Figure) or value.canvas.manager is not None:
-            continue  # not a figure, or one pyplot manages (the matplotlib scraper's)
-        if any(value is figure for figure in saved):
+        if not isinstance(value, Figure) or any(value is figure for figure in saved):
             continue
         saved.append(value)
+        if value.canvas.manager is not None:
+            # pyplot's: the matplotlib scraper, which runs after this one, saves and closes it
+            # (closed, it has no manager: remembered here, it is not taken in a later block)
+            continue
         path = PurePosixPath(next(block_vars["image_path_iterator"]))
         value.savefig(path)
         images.append(path)

@@ -143,6 +143,9 @@ def test_the_gallery_scrapes_unmanaged_figures(tmp_path: Path):
         assert "image_0.png" in rst
         assert not (tmp_path / "image_1.png").exists()  # the pyplot figure is not taken
         assert unmanaged_figures(None, block_vars, conf) == ""  # saved once
+        plt.close(managed)  # as the matplotlib scraper does after the block
+        assert managed.canvas.manager is None  # closed, it looks unmanaged ...
+        assert unmanaged_figures(None, block_vars, conf) == ""  # ... but is not taken
         namespace["fig"] = Figure()  # a new figure in a later block
         assert "image_1.png" in unmanaged_figures(None, block_vars, conf)
     finally:
