@@ -4,14 +4,18 @@ Every public name of ``rnnode``, ``rnnode.fields``, ``rnnode.training``, ``rnnod
 ``rnnode.studies`` gets an entry: the groups below order them by topic, and a name that no group
 lists (one added after this file was written) still appears, under "More". An object exported by
 several namespaces (the field classes are in ``rnnode`` and ``rnnode.fields``) is documented once,
-in the first namespace whose groups list it, and linked from the others. ``public_names`` and
-``api_pages`` are what ``tests/test_docs.py`` checks.
+in the first namespace whose groups list it, and linked from the others. The modules of
+``rnnode.analysis`` export a few names that the namespace does not (``meanfield.lyapunov_exponent``,
+type aliases, constants): they are documented on its page under "Only in their modules", by their
+full module path. ``public_names``, ``module_only_names`` and ``api_pages`` are what
+``tests/test_docs.py`` checks.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from pathlib import Path
 
 # (module, title, [(section title, [names])]); names absent from the module are skipped, so a
@@ -197,6 +201,16 @@ CONSTANTS = {
     "TASK_KINDS": "The kinds of task (what the loss compares).",
     "STEP_POLYNOMIALS": "The stability polynomial R(z) of one step of each fixed-step method: "
     "coefficients of z^0, z^1, ... (the step is stable where abs(R(dt lambda)) < 1).",
+    "PARAMETERS": "The names of the depth model's parameters, in ``accuracy_model``'s order "
+    "(the keys of ``fit_accuracy_model``'s result).",
+    "KINDS": "The kinds of system the gain routes accept: a discrete map or a continuous field.",
+    "MAX_SYMBOLIC_STATES": "The most states the symbolic routes take by default (sympy's "
+    "simplification grows steeply with the number of states).",
+    "MatrixLike": "A matrix given as nested sequences, a numpy array, a torch tensor or a sympy "
+    "Matrix.",
+    "Parametrize": "The map of a stability map's two parameters (p, q) to the model's parameters "
+    "and the constant input: ``(params, p, q) -> (params, x)``, as "
+    "``scale_recurrent_and_input``.",
 }
 
 
@@ -209,8 +223,26 @@ def public_names(module_name: str) -> list[str]:
     return [n for n in names if not inspect.ismodule(getattr(module, n))]
 
 
+def module_only_names(module_name: str) -> list[tuple[str, str]]:
+    """(module, name) for each name in the ``__all__`` of a module that ``module_name``
+    exports (``rnnode.analysis.meanfield``) and that ``module_name`` itself does not export."""
+    module = importlib.import_module(module_name)
+    names = set(public_names(module_name))
+    submodules = sorted(
+        n for n in getattr(module, "__all__", []) if inspect.ismodule(getattr(module, n))
+    )
+    found = []
+    for sub in submodules:
+        for name in getattr(getattr(module, sub), "__all__", []):
+            if name not in names:
+                found.append((f"{module_name}.{sub}", name))
+    return found
+
+
 def _directive(module_name: str, name: str, obj: object) -> str:
     target = f"{module_name}.{name}"
+    if typing.get_origin(obj) is not None:  # a type alias (MatrixLike, Parametrize)
+        return f".. py:data:: {target}\n   :value: {obj!r}\n\n   {CONSTANTS.get(name, '')}\n"
     if inspect.isclass(obj):
         if issubclass(obj, BaseException):
             return f".. autoexception:: {target}\n"
@@ -277,6 +309,21 @@ def api_pages() -> dict[str, str]:
                 entries.append(_directive(module_name, name, obj))
             if entries:
                 lines += [section, "-" * len(section), "", *entries]
+        only = [
+            _directive(sub, name, getattr(importlib.import_module(sub), name))
+            for sub, name in module_only_names(module_name)
+        ]
+        if only:
+            section = "Only in their modules"
+            lines += [
+                section,
+                "-" * len(section),
+                "",
+                f"Exported by a module of ``{module_name}`` but not by ``{module_name}`` itself: "
+                "import them from the module.",
+                "",
+                *only,
+            ]
         if elsewhere:
             lines += [
                 "Also exported here",

@@ -45,7 +45,7 @@ print(f"test mean squared error: {test_mse:.4f}")
 # Bridge it and search for fixed points
 # -------------------------------------
 # The bridged model reproduces the GRU exactly (Euler, step 1, held input). The discrete map's
-# fixed points at zero input are the minima of q(h) = |step(h) - h|^2 / 2; the search starts
+# fixed points at zero input are the minima of ``q(h) = |step(h) - h|^2 / 2``; the search starts
 # from 256 states the network visits on test sequences.
 
 model = rnnode.from_torch(gru.double())

@@ -4,7 +4,7 @@ Gradient flow through depth and time
 
 A loss on the last output of a stack sends its gradient back through time (within each layer)
 and through depth (down the layers). :func:`rnnode.analysis.gradient_norms` measures
-||dLoss/dh_t^l|| for every layer l and sample time t from one backward pass, and
+``||dLoss/dh_t^l||`` for every layer l and sample time t from one backward pass, and
 :func:`rnnode.analysis.depth_singular_values` the singular values of the Jacobian products
 dh^l/dh^1 through depth. This example compares a plain 6-layer tanh stack with the same stack
 whose layers also read the layer two below (``skips=(1, 2)``): the skips open more paths down

@@ -57,7 +57,7 @@ plt.show()
 # The eigenvalues at one grid point against the regions
 # -----------------------------------------------------
 # At p = 1 and q = 0 the scaled eigenvalues dt * lambda of the Jacobian at the fixed point,
-# with the boundary of each method's region {z : |R(z)| <= 1}: a step is stable where every
+# with the boundary of each method's region ``{z : |R(z)| <= 1}``: a step is stable where every
 # point lies inside.
 
 i, j = np.argmin(np.abs(p - 1.0)), np.argmin(np.abs(q))

@@ -20,6 +20,7 @@ import torch
 import rnnode
 from rnnode.analysis import frequency_response, linear_gain, measure_gain, plot_gain, stack_gain
 
+torch.manual_seed(0)  # the weights are set by hand below; seeded all the same
 torch.set_default_dtype(torch.float64)
 
 # %%
