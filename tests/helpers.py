@@ -1,6 +1,16 @@
-"""Independent references for the tests: numpy vector fields and scipy solutions."""
+"""Independent references for the tests: numpy vector fields and scipy solutions; and the runner
+of the Markdown pages' ``python`` blocks (README.md, docs/)."""
 
 from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +121,102 @@ def assert_seed_verification(claim: dict, samples) -> None:
     samples = np.asarray(samples, dtype=np.float64)
     assert claim["kind"] == "verification" and "verdict" not in claim
     assert claim["value"] == pytest.approx(samples.mean(), rel=1e-12, abs=1e-15)
+
+
+#: A fenced ``python`` block, with the optional marker ``<!-- not executed: REASON -->`` on the
+#: line before its fence: the one way to keep a block that needs something unavailable out of
+#: :func:`run_python_blocks` (a block that is not Python at all takes another fence language).
+_PYTHON_BLOCK = re.compile(
+    r"^(?:<!-- not executed: (?P<reason>\S[^\n]*?) -->\n)?```python\n(?P<code>.*?)^```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """One fenced ``python`` block of a Markdown page."""
+
+    number: int  #: 1-based, among the page's python blocks
+    line: int  #: the 1-based line of the page on which the code starts (after the fence)
+    code: str
+    not_executed: str | None  #: the reason given by a ``<!-- not executed: ... -->`` marker
+
+
+def python_blocks(path: Path) -> list[CodeBlock]:
+    """The fenced ``python`` blocks of a Markdown file, in order."""
+    text = path.read_text()
+    return [
+        CodeBlock(
+            number=i + 1,
+            line=text.count("\n", 0, match.start("code")) + 1,
+            code=match.group("code"),
+            not_executed=match.group("reason"),
+        )
+        for i, match in enumerate(_PYTHON_BLOCK.finditer(text))
+    ]
+
+
+#: The child process: executes (filename, label, source) triples in one namespace, in order, and
+#: on the first exception prints the label and the traceback to stderr and exits 1.
+_RUNNER = """
+import json, sys, traceback
+namespace = {"__name__": "__main__"}
+for filename, label, source in json.load(sys.stdin):
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+    except BaseException:
+        print(f"{label} failed:", file=sys.stderr)
+        traceback.print_exc()
+        sys.exit(1)
+"""
+
+
+@dataclass(frozen=True)
+class BlocksRun:
+    """What :func:`run_python_blocks` saw: the child's exit status, output and CPU seconds."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    cpu_s: float
+    executed: int  #: the number of blocks sent (all but the ``not executed`` ones)
+
+
+def run_python_blocks(path: Path, cwd: Path, *, name: str | None = None, timeout: float = 600):
+    """Execute the ``python`` blocks of the Markdown page ``path`` in order, in one fresh
+    namespace, in a fresh interpreter (torch's defaults, not the test session's float64) whose
+    working directory is ``cwd`` (files the blocks write land there), with ``MPLBACKEND=Agg``
+    (and ``OMP_NUM_THREADS=1`` unless set).
+
+    Each block is compiled with the page's path as its file name and its code at the page's own
+    line numbers, so a traceback points at the page's line; a failure names the page (``name``,
+    default ``path``'s name) and the block's number. Blocks preceded by
+    ``<!-- not executed: REASON -->`` are skipped. Returns a :class:`BlocksRun`; the CPU time is
+    the child's user + system time.
+    """
+    name = name or path.name
+    triples = [
+        (
+            str(path),
+            f"{name}, python block {b.number} (line {b.line})",
+            "\n" * (b.line - 1) + b.code,
+        )
+        for b in python_blocks(path)
+        if b.not_executed is None
+    ]
+    # One intra-op thread unless the caller says otherwise: the snippets' tensors are small, and
+    # on a busy machine torch's spinning worker threads cost up to 100 times the CPU of the work.
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER],
+        input=json.dumps(triples),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return BlocksRun(done.returncode, done.stdout, done.stderr, cpu, len(triples))

@@ -1,6 +1,8 @@
 """The README's Python examples run: every fenced ``python`` block of README.md is executed, in
-order, in one namespace (as a reader pastes them). studies/README.md's blocks are templates of a
-study module (relative imports, ``...`` bodies): they are compiled, so their syntax cannot rot.
+order, in one namespace in a fresh interpreter, as a reader pastes them (the runner,
+``helpers.run_python_blocks``, also runs the docs pages: tests/test_docs_snippets.py).
+studies/README.md's blocks are templates of a study module (relative imports, ``...`` bodies):
+they are compiled, so their syntax cannot rot.
 
 The README stays short (at most 200 lines: the material lives in the docs pages), its relative
 links point to files that exist, its first code block holds the two set-up commands that
@@ -12,9 +14,9 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import python_blocks, run_python_blocks
 
 ROOT = Path(__file__).parents[1]
-_FENCE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 #: Markdown links and images, ``[text](target)`` and ``![alt](target)``.
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 #: The two set-up commands: the README's first code block, which .ci/run and the docs rely on.
@@ -25,31 +27,21 @@ COMMANDS = (
 )
 
 
-def python_blocks(path: Path) -> list[str]:
-    """The fenced ``python`` blocks of a Markdown file, in order."""
-    return _FENCE.findall(path.read_text())
-
-
 def test_the_readme_has_examples():
     assert python_blocks(ROOT / "README.md"), "README.md lost its Python example"
 
 
-@pytest.mark.slow  # subprocesses or long solves: seconds
-def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    monkeypatch.chdir(tmp_path)  # an example that writes files writes them here
-    namespace: dict = {"__name__": "__readme__"}
-    for i, block in enumerate(python_blocks(ROOT / "README.md")):
-        exec(compile(block, f"README.md, python block {i + 1}", "exec"), namespace)
+@pytest.mark.slow  # a subprocess: seconds
+def test_readme_python_blocks_run(tmp_path: Path):
+    run = run_python_blocks(ROOT / "README.md", tmp_path)  # files it writes land in tmp_path
+    assert run.returncode == 0, f"README.md: a python block failed\n{run.stderr}"
 
 
 def test_study_templates_compile():
     blocks = python_blocks(ROOT / "studies" / "README.md")
     assert blocks
-    for i, block in enumerate(blocks):
-        compile(block, f"studies/README.md, python block {i + 1}", "exec")
+    for block in blocks:
+        compile(block.code, f"studies/README.md, python block {block.number}", "exec")
 
 
 def test_readme_is_short():
