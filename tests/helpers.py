@@ -182,7 +182,9 @@ class BlocksRun:
     executed: int  #: the number of blocks sent (all but the ``not executed`` ones)
 
 
-def run_python_blocks(path: Path, cwd: Path, *, name: str | None = None, timeout: float = 600):
+def run_python_blocks(
+    path: Path, cwd: Path, *, name: str | None = None, timeout: float = 600
+) -> BlocksRun:
     """Execute the ``python`` blocks of the Markdown page ``path`` in order, in one fresh
     namespace, in a fresh interpreter (torch's defaults, not the test session's float64) whose
     working directory is ``cwd`` (files the blocks write land there), with ``MPLBACKEND=Agg``
