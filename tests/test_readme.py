@@ -97,3 +97,23 @@ def test_no_docs_page_is_a_stub():
     assert (ROOT / "docs" / "guide" / "model.md") in pages
     stubs = [p.relative_to(ROOT).as_posix() for p in pages if re.search(r"\bTODO\b", p.read_text())]
     assert not stubs, f"docs pages still marked TODO: {stubs}"
+
+
+def test_every_markdown_table_row_has_its_headers_cell_count():
+    """A bare ``|`` inside a cell (``|x - y|`` written for an absolute value) splits the cell and
+    shifts the rest of the row: every row of every table has as many unescaped ``|`` as its
+    header."""
+    pipe = re.compile(r"(?<!\\)\|")
+    broken = []
+    for page in [ROOT / "README.md", ROOT / "studies" / "README.md", *docs_pages()]:
+        header = None
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if not line.startswith("|"):
+                header = None
+                continue
+            cells = len(pipe.findall(line))
+            if header is None:
+                header = cells
+            elif cells != header:
+                broken.append(f"{page.relative_to(ROOT).as_posix()}:{number}")
+    assert not broken, f"table rows with a bare | in a cell: {broken}"
