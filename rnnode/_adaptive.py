@@ -63,7 +63,7 @@ class AdaptiveRungeKutta:
 
     def start(self, t0: torch.Tensor) -> None:
         self.t = t0.to(self.time_dtype)
-        self.t_value = float(self.t)
+        self.t_value = float(self.t.detach())
         self.f = self.func(self.t, self.y)
         self.dt = self.controller.initial_step(self.func, self.t, self.y, self.f)
 

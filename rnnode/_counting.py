@@ -112,8 +112,9 @@ class _Counted(nn.Module):
             raise tally.on_budget(t, y, tally.last_dt)
         # An adaptive solver fed a non-finite state would shrink its step to underflow first.
         if self.check_finite and not bool(torch.isfinite(y.detach()).all()):
+            near = float(torch.as_tensor(t).detach())
             raise DivergenceError(
-                f"the state became non-finite near t = {float(t):.6g}: the dynamics diverge"
+                f"the state became non-finite near t = {near:.6g}: the dynamics diverge"
             )
         return self.func(t, y)
 

@@ -229,7 +229,7 @@ def check_times(
         bad = torch.nonzero(steps <= 0)[0].tolist()
         k, where = bad[0], "" if t.dim() == 1 else f" in sequence {bad[1]}"
         at = (k,) if t.dim() == 1 else (k, bad[1])
-        later, earlier = float(t[(k + 1, *at[1:])]), float(t[at])
+        later, earlier = float(t[(k + 1, *at[1:])].detach()), float(t[at].detach())
         cast = f" (after the cast from {original} to {dtype})" if original != dtype else ""
         raise ValueError(
             f"{name}: expected strictly increasing times{cast}, got t[{k + 1}] = "

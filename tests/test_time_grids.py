@@ -146,6 +146,10 @@ def test_batch_first_times_and_a_step_size_taken_from_the_widest_interval():
             lambda m: m(torch.randn(T, B, 2), t=_times().flip(0)),
             r"strictly increasing times, got t\[1\] = .* in sequence 0",
         ),
+        (  # times that require grad are read detached: no torch warning
+            lambda m: m(torch.randn(T, B, 2), t=_times().flip(0).requires_grad_(True)),
+            r"strictly increasing times, got t\[1\] = .* in sequence 0",
+        ),
     ],
 )
 def test_bad_per_sequence_times_name_the_problem(call, message):
