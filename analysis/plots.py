@@ -2,7 +2,9 @@
 gradient heat maps, depth.
 
 Every function builds a ``matplotlib.figure.Figure`` directly (no pyplot state, no display), so
-it works headless; save it with ``fig.savefig(path)``. Conventions, so that a figure can be
+it works headless and is freed with its last reference; save it with ``fig.savefig(path)``. To
+show one in a window, hand it to pyplot first: ``plt.figure(fig); plt.show()`` (matplotlib >=
+3.11); ``plt.show()`` alone does not see it. Conventions, so that a figure can be
 trusted and printed: constrained layout (nothing clipped when saved), a title that says what is
 shown, curves labelled by what they are ("measured (sine probe)", "linearised"), labelled colour
 bars with round limits and ticks, diverging colour maps centred on the stability boundary (0 for

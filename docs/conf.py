@@ -78,10 +78,10 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "matplotlib_animations": False,
-    # The Figures that rnnode.analysis's plot functions return (no pyplot: the matplotlib
-    # scraper cannot see them; docs/_gallery.py), then pyplot's. In this order: the matplotlib
-    # scraper closes pyplot's figures, after which they look unmanaged.
-    "image_scrapers": ("_gallery.unmanaged_figures", "matplotlib"),
+    # A check that every Figure of rnnode.analysis's plot functions is handed to pyplot
+    # (plt.figure(fig)) and so shown (docs/_gallery.py), then pyplot's scraper, which saves
+    # them. In this order: the matplotlib scraper closes the figures it saves.
+    "image_scrapers": ("_gallery.unshown_figures", "matplotlib"),
     "write_computation_times": True,
     "abort_on_example_error": True,
     "reset_modules": ("matplotlib", "_gallery.reset_torch"),

@@ -70,6 +70,7 @@ print(f"sine probes against the linearisation: relative gain difference {gain_er
 # lags further behind and passes less of the high frequencies.
 
 fig = plot_bode([response, measured], units=[(0, 0), (1, 0), (2, 0)])
+plt.figure(fig)  # hand rnnode's Figure to pyplot (matplotlib >= 3.11), which shows it
 plt.show()
 
 # %%
@@ -85,4 +86,5 @@ layers = [
     torch.linalg.eigvals(system.A[6 * l : 6 * (l + 1), 6 * l : 6 * (l + 1)]) for l in range(3)
 ]
 fig = plot_eigenvalues(layers, kind="discrete")
+plt.figure(fig)
 plt.show()

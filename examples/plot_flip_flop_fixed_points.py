@@ -79,4 +79,5 @@ print(corners.int())
 
 trajectories = solution.states[-1, 0, 1:].transpose(0, 1)  # (batch, T, hidden): top layer
 fig = plot_fixed_points(found, trajectories, title="GRU on the 3-bit flip-flop")
+plt.figure(fig)  # hand rnnode's Figure to pyplot (matplotlib >= 3.11), which shows it
 plt.show()

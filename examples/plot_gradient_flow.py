@@ -47,6 +47,7 @@ for skips in [(1,), (1, 2)]:
 norms = {skips: gradient_norms(model, x, last_output_loss) for skips, model in models.items()}
 fig = plot_gradient_norms(norms[(1,)])
 fig.axes[0].set_title("Plain stack: log10 ||dLoss/dh_t^l||")
+plt.figure(fig)  # hand rnnode's Figure to pyplot (matplotlib >= 3.11), which shows it
 plt.show()
 
 # %%
@@ -54,6 +55,7 @@ plt.show()
 
 fig = plot_gradient_norms(norms[(1, 2)])
 fig.axes[0].set_title("Skips (1, 2): log10 ||dLoss/dh_t^l||")
+plt.figure(fig)
 plt.show()
 
 for skips, n in norms.items():

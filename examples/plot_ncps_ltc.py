@@ -136,6 +136,7 @@ fig = plot_fixed_points(
     trajectories,
     title="LTC on the sine task: fixed points at four held inputs",
 )
+plt.figure(fig)  # hand rnnode's Figure to pyplot (matplotlib >= 3.11), which shows it
 plt.show()
 
 # %%
@@ -156,4 +157,5 @@ fig = plot_eigenvalues(
     eigen, kind="continuous", dt=1.0, labels=[f"input at {a} degrees" for a in angles]
 )
 fig.axes[0].set_title("Jacobian eigenvalues of the LTC at its fixed points")
+plt.figure(fig)
 plt.show()

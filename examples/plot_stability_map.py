@@ -42,6 +42,7 @@ for name, smap in [("Euler", euler), ("RK4", rk4)]:
 # ---------------------------------------------
 
 fig = plot_stability_map(euler, p_label="recurrent weight scale p", q_label="input level q")
+plt.figure(fig)  # hand rnnode's Figure to pyplot (matplotlib >= 3.11), which shows it
 plt.show()
 
 # %%
@@ -51,6 +52,7 @@ plt.show()
 fig = plot_stability_map(
     rk4, p_label="recurrent weight scale p", q_label="input level q", panels=("spectral_radius",)
 )
+plt.figure(fig)
 plt.show()
 
 # %%
@@ -63,4 +65,5 @@ plt.show()
 i, j = np.argmin(np.abs(p - 1.0)), np.argmin(np.abs(q))
 layers = eigenvalues(model, euler.fixed_points[i, j], torch.zeros(2))
 fig = plot_eigenvalues(layers, kind="continuous", dt=1.0, methods=("euler", "rk4"))
+plt.figure(fig)
 plt.show()

@@ -71,4 +71,5 @@ fig = plot_gain(
     labels=["layer 1 (a = 0.8)", "layer 2 (a = -0.5)"],
     theory_source="sympy formula",
 )
+plt.figure(fig)  # hand rnnode's Figure to pyplot (matplotlib >= 3.11), which shows it
 plt.show()

@@ -112,9 +112,10 @@ def test_the_gallery_is_in_the_index():
     assert re.search(r"^\s+api/index\s*$", index, re.MULTILINE)
 
 
-def test_the_gallery_scrapes_unmanaged_figures(tmp_path: Path):
-    """rnnode.analysis's plots are Figures pyplot never sees: the scraper saves each once, after
-    the block that made it, and leaves pyplot's figures to the matplotlib scraper."""
+def test_the_gallery_fails_on_a_figure_the_example_does_not_show():
+    """rnnode.analysis's plots are Figures pyplot does not manage until ``plt.figure(fig)``: a
+    block that leaves one unshown fails the build, naming the global; shown ones (and pyplot's,
+    after the matplotlib scraper closes them) pass."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,33 +124,24 @@ def test_the_gallery_scrapes_unmanaged_figures(tmp_path: Path):
 
     sys.path.insert(0, str(DOCS))
     try:
-        from _gallery import unmanaged_figures
+        from _gallery import unshown_figures
     finally:
         sys.path.remove(str(DOCS))
-    paths = iter(tmp_path / f"image_{i}.png" for i in range(10))
-    figure = Figure()
-    figure.subplots().plot([0, 1])
-    managed = plt.figure()
-    namespace = {"fig": figure, "other": 3, "managed": managed}
-    block_vars = {
-        "example_globals": namespace,
-        "image_path_iterator": paths,
-        "src_file": str(tmp_path / "plot_a.py"),
-    }
-    conf = {"src_dir": str(tmp_path)}
+    shown, managed = Figure(), plt.figure()
+    plt.figure(shown)  # handed to pyplot, as the examples do (matplotlib >= 3.11)
+    namespace = {"fig": shown, "other": 3, "managed": managed}
+    block_vars = {"example_globals": namespace, "src_file": "plot_a.py"}
     try:
-        rst = unmanaged_figures(None, block_vars, conf)
-        assert (tmp_path / "image_0.png").exists()
-        assert "image_0.png" in rst
-        assert not (tmp_path / "image_1.png").exists()  # the pyplot figure is not taken
-        assert unmanaged_figures(None, block_vars, conf) == ""  # saved once
-        plt.close(managed)  # as the matplotlib scraper does after the block
-        assert managed.canvas.manager is None  # closed, it looks unmanaged ...
-        assert unmanaged_figures(None, block_vars, conf) == ""  # ... but is not taken
-        namespace["fig"] = Figure()  # a new figure in a later block
-        assert "image_1.png" in unmanaged_figures(None, block_vars, conf)
-    finally:
+        assert unshown_figures(None, block_vars, {}) == ""
+        plt.close(shown)  # as the matplotlib scraper does after the block
         plt.close(managed)
+        assert shown.canvas.manager is None  # closed, it looks unmanaged ...
+        assert unshown_figures(None, block_vars, {}) == ""  # ... but was shown
+        namespace["late"] = Figure()  # a new figure in a later block, never handed over
+        with pytest.raises(RuntimeError, match=r"plot_a\.py: the Figure in 'late' .*plt\.figure"):
+            unshown_figures(None, block_vars, {})
+    finally:
+        plt.close("all")
 
 
 # --- the API reference -------------------------------------------------------------------------
@@ -271,7 +263,9 @@ def test_sphinx_builds_the_docs_without_warnings(tmp_path: Path):
     for path in EXAMPLES:
         page = out / "auto_examples" / f"{path.stem}.html"
         assert page.exists(), page
-        # at least one figure on every example's page (the scrapers found it)
-        assert re.search(rf"sphx_glr_{path.stem}_\d+\.png", page.read_text()), (
-            f"{path.name}: its page shows no figure"
+        # one figure per plt.show() (each shows the figure its block drew): none is lost
+        shown = set(re.findall(rf"sphx_glr_{path.stem}_\d+\.png", page.read_text()))
+        assert len(shown) == path.read_text().count("plt.show()"), (
+            f"{path.name}: its page shows {len(shown)} figures, its plt.show() calls "
+            f"{path.read_text().count('plt.show()')}"
         )
