@@ -30,6 +30,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
 
 
+def builtin_studies() -> dict[str, types.ModuleType]:
+    """The studies rnnode ships, ``{name: module}`` (the registry's own discovery)."""
+    from rnnode.studies._registry import builtin
+
+    return builtin()
+
+
 def tiny_run(ctx: studies.Context) -> dict:
     """A study in miniature: random numbers from every generator, a figure, two claims."""
     draws = {"torch": torch.randn(3), "numpy": np.random.standard_normal(2), "seed": ctx.seed}
@@ -204,7 +211,7 @@ SEED_CORE_SECONDS = {
     "chaos": 80,
     "depth_tradeoff": 43,
     "fixed_points_study": 55,  # 10 seeds: 555 s of CPU
-    "gate_coupling": 7 * 276,  # 7 trainings of about 4.6 core-minutes
+    "gate_coupling": 7 * 90,  # 7 trainings of about 1.5 core-minutes (the full run)
     "irregular_sampling": 80,
     "liquid_networks": 33,  # 10 seeds: 332 s of CPU
     "memory_capacity": 5,
@@ -233,6 +240,57 @@ def test_a_full_run_whose_seed_costs_under_two_core_minutes_uses_twenty_seeds():
         seeds = module.settings(False)["seeds"]
         wanted = 20 if SEED_CORE_SECONDS[name] < 120 else 10
         assert seeds >= wanted, f"{name}: {seeds} seeds, one costs {SEED_CORE_SECONDS[name]} s"
+
+
+#: The settings that size a run: a quick setting is never larger in any of them that is a count
+#: (continuous_limit's "steps" are step sizes per method: its own file tests them).
+SIZE_SETTINGS = ("hidden_size", "num_layers", "steps", "seeds")
+
+
+@pytest.mark.parametrize("name", sorted(builtin_studies()))
+def test_every_quick_setting_has_the_full_keys_and_is_no_larger(name):
+    study = builtin_studies()[name]
+    quick, full = study.settings(True), study.settings(False)
+    assert set(quick) == set(full), f"{name}: {sorted(set(quick) ^ set(full))}"
+    for key in SIZE_SETTINGS:
+        if isinstance(full.get(key), int):
+            assert quick[key] <= full[key], f"{name}: quick {key} {quick[key]} > {full[key]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(builtin_studies()))
+def test_every_quick_run_writes_its_files_and_claims_with_their_evidence(study_run, name):
+    """Every built-in study's quick run, through the real runner: the files a run writes, every
+    figure as PNG and PDF, each claim's evidence and verdict (``check_claims``), every
+    verification holding (code checks and theorems, not findings) and every seed counted. What
+    each study's numbers mean is tested in its own file."""
+    from rnnode.studies._claims import check_claims
+
+    folder, metrics = study_run(name)
+    assert studies.read_json(folder / "metrics.json") == metrics
+    for file in ("config.json", "report.html"):
+        assert (folder / file).is_file(), file
+    figures = list(folder.glob("*.png"))
+    assert figures, f"{name}: no figure"
+    for png in figures:
+        assert png.with_suffix(".pdf").is_file(), png.name
+    claims = metrics["claims"]
+    assert claims, f"{name}: no claims"
+    check_claims(claims)
+    for claim_name, claim in claims.items():
+        if claim["kind"] == "verification":
+            assert claim["holds"], f"{name}: {claim_name}: {claim['statement']}"
+    # Every seed of the quick setting ran: each sweep folder holds a whole number of points per
+    # seed, and every finding over seeds counts them all (a deterministic fit, such as a
+    # baseline's, is one "seed" over its test items).
+    seeds = builtin_studies()[name].settings(True).get("seeds")
+    if seeds is not None:
+        for sweep in (d for d in folder.iterdir() if d.is_dir()):
+            points = len(list(sweep.glob("*.json")))
+            assert points and points % seeds == 0, f"{name}: {sweep.name}: {points} points"
+        for claim_name, claim in claims.items():
+            if "over seeds" in claim.get("test", ""):
+                assert claim["seeds"] == seeds, f"{name}: {claim_name}: {claim['seeds']} seeds"
 
 
 def _studies_readme() -> tuple[list[str], dict[str, str]]:
