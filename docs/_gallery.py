@@ -57,6 +57,6 @@ def unshown_figures(block: Any, block_vars: dict, gallery_conf: dict) -> str:
         if value.canvas.manager is None:
             raise RuntimeError(
                 f"{source}: the Figure in {name!r} is not handed to pyplot, so plt.show() "
-                "does not show it: call plt.figure(" + name + ") before plt.show()"
+                f"does not show it: call plt.figure({name}) before plt.show()"
             )
     return ""
