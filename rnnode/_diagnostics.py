@@ -158,6 +158,7 @@ def check_fixed_stability(func, method, times, counts, step_size):
 def box_error(func, trajectory, times, method, step_size) -> DivergenceError:
     """The error of a fixed-step trajectory outside the box its field's exact flow keeps
     (``func.box_excess``), naming the first sample time where it is out."""
+    times = times.detach()
     excess = func.box_excess(trajectory)
     # The first sample time whose state is out of the box (the error path: host reads are fine).
     k = next(
@@ -179,6 +180,7 @@ def box_error(func, trajectory, times, method, step_size) -> DivergenceError:
 def check_fixed_budget(method, step_size, counts, budget, user_set, times):
     total = sum(counts)
     if total > budget:
+        times = times.detach()
         raise ValueError(
             f"step_size: {step_size} makes {total} {method} steps over "
             f"[{float(times[0]):.6g}, {float(times[-1]):.6g}], more than "
@@ -210,6 +212,7 @@ def nonfinite_error(func, y0, times, trajectory, method, counts) -> DivergenceEr
     """The error of a trajectory with a non-finite state; ``counts``: the fixed steps per sample
     interval (None for an adaptive method). A fixed step beyond the stability limit of the
     field's fastest rate at the start is called stiff, anything else diverging."""
+    times = times.detach()
     finite = torch.isfinite(trajectory.detach()).flatten(1).all(dim=1)
     k = int(torch.nonzero(~finite)[0])
     where = (
@@ -218,8 +221,8 @@ def nonfinite_error(func, y0, times, trajectory, method, counts) -> DivergenceEr
     )
     if counts is not None and method in STABILITY_LIMIT:
         widths = times[1:] - times[:-1]
-        h = max(float(w) / c for w, c in zip(widths.detach().tolist(), counts, strict=True))
-        rate = _dominant_rate(func, times[0].detach(), y0.detach())
+        h = max(float(w) / c for w, c in zip(widths.tolist(), counts, strict=True))
+        rate = _dominant_rate(func, times[0], y0.detach())
         limit = STABILITY_LIMIT[method]
         if rate < 0 and h * -rate > limit:
             return DivergenceError(

@@ -157,6 +157,45 @@ def test_bad_per_sequence_times_name_the_problem(call, message):
         call(rnnode.ODERNN(2, 3))
 
 
+def _fast_tanh_stack():
+    """W_hh = -5 I: the field's rate is far beyond an Euler step of 1 at tau = 0.55."""
+    model = rnnode.ODERNN(1, 3, tau=0.55).double()
+    with torch.no_grad():
+        model.field(0).weight_hh.copy_(-5.0 * torch.eye(3, dtype=torch.float64))
+    return model, torch.randn(T, 1, dtype=torch.float64)
+
+
+def _exploding_relu_stack():
+    """relu with W_hh = 10 I grows tenfold a step: float64 overflows after about 300 steps."""
+    model = rnnode.ODERNN(1, 3, nonlinearity="relu", bias=False).double()
+    with torch.no_grad():
+        model.field(0).weight_hh.copy_(10.0 * torch.eye(3, dtype=torch.float64))
+    return model, torch.ones(400, 1, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("make", "kw", "error", "message"),
+    [
+        (
+            lambda: (rnnode.ODERNN(1, 3).double(), torch.randn(T, 1, dtype=torch.float64)),
+            {"method": "euler", "step_size": 1e-6},
+            ValueError,
+            r"step_size: 1e-06 makes .* euler steps over \[0, 4\]",
+        ),
+        (_fast_tanh_stack, {}, rnnode.DivergenceError, "left the bounded set .* by t = "),
+        (_exploding_relu_stack, {}, rnnode.DivergenceError, r"non-finite between t = \d"),
+    ],
+    ids=["step_budget", "bounded_set", "non_finite"],
+)
+def test_error_messages_read_times_that_require_grad_detached(make, kw, error, message):
+    """The messages name times; read from times that require grad they are read detached: no
+    torch warning (pytest's configuration turns that warning into an error)."""
+    model, x = make()
+    t = torch.arange(x.shape[0] + 1.0, dtype=torch.float64).requires_grad_(True)
+    with pytest.raises(error, match=message):
+        model(x, t=t, **kw)
+
+
 # -- the causal interpolation ----------------------------------------------------------------
 
 
