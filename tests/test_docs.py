@@ -265,7 +265,7 @@ def test_sphinx_builds_the_docs_without_warnings(tmp_path: Path):
         assert page.exists(), page
         # one figure per plt.show() (each shows the figure its block drew): none is lost
         shown = set(re.findall(rf"sphx_glr_{path.stem}_\d+\.png", page.read_text()))
-        assert len(shown) == path.read_text().count("plt.show()"), (
-            f"{path.name}: its page shows {len(shown)} figures, its plt.show() calls "
-            f"{path.read_text().count('plt.show()')}"
+        shows = path.read_text().count("plt.show()")
+        assert len(shown) == shows, (
+            f"{path.name}: its page shows {len(shown)} figures, its plt.show() calls {shows}"
         )

@@ -25,16 +25,10 @@ from matplotlib.figure import Figure
 
 import rnnode.studies as studies
 from rnnode.studies import cli, run_study
+from rnnode.studies._registry import builtin
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO = Path(__file__).resolve().parents[1]
-
-
-def builtin_studies() -> dict[str, types.ModuleType]:
-    """The studies rnnode ships, ``{name: module}`` (the registry's own discovery)."""
-    from rnnode.studies._registry import builtin
-
-    return builtin()
 
 
 def tiny_run(ctx: studies.Context) -> dict:
@@ -169,8 +163,6 @@ def test_every_study_has_its_test_file_whose_quick_run_tests_are_marked_slow():
     """tests/test_study_NAME.py for every built-in study; a test that reads a quick run (the
     ``study_run`` fixture, directly or through a fixture of its file) is marked slow, so that
     ``pytest -m "not slow"`` stays a short loop."""
-    from rnnode.studies._registry import builtin
-
     names = set(builtin())
     files = {p.stem.removeprefix("test_study_") for p in (REPO / "tests").glob("test_study_*.py")}
     assert names == files
@@ -191,8 +183,6 @@ def test_every_full_run_with_findings_uses_at_least_ten_seeds():
     """Issue 19: a study whose run records findings (``ctx.finding...``) runs at least 10 seeds in
     its full setting; the quick setting is not evidence and may use fewer."""
     import inspect
-
-    from rnnode.studies._registry import builtin
 
     for name, module in builtin().items():
         source = inspect.getsource(module)
@@ -231,8 +221,6 @@ def test_a_full_run_whose_seed_costs_under_two_core_minutes_uses_twenty_seeds():
     above; a new study with findings must be added to them)."""
     import inspect
 
-    from rnnode.studies._registry import builtin
-
     for name, module in builtin().items():
         if "ctx.finding" not in inspect.getsource(module):
             continue
@@ -247,9 +235,9 @@ def test_a_full_run_whose_seed_costs_under_two_core_minutes_uses_twenty_seeds():
 SIZE_SETTINGS = ("hidden_size", "num_layers", "steps", "seeds")
 
 
-@pytest.mark.parametrize("name", sorted(builtin_studies()))
+@pytest.mark.parametrize("name", sorted(builtin()))
 def test_every_quick_setting_has_the_full_keys_and_is_no_larger(name):
-    study = builtin_studies()[name]
+    study = builtin()[name]
     quick, full = study.settings(True), study.settings(False)
     assert set(quick) == set(full), f"{name}: {sorted(set(quick) ^ set(full))}"
     for key in SIZE_SETTINGS:
@@ -258,7 +246,7 @@ def test_every_quick_setting_has_the_full_keys_and_is_no_larger(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(builtin_studies()))
+@pytest.mark.parametrize("name", sorted(builtin()))
 def test_every_quick_run_writes_its_files_and_claims_with_their_evidence(study_run, name):
     """Every built-in study's quick run, through the real runner: the files a run writes, every
     figure as PNG and PDF, each claim's evidence and verdict (``check_claims``), every
@@ -283,7 +271,7 @@ def test_every_quick_run_writes_its_files_and_claims_with_their_evidence(study_r
     # Every seed of the quick setting ran: each sweep folder holds a whole number of points per
     # seed, and every finding over seeds counts them all (a deterministic fit, such as a
     # baseline's, is one "seed" over its test items).
-    seeds = builtin_studies()[name].settings(True).get("seeds")
+    seeds = builtin()[name].settings(True).get("seeds")
     if seeds is not None:
         for sweep in (d for d in folder.iterdir() if d.is_dir()):
             points = len(list(sweep.glob("*.json")))
@@ -309,8 +297,6 @@ def _studies_readme() -> tuple[list[str], dict[str, str]]:
 def test_studies_readme_rows_are_short_and_link_to_their_own_section():
     """Issue 19: one row per study, at most 300 characters, ending with a link to the study's
     own section, which exists."""
-    from rnnode.studies._registry import builtin
-
     rows, sections = _studies_readme()
     names = [re.match(r"\| `(\w+)`", row).group(1) for row in rows]
     assert sorted(names) == sorted(builtin()), "one row per built-in study"
